@@ -1,0 +1,29 @@
+"""Deployment settings, read once per container from the function's environment (see template.yaml)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _csv(value: str | None) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (value or "").split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    bucket: str
+    table: str
+    event_bus: str
+    allowed_namespaces: tuple[str, ...]
+    allowed_clusters: tuple[str, ...]
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            bucket=os.environ.get("EVIDENCE_BUCKET", ""),
+            table=os.environ.get("DRILL_TABLE", ""),
+            event_bus=os.environ.get("EVENT_BUS_NAME", "default"),
+            allowed_namespaces=_csv(os.environ.get("ALLOWED_NAMESPACES")),
+            allowed_clusters=_csv(os.environ.get("ALLOWED_CLUSTERS")),
+        )

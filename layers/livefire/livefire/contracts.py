@@ -1,0 +1,189 @@
+"""The contracts between the states of the drill workflow, and the raw probe sample.
+
+Every Lambda handler parses its event into one of the ``*Request`` models and returns a model dumped with
+``to_state()``. Payloads stay small: samples, snapshots and reports travel as S3 keys, never inline.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from livefire.spec import ClusterRef, FaultKind, Pattern, Vantage
+
+Outcome = Literal["COMPLETED", "NOT_STEADY", "ERROR", "ABORTED"]
+Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE", "NOT_STEADY", "ERROR", "ABORTED"]
+Window = Literal["baseline", "drill"]
+FaultStatus = Literal["PENDING", "INJECTED", "RESTORED", "CONFLICT", "FAILED", "SKIPPED"]
+
+
+class Contract(BaseModel):
+    """Base of the state payloads: camelCase on the wire, unknown keys from the state machine ignored."""
+
+    model_config = ConfigDict(extra="ignore", alias_generator=to_camel, populate_by_name=True)
+
+    def to_state(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class PlannedFault(Contract):
+    fault_id: str
+    kind: FaultKind
+    region: str
+    cluster: ClusterRef
+    namespace: str
+    object_kind: Literal["VirtualService", "DestinationRule", "Deployment"]
+    object_name: str
+    lease_key: str
+
+
+class ProbeTarget(Contract):
+    """One endpoint probed during the drill: the entrypoint or a region's own DR endpoint."""
+
+    name: str
+    url: str
+    region: str | None = None
+    role: str
+
+
+class Plan(Contract):
+    drill_id: str
+    execution_arn: str
+    service: str
+    pattern: Pattern
+    mode: Literal["live", "dry-run"]
+    spec_key: str
+    spec_digest: str
+    evidence_prefix: str
+    started_at_ms: int
+    vantages: list[Vantage]
+    targets: list[ProbeTarget]
+    faults: list[PlannedFault]
+    baseline_seconds: float
+    observe_seconds: float
+    lead_wait_seconds: int
+    fault_wait_seconds: int
+
+
+class PlanRequest(Contract):
+    drill_id: str
+    execution_arn: str
+    execution_input: dict[str, Any]
+
+
+class ProbeRequest(Contract):
+    plan: Plan
+    vantage: Vantage
+    window: Window
+
+
+class TargetSummary(Contract):
+    target: str
+    sent: int
+    succeeded: int
+    failed: int
+
+
+class ProbeSummary(Contract):
+    vantage: str
+    window: Window
+    started_at_ms: int
+    ended_at_ms: int
+    sample_keys: list[str]
+    targets: list[TargetSummary]
+
+
+class SteadyRequest(Contract):
+    plan: Plan
+    baseline: list[ProbeSummary]
+
+
+class SteadyResult(Contract):
+    steady: bool
+    reason: str
+
+
+class FaultState(Contract):
+    fault_id: str
+    status: FaultStatus
+    injected_at_ms: int | None = None
+    restored_at_ms: int | None = None
+    snapshot_key: str | None = None
+    detail: str | None = None
+
+
+class InjectRequest(Contract):
+    plan: Plan
+
+
+class InjectResult(Contract):
+    faults: list[FaultState]
+
+
+class RollbackRequest(Contract):
+    plan: Plan
+    emergency: bool = False
+
+
+class RollbackResult(Contract):
+    faults: list[FaultState]
+
+
+class AssessRequest(Contract):
+    plan: Plan
+    observations: list[ProbeSummary]
+
+
+class AssessSummary(Contract):
+    verdict: Verdict
+    rto_seconds: float | None
+    assessment_key: str
+    findings: int
+    failed_findings: int
+
+
+class ErrorInfo(Contract):
+    error: str = "Unknown"
+    cause: str = ""
+
+
+class EvidenceRequest(Contract):
+    plan: Plan
+    outcome: Outcome
+    assessment: AssessSummary | None = None
+    error: ErrorInfo | None = None
+
+
+class EvidenceResult(Contract):
+    drill_id: str
+    verdict: Verdict
+    rto_seconds: float | None
+    manifest_key: str
+    manifest_digest: str
+    report_key: str
+
+
+class Sample(BaseModel):
+    """One probe, as written (one JSON object per line) to the gzipped sample chunks in S3.
+
+    Times are UTC epoch milliseconds (floats, sub-millisecond precision): when the probe was scheduled,
+    when it was really sent, and when its answer (or error) ended.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: str
+    vantage: str
+    seq: int
+    scheduled_ms: float
+    sent_ms: float
+    ended_ms: float
+    ok: bool
+    status: int | None = None
+    error: str | None = None
+    latency_ms: float
+    served_by: str | None = None
+    version: str | None = None
+    burst: bool = False

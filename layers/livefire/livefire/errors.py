@@ -1,0 +1,41 @@
+"""Named errors. The state machine catches them by class name (the Lambda `errorType`)."""
+
+
+class LivefireError(Exception):
+    """Base class of every error livefire raises on purpose."""
+
+
+class InvalidDrillSpec(LivefireError):
+    """The drill spec is malformed; the message names the field path and the problem."""
+
+
+class GuardrailViolation(LivefireError):
+    """The spec targets a cluster or namespace outside the allowed blast radius."""
+
+
+class DrillInProgress(LivefireError):
+    """Another drill holds the lease on the same target."""
+
+
+class GuardrailBreached(LivefireError):
+    """A stop condition fired while the fault was live; the drill must roll back at once."""
+
+
+class MeshAccessError(LivefireError):
+    """The Kubernetes API of a cluster could not be reached or refused the request."""
+
+
+class FaultConflict(LivefireError):
+    """The object changed under us (409/422 on a precondition) and could not be reconciled."""
+
+
+class FaultInjectionFailed(LivefireError):
+    """A fault could not be applied; whatever was applied is rolled back by the catch path."""
+
+
+class RollbackFailed(LivefireError):
+    """A fault could not be restored, or the restored object does not equal its snapshot."""
+
+
+class EvidenceError(LivefireError):
+    """Evidence could not be written or does not verify."""

@@ -1,0 +1,306 @@
+"""The drill spec: the user's interface, validated strictly.
+
+Unknown keys are errors, every error names its field path (`fault.abort.percent`), and durations are
+strings such as ``250ms``, ``30s`` or ``2m``. ``parse_spec`` is the single entry point; it raises
+``InvalidDrillSpec`` with one line per problem and never lets another exception escape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from livefire.errors import InvalidDrillSpec
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_SLUG = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+
+
+def parse_duration(value: Any) -> float:
+    """Turn ``250ms`` / ``30s`` / ``2m`` / ``1h`` (or a number of seconds) into seconds."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration like 250ms, 30s or 2m")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(f"must be a non-negative duration like 250ms, 30s or 2m (got {value!r})")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError(f"must be a duration like 250ms, 30s or 2m (got {type(value).__name__})")
+    if seconds < 0:
+        raise ValueError(f"must not be negative (got {value!r})")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    if seconds == 0:
+        return "0s"
+    if seconds < 1 or not float(seconds).is_integer():
+        return f"{round(seconds * 1000)}ms"
+    return f"{int(seconds)}s"
+
+
+def _positive(seconds: float) -> float:
+    if seconds <= 0:
+        raise ValueError("must be greater than zero")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration)]
+PositiveDuration = Annotated[
+    float, BeforeValidator(lambda v: _positive(parse_duration(v))), PlainSerializer(format_duration)
+]
+Percent = Annotated[float, Field(ge=0, le=100)]
+Slug = Annotated[str, Field(pattern=_SLUG)]
+
+Pattern = Literal["active-active", "active-passive", "canary", "blue-green"]
+FaultKind = Literal["http-abort", "http-delay", "traffic-shift", "scale-to-zero", "circuit-break"]
+RegionRole = Literal["primary", "standby", "active"]
+
+
+class SpecModel(BaseModel):
+    """Base of every spec section: camelCase keys, unknown keys rejected, immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
+    )
+
+
+class Metadata(SpecModel):
+    name: Slug
+    service: Slug
+    owner: str | None = None
+    description: str | None = None
+
+
+class ClusterRef(SpecModel):
+    """How to reach a cluster's Kubernetes API: exactly one of eks, kubeconfig or sandbox."""
+
+    eks: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    sandbox: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_access_mode(self) -> ClusterRef:
+        modes = [m for m in ("eks", "kubeconfig", "sandbox") if getattr(self, m)]
+        if len(modes) != 1:
+            raise ValueError("give exactly one of eks, kubeconfig or sandbox")
+        if self.context and not self.kubeconfig:
+            raise ValueError("context is only valid with kubeconfig")
+        return self
+
+    @property
+    def key(self) -> str:
+        """A stable name for the cluster, used in leases, records and logs."""
+        if self.eks:
+            return f"eks:{self.eks}"
+        if self.sandbox:
+            return f"sandbox:{self.sandbox}"
+        return f"kubeconfig:{self.context or 'current'}"
+
+
+class Region(SpecModel):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    role: RegionRole
+    cluster: ClusterRef | None = None
+    endpoint: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")]
+
+
+class ServedBy(SpecModel):
+    """How a response names the region (and version) that served it."""
+
+    header: str | None = "x-served-region"
+    version_header: str | None = "x-version"
+    json_field: str | None = None
+
+
+class FaultTarget(SpecModel):
+    namespace: Slug
+    virtual_service: str | None = None
+    destination_rule: str | None = None
+    deployment: str | None = None
+    route: str | None = Field(default=None, description="match only the http route with this name")
+
+
+class AbortFault(SpecModel):
+    http_status: Annotated[int, Field(ge=200, le=599)] = 503
+    percent: Percent = 100.0
+
+
+class DelayFault(SpecModel):
+    fixed_delay: PositiveDuration
+    percent: Percent = 100.0
+
+
+class Fault(SpecModel):
+    kind: FaultKind
+    region: str
+    target: FaultTarget
+    abort: AbortFault | None = None
+    delay: DelayFault | None = None
+
+    @model_validator(mode="after")
+    def _payload_matches_kind(self) -> Fault:
+        if self.kind == "http-abort":
+            if self.abort is None:
+                raise ValueError("kind http-abort needs an abort section")
+            if not self.target.virtual_service:
+                raise ValueError("kind http-abort needs target.virtualService")
+        if self.kind == "http-delay":
+            if self.delay is None:
+                raise ValueError("kind http-delay needs a delay section")
+            if not self.target.virtual_service:
+                raise ValueError("kind http-delay needs target.virtualService")
+        if self.abort is not None and self.kind != "http-abort":
+            raise ValueError(f"abort is only valid with kind http-abort, not {self.kind}")
+        if self.delay is not None and self.kind != "http-delay":
+            raise ValueError(f"delay is only valid with kind http-delay, not {self.kind}")
+        return self
+
+
+class Phases(SpecModel):
+    baseline: PositiveDuration = 5.0
+    lead: Duration = 5.0
+    fault: PositiveDuration
+    recovery: PositiveDuration
+
+
+class Expect(SpecModel):
+    status: Annotated[list[Annotated[int, Field(ge=100, le=599)]], Field(min_length=1)] = [200]
+    body_contains: str | None = None
+
+
+class Probes(SpecModel):
+    interval: PositiveDuration = 0.25
+    timeout: PositiveDuration = 2.0
+    expect: Expect = Expect()
+    fresh_connections: bool = True
+    burst_interval: PositiveDuration = 0.01
+    sustain: PositiveDuration = Field(default=1.0, description="how long success must hold to count")
+
+    @model_validator(mode="after")
+    def _burst_not_slower_than_base(self) -> Probes:
+        if self.burst_interval > self.interval:
+            raise ValueError("burstInterval must not be longer than interval")
+        return self
+
+
+class Objectives(SpecModel):
+    rto: PositiveDuration | None = None
+    failback_rto: PositiveDuration | None = None
+    availability: Percent | None = None
+    p99_latency: PositiveDuration | None = None
+
+
+class AbortIf(SpecModel):
+    error_rate_over: Percent
+    for_: PositiveDuration = Field(alias="for")
+
+
+class Guardrails(SpecModel):
+    allowed_namespaces: Annotated[list[Slug], Field(min_length=1)]
+    allowed_clusters: list[str] = []
+    abort_if: AbortIf | None = None
+    alarms: list[str] = []
+
+
+class Vantage(SpecModel):
+    name: Slug
+    region: str
+    function_arn: str | None = None
+
+
+class DrillSpec(SpecModel):
+    api_version: Literal["livefire/v1"]
+    kind: Literal["Drill"]
+    metadata: Metadata
+    pattern: Pattern
+    mode: Literal["live", "dry-run"] = "live"
+    regions: Annotated[list[Region], Field(min_length=1)]
+    entrypoint: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")]
+    served_by: ServedBy = ServedBy()
+    fault: Fault
+    phases: Phases
+    probes: Probes = Probes()
+    objectives: Objectives = Objectives()
+    guardrails: Guardrails
+    vantages: list[Vantage] = []
+
+    @field_validator("regions")
+    @classmethod
+    def _unique_region_names(cls, regions: list[Region]) -> list[Region]:
+        names = [r.name for r in regions]
+        if len(names) != len(set(names)):
+            raise ValueError("region names must be unique")
+        return regions
+
+    @model_validator(mode="after")
+    def _fault_stays_inside_the_spec(self) -> DrillSpec:
+        region = self.region(self.fault.region)
+        if region is None:
+            raise ValueError(f"fault.region {self.fault.region!r} is not one of the spec's regions")
+        if region.cluster is None:
+            raise ValueError(f"fault.region {self.fault.region!r} has no cluster to inject into")
+        if self.fault.target.namespace not in self.guardrails.allowed_namespaces:
+            raise ValueError(
+                f"fault.target.namespace {self.fault.target.namespace!r} is not in "
+                "guardrails.allowedNamespaces"
+            )
+        if self.pattern == "active-passive" and not any(r.role == "standby" for r in self.regions):
+            raise ValueError("pattern active-passive needs a region with role standby")
+        return self
+
+    def region(self, name: str) -> Region | None:
+        return next((r for r in self.regions if r.name == name), None)
+
+    @property
+    def observe_seconds(self) -> float:
+        return self.phases.lead + self.phases.fault + self.phases.recovery
+
+    def to_document(self) -> dict[str, Any]:
+        """The normalized spec as the user would write it (camelCase keys, duration strings)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def digest(self) -> str:
+        canonical = json.dumps(self.to_document(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _describe(error: Any) -> str:
+    path = ".".join(str(part) for part in error["loc"]) or "(spec)"
+    message = str(error["msg"])
+    if error["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+    return f"{path}: {message}"
+
+
+def parse_spec(document: Any) -> DrillSpec:
+    """Validate a spec document (already parsed from YAML/JSON); raise InvalidDrillSpec on any problem."""
+    if not isinstance(document, dict):
+        raise InvalidDrillSpec(f"(spec): must be a mapping, got {type(document).__name__}")
+    try:
+        return DrillSpec.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidDrillSpec("; ".join(_describe(e) for e in exc.errors())) from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidDrillSpec(f"(spec): {exc}") from None

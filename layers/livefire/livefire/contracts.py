@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from livefire.spec import ClusterRef, FaultKind, Pattern, Vantage
@@ -96,6 +96,7 @@ class ProbeSummary(Contract):
 
 
 class SteadyRequest(Contract):
+    check: Literal["steady"] = "steady"
     plan: Plan
     baseline: list[ProbeSummary]
 
@@ -132,6 +133,7 @@ class RollbackResult(Contract):
 
 
 class AssessRequest(Contract):
+    check: Literal["recovery"] = "recovery"
     plan: Plan
     observations: list[ProbeSummary]
 
@@ -145,8 +147,10 @@ class AssessSummary(Contract):
 
 
 class ErrorInfo(Contract):
-    error: str = "Unknown"
-    cause: str = ""
+    """A Step Functions Catch result (``{"Error", "Cause"}``)."""
+
+    error: str = Field(default="Unknown", validation_alias=AliasChoices("Error", "error"))
+    cause: str = Field(default="", validation_alias=AliasChoices("Cause", "cause"))
 
 
 class EvidenceRequest(Contract):

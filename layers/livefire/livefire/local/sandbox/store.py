@@ -67,6 +67,11 @@ class ClusterStore:
         self._version += 1
         return str(self._version)
 
+    def current_version(self) -> str:
+        """The cluster-wide resourceVersion of the last write (what a LIST reports)."""
+        with self.lock:
+            return str(self._version)
+
     def seed(self, documents: Iterable[dict[str, Any]]) -> None:
         """Create objects from ordinary Istio/Kubernetes YAML documents."""
         for doc in documents:

@@ -1,0 +1,22 @@
+"""Inject: write-ahead fault record, then patch the mesh object with an optimistic-concurrency precondition."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from livefire.chaos import inject_faults
+from livefire.contracts import InjectRequest
+from livefire.runtime import Runtime
+
+logger = Logger()
+runtime = Runtime.from_env()
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = InjectRequest.model_validate(event)
+    logger.append_keys(drill_id=request.plan.drill_id)
+    result = inject_faults(request, runtime)
+    logger.info("faults injected", extra={"faults": [f.to_state() for f in result.faults]})
+    return result.to_state()

@@ -1,0 +1,961 @@
+"""Assessment: turn a drill's raw probe samples into metrics, findings and a verdict (DESIGN §5).
+
+Pure functions over samples the caller has already loaded; no AWS calls. Absolute times are UTC epoch
+milliseconds (as in ``Sample``); recovery durations are seconds. Samples are ordered by send time, so a slow
+answer never reorders the timeline. Where several vantages probe the same target, every headline value is
+the worst vantage's (the largest RTO, the lowest availability), and the per-vantage values are kept beside it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from livefire.contracts import Plan, ProbeTarget, Sample, SteadyResult
+from livefire.spec import DrillSpec, Pattern
+
+Status = Literal["PASS", "FAIL", "INCONCLUSIVE"]
+PhaseName = Literal["baseline", "fault", "recovery"]
+PHASES: tuple[PhaseName, ...] = ("baseline", "fault", "recovery")
+ENTRYPOINT_ROLE = "entrypoint"
+MIN_SAMPLES = 3
+STEADY_AVAILABILITY = 99.0
+
+
+class AssessmentModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Latency(AssessmentModel):
+    """Nearest-rank percentiles of the latency of successful probes."""
+
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+
+
+class TargetStats(AssessmentModel):
+    phase: PhaseName
+    vantage: str
+    target: str
+    sent: int
+    ok: int
+    availability_pct: float | None
+    errors: dict[str, int]
+    latency: Latency
+    served_by: dict[str, int]
+
+
+class PhaseWindow(AssessmentModel):
+    name: PhaseName
+    from_ms: float | None
+    to_ms: float | None
+
+
+class Bracket(AssessmentModel):
+    """The true transition lies between the last bad sample and the first sample of the sustained run."""
+
+    last_failure_ms: float | None
+    last_failure_seq: int | None
+    first_success_ms: float
+    first_success_seq: int
+
+    @property
+    def width_ms(self) -> float | None:
+        return None if self.last_failure_ms is None else self.first_success_ms - self.last_failure_ms
+
+
+class Recovery(AssessmentModel):
+    """Time from a moment (injection or rollback) to the first sustained healthy run, seen by one vantage."""
+
+    vantage: str
+    target: str
+    seconds: float | None
+    bracket: Bracket | None
+    note: str
+
+
+class Detection(AssessmentModel):
+    vantage: str
+    target: str
+    seconds: float | None
+    first_failure_ms: float | None
+    first_failure_seq: int | None
+
+
+class Outage(AssessmentModel):
+    vantage: str
+    target: str
+    duration_ms: float
+    from_ms: float
+    to_ms: float
+    failures: int
+
+
+class ServedSegment(AssessmentModel):
+    vantage: str
+    region: str | None
+    version: str | None
+    from_ms: float
+    to_ms: float
+    samples: int
+
+
+class EvidencePointer(AssessmentModel):
+    target: str | None = None
+    vantage: str | None = None
+    from_ms: float | None = None
+    to_ms: float | None = None
+    seqs: list[int] = []
+    sample_keys: list[str] = []
+
+
+class Finding(AssessmentModel):
+    id: str
+    title: str
+    measured: float | None
+    unit: str
+    threshold: float | None
+    status: Status
+    detail: str
+    evidence: EvidencePointer
+
+
+class Assessment(AssessmentModel):
+    """The source of truth of a drill's outcome, stored as assessment.json."""
+
+    drill_id: str
+    service: str
+    pattern: Pattern
+    fault_region: str
+    entrypoint: str | None
+    faulted_endpoints: list[str]
+    injected_at_ms: float | None
+    restored_at_ms: float | None
+    phases: list[PhaseWindow]
+    stats: list[TargetStats]
+    fault_took_effect: bool
+    detection: list[Detection]
+    detection_seconds: float | None
+    entrypoint_detection_seconds: float | None
+    rto_seconds: float | None
+    rto_bracket: Bracket | None
+    rto_note: str
+    rto_by_vantage: list[Recovery]
+    failback_seconds: float | None
+    failback_bracket: Bracket | None
+    failback_note: str
+    failback_by_vantage: list[Recovery]
+    max_outage_ms: float
+    max_outage: Outage | None
+    served_by_timeline: list[ServedSegment]
+    findings: list[Finding]
+    verdict: Status
+    verdict_reason: str
+    sample_keys: list[str]
+
+    def finding(self, finding_id: str) -> Finding | None:
+        return next((f for f in self.findings if f.id == finding_id), None)
+
+    def stats_for(self, phase: PhaseName, vantage: str, target: str) -> TargetStats | None:
+        return next(
+            (s for s in self.stats if (s.phase, s.vantage, s.target) == (phase, vantage, target)), None
+        )
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile: the smallest value with at least q% of the values at or below it."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _send_order(sample: Sample) -> tuple[float, float, int]:
+    return (sample.sent_ms, sample.scheduled_ms, sample.seq)
+
+
+def _error_class(sample: Sample) -> str:
+    if sample.error:
+        return sample.error
+    if sample.status is not None:
+        return f"http-{sample.status}"
+    return "unknown"
+
+
+def _served_label(sample: Sample) -> str:
+    region = sample.served_by or "unknown"
+    return f"{region}@{sample.version}" if sample.version else region
+
+
+def _availability(samples: Sequence[Sample]) -> float | None:
+    if not samples:
+        return None
+    return 100.0 * sum(1 for s in samples if s.ok) / len(samples)
+
+
+def _stats(phase: PhaseName, vantage: str, target: str, samples: Sequence[Sample]) -> TargetStats:
+    ok = [s for s in samples if s.ok]
+    latencies = [s.latency_ms for s in ok]
+    return TargetStats(
+        phase=phase,
+        vantage=vantage,
+        target=target,
+        sent=len(samples),
+        ok=len(ok),
+        availability_pct=_availability(samples),
+        errors=dict(sorted(Counter(_error_class(s) for s in samples if not s.ok).items())),
+        latency=Latency(
+            p50_ms=percentile(latencies, 50),
+            p95_ms=percentile(latencies, 95),
+            p99_ms=percentile(latencies, 99),
+        ),
+        served_by=dict(sorted(Counter(_served_label(s) for s in ok).items())),
+    )
+
+
+def _first_sustained_run(
+    series: Sequence[Sample],
+    start: int,
+    accept: Callable[[Sample], bool],
+    sustain_ms: float,
+    head: Callable[[Sample], bool] | None = None,
+) -> int | None:
+    """Index of the sample opening the first run of accepted samples that lasts ``sustain_ms`` (send time)."""
+    i = start
+    while i < len(series):
+        if not accept(series[i]) or (head is not None and not head(series[i])):
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(series) and accept(series[j + 1]):
+            j += 1
+            if series[j].sent_ms - series[i].sent_ms >= sustain_ms:
+                return i
+        i = j + 1
+    return None
+
+
+def _group(samples: Iterable[Sample]) -> dict[tuple[str, str], list[Sample]]:
+    """Samples by (vantage, target), each list in send order."""
+    groups: dict[tuple[str, str], list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault((sample.vantage, sample.target), []).append(sample)
+    for series in groups.values():
+        series.sort(key=_send_order)
+    return groups
+
+
+def _entrypoint_target(spec: DrillSpec, plan: Plan) -> ProbeTarget | None:
+    by_role = next((t for t in plan.targets if t.role == ENTRYPOINT_ROLE), None)
+    return by_role or next((t for t in plan.targets if t.url == spec.entrypoint and t.region is None), None)
+
+
+def _seconds(from_ms: float, to_ms: float) -> float:
+    return round((to_ms - from_ms) / 1000.0, 6)
+
+
+# ---------------------------------------------------------------------------------------------- the drill
+
+
+@dataclass
+class _Drill:
+    """What every computation needs: the spec, the timeline and the samples grouped by vantage and target."""
+
+    spec: DrillSpec
+    injected: float | None
+    restored: float | None
+    groups: dict[tuple[str, str], list[Sample]]
+    vantages: list[str]
+    entrypoint: str | None
+    faulted_endpoints: list[str]
+    sample_keys: list[str]
+
+    @property
+    def fault_region(self) -> str:
+        return self.spec.fault.region
+
+    @property
+    def sustain_ms(self) -> float:
+        return self.spec.probes.sustain * 1000.0
+
+    def phase(self, sample: Sample) -> PhaseName:
+        if self.injected is None or sample.sent_ms < self.injected:
+            return "baseline"
+        if self.restored is None or sample.sent_ms < self.restored:
+            return "fault"
+        return "recovery"
+
+    def series(self, vantage: str, target: str | None) -> list[Sample]:
+        return [] if target is None else self.groups.get((vantage, target), [])
+
+    def in_phase(self, vantage: str, target: str | None, *phases: PhaseName) -> list[Sample]:
+        return [s for s in self.series(vantage, target) if self.phase(s) in phases]
+
+    def healthy(self, sample: Sample) -> bool:
+        """A success served by a region the fault does not hit (the faulted region counts once restored)."""
+        return sample.ok and not (self.phase(sample) == "fault" and sample.served_by == self.fault_region)
+
+    def pointer(
+        self,
+        target: str | None,
+        vantage: str | None,
+        from_ms: float | None = None,
+        to_ms: float | None = None,
+        seqs: Iterable[int | None] = (),
+    ) -> EvidencePointer:
+        keys = self.sample_keys
+        if vantage is not None:
+            keys = [k for k in keys if f"samples/{vantage}/" in k]
+        return EvidencePointer(
+            target=target,
+            vantage=vantage,
+            from_ms=from_ms,
+            to_ms=to_ms,
+            seqs=[s for s in seqs if s is not None],
+            sample_keys=keys,
+        )
+
+
+def _phase_windows(drill: _Drill, samples: Sequence[Sample]) -> list[PhaseWindow]:
+    first = min((s.sent_ms for s in samples), default=None)
+    last = max((s.ended_ms for s in samples), default=None)
+    if drill.injected is None:
+        return [PhaseWindow(name="baseline", from_ms=first, to_ms=last)]
+    fault_end = drill.restored if drill.restored is not None else last
+    windows = [
+        PhaseWindow(name="baseline", from_ms=first, to_ms=drill.injected),
+        PhaseWindow(name="fault", from_ms=drill.injected, to_ms=fault_end),
+    ]
+    if drill.restored is not None:
+        windows.append(PhaseWindow(name="recovery", from_ms=drill.restored, to_ms=last))
+    return windows
+
+
+def _all_stats(drill: _Drill) -> list[TargetStats]:
+    stats = []
+    for (vantage, target), series in sorted(drill.groups.items()):
+        for phase in PHASES:
+            in_phase = [s for s in series if drill.phase(s) == phase]
+            if in_phase or phase == "baseline" or drill.injected is not None:
+                stats.append(_stats(phase, vantage, target, in_phase))
+    return stats
+
+
+def _effect_predicate(drill: _Drill, vantage: str, target: str) -> Callable[[Sample], bool]:
+    """A sample that shows the fault: a failure, or for a delay fault an answer slowed by half the delay."""
+    delay = drill.spec.fault.delay
+    if delay is None:
+        return lambda s: not s.ok
+    baseline = percentile([s.latency_ms for s in drill.in_phase(vantage, target, "baseline") if s.ok], 50)
+    threshold = (baseline or 0.0) + delay.fixed_delay * 1000.0 / 2
+    return lambda s: not s.ok or s.latency_ms >= threshold
+
+
+def _detections(drill: _Drill) -> list[Detection]:
+    detections: list[Detection] = []
+    if drill.injected is None:
+        return detections
+    for target in [*drill.faulted_endpoints, *([drill.entrypoint] if drill.entrypoint else [])]:
+        for vantage in drill.vantages:
+            shows = (
+                _effect_predicate(drill, vantage, target)
+                if target in drill.faulted_endpoints
+                else (lambda s: not s.ok)
+            )
+            first = next((s for s in drill.in_phase(vantage, target, "fault") if shows(s)), None)
+            detections.append(
+                Detection(
+                    vantage=vantage,
+                    target=target,
+                    seconds=None if first is None else _seconds(drill.injected, first.sent_ms),
+                    first_failure_ms=None if first is None else first.sent_ms,
+                    first_failure_seq=None if first is None else first.seq,
+                )
+            )
+    return detections
+
+
+def _earliest(detections: Iterable[Detection]) -> Detection | None:
+    seen = [d for d in detections if d.seconds is not None]
+    return min(seen, key=lambda d: d.seconds or 0.0, default=None)
+
+
+def _unrecovered(vantage: str, target: str, note: str) -> Recovery:
+    return Recovery(vantage=vantage, target=target, seconds=None, bracket=None, note=note)
+
+
+def _rto(drill: _Drill, vantage: str) -> Recovery:
+    target = drill.entrypoint or ""
+    series = drill.series(vantage, drill.entrypoint)
+    if drill.injected is None:
+        return _unrecovered(vantage, target, "no fault was injected")
+    fault_indices = [i for i, s in enumerate(series) if drill.phase(s) == "fault"]
+    if not fault_indices:
+        return _unrecovered(vantage, target, "no entrypoint samples during the fault")
+    first_failure = next((i for i in fault_indices if not series[i].ok), None)
+    if first_failure is None:
+        note = "seamless failover: the entrypoint never failed during the fault"
+        by_faulted = sum(1 for i in fault_indices if series[i].served_by == drill.fault_region)
+        if by_faulted:
+            note += f", but the faulted region {drill.fault_region} served {by_faulted} of its probes then"
+        return Recovery(vantage=vantage, target=target, seconds=0.0, bracket=None, note=note)
+    start = _first_sustained_run(series, first_failure + 1, drill.healthy, drill.sustain_ms)
+    if start is None:
+        return _unrecovered(
+            vantage,
+            target,
+            f"never recovered: no {drill.spec.probes.sustain:g} s run of successes served by a healthy "
+            f"region after the first failure (seq {series[first_failure].seq})",
+        )
+    run, last_bad = series[start], series[start - 1]
+    note = f"recovered, served by {run.served_by or 'an unnamed region'}"
+    if drill.restored is not None and run.sent_ms >= drill.restored:
+        note += " only after the rollback"
+    return Recovery(
+        vantage=vantage,
+        target=target,
+        seconds=_seconds(drill.injected, run.sent_ms),
+        bracket=Bracket(
+            last_failure_ms=last_bad.sent_ms,
+            last_failure_seq=last_bad.seq,
+            first_success_ms=run.sent_ms,
+            first_success_seq=run.seq,
+        ),
+        note=note,
+    )
+
+
+def _failback_region(drill: _Drill) -> str:
+    if drill.spec.pattern == "active-passive":
+        primary = next((r.name for r in drill.spec.regions if r.role == "primary"), None)
+        return primary or drill.fault_region
+    return drill.fault_region
+
+
+def _failback(drill: _Drill, vantage: str) -> Recovery:
+    """Rollback → first sustained run served by the primary again (active-passive), or, for the other
+    patterns, first sustained run of successes opened by the faulted region back in service."""
+    target = drill.entrypoint or ""
+    if drill.restored is None:
+        return _unrecovered(vantage, target, "the fault was not restored")
+    series = drill.series(vantage, drill.entrypoint)
+    begin = next((i for i, s in enumerate(series) if s.sent_ms >= drill.restored), None)
+    if begin is None:
+        return _unrecovered(vantage, target, "no entrypoint samples after the rollback")
+    region = _failback_region(drill)
+    if drill.spec.pattern == "active-passive":
+        start = _first_sustained_run(
+            series, begin, lambda s: s.ok and s.served_by == region, drill.sustain_ms
+        )
+    else:
+        start = _first_sustained_run(
+            series, begin, lambda s: s.ok, drill.sustain_ms, head=lambda s: s.served_by == region
+        )
+    if start is None:
+        return _unrecovered(
+            vantage,
+            target,
+            f"{region} never served a sustained {drill.spec.probes.sustain:g} s run after the rollback",
+        )
+    run = series[start]
+    is_bad: Callable[[Sample], bool] = (
+        (lambda s: not (s.ok and s.served_by == region))
+        if drill.spec.pattern == "active-passive"
+        else (lambda s: not s.ok)
+    )
+    last_bad = next((s for s in reversed(series[begin:start]) if is_bad(s)), None)
+    return Recovery(
+        vantage=vantage,
+        target=target,
+        seconds=_seconds(drill.restored, run.sent_ms),
+        bracket=Bracket(
+            last_failure_ms=last_bad.sent_ms if last_bad else drill.restored,
+            last_failure_seq=last_bad.seq if last_bad else None,
+            first_success_ms=run.sent_ms,
+            first_success_seq=run.seq,
+        ),
+        note=f"{region} serving again",
+    )
+
+
+def _worst(recoveries: Sequence[Recovery]) -> Recovery | None:
+    """The vantage that recovered last; a vantage that never recovered is the worst of all."""
+    if not recoveries:
+        return None
+    never = next((r for r in recoveries if r.seconds is None), None)
+    return never or max(recoveries, key=lambda r: r.seconds or 0.0)
+
+
+def _outages(drill: _Drill, vantage: str) -> list[Outage]:
+    """Runs of consecutive failures at the entrypoint: from the first failure's send to the next success's
+    send (or, when none followed, the end of the last failure)."""
+    series = drill.series(vantage, drill.entrypoint)
+    outages: list[Outage] = []
+    i = 0
+    while i < len(series):
+        if series[i].ok:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(series) and not series[j + 1].ok:
+            j += 1
+        end = series[j + 1].sent_ms if j + 1 < len(series) else series[j].ended_ms
+        outages.append(
+            Outage(
+                vantage=vantage,
+                target=drill.entrypoint or "",
+                duration_ms=end - series[i].sent_ms,
+                from_ms=series[i].sent_ms,
+                to_ms=end,
+                failures=j - i + 1,
+            )
+        )
+        i = j + 1
+    return outages
+
+
+def _timeline(drill: _Drill) -> list[ServedSegment]:
+    """Who served the entrypoint, when: per vantage and (region, version), runs of successes with no gap
+    over max(5 probe intervals, sustain), so active-active interleaving stays one segment per region."""
+    gap_ms = max(5 * drill.spec.probes.interval, drill.spec.probes.sustain) * 1000.0
+    segments: list[ServedSegment] = []
+    for vantage in drill.vantages:
+        open_: dict[tuple[str | None, str | None], list[float]] = {}
+        counts: dict[tuple[str | None, str | None], int] = {}
+        for sample in drill.series(vantage, drill.entrypoint):
+            if not sample.ok:
+                continue
+            key = (sample.served_by, sample.version)
+            span = open_.get(key)
+            if span is not None and sample.sent_ms - span[1] > gap_ms:
+                segments.append(_segment(vantage, key, span, counts[key]))
+                span = None
+            if span is None:
+                open_[key], counts[key] = [sample.sent_ms, sample.sent_ms], 0
+            open_[key][1] = sample.sent_ms
+            counts[key] += 1
+        segments.extend(_segment(vantage, key, span, counts[key]) for key, span in open_.items())
+    return sorted(segments, key=lambda g: (g.vantage, g.from_ms, g.region or "", g.version or ""))
+
+
+def _segment(
+    vantage: str, key: tuple[str | None, str | None], span: list[float], count: int
+) -> ServedSegment:
+    return ServedSegment(
+        vantage=vantage, region=key[0], version=key[1], from_ms=span[0], to_ms=span[1], samples=count
+    )
+
+
+# ---------------------------------------------------------------------------------------------- findings
+
+
+def _finding(
+    finding_id: str,
+    title: str,
+    *,
+    measured: float | None,
+    unit: str,
+    threshold: float | None,
+    status: Status,
+    detail: str,
+    evidence: EvidencePointer,
+) -> Finding:
+    return Finding(
+        id=finding_id, title=title, measured=measured, unit=unit, threshold=threshold, status=status,
+        detail=detail, evidence=evidence,
+    )
+
+
+def _fault_effect_finding(drill: _Drill, detections: Sequence[Detection]) -> Finding:
+    title = "The fault took effect"
+    faulted = [d for d in detections if d.target in drill.faulted_endpoints]
+    first = _earliest(faulted)
+    status: Status = "INCONCLUSIVE"
+    if drill.injected is None:
+        detail = "the fault was never injected"
+    elif not drill.faulted_endpoints:
+        detail = f"no probe target is the endpoint of the faulted region {drill.fault_region}"
+    elif first is None:
+        detail = (
+            f"the fault never showed in the probes: the endpoint of {drill.fault_region} did not fail "
+            "during the fault"
+        )
+    else:
+        detail = (
+            f"{first.target} first showed the fault {first.seconds:g} s after injection "
+            f"(vantage {first.vantage}, seq {first.first_failure_seq})"
+        )
+        status = "PASS"
+    return _finding(
+        "faultTookEffect", title, measured=first.seconds if first else None, unit="s", threshold=None,
+        status=status, detail=detail,
+        evidence=drill.pointer(
+            first.target if first else (drill.faulted_endpoints[0] if drill.faulted_endpoints else None),
+            first.vantage if first else None,
+            drill.injected, first.first_failure_ms if first else drill.restored,
+            [first.first_failure_seq] if first else [],
+        ),
+    )
+
+
+def _coverage_finding(drill: _Drill) -> Finding:
+    """Enough samples to judge: per vantage, the entrypoint in the fault and recovery phases and the faulted
+    endpoint in the fault phase."""
+    needs: list[tuple[str, str | None, PhaseName]] = []
+    for vantage in drill.vantages:
+        needs += [(vantage, drill.entrypoint, "fault"), (vantage, drill.entrypoint, "recovery")]
+        needs += [(vantage, target, "fault") for target in drill.faulted_endpoints]
+    counts = [(v, t, p, len(drill.in_phase(v, t, p))) for v, t, p in needs]
+    short = [c for c in counts if c[3] < MIN_SAMPLES]
+    fewest = min((c[3] for c in counts), default=0)
+    status: Status = "INCONCLUSIVE"
+    if drill.entrypoint is None:
+        detail = "the plan has no entrypoint target"
+    elif not drill.vantages:
+        detail = "no samples at all"
+    elif short:
+        detail = "too few samples: " + "; ".join(
+            f"{t} from {v} in the {p} phase: {n} (need {MIN_SAMPLES})" for v, t, p, n in short
+        )
+    else:
+        detail, status = f"at least {fewest} samples per target, vantage and phase judged", "PASS"
+    first_short = short[0] if short else None
+    return _finding(
+        "sampleCoverage", "Enough samples to judge", measured=float(fewest), unit="samples",
+        threshold=float(MIN_SAMPLES), status=status, detail=detail,
+        evidence=drill.pointer(
+            first_short[1] if first_short else drill.entrypoint, first_short[0] if first_short else None
+        ),
+    )
+
+
+def _rto_finding(drill: _Drill, objective: float, worst: Recovery | None) -> Finding:
+    title = f"Recovery time at the entrypoint within {objective:g} s"
+    if worst is None:
+        return _finding(
+            "rto", title, measured=None, unit="s", threshold=objective, status="INCONCLUSIVE",
+            detail="no entrypoint samples", evidence=drill.pointer(drill.entrypoint, None),
+        )
+    bracket = worst.bracket
+    if worst.seconds is None:
+        status: Status = "FAIL"
+        detail = f"no sustained recovery seen from {worst.vantage}: {worst.note}"
+    else:
+        status = "PASS" if worst.seconds <= objective else "FAIL"
+        detail = f"RTO {worst.seconds:g} s from {worst.vantage} ({worst.note})"
+        if bracket is not None and bracket.width_ms is not None:
+            detail += f"; bracket {bracket.width_ms:g} ms"
+    return _finding(
+        "rto", title, measured=worst.seconds, unit="s", threshold=objective, status=status, detail=detail,
+        evidence=drill.pointer(
+            drill.entrypoint, worst.vantage,
+            bracket.last_failure_ms if bracket else drill.injected,
+            bracket.first_success_ms if bracket else None,
+            [bracket.last_failure_seq, bracket.first_success_seq] if bracket else [],
+        ),
+    )
+
+
+def _failback_finding(drill: _Drill, objective: float, worst: Recovery | None) -> Finding:
+    title = f"Failback to {_failback_region(drill)} within {objective:g} s of the rollback"
+    bracket = worst.bracket if worst else None
+    if worst is None or drill.restored is None:
+        status: Status = "INCONCLUSIVE"
+        detail = "the fault was not restored, so there is no failback to time"
+    elif worst.seconds is None:
+        status, detail = "FAIL", f"from {worst.vantage}: {worst.note}"
+    else:
+        status = "PASS" if worst.seconds <= objective else "FAIL"
+        detail = f"failback {worst.seconds:g} s after the rollback from {worst.vantage}"
+    return _finding(
+        "failbackRto", title, measured=worst.seconds if worst else None, unit="s", threshold=objective,
+        status=status, detail=detail,
+        evidence=drill.pointer(
+            drill.entrypoint, worst.vantage if worst else None,
+            bracket.last_failure_ms if bracket else drill.restored,
+            bracket.first_success_ms if bracket else None,
+            [bracket.last_failure_seq, bracket.first_success_seq] if bracket else [],
+        ),
+    )
+
+
+def _availability_finding(drill: _Drill, objective: float) -> Finding:
+    per_vantage = [
+        (v, _availability(drill.in_phase(v, drill.entrypoint, "fault", "recovery"))) for v in drill.vantages
+    ]
+    measured = [(v, a) for v, a in per_vantage if a is not None]
+    title = f"Entrypoint availability during fault and recovery at least {objective:g}%"
+    if drill.injected is None or not measured:
+        return _finding(
+            "availability", title, measured=None, unit="%", threshold=objective, status="INCONCLUSIVE",
+            detail="no entrypoint samples after the injection",
+            evidence=drill.pointer(drill.entrypoint, None),
+        )
+    vantage, worst = min(measured, key=lambda m: m[1])
+    detail = ", ".join(f"{v}: {a:.3f}%" for v, a in measured)
+    return _finding(
+        "availability", title, measured=round(worst, 6), unit="%", threshold=objective,
+        status="PASS" if worst >= objective else "FAIL", detail=detail,
+        evidence=drill.pointer(drill.entrypoint, vantage, drill.injected, None),
+    )
+
+
+def _latency_finding(drill: _Drill, objective_s: float) -> Finding:
+    threshold = objective_s * 1000.0
+    title = f"Entrypoint p99 latency during the fault at most {threshold:g} ms"
+    per_vantage = [
+        (v, percentile([s.latency_ms for s in drill.in_phase(v, drill.entrypoint, "fault") if s.ok], 99))
+        for v in drill.vantages
+    ]
+    measured = [(v, p) for v, p in per_vantage if p is not None]
+    if not measured:
+        return _finding(
+            "p99Latency", title, measured=None, unit="ms", threshold=threshold, status="INCONCLUSIVE",
+            detail="no successful entrypoint probe during the fault",
+            evidence=drill.pointer(drill.entrypoint, None, drill.injected, drill.restored),
+        )
+    vantage, worst = max(measured, key=lambda m: m[1])
+    return _finding(
+        "p99Latency", title, measured=worst, unit="ms", threshold=threshold,
+        status="PASS" if worst <= threshold else "FAIL",
+        detail=", ".join(f"{v}: {p:g} ms" for v, p in measured),
+        evidence=drill.pointer(drill.entrypoint, vantage, drill.injected, drill.restored),
+    )
+
+
+def _standby_finding(drill: _Drill) -> Finding:
+    standby = {r.name for r in drill.spec.regions if r.role == "standby"}
+    title = "Standby served during the fault, and only after failover"
+    during = [
+        s for v in drill.vantages for s in drill.in_phase(v, drill.entrypoint, "fault")
+        if s.ok and s.served_by in standby
+    ]
+    before = [
+        s for v in drill.vantages for s in drill.in_phase(v, drill.entrypoint, "baseline")
+        if s.ok and s.served_by in standby
+    ]
+    fault_samples = sum(len(drill.in_phase(v, drill.entrypoint, "fault")) for v in drill.vantages)
+    first = min(during, key=_send_order, default=None)
+    status: Status
+    if drill.injected is None or fault_samples == 0:
+        status, detail = "INCONCLUSIVE", "no entrypoint samples during the fault"
+    elif before:
+        status = "FAIL"
+        detail = f"the standby served {len(before)} probes before the injection (seq {before[0].seq} first)"
+    elif first is None:
+        status, detail = "FAIL", f"no standby region ({', '.join(sorted(standby))}) served during the fault"
+    else:
+        status = "PASS"
+        detail = f"{first.served_by} served {len(during)} probes during the fault, from seq {first.seq}"
+    return _finding(
+        "standbyServedDuringFault", title, measured=float(len(during)), unit="probes", threshold=None,
+        status=status, detail=detail,
+        evidence=drill.pointer(
+            drill.entrypoint, first.vantage if first else None,
+            first.sent_ms if first else drill.injected, drill.restored, [first.seq] if first else [],
+        ),
+    )
+
+
+def _primary_back_finding(drill: _Drill, worst: Recovery | None) -> Finding:
+    region = _failback_region(drill)
+    title = f"Primary {region} served again after failback"
+    bracket = worst.bracket if worst else None
+    status: Status
+    if drill.restored is None or worst is None:
+        status, detail = "INCONCLUSIVE", "the fault was not restored"
+    elif worst.seconds is None:
+        status, detail = "FAIL", f"from {worst.vantage}: {worst.note}"
+    else:
+        status, detail = "PASS", f"{region} served a sustained run {worst.seconds:g} s after the rollback"
+    return _finding(
+        "primaryServedAfterFailback", title, measured=worst.seconds if worst else None, unit="s",
+        threshold=None, status=status, detail=detail,
+        evidence=drill.pointer(
+            drill.entrypoint, worst.vantage if worst else None, drill.restored,
+            bracket.first_success_ms if bracket else None, [bracket.first_success_seq] if bracket else [],
+        ),
+    )
+
+
+def _kept_serving_finding(drill: _Drill) -> Finding:
+    threshold = drill.spec.objectives.availability
+    threshold = STEADY_AVAILABILITY if threshold is None else threshold
+    title = f"Entrypoint kept serving through the fault (availability at least {threshold:g}%)"
+    per_vantage = [(v, _availability(drill.in_phase(v, drill.entrypoint, "fault"))) for v in drill.vantages]
+    measured = [(v, a) for v, a in per_vantage if a is not None]
+    if drill.injected is None or not measured:
+        return _finding(
+            "entrypointKeptServing", title, measured=None, unit="%", threshold=threshold,
+            status="INCONCLUSIVE", detail="no entrypoint samples during the fault",
+            evidence=drill.pointer(drill.entrypoint, None),
+        )
+
+    def served(phase: PhaseName) -> set[str]:
+        return {
+            s.served_by for v in drill.vantages for s in drill.in_phase(v, drill.entrypoint, phase)
+            if s.ok and s.served_by
+        }
+
+    silent = sorted(served("baseline") - {drill.fault_region} - served("fault"))
+    vantage, worst = min(measured, key=lambda m: m[1])
+    status: Status = "PASS" if worst >= threshold and not silent else "FAIL"
+    detail = ", ".join(f"{v}: {a:.3f}%" for v, a in measured)
+    if silent:
+        detail += f"; surviving regions that stopped serving: {', '.join(silent)}"
+    return _finding(
+        "entrypointKeptServing", title, measured=round(worst, 6), unit="%", threshold=threshold,
+        status=status, detail=detail,
+        evidence=drill.pointer(drill.entrypoint, vantage, drill.injected, drill.restored),
+    )
+
+
+def _verdict(findings: Sequence[Finding]) -> tuple[Status, str]:
+    by_id = {f.id: f for f in findings}
+    for gate in ("faultTookEffect", "sampleCoverage"):
+        if by_id[gate].status != "PASS":
+            return "INCONCLUSIVE", by_id[gate].detail
+    failed = [f.id for f in findings if f.status == "FAIL"]
+    if failed:
+        return "FAIL", "failed: " + ", ".join(failed)
+    open_ = [f.id for f in findings if f.status == "INCONCLUSIVE"]
+    if open_:
+        return "INCONCLUSIVE", "not judged: " + ", ".join(open_)
+    return "PASS", f"all {len(findings)} findings passed"
+
+
+# ---------------------------------------------------------------------------------------------- public API
+
+
+def assess(
+    spec: DrillSpec,
+    plan: Plan,
+    samples: Iterable[Sample],
+    *,
+    injected_at_ms: float | None,
+    restored_at_ms: float | None,
+    sample_keys: Sequence[str],
+) -> Assessment:
+    """Judge a drill: ``injected_at_ms`` is the earliest injection, ``restored_at_ms`` the latest restore."""
+    if injected_at_ms is None and restored_at_ms is not None:
+        raise ValueError("restored_at_ms given without injected_at_ms")
+    if injected_at_ms is not None and restored_at_ms is not None and restored_at_ms < injected_at_ms:
+        raise ValueError("restored_at_ms is before injected_at_ms")
+    all_samples = list(samples)
+    groups = _group(all_samples)
+    entrypoint = _entrypoint_target(spec, plan)
+    seen_vantages = sorted({s.vantage for s in all_samples})
+    drill = _Drill(
+        spec=spec,
+        injected=injected_at_ms,
+        restored=restored_at_ms,
+        groups=groups,
+        vantages=[v.name for v in plan.vantages] or seen_vantages,
+        entrypoint=entrypoint.name if entrypoint else None,
+        faulted_endpoints=[
+            t.name for t in plan.targets if t.region == spec.fault.region and t is not entrypoint
+        ],
+        sample_keys=sorted(sample_keys),
+    )
+    detections = _detections(drill)
+    rtos = [_rto(drill, v) for v in drill.vantages] if drill.entrypoint else []
+    failbacks = [_failback(drill, v) for v in drill.vantages] if drill.entrypoint else []
+    worst_rto, worst_failback = _worst(rtos), _worst(failbacks)
+    outages = [o for v in drill.vantages for o in _outages(drill, v)]
+    longest = max(outages, key=lambda o: o.duration_ms, default=None)
+
+    fault_effect = _fault_effect_finding(drill, detections)
+    findings = [fault_effect, _coverage_finding(drill)]
+    objectives = spec.objectives
+    if objectives.rto is not None:
+        findings.append(_rto_finding(drill, objectives.rto, worst_rto))
+    if objectives.failback_rto is not None:
+        findings.append(_failback_finding(drill, objectives.failback_rto, worst_failback))
+    if objectives.availability is not None:
+        findings.append(_availability_finding(drill, objectives.availability))
+    if objectives.p99_latency is not None:
+        findings.append(_latency_finding(drill, objectives.p99_latency))
+    if spec.pattern == "active-passive":
+        findings += [_standby_finding(drill), _primary_back_finding(drill, worst_failback)]
+    elif spec.pattern == "active-active":
+        findings.append(_kept_serving_finding(drill))
+    verdict, reason = _verdict(findings)
+
+    entry_detection = _earliest(d for d in detections if d.target == drill.entrypoint)
+    faulted_detection = _earliest(d for d in detections if d.target in drill.faulted_endpoints)
+    return Assessment(
+        drill_id=plan.drill_id,
+        service=plan.service,
+        pattern=spec.pattern,
+        fault_region=spec.fault.region,
+        entrypoint=drill.entrypoint,
+        faulted_endpoints=drill.faulted_endpoints,
+        injected_at_ms=injected_at_ms,
+        restored_at_ms=restored_at_ms,
+        phases=_phase_windows(drill, all_samples),
+        stats=_all_stats(drill),
+        fault_took_effect=fault_effect.status == "PASS",
+        detection=detections,
+        detection_seconds=faulted_detection.seconds if faulted_detection else None,
+        entrypoint_detection_seconds=entry_detection.seconds if entry_detection else None,
+        rto_seconds=worst_rto.seconds if worst_rto else None,
+        rto_bracket=worst_rto.bracket if worst_rto else None,
+        rto_note=worst_rto.note if worst_rto else "no entrypoint target",
+        rto_by_vantage=rtos,
+        failback_seconds=worst_failback.seconds if worst_failback else None,
+        failback_bracket=worst_failback.bracket if worst_failback else None,
+        failback_note=worst_failback.note if worst_failback else "no entrypoint target",
+        failback_by_vantage=failbacks,
+        max_outage_ms=longest.duration_ms if longest else 0.0,
+        max_outage=longest,
+        served_by_timeline=_timeline(drill) if drill.entrypoint else [],
+        findings=findings,
+        verdict=verdict,
+        verdict_reason=reason,
+        sample_keys=drill.sample_keys,
+    )
+
+
+def steady_state(
+    spec: DrillSpec, samples: Iterable[Sample], *, expected_targets: Sequence[str] = ()
+) -> SteadyResult:
+    """Is the baseline steady? Every (vantage, target) needs at least MIN_SAMPLES samples and an availability
+    of at least 99% (or the availability objective, if lower). ``expected_targets`` (the plan's target
+    names) makes a target with no samples at all unsteady too."""
+    objective = spec.objectives.availability
+    floor = STEADY_AVAILABILITY if objective is None else min(STEADY_AVAILABILITY, objective)
+    groups = _group(samples)
+    vantages = sorted({v for v, _ in groups}) or ["(any vantage)"]
+    targets = sorted({t for _, t in groups} | set(expected_targets))
+    if not targets:
+        return SteadyResult(steady=False, reason="no baseline samples")
+    problems = []
+    for vantage in vantages:
+        for target in targets:
+            series = groups.get((vantage, target), [])
+            where = f"target {target} from vantage {vantage}"
+            if len(series) < MIN_SAMPLES:
+                problems.append(f"{where}: {len(series)} samples (need at least {MIN_SAMPLES})")
+                continue
+            availability = _availability(series) or 0.0
+            if availability < floor:
+                ok = sum(1 for s in series if s.ok)
+                problems.append(
+                    f"{where}: availability {availability:.2f}% < {floor:g}% ({ok}/{len(series)} ok)"
+                )
+    if problems:
+        return SteadyResult(steady=False, reason="not steady: " + "; ".join(problems))
+    return SteadyResult(
+        steady=True,
+        reason=f"steady: {len(targets)} targets from {len(vantages)} vantages at or above {floor:g}%",
+    )

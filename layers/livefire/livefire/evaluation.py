@@ -1,0 +1,39 @@
+"""The Assess step: load the samples a window wrote to S3 and judge them (the math is in assessment.py)."""
+
+from __future__ import annotations
+
+from livefire.assessment import assess, steady_state
+from livefire.contracts import AssessRequest, AssessSummary, ProbeSummary, SteadyRequest, SteadyResult
+from livefire.probing.chunks import load_samples
+from livefire.runtime import Runtime
+
+
+def _keys(summaries: list[ProbeSummary]) -> list[str]:
+    return [key for summary in summaries for key in summary.sample_keys]
+
+
+def check_steady(request: SteadyRequest, runtime: Runtime) -> SteadyResult:
+    spec = runtime.spec(request.plan.spec_key)
+    samples = load_samples(runtime.s3, runtime.settings.bucket, _keys(request.baseline))
+    return steady_state(spec, samples, expected_targets=[t.name for t in request.plan.targets])
+
+
+def evaluate_drill(request: AssessRequest, runtime: Runtime) -> AssessSummary:
+    plan = request.plan
+    spec = runtime.spec(plan.spec_key)
+    keys = _keys(request.observations)
+    samples = load_samples(runtime.s3, runtime.settings.bucket, keys)
+    faults = runtime.store.faults_of(plan.drill_id)
+    injected = [f.injected_at_ms for f in faults if f.injected_at_ms is not None]
+    restored = [f.restored_at_ms for f in faults if f.restored_at_ms is not None]
+    assessment = assess(
+        spec, plan, samples,
+        injected_at_ms=min(injected) if injected else None,
+        restored_at_ms=max(restored) if injected and restored else None,
+        sample_keys=keys,
+    )
+    key = f"{plan.evidence_prefix}assessment.json"
+    runtime.put_json(key, assessment.model_dump(mode="json"))
+    failed = sum(1 for finding in assessment.findings if finding.status == "FAIL")
+    return AssessSummary(verdict=assessment.verdict, rto_seconds=assessment.rto_seconds, assessment_key=key,
+                         findings=len(assessment.findings), failed_findings=failed)

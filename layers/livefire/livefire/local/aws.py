@@ -1,0 +1,113 @@
+"""AWS on this machine: moto in-process, with the stack's bucket, table and state machine built from
+template.yaml (so local and cloud cannot drift) and the Lambda functions served by LocalLambdaServer."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from livefire.local.lambda_server import Invocation, LocalLambdaServer
+from livefire.local.template import ACCOUNT, LocalTemplate
+
+REGION = "us-east-1"
+_FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+}
+
+
+@contextmanager
+def patched_environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of the block, then put back exactly what was there."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@dataclass
+class LocalStack:
+    template: LocalTemplate
+    lambdas: LocalLambdaServer
+    state_machine_arn: str
+    bucket: str
+    table: str
+
+    @property
+    def sfn(self) -> Any:
+        return boto3.client("stepfunctions", region_name=REGION)
+
+    @property
+    def s3(self) -> Any:
+        return boto3.client("s3", region_name=REGION)
+
+    @property
+    def dynamodb(self) -> Any:
+        return boto3.resource("dynamodb", region_name=REGION)
+
+
+def _create_table(template: LocalTemplate, logical_id: str) -> str:
+    props = template.resources[logical_id]["Properties"]
+    name = template.physical_names[logical_id]
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=props["AttributeDefinitions"], KeySchema=props["KeySchema"],
+        GlobalSecondaryIndexes=props.get("GlobalSecondaryIndexes", []),
+    )
+    return name
+
+
+def _create_bucket(template: LocalTemplate, logical_id: str) -> str:
+    name = template.physical_names[logical_id]
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=name)
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    return name
+
+
+def _function_environment(template: LocalTemplate) -> dict[str, str]:
+    """All functions run in this one process, so they must agree on their environment."""
+    merged: dict[str, str] = {}
+    for function in template.functions():
+        for key, value in function.environment.items():
+            if merged.setdefault(key, value) != value:
+                raise ValueError(f"functions disagree on {key}; local mode runs them in one process")
+    return merged
+
+
+@contextmanager
+def local_stack(root: Path, *, extra_env: dict[str, str] | None = None,
+                lambda_endpoint: str | None = None,
+                on_invoke: Callable[[Invocation, Any], None] | None = None) -> Iterator[LocalStack]:
+    """moto + the stack's resources + the Lambda Invoke endpoint, for one drill (or one test)."""
+    template = LocalTemplate.load(root, REGION)
+    with patched_environ(_FAKE_CREDENTIALS), mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        buckets = [_create_bucket(template, k) for k in template.resources_of_type("AWS::S3::Bucket")]
+        tables = [_create_table(template, k) for k in template.resources_of_type("AWS::DynamoDB::Table")]
+        lambdas = LocalLambdaServer(template.functions(), REGION, on_invoke=on_invoke)
+        endpoint = lambda_endpoint or lambdas.start()
+        env = {**_function_environment(template), **(extra_env or {}), "AWS_ENDPOINT_URL_LAMBDA": endpoint}
+        try:
+            with patched_environ(env):
+                arn = boto3.client("stepfunctions", region_name=REGION).create_state_machine(
+                    name=template.physical_names["DrillStateMachine"],
+                    definition=template.state_machine_definition(),
+                    roleArn=f"arn:aws:iam::{ACCOUNT}:role/livefire-local-state-machine",
+                    type="STANDARD",
+                )["stateMachineArn"]
+                yield LocalStack(template, lambdas, arn, buckets[0], tables[0])
+        finally:
+            lambdas.stop()

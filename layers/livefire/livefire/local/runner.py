@@ -1,0 +1,186 @@
+"""`livefire run SPEC`: one whole drill on this machine.
+
+The real state machine definition runs under moto's Step Functions interpreter, the handlers run in-process
+behind the Lambda Invoke API, and the mesh is the sandbox (fake Kubernetes API servers and regional services
+on loopback) seeded from the spec folder's ``mesh/<cluster>.yaml``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from livefire.local.aws import LocalStack, local_stack
+from livefire.local.lambda_server import Invocation
+from livefire.local.sandbox.mesh import SandboxMesh
+from livefire.spec import DrillSpec, parse_spec
+
+EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+FAILING_VERDICTS = {"FAIL", "INCONCLUSIVE", "NOT_STEADY", "ABORTED"}
+# Beyond the drill's own phases, how long the steps themselves may take before the runner gives up.
+STEP_ALLOWANCE_S = 120.0
+
+
+def load_spec_document(path: Path) -> Any:
+    with path.open() as fh:
+        return yaml.safe_load(fh)
+
+
+def new_drill_id(spec: DrillSpec) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{spec.metadata.name[:50]}-{stamp}-{secrets.token_hex(2)}"
+
+
+@dataclass
+class DrillRun:
+    drill_id: str
+    status: str
+    verdict: str | None
+    rto_seconds: float | None
+    evidence_dir: Path | None
+    error: str | None
+    wall_seconds: float
+
+    @property
+    def exit_code(self) -> int:
+        if self.verdict == "PASS":
+            return EXIT_PASS
+        if self.verdict in FAILING_VERDICTS:
+            return EXIT_FAIL
+        return EXIT_ERROR
+
+
+class Progress:
+    """Prints states as they are entered and exited, and each probe window's load and errors."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._t0 = time.monotonic()
+        self._entered: dict[str, float] = {}
+
+    def line(self, text: str) -> None:
+        print(f"[{time.monotonic() - self._t0:6.2f}s] {text}", file=self._out, flush=True)
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind.endswith("StateEntered"):
+            name = event["stateEnteredEventDetails"]["name"]
+            self._entered[name] = time.monotonic()
+            self.line(f"> {name}")
+        elif kind.endswith("StateExited"):
+            name = event["stateExitedEventDetails"]["name"]
+            took = time.monotonic() - self._entered.get(name, time.monotonic())
+            self.line(f"< {name} ({took:.2f}s)")
+        elif kind in ("TaskFailed", "LambdaFunctionFailed", "ExecutionFailed"):
+            details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+            self.line(f"! {kind}: {details.get('error', '')} {details.get('cause', '')[:300]}")
+
+    def on_invoke(self, invocation: Invocation, payload: Any) -> None:
+        if invocation.error_type:
+            message = payload.get("errorMessage", "") if isinstance(payload, dict) else ""
+            self.line(f"! {invocation.function} raised {invocation.error_type}: {message[:300]}")
+        elif invocation.function.endswith("ProbeFunction") and isinstance(payload, dict):
+            took = max(invocation.ended - invocation.started, 1e-6)
+            sent = sum(t["sent"] for t in payload.get("targets", []))
+            failed = sum(t["failed"] for t in payload.get("targets", []))
+            self.line(f"  probed {payload.get('vantage')}/{payload.get('window')}: {sent} probes "
+                      f"({sent / took:.1f}/s), {failed} failed")
+
+
+def follow_execution(stack: LocalStack, execution_arn: str, deadline_s: float,
+                     on_event: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Poll the execution (bounded by ``deadline_s``) and report every new history event."""
+    sfn = stack.sfn
+    seen = 0
+    give_up = time.monotonic() + deadline_s
+    while True:
+        events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        for event in events[seen:]:
+            on_event(event)
+        seen = len(events)
+        execution: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        if execution["status"] != "RUNNING":
+            for event in sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"][seen:]:
+                on_event(event)
+            return execution
+        if time.monotonic() > give_up:
+            sfn.stop_execution(executionArn=execution_arn, error="LocalDeadline", cause="runner gave up")
+            raise TimeoutError(f"the drill did not end within {deadline_s:.0f}s")
+        time.sleep(0.2)
+
+
+def copy_evidence(stack: LocalStack, prefix: str, destination: Path) -> Path:
+    s3 = stack.s3
+    destination.mkdir(parents=True, exist_ok=True)
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=stack.bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            target = destination / obj["Key"][len(prefix):]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(s3.get_object(Bucket=stack.bucket, Key=obj["Key"])["Body"].read())
+    return destination
+
+
+@contextmanager
+def sandbox_session(spec: DrillSpec, mesh_dir: Path, root: Path, *, progress: Progress | None = None,
+                    lambda_endpoint: str | None = None) -> Iterator[tuple[SandboxMesh, LocalStack]]:
+    """The sandbox mesh for ``spec`` plus the local stack wired to it: everything a drill runs against."""
+    with SandboxMesh.from_spec(spec, mesh_dir) as mesh:
+        env = {**mesh.environment(), "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+        with local_stack(root, extra_env=env, lambda_endpoint=lambda_endpoint,
+                         on_invoke=progress.on_invoke if progress else None) as stack:
+            yield mesh, stack
+
+
+def start_drill(stack: LocalStack, drill_id: str, execution_input: Any) -> str:
+    response = stack.sfn.start_execution(
+        stateMachineArn=stack.state_machine_arn, name=drill_id, input=json.dumps(execution_input),
+    )
+    return str(response["executionArn"])
+
+
+def run_drill(spec_path: Path, *, root: Path, evidence_root: Path, out: TextIO = sys.stdout,
+              lambda_endpoint: str | None = None, drill_id: str | None = None, mesh_dir: Path | None = None,
+              before_start: Callable[[SandboxMesh], None] | None = None,
+              after_end: Callable[[SandboxMesh], None] | None = None) -> DrillRun:
+    """Run one drill end to end; raises InvalidDrillSpec before anything starts if the spec is invalid."""
+    document = load_spec_document(spec_path)
+    spec = parse_spec(document)
+    drill_id = drill_id or new_drill_id(spec)
+    progress = Progress(out)
+    started = time.monotonic()
+    progress.line(f"drill {drill_id}: {spec.pattern}, fault {spec.fault.kind} on {spec.fault.region}")
+    mesh_dir = mesh_dir or spec_path.parent / "mesh"
+    with sandbox_session(spec, mesh_dir, root, progress=progress, lambda_endpoint=lambda_endpoint) as (mesh, stack):
+        if before_start is not None:
+            before_start(mesh)
+        execution_arn = start_drill(stack, drill_id, {"spec": document})
+        deadline = spec.phases.baseline + spec.observe_seconds + STEP_ALLOWANCE_S
+        execution = follow_execution(stack, execution_arn, deadline, progress.on_event)
+        if after_end is not None:
+            after_end(mesh)
+        return _conclude(stack, spec, drill_id, execution, evidence_root, started)
+
+
+def _conclude(stack: LocalStack, spec: DrillSpec, drill_id: str, execution: dict[str, Any],
+              evidence_root: Path, started: float) -> DrillRun:
+    prefix = f"drills/{spec.metadata.service}/{drill_id}/"
+    listed = stack.s3.list_objects_v2(Bucket=stack.bucket, Prefix=prefix).get("KeyCount", 0)
+    evidence_dir = copy_evidence(stack, prefix, evidence_root / drill_id) if listed else None
+    record = stack.dynamodb.Table(stack.table).get_item(Key={"pk": f"DRILL#{drill_id}", "sk": "DRILL"}).get("Item")
+    verdict = str(record["verdict"]) if record and "verdict" in record else None
+    rto = float(record["rtoSeconds"]) if record and record.get("rtoSeconds") is not None else None
+    error = None
+    if execution["status"] != "SUCCEEDED":
+        error = f"{execution.get('error', '')}: {execution.get('cause', '')}".strip(": ")
+    return DrillRun(drill_id, execution["status"], verdict, rto, evidence_dir, error, time.monotonic() - started)

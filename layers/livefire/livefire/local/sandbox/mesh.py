@@ -1,0 +1,155 @@
+"""The whole sandbox mesh of a drill: what the local runner starts.
+
+Per sandbox cluster a ClusterStore seeded from ``<mesh_dir>/<cluster>.yaml`` and a fake Kubernetes API
+server, per region a RegionalService, and one Entrypoint whose DestinationRule is the primary cluster's.
+``environment()`` tells the drill's functions where everything is.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from livefire.errors import InvalidDrillSpec
+from livefire.local.sandbox.entrypoint import Entrypoint
+from livefire.local.sandbox.kube_api import FakeKubeApi
+from livefire.local.sandbox.services import LOOPBACK, RegionalService
+from livefire.local.sandbox.store import ClusterStore, ObjectKey
+from livefire.spec import DrillSpec
+
+ENV_CLUSTERS = "LIVEFIRE_SANDBOX_CLUSTERS"
+ENV_TOKEN = "LIVEFIRE_SANDBOX_TOKEN"
+ENV_RESOLVE = "LIVEFIRE_RESOLVE"
+
+
+def host_port(url: str) -> str:
+    """``host:port`` of a URL, with the scheme's default port (``http://a.b/x`` -> ``a.b:80``)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.hostname}:{port}"
+
+
+def sandbox_clusters(spec: DrillSpec) -> dict[str, str]:
+    """Region name -> sandbox cluster name; every region of a local run needs one."""
+    clusters: dict[str, str] = {}
+    for index, region in enumerate(spec.regions):
+        cluster = region.cluster.sandbox if region.cluster is not None else None
+        if not cluster:
+            raise InvalidDrillSpec(
+                f"regions.{index}.cluster: region {region.name!r} has no sandbox cluster; "
+                "a local run needs cluster: {sandbox: NAME}"
+            )
+        clusters[region.name] = cluster
+    return clusters
+
+
+class SandboxMesh:
+    def __init__(self, spec: DrillSpec, stores: dict[str, ClusterStore], *, seed: int | None = None) -> None:
+        self.spec = spec
+        self.stores = stores
+        self.clusters = sandbox_clusters(spec)  # region name -> sandbox cluster name
+        for index, region in enumerate(spec.regions):
+            if self.clusters[region.name] not in stores:
+                raise InvalidDrillSpec(
+                    f"regions.{index}.cluster.sandbox: no sandbox cluster {self.clusters[region.name]!r}"
+                )
+        self.token = secrets.token_urlsafe(32)
+        self.regional: dict[str, RegionalService] = {
+            region.name: RegionalService(
+                region.name, stores[self.clusters[region.name]], spec.metadata.service,
+                seed=None if seed is None else f"{seed}:{region.name}",
+            )
+            for region in spec.regions
+        }
+        self.entrypoint = Entrypoint(list(self.regional.values()), self._destination_rule)
+        self.api_urls: dict[str, str] = {}
+        self._apis: dict[str, FakeKubeApi] = {}
+
+    @classmethod
+    def from_spec(cls, spec: DrillSpec, mesh_dir: Path, *, seed: int | None = None) -> SandboxMesh:
+        """Seed one ClusterStore per sandbox cluster of the spec from ``mesh_dir / f"{cluster}.yaml"``."""
+        stores: dict[str, ClusterStore] = {}
+        for index, cluster in enumerate(sandbox_clusters(spec).values()):
+            if cluster in stores:
+                continue
+            seed_file = Path(mesh_dir) / f"{cluster}.yaml"
+            if not seed_file.is_file():
+                raise InvalidDrillSpec(
+                    f"regions.{index}.cluster.sandbox: no seed file {seed_file} "
+                    f"for sandbox cluster {cluster!r}"
+                )
+            store = ClusterStore(cluster)
+            store.seed(yaml.safe_load_all(seed_file.read_text(encoding="utf-8")))
+            stores[cluster] = store
+        return cls(spec, stores, seed=seed)
+
+    def _primary_cluster(self) -> str:
+        primary = next((r for r in self.spec.regions if r.role == "primary"), self.spec.regions[0])
+        return self.clusters[primary.name]
+
+    def _destination_rule(self) -> dict[str, Any] | None:
+        """The DestinationRule of the service in the primary region's cluster (read on every request)."""
+        service = self.spec.metadata.service
+        for rule in self.stores[self._primary_cluster()].list("networking.istio.io", "destinationrules"):
+            if str((rule.get("spec") or {}).get("host", "")).split(".")[0] == service:
+                return rule
+        return None
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._apis:
+            return
+        try:
+            for cluster, store in self.stores.items():
+                api = FakeKubeApi(store, token=self.token)
+                self._apis[cluster] = api
+                self.api_urls[cluster] = api.start()
+            for service in self.regional.values():
+                service.start()
+            self.entrypoint.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        self.entrypoint.stop()
+        for service in self.regional.values():
+            service.stop()
+        for api in self._apis.values():
+            api.stop()
+        self._apis.clear()
+        self.api_urls.clear()
+
+    def __enter__(self) -> SandboxMesh:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # -- what the drill sees ---------------------------------------------------------------------------
+    def resolve(self) -> dict[str, str]:
+        """Every endpoint host of the spec (``host:port``) -> the loopback server answering for it."""
+        mapping = {
+            host_port(region.endpoint): f"{LOOPBACK}:{self.regional[region.name].port}"
+            for region in self.spec.regions
+        }
+        mapping[host_port(self.spec.entrypoint)] = f"{LOOPBACK}:{self.entrypoint.port}"
+        return mapping
+
+    def environment(self) -> dict[str, str]:
+        if not self._apis:
+            raise RuntimeError("the sandbox mesh is not started")
+        return {
+            ENV_CLUSTERS: json.dumps(self.api_urls, sort_keys=True),
+            ENV_TOKEN: self.token,
+            ENV_RESOLVE: json.dumps(self.resolve(), sort_keys=True),
+        }
+
+    def snapshot(self) -> dict[str, dict[ObjectKey, bytes]]:
+        return {cluster: store.snapshot() for cluster, store in self.stores.items()}

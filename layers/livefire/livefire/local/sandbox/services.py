@@ -1,0 +1,380 @@
+"""One HTTP service per sandbox region that obeys its cluster's Istio objects, like an Envoy sidecar would.
+
+Every request re-reads the ClusterStore, so a VirtualService patched through the fake Kubernetes API is in
+force for the very next request. The store is the only control surface, apart from ``script_outage`` (a
+known outage window for tests and benchmarks that need the true recovery instant).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol, cast
+
+from livefire.local.sandbox.store import ClusterStore
+
+LOOPBACK = "127.0.0.1"
+NO_HEALTHY_UPSTREAM = b"no healthy upstream"
+FAULT_ABORT = b"fault filter abort"
+SCRIPTED_OUTAGE = b"scripted outage"
+
+_log = logging.getLogger(__name__)
+_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_GO_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_istio_duration(value: Any) -> float:
+    """Seconds of an Istio duration: ``1.5s``, ``250ms``, ``1m30s`` (Go syntax), or a plain number."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    parts = _GO_DURATION_PART.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        raise ValueError(f"not a duration: {value!r}")
+    return sum(float(number) * _GO_UNIT_SECONDS[unit] for number, unit in parts)
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    headers: Mapping[str, str]  # names in lower case
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class Responder(Protocol):
+    """What the entrypoint forwards to: a region's request handling, without an HTTP hop."""
+
+    @property
+    def region(self) -> str: ...
+
+    def handle(self, request: Request) -> Response: ...
+
+
+def _text(status: int, body: bytes) -> Response:
+    return Response(status, {"content-type": "text/plain"}, body)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # many probes open fresh connections at once
+
+    def __init__(self, respond: Callable[[Request], Response]) -> None:
+        self.respond = respond
+        super().__init__((LOOPBACK, 0), _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "istio-envoy"
+    sys_version = ""
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+        try:
+            response = cast(_Server, self.server).respond(request)
+        except Exception:
+            _log.exception("sandbox service failed on %s %s", self.command, self.path)
+            response = _text(500, b"internal error")
+        try:
+            self.send_response(response.status)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+        except OSError:  # the client gave up (probe timeout); nothing left to answer
+            self.close_connection = True
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve  # noqa: N815
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: a drill sends thousands of probes."""
+
+
+class LoopbackServer:
+    """A threading HTTP server on 127.0.0.1 (ephemeral port) answering every request with ``respond``."""
+
+    def __init__(self, respond: Callable[[Request], Response]) -> None:
+        self._respond = respond
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> str:
+        if self._server is None:
+            self._server = _Server(self._respond)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                name=f"sandbox-http-{self._server.server_address[1]}", daemon=True,
+            )
+            self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("server is not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Outage:
+    """A scripted outage window in ``time.monotonic()`` seconds: [start, end)."""
+
+    start: float
+    end: float
+    status: int
+
+
+def _percentage(section: Mapping[str, Any]) -> float:
+    """Istio's ``percentage.value``; unset means no request is affected."""
+    percentage = section.get("percentage") or {}
+    return float(percentage.get("value", 0.0))
+
+
+def _host_matches(host: str, service_host: str) -> bool:
+    return host == service_host or host.startswith(service_host + ".")
+
+
+def _string_matches(rule: Mapping[str, Any], value: str | None, ignore_case: bool = False) -> bool:
+    if value is None:
+        return False
+    if ignore_case:
+        value = value.lower()
+    if "exact" in rule:
+        expected = str(rule["exact"])
+        return value == (expected.lower() if ignore_case else expected)
+    if "prefix" in rule:
+        expected = str(rule["prefix"])
+        return value.startswith(expected.lower() if ignore_case else expected)
+    if "regex" in rule:
+        return re.fullmatch(str(rule["regex"]), value) is not None
+    return True
+
+
+def _request_matches(match: Mapping[str, Any], request: Request) -> bool:
+    path = request.path.split("?", 1)[0]
+    if "uri" in match and not _string_matches(match["uri"], path, bool(match.get("ignoreUriCase"))):
+        return False
+    if "method" in match and not _string_matches(match["method"], request.method):
+        return False
+    for name, rule in (match.get("headers") or {}).items():
+        if not _string_matches(rule or {}, request.headers.get(str(name).lower())):
+            return False
+    return True
+
+
+def _route_matches(route: Mapping[str, Any], request: Request) -> bool:
+    matches = route.get("match")
+    return not matches or any(_request_matches(m or {}, request) for m in matches)
+
+
+def _pod_labels(deployment: Mapping[str, Any]) -> dict[str, str]:
+    template = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    return dict(template.get("labels") or deployment.get("metadata", {}).get("labels") or {})
+
+
+def _replicas(deployment: Mapping[str, Any]) -> int:
+    replicas = (deployment.get("spec") or {}).get("replicas")
+    return 1 if replicas is None else int(replicas)  # Kubernetes defaults replicas to 1
+
+
+@dataclass
+class RegionalService:
+    """The service of one region: routes, faults, weights and replica counts come from ``store``."""
+
+    region: str
+    store: ClusterStore
+    service_host: str
+    seed: int | str | None = None
+    clock: Callable[[], float] = time.monotonic
+    _rng: random.Random = field(init=False, repr=False)
+    _rng_lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+    _outages: list[Outage] = field(init=False, repr=False, default_factory=list)
+    _stopping: threading.Event = field(init=False, repr=False, default_factory=threading.Event)
+    _server: LoopbackServer = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._server = LoopbackServer(self.handle)
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> str:
+        self._stopping.clear()
+        return self._server.start()
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes requests sleeping in a delay fault
+        self._server.stop()
+
+    def __enter__(self) -> RegionalService:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    def script_outage(self, start_s: float, duration_s: float, status: int = 503) -> Outage:
+        """Answer ``status`` for ``duration_s`` seconds starting ``start_s`` seconds from now."""
+        start = self.clock() + start_s
+        outage = Outage(start, start + duration_s, status)
+        with self._rng_lock:
+            self._outages.append(outage)
+        return outage
+
+    # -- request handling ------------------------------------------------------------------------------
+    def _chance(self, percent: float) -> bool:
+        if percent <= 0:
+            return False
+        with self._rng_lock:
+            return self._rng.random() * 100.0 < percent
+
+    def _in_outage(self) -> Outage | None:
+        now = self.clock()
+        with self._rng_lock:
+            self._outages = [o for o in self._outages if o.end > now]
+            return next((o for o in self._outages if o.start <= now), None)
+
+    def _virtual_services(self) -> list[dict[str, Any]]:
+        return [
+            vs for vs in self.store.list("networking.istio.io", "virtualservices")
+            if any(
+                _host_matches(str(host), self.service_host)
+                for host in (vs.get("spec") or {}).get("hosts") or []
+            )
+        ]
+
+    @staticmethod
+    def _route(
+        virtual_services: list[dict[str, Any]], request: Request
+    ) -> tuple[str, dict[str, Any]] | None:
+        """The namespace and first matching http route of the service's VirtualServices."""
+        for vs in virtual_services:
+            for route in (vs.get("spec") or {}).get("http") or []:
+                if _route_matches(route, request):
+                    return vs["metadata"]["namespace"], route
+        return None
+
+    def handle(self, request: Request) -> Response:
+        outage = self._in_outage()
+        if outage is not None:
+            return _text(outage.status, SCRIPTED_OUTAGE)
+        virtual_services = self._virtual_services()
+        if not virtual_services:
+            namespace = None
+            route: dict[str, Any] = {"route": [{"destination": {"host": self.service_host}}]}
+        else:
+            found = self._route(virtual_services, request)
+            if found is None:
+                return _text(404, b"route not found")
+            namespace, route = found
+        fault = route.get("fault") or {}
+        delay = fault.get("delay")
+        if delay and "fixedDelay" in delay and self._chance(_percentage(delay)):
+            self._stopping.wait(parse_istio_duration(delay["fixedDelay"]))
+        abort = fault.get("abort")
+        if abort and "httpStatus" in abort and self._chance(_percentage(abort)):
+            return _text(int(abort["httpStatus"]), FAULT_ABORT)
+        destination = self._pick_destination(route.get("route") or [])
+        if destination is None:
+            return _text(503, NO_HEALTHY_UPSTREAM)
+        version = self._healthy_version(namespace, destination)
+        if version is None:
+            return _text(503, NO_HEALTHY_UPSTREAM)
+        body = json.dumps({"region": self.region, "version": version}).encode()
+        return Response(
+            200,
+            {"content-type": "application/json", "x-served-region": self.region, "x-version": version},
+            body,
+        )
+
+    def _pick_destination(self, destinations: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """Weight / sum of weights; with no weight given at all, an equal split (one destination: 100)."""
+        if not destinations:
+            return None
+        if all("weight" not in d for d in destinations):
+            weights = [1.0] * len(destinations)
+        else:
+            weights = [float(d.get("weight", 0)) for d in destinations]
+        total = sum(weights)
+        if total <= 0:
+            return None
+        with self._rng_lock:
+            point = self._rng.random() * total
+        for destination, weight in zip(destinations, weights, strict=True):
+            if point < weight:
+                return dict(destination.get("destination") or {})
+            point -= weight
+        return dict(destinations[-1].get("destination") or {})  # float rounding at the upper edge
+
+    def _healthy_version(self, namespace: str | None, destination: Mapping[str, Any]) -> str | None:
+        """The version serving ``destination`` if its pods have replicas, else None (no healthy upstream)."""
+        host = str(destination.get("host") or self.service_host).split(".")[0]
+        selector = {"app": host}
+        subset_name = destination.get("subset")
+        if subset_name is not None:
+            subset = self._subset(namespace, host, str(subset_name))
+            if subset is None:
+                return None
+            selector |= {str(k): str(v) for k, v in (subset.get("labels") or {}).items()}
+        candidates = [
+            d for d in self.store.list("apps", "deployments", namespace)
+            if selector.items() <= _pod_labels(d).items() and _replicas(d) > 0
+        ]
+        if not candidates:
+            return None
+        if subset_name is not None:
+            return selector.get("version", str(subset_name))
+        with self._rng_lock:  # no subset: any ready pod of the service, chosen by replica count
+            chosen = self._rng.choices(candidates, weights=[_replicas(d) for d in candidates])[0]
+        return _pod_labels(chosen).get("version", "unversioned")
+
+    def _subset(self, namespace: str | None, host: str, name: str) -> dict[str, Any] | None:
+        for rule in self.store.list("networking.istio.io", "destinationrules", namespace):
+            spec = rule.get("spec") or {}
+            if str(spec.get("host", "")).split(".")[0] != host:
+                continue
+            for subset in spec.get("subsets") or []:
+                if subset.get("name") == name:
+                    return dict(subset)
+        return None

@@ -1,0 +1,1 @@
+"""The mesh: Kubernetes API access, faults as apply/restore pairs, and posture checks."""

@@ -1,0 +1,139 @@
+"""The Plan step: validate, enforce the blast radius, take the leases, record the drill.
+
+Nothing in the mesh is touched here. Any refusal is recorded as a rejected attempt and raised by name, so the
+execution fails at once with ``InvalidDrillSpec``, ``GuardrailViolation`` or ``DrillInProgress``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any
+
+from livefire.artifacts import evidence_prefix
+from livefire.config import Settings
+from livefire.contracts import Plan, PlannedFault, PlanRequest, ProbeTarget
+from livefire.errors import DrillInProgress, GuardrailViolation, InvalidDrillSpec
+from livefire.runtime import Runtime
+from livefire.spec import DrillSpec, Fault, Vantage, parse_spec
+
+# Steps take a little time (Lambda calls, patches); observing this much longer keeps the recovery window whole.
+OBSERVE_SLACK_S = 2.0
+# A lease outlives the drill by this much, so a crashed drill's lease frees itself even without the guardian.
+LEASE_MARGIN_S = 15 * 60
+
+
+def spec_document(execution_input: dict[str, Any]) -> Any:
+    """The execution input is ``{"spec": {...}}`` (console, schedules) or the spec document itself."""
+    if "spec" in execution_input:
+        return execution_input["spec"]
+    if "apiVersion" in execution_input:
+        return execution_input
+    raise InvalidDrillSpec('spec: missing (start the execution with {"spec": {...drill spec...}})')
+
+
+def _target_object(fault: Fault) -> tuple[str, str]:
+    target = fault.target
+    if fault.kind == "scale-to-zero":
+        if not target.deployment:
+            raise InvalidDrillSpec("fault.target.deployment: required for kind scale-to-zero")
+        return "Deployment", target.deployment
+    if fault.kind == "circuit-break":
+        if not target.destination_rule:
+            raise InvalidDrillSpec("fault.target.destinationRule: required for kind circuit-break")
+        return "DestinationRule", target.destination_rule
+    if not target.virtual_service:
+        raise InvalidDrillSpec(f"fault.target.virtualService: required for kind {fault.kind}")
+    return "VirtualService", target.virtual_service
+
+
+def planned_faults(spec: DrillSpec) -> list[PlannedFault]:
+    fault = spec.fault
+    region = spec.region(fault.region)
+    assert region is not None and region.cluster is not None  # guaranteed by DrillSpec validation
+    object_kind, object_name = _target_object(fault)
+    lease_key = f"{region.cluster.key}/{fault.target.namespace}/{object_kind}/{object_name}"
+    return [
+        PlannedFault(
+            fault_id=f"{fault.kind}-{fault.region}", kind=fault.kind, region=fault.region,
+            cluster=region.cluster, namespace=fault.target.namespace, object_kind=object_kind,
+            object_name=object_name, lease_key=lease_key,
+        )
+    ]
+
+
+def check_blast_radius(spec: DrillSpec, faults: list[PlannedFault], settings: Settings) -> None:
+    for fault in faults:
+        if settings.allowed_namespaces and fault.namespace not in settings.allowed_namespaces:
+            raise GuardrailViolation(
+                f"fault.target.namespace: {fault.namespace!r} is outside this deployment's allowed "
+                f"namespaces {list(settings.allowed_namespaces)}"
+            )
+        cluster_name = fault.cluster.eks or fault.cluster.sandbox or fault.cluster.context or ""
+        allowed_by_spec = spec.guardrails.allowed_clusters
+        if allowed_by_spec and cluster_name not in allowed_by_spec:
+            raise GuardrailViolation(
+                f"fault.region: cluster {cluster_name!r} is not in guardrails.allowedClusters {allowed_by_spec}"
+            )
+        if settings.allowed_clusters and fault.cluster.eks and fault.cluster.eks not in settings.allowed_clusters:
+            raise GuardrailViolation(
+                f"fault.region: cluster {cluster_name!r} is outside this deployment's allowed clusters"
+            )
+
+
+def probe_targets(spec: DrillSpec) -> list[ProbeTarget]:
+    targets = [ProbeTarget(name="entrypoint", url=spec.entrypoint, region=None, role="entrypoint")]
+    targets += [ProbeTarget(name=r.name, url=r.endpoint, region=r.name, role=r.role) for r in spec.regions]
+    return targets
+
+
+def default_vantages(spec: DrillSpec) -> list[Vantage]:
+    if spec.vantages:
+        return list(spec.vantages)
+    return [Vantage(name="default", region=os.environ.get("AWS_REGION", "us-east-1"))]
+
+
+def plan_drill(request: PlanRequest, runtime: Runtime) -> Plan:
+    store = runtime.store
+    try:
+        spec = parse_spec(spec_document(request.execution_input))
+        faults = planned_faults(spec)
+        check_blast_radius(spec, faults, runtime.settings)
+    except (InvalidDrillSpec, GuardrailViolation) as refusal:
+        store.record_rejected_attempt(request.drill_id, request.execution_arn, f"{type(refusal).__name__}: {refusal}")
+        raise
+
+    started_at_ms = int(time.time() * 1000)
+    prefix = evidence_prefix(spec.metadata.service, request.drill_id)
+    plan = Plan(
+        drill_id=request.drill_id, execution_arn=request.execution_arn, service=spec.metadata.service,
+        pattern=spec.pattern, mode=spec.mode, spec_key=f"{prefix}spec.json", spec_digest=spec.digest(),
+        evidence_prefix=prefix, started_at_ms=started_at_ms, vantages=default_vantages(spec),
+        targets=probe_targets(spec), faults=faults, baseline_seconds=spec.phases.baseline,
+        observe_seconds=spec.observe_seconds + OBSERVE_SLACK_S,
+        lead_wait_seconds=math.ceil(spec.phases.lead), fault_wait_seconds=max(1, round(spec.phases.fault)),
+    )
+    expires_at = int(time.time() + spec.phases.baseline + plan.observe_seconds + LEASE_MARGIN_S)
+    acquired: list[str] = []
+    try:
+        for fault in faults:
+            store.acquire_lease(fault.lease_key, request.drill_id, expires_at)
+            acquired.append(fault.lease_key)
+        store.create_drill(
+            drill_id=plan.drill_id, execution_arn=plan.execution_arn, service=plan.service,
+            pattern=plan.pattern, mode=plan.mode, spec_digest=plan.spec_digest,
+            started_at_ms=started_at_ms, lease_keys=acquired,
+        )
+        runtime.put_json(plan.spec_key, spec.to_document())
+        runtime.put_json(f"{prefix}plan.json", plan.to_state())
+    except DrillInProgress as busy:
+        for key in acquired:
+            store.release_lease(key, request.drill_id)
+        store.record_rejected_attempt(request.drill_id, request.execution_arn, f"DrillInProgress: {busy}")
+        raise
+    except Exception:
+        for key in acquired:
+            store.release_lease(key, request.drill_id)
+        raise
+    return plan

@@ -1,0 +1,122 @@
+"""Stream probe samples to S3 as gzipped JSON Lines chunks, so a crash loses at most one chunk.
+
+``add`` runs on the probe event loop and only appends; serializing, compressing and the S3 put happen on a
+single worker thread (chunks are written in order) so a slow put never delays a probe send.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from livefire.artifacts import sample_key
+from livefire.contracts import Sample
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def encode_chunk(samples: Iterable[Sample]) -> bytes:
+    lines = "".join(f"{sample.model_dump_json()}\n" for sample in samples)
+    return gzip.compress(lines.encode("utf-8"), mtime=0)
+
+
+def decode_chunk(data: bytes) -> list[Sample]:
+    if data[:2] == _GZIP_MAGIC:  # tolerate a client that already undid the Content-Encoding
+        data = gzip.decompress(data)
+    return [Sample.model_validate_json(line) for line in data.splitlines() if line.strip()]
+
+
+class SampleChunkWriter:
+    def __init__(
+        self,
+        s3_client: Any,
+        bucket: str,
+        prefix: str,
+        vantage: str,
+        window: str,
+        *,
+        max_samples: int = 5000,
+        max_age_s: float = 5.0,
+    ) -> None:
+        if max_samples < 1:
+            raise ValueError("max_samples must be at least 1")
+        self._s3 = s3_client
+        self._bucket = bucket
+        self._prefix = prefix
+        self._vantage = vantage
+        self._window = window
+        self._max_samples = max_samples
+        self._max_age_s = max_age_s
+        self._buffer: list[Sample] = []
+        self._opened_at = 0.0
+        self._keys: list[str] = []
+        self._puts: list[Future[None]] = []
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="livefire-chunks")
+        self._closed = False
+
+    @property
+    def keys(self) -> list[str]:
+        """The keys of the chunks handed to S3 so far (written once ``close`` returns)."""
+        return list(self._keys)
+
+    def add(self, sample: Sample) -> None:
+        if self._closed:
+            raise RuntimeError("the sample chunk writer is closed")
+        if not self._buffer:
+            self._opened_at = time.monotonic()
+        self._buffer.append(sample)
+        if (
+            len(self._buffer) >= self._max_samples
+            or time.monotonic() - self._opened_at >= self._max_age_s
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the buffered samples to the writer thread; raise if an earlier put failed."""
+        if self._buffer:
+            key = sample_key(self._prefix, self._vantage, self._window, len(self._keys))
+            batch, self._buffer = self._buffer, []
+            self._keys.append(key)
+            self._puts.append(self._executor.submit(self._put, key, batch))
+        self._raise_failed_put()
+
+    def close(self) -> list[str]:
+        """Write what is buffered, wait for every put, and return the keys of all chunks, in order.
+
+        Raises the error of a failed put (on every call: a key is only returned once it is written).
+        """
+        if not self._closed:
+            self._closed = True
+            try:
+                self.flush()
+            finally:
+                self._executor.shutdown(wait=True)
+        for put in self._puts:
+            put.result()
+        return list(self._keys)
+
+    def _raise_failed_put(self) -> None:
+        for put in self._puts:
+            if put.done() and put.exception() is not None:
+                put.result()
+
+    def _put(self, key: str, batch: list[Sample]) -> None:
+        self._s3.put_object(
+            Bucket=self._bucket,
+            Key=key,
+            Body=encode_chunk(batch),
+            ContentType="application/x-ndjson",
+            ContentEncoding="gzip",
+        )
+
+
+def load_samples(s3_client: Any, bucket: str, keys: Iterable[str]) -> list[Sample]:
+    """Read sample chunks back, in the order of ``keys``."""
+    samples: list[Sample] = []
+    for key in keys:
+        body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        samples.extend(decode_chunk(body))
+    return samples

@@ -1,0 +1,50 @@
+"""What every step needs, built once per Lambda container: settings, AWS clients, the drill store."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import boto3
+
+from livefire.config import Settings
+from livefire.spec import DrillSpec, parse_spec
+from livefire.store import DrillStore
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    _specs: dict[str, DrillSpec] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> Runtime:
+        return cls(settings=Settings.from_env())
+
+    @cached_property
+    def s3(self) -> Any:
+        return boto3.client("s3")
+
+    @cached_property
+    def events(self) -> Any:
+        return boto3.client("events")
+
+    @cached_property
+    def store(self) -> DrillStore:
+        return DrillStore(boto3.resource("dynamodb").Table(self.settings.table))
+
+    def put_json(self, key: str, document: Any) -> bytes:
+        body = (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
+        self.s3.put_object(Bucket=self.settings.bucket, Key=key, Body=body, ContentType="application/json")
+        return body
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(self.s3.get_object(Bucket=self.settings.bucket, Key=key)["Body"].read())
+
+    def spec(self, key: str) -> DrillSpec:
+        """The drill's validated spec, read from its evidence copy once per container."""
+        if key not in self._specs:
+            self._specs[key] = parse_spec(self.get_json(key))
+        return self._specs[key]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -152,15 +153,21 @@ def schema_errors(value: Any, schema: dict[str, Any], path: str = "spec") -> lis
     return errors
 
 
+@functools.cache
+def _crds() -> tuple[dict[str, Any], ...]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with CRDS.open() as handle:
+        return tuple(doc for doc in yaml.load_all(handle, Loader=loader) if doc)
+
+
 def crd_spec_schema(kind: str, version: str = "v1") -> dict[str, Any]:
     """The ``spec`` schema of an Istio kind; skips the test (saying why) when the CRD file is absent."""
     if not CRDS.is_file():
         pytest.skip(f"Istio CRD schemas not found at {CRDS} (shared data, present in CI)")
-    with CRDS.open() as handle:
-        for doc in yaml.safe_load_all(handle):
-            if doc and doc.get("spec", {}).get("names", {}).get("kind") == kind:
-                for served in doc["spec"]["versions"]:
-                    if served["name"] == version:
-                        schema: dict[str, Any] = served["schema"]["openAPIV3Schema"]["properties"]["spec"]
-                        return schema
+    for doc in _crds():
+        if doc.get("spec", {}).get("names", {}).get("kind") == kind:
+            for served in doc["spec"]["versions"]:
+                if served["name"] == version:
+                    schema: dict[str, Any] = served["schema"]["openAPIV3Schema"]["properties"]["spec"]
+                    return schema
     raise LookupError(f"no CRD for {kind} {version} in {CRDS}")

@@ -11,6 +11,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -514,6 +515,25 @@ def test_active_active_sends_everything_to_the_survivor_once_a_region_is_ejected
     assert answers[4:] == [(200, WEST)] * 4
 
 
+def test_concurrent_probes_eject_a_failing_primary_once_and_then_all_reach_the_standby() -> None:
+    outlier = {"consecutive5xxErrors": 3, "baseEjectionTime": "30s"}
+    east_store, west_store = simple_cluster(), simple_cluster()
+    regions = [RegionalService(EAST, east_store, "payments"), RegionalService(WEST, west_store, "payments")]
+    rule = destination_rule(failover_policy(outlier))
+    set_fault(east_store, abort(503, 100))
+    with Entrypoint(regions, lambda: rule) as entrypoint, ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: get(entrypoint.url), range(80)))
+        after = get(entrypoint.url)
+        ejected = entrypoint.ejected()
+
+    failures = [a for a in answers if a[0] != 200]
+    assert all((a[0], served_by(a)) == (503, None) for a in failures)
+    assert 3 <= len(failures) <= 3 + 7  # at most one in-flight request per other worker
+    assert {served_by(a) for a in answers if a[0] == 200} == {WEST}
+    assert served_by(after) == WEST
+    assert ejected == [EAST]
+
+
 # -- SandboxMesh ------------------------------------------------------------------------------------------
 def load_spec(change: Any = None) -> DrillSpec:
     document = yaml.safe_load(SPEC_FILE.read_text(encoding="utf-8"))
@@ -522,9 +542,9 @@ def load_spec(change: Any = None) -> DrillSpec:
     return parse_spec(document)
 
 
-def via(resolve: dict[str, str], url_host: str) -> tuple[str, dict[str, str]]:
-    """The loopback base URL and Host header for a spec host, as curl --resolve would do."""
-    return f"http://{resolve[url_host + ':80']}", {"Host": url_host}
+def get_host(resolve: dict[str, str], host: str) -> tuple[int, dict[str, str], bytes]:
+    """GET a spec host on its loopback server with its Host header, as curl --resolve would."""
+    return get(f"http://{resolve[host + ':80']}", "/healthz", headers={"Host": host})
 
 
 def test_the_active_passive_mesh_starts_serves_every_spec_host_and_stops_cleanly() -> None:
@@ -535,7 +555,7 @@ def test_the_active_passive_mesh_starts_serves_every_spec_host_and_stops_cleanly
         environment = mesh.environment()
         resolve = json.loads(environment[ENV_RESOLVE])
         clusters = json.loads(environment[ENV_CLUSTERS])
-        answers = {host: get(*(lambda base, hdr: (base, "/healthz", hdr))(*via(resolve, host)))
+        answers = {host: get_host(resolve, host)
                    for host in ("use1.payments.sandbox", "usw2.payments.sandbox", "payments.sandbox")}
         unauthenticated = get(clusters["payments-use1"], f"/apis/networking.istio.io/v1/namespaces/{NS}"
                               "/virtualservices/payments")
@@ -574,8 +594,8 @@ def test_a_fault_patched_through_the_fake_kubernetes_api_is_obeyed_by_the_next_r
 
         api.patch_namespaced_custom_object("networking.istio.io", "v1", NS, "virtualservices", "payments",
                                            {"spec": {"http": http}})
-        region = get(*via(resolve, "use1.payments.sandbox")[:1], headers=via(resolve, "x")[1])
-        through_entrypoint = [get(via(resolve, "payments.sandbox")[0]) for _ in range(4)]
+        region = get_host(resolve, "use1.payments.sandbox")
+        through_entrypoint = [get_host(resolve, "payments.sandbox") for _ in range(4)]
         after = mesh.snapshot()
 
     assert (region[0], region[2]) == (503, FAULT_ABORT)

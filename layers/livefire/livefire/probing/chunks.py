@@ -68,10 +68,7 @@ class SampleChunkWriter:
         if not self._buffer:
             self._opened_at = time.monotonic()
         self._buffer.append(sample)
-        if (
-            len(self._buffer) >= self._max_samples
-            or time.monotonic() - self._opened_at >= self._max_age_s
-        ):
+        if len(self._buffer) >= self._max_samples or time.monotonic() - self._opened_at >= self._max_age_s:
             self.flush()
 
     def flush(self) -> None:

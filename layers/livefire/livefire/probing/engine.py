@@ -15,9 +15,9 @@ import asyncio
 import math
 import ssl
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from livefire.contracts import ProbeTarget, Sample
 from livefire.probing.http import ProbeOutcome, parse_url, probe_once
@@ -122,13 +122,34 @@ OnSample = Callable[[Sample], None]
 StopWhen = Callable[[], str | None]
 
 
+class ProbeFunction(Protocol):
+    """The shape of ``probe_once``: one probe of one URL that never raises for a network failure."""
+
+    def __call__(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        resolve: Mapping[str, str],
+        served_by: ServedBy,
+        expect: Expect,
+        ssl_context: ssl.SSLContext | None,
+    ) -> Awaitable[ProbeOutcome]: ...
+
+
 class ProbeEngine:
     def __init__(
-        self, settings: ProbeSettings, *, vantage: str, ssl_context: ssl.SSLContext | None = None
+        self,
+        settings: ProbeSettings,
+        *,
+        vantage: str,
+        ssl_context: ssl.SSLContext | None = None,
+        probe: ProbeFunction = probe_once,
     ) -> None:
         self.settings = settings
         self.vantage = vantage
         self._ssl_context = ssl_context
+        self._probe = probe
 
     async def run(
         self,
@@ -151,6 +172,7 @@ class ProbeEngine:
             self.settings,
             self.vantage,
             context,
+            probe=self._probe,
             targets=targets,
             duration_s=duration_s,
             on_sample=on_sample,
@@ -168,6 +190,7 @@ class _Run:
         vantage: str,
         ssl_context: ssl.SSLContext | None,
         *,
+        probe: ProbeFunction,
         targets: Sequence[ProbeTarget],
         duration_s: float,
         on_sample: OnSample,
@@ -176,6 +199,7 @@ class _Run:
         self.settings = settings
         self.vantage = vantage
         self.ssl_context = ssl_context
+        self.probe = probe
         self.on_sample = on_sample
         self.stop_when = stop_when
         self.clock = WallClock()
@@ -273,7 +297,7 @@ class _Run:
         seq = target.next_seq
         target.next_seq += 1
         sent = time.monotonic()
-        outcome: ProbeOutcome = await probe_once(
+        outcome = await self.probe(
             target.spec.url,
             timeout=settings.timeout,
             resolve=settings.resolve,

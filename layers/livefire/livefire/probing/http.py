@@ -119,9 +119,7 @@ async def probe_once(
     return judge(status, headers, body, served_by=served_by, expect=expect)
 
 
-def judge(
-    status: int, headers: Mapping[str, str], body: bytes, *, served_by: ServedBy, expect: Expect
-) -> ProbeOutcome:
+def judge(status: int, headers: Mapping[str, str], body: bytes, *, served_by: ServedBy, expect: Expect) -> ProbeOutcome:
     """Classify a complete answer and read who served it."""
     region, version = _served_by(headers, body, served_by)
     error: str | None = None

@@ -113,9 +113,7 @@ def probe_window(request: ProbeRequest, spec: DrillSpec, *, s3_client: Any, buck
     engine = ProbeEngine(settings, vantage=vantage)
     started_at_ms = _now_ms()
     try:
-        reason = asyncio.run(
-            engine.run(plan.targets, duration, on_sample, guard.check if guard is not None else None)
-        )
+        reason = asyncio.run(engine.run(plan.targets, duration, on_sample, guard.check if guard is not None else None))
     except BaseException:
         try:
             writer.close()

@@ -221,7 +221,7 @@ class RegionalService:
     seed: int | str | None = None
     clock: Callable[[], float] = time.monotonic
     _rng: random.Random = field(init=False, repr=False)
-    _rng_lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
     _outages: list[Outage] = field(init=False, repr=False, default_factory=list)
     _stopping: threading.Event = field(init=False, repr=False, default_factory=threading.Event)
     _server: LoopbackServer = field(init=False, repr=False)
@@ -258,7 +258,7 @@ class RegionalService:
         """Answer ``status`` for ``duration_s`` seconds starting ``start_s`` seconds from now."""
         start = self.clock() + start_s
         outage = Outage(start, start + duration_s, status)
-        with self._rng_lock:
+        with self._lock:
             self._outages.append(outage)
         return outage
 
@@ -266,12 +266,12 @@ class RegionalService:
     def _chance(self, percent: float) -> bool:
         if percent <= 0:
             return False
-        with self._rng_lock:
+        with self._lock:
             return self._rng.random() * 100.0 < percent
 
     def _in_outage(self) -> Outage | None:
         now = self.clock()
-        with self._rng_lock:
+        with self._lock:
             self._outages = [o for o in self._outages if o.end > now]
             return next((o for o in self._outages if o.start <= now), None)
 
@@ -339,7 +339,7 @@ class RegionalService:
         total = sum(weights)
         if total <= 0:
             return None
-        with self._rng_lock:
+        with self._lock:
             point = self._rng.random() * total
         for destination, weight in zip(destinations, weights, strict=True):
             if point < weight:
@@ -365,7 +365,7 @@ class RegionalService:
             return None
         if subset_name is not None:
             return selector.get("version", str(subset_name))
-        with self._rng_lock:  # no subset: any ready pod of the service, chosen by replica count
+        with self._lock:  # no subset: any ready pod of the service, chosen by replica count
             chosen = self._rng.choices(candidates, weights=[_replicas(d) for d in candidates])[0]
         return _pod_labels(chosen).get("version", "unversioned")
 

@@ -1,0 +1,408 @@
+"""Faults (apply/restore) against the fake Kubernetes API over HTTP, with the official client."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from livefire.errors import FaultConflict, FaultInjectionFailed, RollbackFailed
+from livefire.local.sandbox.store import ObjectKey, canonical_bytes
+from livefire.mesh.faults import (
+    DRILL_ID,
+    EXPIRES_AT,
+    apply_fault,
+    read_target,
+    restore_fault,
+)
+from livefire.spec import Fault
+from tests.component.kube_fixtures import (
+    DEPLOYMENT_KEY,
+    VS_KEY,
+    Sandbox,
+    crd_spec_schema,
+    fault_of,
+    running_sandbox,
+    schema_errors,
+)
+
+EXPIRES = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+FAULTS: dict[str, dict[str, Any]] = {
+    "http-abort": {"abort": {"httpStatus": 503, "percent": 100}},
+    "http-delay": {"delay": {"fixedDelay": "1500ms", "percent": 50}},
+    "scale-to-zero": {},
+}
+OBJECT_KINDS = {"http-abort": "VirtualService", "http-delay": "VirtualService", "scale-to-zero": "Deployment"}
+OBJECT_NAMES = {"http-abort": "payments", "http-delay": "payments", "scale-to-zero": "payments-v1"}
+KEYS = {"http-abort": VS_KEY, "http-delay": VS_KEY, "scale-to-zero": DEPLOYMENT_KEY}
+
+
+@pytest.fixture
+def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+    with running_sandbox(monkeypatch) as running:
+        yield running
+
+
+def _drill_id() -> str:
+    return f"drill-{uuid.uuid4().hex[:12]}"
+
+
+def _setup(sandbox: Sandbox, kind: str, **fault_extra: Any) -> tuple[Any, Fault, dict[str, Any]]:
+    planned = sandbox.planned(kind, OBJECT_KINDS[kind], OBJECT_NAMES[kind])
+    fault = fault_of(kind, **{**FAULTS[kind], **fault_extra})
+    before = read_target(sandbox.client, planned)
+    return planned, fault, before
+
+
+def _edit(sandbox: Sandbox, key: ObjectKey, change: Any) -> dict[str, Any]:
+    """Change an object behind livefire's back, as another user of the cluster would."""
+    with sandbox.store.lock:
+        obj = sandbox.store.get(key)
+        assert obj is not None
+        change(obj)
+        return sandbox.store.replace(key, obj)
+
+
+def _two_route_virtual_service(sandbox: Sandbox) -> None:
+    def add_routes(vs: dict[str, Any]) -> None:
+        vs["spec"]["http"] = [
+            {
+                "name": "checkout",
+                "match": [{"uri": {"prefix": "/checkout"}}],
+                "route": [{"destination": {"host": "payments", "subset": "v1"}}],
+                "fault": {"delay": {"fixedDelay": "50ms", "percentage": {"value": 10}}},
+            },
+            {"name": "primary", "route": [{"destination": {"host": "payments", "subset": "v1"}, "weight": 100}]},
+        ]
+
+    _edit(sandbox, VS_KEY, add_routes)
+
+
+@pytest.mark.parametrize("kind", ["http-abort", "http-delay", "scale-to-zero"])
+def test_apply_then_restore_leaves_every_object_byte_identical(sandbox: Sandbox, kind: str) -> None:
+    planned, fault, before = _setup(sandbox, kind)
+    cluster_before = sandbox.store.snapshot()
+    drill = _drill_id()
+
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    faulted = sandbox.store.snapshot()
+    outcome = restore_fault(sandbox.client, planned, before, drill_id=drill)
+
+    assert faulted[KEYS[kind]] != cluster_before[KEYS[kind]]
+    assert canonical_bytes(after) == faulted[KEYS[kind]]
+    assert outcome.status == "RESTORED"
+    assert sandbox.store.snapshot() == cluster_before
+
+
+def test_http_abort_sets_the_fault_with_percentage_and_ownership_annotations(sandbox: Sandbox) -> None:
+    planned, fault, before = _setup(sandbox, "http-abort")
+    drill = _drill_id()
+
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+
+    assert after["spec"]["http"][0]["fault"] == {"abort": {"httpStatus": 503, "percentage": {"value": 100}}}
+    assert after["metadata"]["annotations"][DRILL_ID] == drill
+    assert after["metadata"]["annotations"][EXPIRES_AT] == "2030-01-02T03:04:05Z"
+    assert after["spec"]["http"][0]["route"] == before["spec"]["http"][0]["route"]
+
+
+def test_http_delay_writes_the_fixed_delay_as_an_istio_duration_string(sandbox: Sandbox) -> None:
+    planned, fault, before = _setup(sandbox, "http-delay")
+
+    after = apply_fault(sandbox.client, planned, fault, drill_id=_drill_id(), expires_at=EXPIRES, before=before)
+
+    assert after["spec"]["http"][0]["fault"] == {"delay": {"fixedDelay": "1.5s", "percentage": {"value": 50}}}
+
+
+def test_scale_to_zero_scales_through_the_scale_subresource_and_restores_the_replicas(sandbox: Sandbox) -> None:
+    planned, fault, before = _setup(sandbox, "scale-to-zero")
+    drill = _drill_id()
+
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    outcome = restore_fault(sandbox.client, planned, before, drill_id=drill)
+
+    assert after["spec"]["replicas"] == 0
+    assert outcome.current["spec"]["replicas"] == 3
+    patches = [r for r in sandbox.api.requests if r.method == "PATCH"]
+    assert [r.path.rsplit("/", 1)[-1] for r in patches] == ["scale", "scale"]
+    assert {r.content_type for r in patches} == {"application/json-patch+json"}
+
+
+@pytest.mark.parametrize("kind", ["http-abort", "http-delay"])
+def test_only_the_named_route_is_faulted_and_a_fault_already_there_survives_the_drill(
+    sandbox: Sandbox, kind: str
+) -> None:
+    _two_route_virtual_service(sandbox)
+    planned, fault, before = _setup(sandbox, kind, target={"route": "checkout"})
+    existing = copy.deepcopy(before["spec"]["http"][0]["fault"])
+    drill = _drill_id()
+
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    outcome = restore_fault(sandbox.client, planned, before, drill_id=drill)
+
+    assert after["spec"]["http"][0]["fault"] != existing
+    assert "fault" not in after["spec"]["http"][1]
+    assert outcome.status == "RESTORED"
+    assert outcome.current["spec"]["http"][0]["fault"] == existing
+    assert canonical_bytes(outcome.current) == canonical_bytes(before)
+
+
+def test_without_a_route_name_every_http_route_is_faulted(sandbox: Sandbox) -> None:
+    _two_route_virtual_service(sandbox)
+    planned, fault, before = _setup(sandbox, "http-abort")
+
+    after = apply_fault(sandbox.client, planned, fault, drill_id=_drill_id(), expires_at=EXPIRES, before=before)
+
+    assert [route["fault"]["abort"]["httpStatus"] for route in after["spec"]["http"]] == [503, 503]
+
+
+def test_a_route_name_that_matches_nothing_fails_without_writing(sandbox: Sandbox) -> None:
+    planned, fault, before = _setup(sandbox, "http-abort", target={"route": "no-such-route"})
+    snapshot = sandbox.store.snapshot()
+
+    with pytest.raises(FaultInjectionFailed, match="no-such-route"):
+        apply_fault(sandbox.client, planned, fault, drill_id=_drill_id(), expires_at=EXPIRES, before=before)
+
+    assert sandbox.store.snapshot() == snapshot
+
+
+def test_a_fault_kind_without_spec_fields_is_refused_without_writing(sandbox: Sandbox) -> None:
+    planned = sandbox.planned("traffic-shift")
+    fault = fault_of("traffic-shift")
+    before = read_target(sandbox.client, planned)
+
+    with pytest.raises(FaultInjectionFailed, match="not supported"):
+        apply_fault(sandbox.client, planned, fault, drill_id=_drill_id(), expires_at=EXPIRES, before=before)
+
+    assert not [r for r in sandbox.api.requests if r.method == "PATCH"]
+
+
+@pytest.mark.parametrize("kind", ["http-abort", "http-delay"])
+def test_a_concurrent_edit_during_the_drill_is_not_overwritten_and_gives_conflict(
+    sandbox: Sandbox, kind: str
+) -> None:
+    planned, fault, before = _setup(sandbox, kind)
+    drill = _drill_id()
+    apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    edited = _edit(sandbox, VS_KEY, lambda vs: vs["spec"]["http"][0]["route"][0].update(weight=90))
+
+    outcome = restore_fault(sandbox.client, planned, before, drill_id=drill)
+
+    assert outcome.status == "CONFLICT"
+    assert "edited during the drill" in outcome.detail
+    assert canonical_bytes(sandbox.store.get(VS_KEY) or {}) == canonical_bytes(edited)
+
+
+def test_an_edit_through_the_api_that_removed_our_annotation_gives_conflict(sandbox: Sandbox) -> None:
+    planned, fault, before = _setup(sandbox, "http-abort")
+    drill = _drill_id()
+    apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    from kubernetes.client import CustomObjectsApi
+
+    CustomObjectsApi(sandbox.client).patch_namespaced_custom_object(
+        "networking.istio.io", "v1", "payments", "virtualservices", "payments",
+        {"metadata": {"annotations": None, "labels": {"team": "payments"}}},
+    )
+    edited = sandbox.store.get(VS_KEY)
+
+    outcome = restore_fault(sandbox.client, planned, before, drill_id=drill)
+
+    assert outcome.status == "CONFLICT"
+    assert "no longer carries" in outcome.detail
+    assert sandbox.store.get(VS_KEY) == edited
+
+
+def test_a_concurrent_scale_during_the_drill_is_not_overwritten(sandbox: Sandbox) -> None:
+    planned, fault, before = _setup(sandbox, "scale-to-zero")
+    drill = _drill_id()
+    apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    _edit(sandbox, DEPLOYMENT_KEY, lambda d: d["spec"].update(replicas=5))
+
+    outcome = restore_fault(sandbox.client, planned, before, drill_id=drill)
+
+    assert outcome.status == "CONFLICT"
+    assert (sandbox.store.get(DEPLOYMENT_KEY) or {})["spec"]["replicas"] == 5
+
+
+def test_a_refused_write_on_an_unchanged_object_is_re_read_then_retried_once(sandbox: Sandbox) -> None:
+    planned, fault, before = _setup(sandbox, "http-abort")
+    sandbox.api.fail_next("PATCH", "/virtualservices/payments", 409)
+    drill = _drill_id()
+
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+
+    assert after["metadata"]["annotations"][DRILL_ID] == drill
+    methods = [r.method for r in sandbox.api.requests]
+    assert methods == ["GET", "PATCH", "GET", "PATCH", "GET"]
+
+
+def test_a_write_refused_twice_raises_fault_conflict_and_writes_nothing(sandbox: Sandbox) -> None:
+    planned, fault, before = _setup(sandbox, "http-abort")
+    sandbox.api.fail_next("PATCH", "/virtualservices/payments", 409, times=2)
+    snapshot = sandbox.store.snapshot()
+
+    with pytest.raises(FaultConflict):
+        apply_fault(sandbox.client, planned, fault, drill_id=_drill_id(), expires_at=EXPIRES, before=before)
+
+    assert sandbox.store.snapshot() == snapshot
+    assert [r.method for r in sandbox.api.requests].count("PATCH") == 2
+
+
+@pytest.mark.parametrize("kind", ["http-abort", "scale-to-zero"])
+def test_an_object_changed_since_its_snapshot_is_not_faulted(sandbox: Sandbox, kind: str) -> None:
+    planned, fault, before = _setup(sandbox, kind)
+    _edit(sandbox, KEYS[kind], lambda obj: obj["metadata"].setdefault("labels", {}).update(owner="someone"))
+    snapshot = sandbox.store.snapshot()
+
+    with pytest.raises(FaultConflict, match="changed since its snapshot"):
+        apply_fault(sandbox.client, planned, fault, drill_id=_drill_id(), expires_at=EXPIRES, before=before)
+
+    assert sandbox.store.snapshot() == snapshot
+    assert [r.method for r in sandbox.api.requests].count("PATCH") == 1
+
+
+@pytest.mark.parametrize("kind", ["http-abort", "http-delay", "scale-to-zero"])
+def test_a_retried_apply_returns_the_faulted_object_without_writing_again(sandbox: Sandbox, kind: str) -> None:
+    planned, fault, before = _setup(sandbox, kind)
+    drill = _drill_id()
+    first = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+
+    second = apply_fault(
+        sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES + timedelta(seconds=1), before=before
+    )
+
+    assert second["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+    assert canonical_bytes(second) == canonical_bytes(first)
+
+
+def test_an_object_faulted_by_another_drill_is_not_faulted_again(sandbox: Sandbox) -> None:
+    planned, fault, before = _setup(sandbox, "http-abort")
+    apply_fault(sandbox.client, planned, fault, drill_id="drill-other", expires_at=EXPIRES, before=before)
+    held = read_target(sandbox.client, planned)
+
+    with pytest.raises(FaultConflict, match="drill-other"):
+        apply_fault(sandbox.client, planned, fault, drill_id=_drill_id(), expires_at=EXPIRES, before=held)
+
+
+def test_restore_by_another_drill_leaves_the_fault_alone(sandbox: Sandbox) -> None:
+    planned, fault, before = _setup(sandbox, "http-abort")
+    apply_fault(sandbox.client, planned, fault, drill_id="drill-owner", expires_at=EXPIRES, before=before)
+    faulted = sandbox.store.get(VS_KEY)
+
+    outcome = restore_fault(sandbox.client, planned, before, drill_id="drill-intruder")
+
+    assert outcome.status == "CONFLICT"
+    assert "drill-owner" in outcome.detail
+    assert sandbox.store.get(VS_KEY) == faulted
+
+
+@pytest.mark.parametrize("kind", ["http-abort", "http-delay", "scale-to-zero"])
+def test_restore_twice_is_the_same_as_restoring_once(sandbox: Sandbox, kind: str) -> None:
+    planned, fault, before = _setup(sandbox, kind)
+    drill = _drill_id()
+    apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    first = restore_fault(sandbox.client, planned, before, drill_id=drill)
+    restored = sandbox.store.snapshot()
+
+    second = restore_fault(sandbox.client, planned, before, drill_id=drill)
+
+    assert (first.status, second.status) == ("RESTORED", "ALREADY_RESTORED")
+    assert sandbox.store.snapshot() == restored
+    assert [r.method for r in sandbox.api.requests].count("PATCH") == 2
+
+
+def test_restore_without_a_fault_applied_writes_nothing(sandbox: Sandbox) -> None:
+    planned, _fault, before = _setup(sandbox, "http-abort")
+
+    outcome = restore_fault(sandbox.client, planned, before, drill_id=_drill_id())
+
+    assert outcome.status == "ALREADY_RESTORED"
+    assert "PATCH" not in [r.method for r in sandbox.api.requests]
+
+
+def test_a_restore_write_refused_each_time_re_reads_between_attempts_then_raises(sandbox: Sandbox) -> None:
+    planned, fault, before = _setup(sandbox, "http-abort")
+    drill = _drill_id()
+    apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    sandbox.api.requests.clear()
+    sandbox.api.fail_next("PATCH", "/virtualservices/payments", 409, times=3)
+
+    with pytest.raises(RollbackFailed):
+        restore_fault(sandbox.client, planned, before, drill_id=drill)
+
+    assert [r.method for r in sandbox.api.requests] == ["GET", "PATCH"] * 3
+    assert restore_fault(sandbox.client, planned, before, drill_id=drill).status == "RESTORED"
+
+
+def test_a_restore_refused_once_succeeds_after_re_reading(sandbox: Sandbox) -> None:
+    planned, fault, before = _setup(sandbox, "http-delay")
+    drill = _drill_id()
+    apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    sandbox.api.fail_next("PATCH", "/virtualservices/payments", 422)
+
+    outcome = restore_fault(sandbox.client, planned, before, drill_id=drill)
+
+    assert outcome.status == "RESTORED"
+    assert canonical_bytes(outcome.current) == canonical_bytes(before)
+
+
+@pytest.mark.parametrize(
+    ("kind", "extra"),
+    [
+        ("http-abort", {}),
+        ("http-delay", {}),
+        ("http-abort", {"target": {"route": "checkout"}}),
+        ("http-delay", {"delay": {"fixedDelay": "1ms", "percent": 0.5}, "target": {"route": "primary"}}),
+    ],
+)
+def test_every_virtual_service_written_is_valid_against_the_istio_crd(
+    sandbox: Sandbox, kind: str, extra: dict[str, Any]
+) -> None:
+    schema = crd_spec_schema("VirtualService")
+    _two_route_virtual_service(sandbox)
+    planned, fault, before = _setup(sandbox, kind, **extra)
+    drill = _drill_id()
+
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    restored = restore_fault(sandbox.client, planned, before, drill_id=drill).current
+
+    assert schema_errors(before["spec"], schema) == []
+    assert schema_errors(after["spec"], schema) == []
+    assert schema_errors(restored["spec"], schema) == []
+
+
+def test_the_crd_validator_rejects_a_fault_istio_would_refuse() -> None:
+    schema = crd_spec_schema("VirtualService")
+    spec = {
+        "hosts": ["payments"],
+        "http": [{"fault": {"abort": {"percentage": {"value": 100}}, "delay": {"fixedDelay": 2}}}],
+    }
+
+    errors = schema_errors(spec, schema)
+
+    assert any("abort" in e and "oneOf" in e for e in errors)
+    assert any("fixedDelay" in e and "type string" in e for e in errors)
+
+
+def test_fault_operations_send_a_bearer_token_that_never_reaches_records_or_logs(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sandbox.client.configuration.debug = True
+    planned, fault, before = _setup(sandbox, "http-abort")
+    drill = _drill_id()
+
+    apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    restore_fault(sandbox.client, planned, before, drill_id=drill)
+
+    captured = capsys.readouterr()
+    assert sandbox.client.configuration.debug is False
+    assert all(r.had_bearer for r in sandbox.api.requests)
+    assert sandbox.token not in repr(sandbox.api.requests)
+    assert sandbox.token not in caplog.text
+    assert sandbox.token not in captured.out + captured.err

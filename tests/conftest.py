@@ -1,0 +1,45 @@
+"""Fixtures shared by every test layer: the project root and fast variants of the sandbox drill specs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SANDBOX = ROOT / "drills" / "sandbox"
+MESH_DIR = SANDBOX / "mesh"
+# Short phases keep a whole drill to ~10 s while still leaving room for failover and failback.
+FAST_PHASES = {"baseline": "1s", "lead": "1s", "fault": "3s", "recovery": "4s"}
+
+
+def sandbox_spec_document(name: str = "active-passive", **overrides: Any) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((SANDBOX / f"{name}.yaml").read_text())
+    document["phases"] = dict(FAST_PHASES)
+    for key, value in overrides.items():
+        document[key] = value
+    return document
+
+
+@pytest.fixture
+def project_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture
+def unique_id() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def write_spec(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
+    def write(document: dict[str, Any]) -> Path:
+        path = tmp_path / f"spec-{uuid.uuid4().hex[:6]}.yaml"
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        return path
+
+    return write

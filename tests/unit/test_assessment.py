@@ -1,0 +1,591 @@
+"""Assessment math on synthetic sample streams whose ground truth is known exactly.
+
+Times in the scenarios are milliseconds relative to T0; every stream is built by ``stream`` from pieces
+``(from_ms, to_ms, state)`` where state is the region that answered or FAIL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from livefire.assessment import Assessment, assess, percentile, steady_state
+from livefire.contracts import Plan, ProbeTarget, Sample
+from livefire.spec import DrillSpec, Vantage, parse_spec
+
+T0 = 1_700_000_000_000.0
+USE1, USW2, FAIL = "us-east-1", "us-west-2", "FAIL"
+INJECT, RESTORE, END = 3000, 23000, 43000
+KEYS = [
+    "drills/payments/d-1/samples/local/baseline-0000.jsonl.gz",
+    "drills/payments/d-1/samples/local/drill-0000.jsonl.gz",
+    "drills/payments/d-1/samples/far/drill-0000.jsonl.gz",
+]
+
+
+def make_spec(**overrides: Any) -> DrillSpec:
+    document: dict[str, Any] = {
+        "apiVersion": "livefire/v1",
+        "kind": "Drill",
+        "metadata": {"name": "payments-ap", "service": "payments"},
+        "pattern": "active-passive",
+        "regions": [
+            {"name": USE1, "role": "primary", "cluster": {"sandbox": "use1"}, "endpoint": "http://use1/healthz"},
+            {"name": USW2, "role": "standby", "cluster": {"sandbox": "usw2"}, "endpoint": "http://usw2/healthz"},
+        ],
+        "entrypoint": "http://entry/healthz",
+        "fault": {
+            "kind": "http-abort",
+            "region": USE1,
+            "target": {"namespace": "payments", "virtualService": "payments"},
+            "abort": {"httpStatus": 503, "percent": 100},
+        },
+        "phases": {"baseline": "3s", "lead": "0s", "fault": "20s", "recovery": "20s"},
+        "probes": {"interval": "100ms", "burstInterval": "10ms", "sustain": "1s"},
+        "objectives": {"rto": "5s", "failbackRto": "15s", "availability": 90},
+        "guardrails": {"allowedNamespaces": ["payments"]},
+    }
+    document.update(overrides)
+    return parse_spec(document)
+
+
+def make_plan(spec: DrillSpec, vantages: Iterable[str] = ("local",)) -> Plan:
+    targets = [ProbeTarget(name="entry", url=spec.entrypoint, region=None, role="entrypoint")]
+    targets += [
+        ProbeTarget(name=r.name.replace("-", ""), url=r.endpoint, region=r.name, role=r.role) for r in spec.regions
+    ]
+    return Plan(
+        drill_id="d-1",
+        execution_arn="arn:aws:states:us-east-1:123456789012:execution:drill:d-1",
+        service=spec.metadata.service,
+        pattern=spec.pattern,
+        mode="live",
+        spec_key="drills/payments/d-1/spec.json",
+        spec_digest=spec.digest(),
+        evidence_prefix="drills/payments/d-1/",
+        started_at_ms=int(T0),
+        vantages=[Vantage(name=v, region=USE1) for v in vantages],
+        targets=targets,
+        faults=[],
+        baseline_seconds=3.0,
+        observe_seconds=40.0,
+        lead_wait_seconds=0,
+        fault_wait_seconds=20,
+    )
+
+
+def stream(
+    target: str,
+    *pieces: tuple[int, int, str],
+    step: int = 100,
+    vantage: str = "local",
+    latency: float = 20.0,
+) -> list[Sample]:
+    """Probes every ``step`` ms over each piece; a piece's state is the serving region or FAIL (a 503)."""
+    samples = []
+    for start, end, state in pieces:
+        for at in range(start, end, step):
+            failed = state == FAIL
+            samples.append(
+                Sample(
+                    target=target,
+                    vantage=vantage,
+                    seq=len(samples),
+                    scheduled_ms=T0 + at,
+                    sent_ms=T0 + at,
+                    ended_ms=T0 + at + latency,
+                    ok=not failed,
+                    status=503 if failed else 200,
+                    latency_ms=latency,
+                    served_by=None if failed else state,
+                    version="v1",
+                )
+            )
+    return samples
+
+
+def regions(vantage: str = "local", *, faulted_fails: bool = True) -> list[Sample]:
+    use1_fault = FAIL if faulted_fails else USE1
+    return [
+        *stream("useast1", (0, INJECT, USE1), (INJECT, RESTORE, use1_fault), (RESTORE, END, USE1), vantage=vantage),
+        *stream("uswest2", (0, END, USW2), vantage=vantage),
+    ]
+
+
+def failover_entry(
+    outage_end: int = 5200, failback_at: int = 25000, vantage: str = "local", step: int = 100
+) -> list[Sample]:
+    """Primary until just after the injection, fails from 3100 to outage_end, standby, then primary again."""
+    return stream(
+        "entry",
+        (0, INJECT + 100, USE1),
+        (INJECT + 100, outage_end, FAIL),
+        (outage_end, failback_at, USW2),
+        (failback_at, END, USE1),
+        vantage=vantage,
+        step=step,
+    )
+
+
+def run(spec: DrillSpec, samples: list[Sample], vantages: Iterable[str] = ("local",), **times: Any) -> Assessment:
+    timeline = {"injected_at_ms": T0 + INJECT, "restored_at_ms": T0 + RESTORE} | times
+    return assess(spec, make_plan(spec, vantages), samples, sample_keys=KEYS, **timeline)
+
+
+def status(assessment: Assessment, finding_id: str) -> str:
+    finding = assessment.finding(finding_id)
+    assert finding is not None, f"no finding {finding_id}"
+    return finding.status
+
+
+def test_a_clean_active_passive_failover_passes_with_the_exact_rto_and_bracket() -> None:
+    spec = make_spec()
+
+    result = run(spec, [*regions(), *failover_entry()])
+
+    assert result.verdict == "PASS", result.verdict_reason
+    assert result.rto_seconds == 2.2
+    assert result.rto_bracket is not None
+    assert (result.rto_bracket.last_failure_ms, result.rto_bracket.first_success_ms) == (T0 + 5100, T0 + 5200)
+    assert result.rto_bracket.width_ms == 100
+    assert result.failback_seconds == 2.0
+    assert result.failback_bracket is not None
+    assert result.failback_bracket.last_failure_ms == T0 + 24900
+    assert result.failback_bracket.first_success_ms == T0 + 25000
+    assert [f.id for f in result.findings] == [
+        "faultTookEffect",
+        "sampleCoverage",
+        "rto",
+        "failbackRto",
+        "availability",
+        "standbyServedDuringFault",
+        "primaryServedAfterFailback",
+    ]
+    assert all(f.status == "PASS" for f in result.findings)
+
+
+def test_detection_times_count_from_the_injection_to_the_first_failure() -> None:
+    spec = make_spec()
+
+    result = run(spec, [*regions(), *failover_entry()])
+
+    assert result.fault_took_effect is True
+    assert result.detection_seconds == 0.0
+    assert result.entrypoint_detection_seconds == 0.1
+    entry = next(d for d in result.detection if d.target == "entry")
+    assert (entry.first_failure_ms, entry.first_failure_seq) == (T0 + 3100, 31)
+
+
+def test_availability_counts_every_entrypoint_probe_of_the_fault_and_recovery_phases() -> None:
+    spec = make_spec()
+
+    result = run(spec, [*regions(), *failover_entry()])
+
+    availability = result.finding("availability")
+    assert availability is not None
+    assert availability.measured == pytest.approx(100.0 * 379 / 400)
+    assert availability.threshold == 90.0
+    fault = result.stats_for("fault", "local", "entry")
+    assert fault is not None
+    assert (fault.sent, fault.ok, fault.errors) == (200, 179, {"http-503": 21})
+    assert fault.served_by == {"us-east-1@v1": 1, "us-west-2@v1": 178}
+    baseline = result.stats_for("baseline", "local", "entry")
+    assert baseline is not None
+    assert (baseline.sent, baseline.availability_pct) == (30, 100.0)
+
+
+def test_the_longest_outage_runs_from_the_first_failure_to_the_next_success() -> None:
+    spec = make_spec()
+
+    result = run(spec, [*regions(), *failover_entry()])
+
+    assert result.max_outage_ms == 2100
+    assert result.max_outage is not None
+    assert (result.max_outage.from_ms, result.max_outage.to_ms, result.max_outage.failures) == (
+        T0 + 3100,
+        T0 + 5200,
+        21,
+    )
+
+
+def test_the_served_by_timeline_shows_primary_then_standby_then_primary() -> None:
+    spec = make_spec()
+
+    result = run(spec, [*regions(), *failover_entry()])
+
+    timeline = [(s.region, s.from_ms - T0, s.to_ms - T0, s.samples) for s in result.served_by_timeline]
+    assert timeline == [
+        (USE1, 0, 3000, 31),
+        (USW2, 5200, 24900, 198),
+        (USE1, 25000, 42900, 180),
+    ]
+
+
+def test_burst_samples_narrow_the_rto_bracket_to_the_burst_interval() -> None:
+    spec = make_spec()
+    entry = failover_entry()
+    burst = stream("entry", (5110, 5200, FAIL), step=10)
+    for extra in burst:
+        entry.append(extra.model_copy(update={"seq": 1000 + extra.seq, "burst": True}))
+
+    result = run(spec, [*regions(), *entry])
+
+    assert result.rto_bracket is not None
+    assert result.rto_bracket.last_failure_ms == T0 + 5190
+    assert result.rto_bracket.width_ms == 10
+    assert result.rto_seconds == 2.2
+
+
+def test_a_recovery_slower_than_the_objective_fails_the_rto_finding() -> None:
+    spec = make_spec()
+
+    result = run(spec, [*regions(), *failover_entry(outage_end=9000)])
+
+    assert result.verdict == "FAIL"
+    assert result.rto_seconds == 6.0
+    rto = result.finding("rto")
+    assert rto is not None
+    assert (rto.status, rto.measured, rto.threshold) == ("FAIL", 6.0, 5.0)
+    assert rto.evidence.seqs == [89, 90]
+    assert rto.evidence.sample_keys == sorted(k for k in KEYS if "/local/" in k)
+    assert "failed: rto" in result.verdict_reason
+
+
+def test_a_success_blip_shorter_than_sustain_is_not_recovery() -> None:
+    spec = make_spec()
+    entry = stream(
+        "entry",
+        (0, INJECT + 100, USE1),
+        (INJECT + 100, 4000, FAIL),
+        (4000, 4500, USW2),
+        (4500, 6000, FAIL),
+        (6000, 25000, USW2),
+        (25000, END, USE1),
+    )
+
+    result = run(spec, [*regions(), *entry])
+
+    assert result.rto_seconds == 3.0
+    assert result.rto_bracket is not None
+    assert result.rto_bracket.last_failure_ms == T0 + 5900
+
+
+def test_successes_served_by_the_faulted_region_during_the_fault_are_not_recovery() -> None:
+    spec = make_spec()
+    entry = stream(
+        "entry",
+        (0, INJECT + 100, USE1),
+        (INJECT + 100, 4000, FAIL),
+        (4000, 6000, USE1),
+        (6000, 25000, USW2),
+        (25000, END, USE1),
+    )
+
+    result = run(spec, [*regions(), *entry])
+
+    assert result.rto_seconds == 3.0
+    assert result.rto_bracket is not None
+    assert result.rto_bracket.last_failure_ms == T0 + 5900
+
+
+def test_a_fault_that_never_shows_in_the_probes_is_inconclusive() -> None:
+    spec = make_spec()
+    entry = stream("entry", (0, END, USE1))
+
+    result = run(spec, [*regions(faulted_fails=False), *entry])
+
+    assert result.verdict == "INCONCLUSIVE"
+    assert result.fault_took_effect is False
+    assert status(result, "faultTookEffect") == "INCONCLUSIVE"
+    assert "never showed in the probes" in result.verdict_reason
+
+
+def test_a_drill_without_injection_is_inconclusive() -> None:
+    spec = make_spec()
+
+    result = run(spec, [*regions(), *failover_entry()], injected_at_ms=None, restored_at_ms=None)
+
+    assert result.verdict == "INCONCLUSIVE"
+    assert result.rto_seconds is None
+    assert [p.name for p in result.phases] == ["baseline"]
+
+
+def test_an_entrypoint_that_never_recovers_has_no_rto_and_fails() -> None:
+    spec = make_spec()
+    entry = stream("entry", (0, INJECT + 100, USE1), (INJECT + 100, END, FAIL))
+
+    result = run(spec, [*regions(), *entry])
+
+    assert result.verdict == "FAIL"
+    assert result.rto_seconds is None
+    assert result.rto_bracket is None
+    assert "never recovered" in result.rto_note
+    assert status(result, "rto") == "FAIL"
+    assert status(result, "failbackRto") == "FAIL"
+    assert result.max_outage_ms == pytest.approx(END - 100 + 20 - (INJECT + 100))
+
+
+def test_recovery_only_after_the_rollback_is_measured_and_named() -> None:
+    spec = make_spec(objectives={"rto": "30s"})
+    entry = stream("entry", (0, INJECT + 100, USE1), (INJECT + 100, RESTORE + 300, FAIL), (RESTORE + 300, END, USE1))
+
+    result = run(spec, [*regions(), *entry])
+
+    assert result.rto_seconds == 20.3
+    assert "only after the rollback" in result.rto_note
+    assert status(result, "standbyServedDuringFault") == "FAIL"
+    assert result.verdict == "FAIL"
+
+
+def test_a_seamless_failover_has_rto_zero_and_says_so() -> None:
+    spec = make_spec()
+    entry = stream("entry", (0, INJECT + 100, USE1), (INJECT + 100, 25000, USW2), (25000, END, USE1))
+
+    result = run(spec, [*regions(), *entry])
+
+    assert result.verdict == "PASS", result.verdict_reason
+    assert result.rto_seconds == 0.0
+    assert result.rto_bracket is None
+    assert "seamless" in result.rto_note
+    assert result.max_outage_ms == 0.0
+
+
+def test_a_seamless_entrypoint_still_served_by_the_faulted_region_fails_the_pattern() -> None:
+    spec = make_spec()
+    entry = stream("entry", (0, END, USE1))
+
+    result = run(spec, [*regions(), *entry])
+
+    assert result.rto_seconds == 0.0
+    assert "faulted region us-east-1 served" in result.rto_note
+    assert status(result, "standbyServedDuringFault") == "FAIL"
+    assert result.verdict == "FAIL"
+
+
+def test_a_primary_that_never_returns_fails_failback() -> None:
+    spec = make_spec()
+
+    result = run(spec, [*regions(), *failover_entry(failback_at=END)])
+
+    assert result.failback_seconds is None
+    assert status(result, "failbackRto") == "FAIL"
+    assert status(result, "primaryServedAfterFailback") == "FAIL"
+    assert status(result, "rto") == "PASS"
+    assert result.verdict == "FAIL"
+
+
+def test_a_slow_failback_fails_only_the_failback_objective() -> None:
+    spec = make_spec()
+
+    result = run(spec, [*regions(), *failover_entry(failback_at=RESTORE + 16000)])
+
+    assert result.failback_seconds == 16.0
+    assert status(result, "failbackRto") == "FAIL"
+    assert status(result, "primaryServedAfterFailback") == "PASS"
+    assert result.verdict_reason == "failed: failbackRto"
+
+
+def test_a_standby_that_served_before_the_injection_fails_the_pattern() -> None:
+    spec = make_spec()
+    entry = stream(
+        "entry", (0, 1000, USE1), (1000, 1500, USW2), (1500, INJECT + 100, USE1),
+        (INJECT + 100, 5200, FAIL), (5200, 25000, USW2), (25000, END, USE1),
+    )
+
+    result = run(spec, [*regions(), *entry])
+
+    assert status(result, "standbyServedDuringFault") == "FAIL"
+    assert result.verdict == "FAIL"
+
+
+def test_too_few_samples_in_the_recovery_phase_is_inconclusive() -> None:
+    spec = make_spec()
+    entry = [s for s in failover_entry() if s.sent_ms < T0 + RESTORE + 200]
+
+    result = run(spec, [*regions(), *entry])
+
+    assert result.verdict == "INCONCLUSIVE"
+    assert status(result, "sampleCoverage") == "INCONCLUSIVE"
+    assert "entry from local in the recovery phase: 2" in result.verdict_reason
+
+
+def test_the_headline_rto_is_the_worst_vantage() -> None:
+    spec = make_spec()
+    samples = [
+        *regions("local"),
+        *failover_entry(vantage="local"),
+        *regions("far"),
+        *failover_entry(outage_end=7000, vantage="far"),
+    ]
+
+    result = run(spec, samples, vantages=("local", "far"))
+
+    assert sorted((r.vantage, r.seconds) for r in result.rto_by_vantage) == [("far", 4.0), ("local", 2.2)]
+    assert result.rto_seconds == 4.0
+    rto = result.finding("rto")
+    assert rto is not None
+    assert rto.evidence.vantage == "far"
+    assert rto.evidence.sample_keys == ["drills/payments/d-1/samples/far/drill-0000.jsonl.gz"]
+
+
+def test_a_planned_vantage_without_samples_makes_the_drill_inconclusive() -> None:
+    spec = make_spec()
+
+    result = run(spec, [*regions(), *failover_entry()], vantages=("local", "far"))
+
+    assert result.verdict == "INCONCLUSIVE"
+    assert "from far" in result.verdict_reason
+
+
+def test_p99_latency_is_judged_on_successful_entrypoint_probes_during_the_fault() -> None:
+    spec = make_spec(objectives={"p99Latency": "50ms"})
+    entry = failover_entry()
+    slow = {T0 + 6000 + 100 * k for k in range(3)}
+    entry = [s.model_copy(update={"latency_ms": 80.0}) if s.sent_ms in slow else s for s in entry]
+
+    result = run(spec, [*regions(), *entry])
+
+    latency = result.finding("p99Latency")
+    assert latency is not None
+    assert (latency.measured, latency.threshold, latency.status) == (80.0, 50.0, "FAIL")
+    fault = result.stats_for("fault", "local", "entry")
+    assert fault is not None
+    assert (fault.latency.p50_ms, fault.latency.p99_ms) == (20.0, 80.0)
+
+
+def test_active_active_passes_when_the_surviving_region_keeps_serving() -> None:
+    spec = make_spec(
+        pattern="active-active",
+        regions=[
+            {"name": USE1, "role": "active", "cluster": {"sandbox": "use1"}, "endpoint": "http://use1/healthz"},
+            {"name": USW2, "role": "active", "cluster": {"sandbox": "usw2"}, "endpoint": "http://usw2/healthz"},
+        ],
+        objectives={"rto": "5s", "availability": 99},
+    )
+    both = [s for s in stream("entry", (0, END, USE1)) if (s.sent_ms - T0) % 200 == 0]
+    both += [
+        s.model_copy(update={"served_by": USW2})
+        for s in stream("entry", (0, END, USE1))
+        if (s.sent_ms - T0) % 200 == 100
+    ]
+    entry = [
+        s.model_copy(update={"served_by": USW2}) if INJECT <= s.sent_ms - T0 < RESTORE else s for s in both
+    ]
+
+    result = run(spec, [*regions(), *entry])
+
+    assert result.verdict == "PASS", result.verdict_reason
+    assert status(result, "entrypointKeptServing") == "PASS"
+    regions_served = {(s.region, s.from_ms - T0) for s in result.served_by_timeline}
+    assert regions_served == {(USE1, 0), (USW2, 100), (USE1, RESTORE)}
+
+
+def test_active_active_fails_when_the_entrypoint_drops_below_the_slo() -> None:
+    spec = make_spec(
+        pattern="active-active",
+        regions=[
+            {"name": USE1, "role": "active", "cluster": {"sandbox": "use1"}, "endpoint": "http://use1/healthz"},
+            {"name": USW2, "role": "active", "cluster": {"sandbox": "usw2"}, "endpoint": "http://usw2/healthz"},
+        ],
+        objectives={},
+    )
+
+    result = run(spec, [*regions(), *failover_entry()])
+
+    kept = result.finding("entrypointKeptServing")
+    assert kept is not None
+    assert (kept.status, kept.threshold) == ("FAIL", 99.0)
+    assert kept.measured == pytest.approx(100.0 * 179 / 200)
+
+
+def test_a_delay_fault_takes_effect_through_latency_alone() -> None:
+    spec = make_spec(
+        fault={
+            "kind": "http-delay",
+            "region": USE1,
+            "target": {"namespace": "payments", "virtualService": "payments"},
+            "delay": {"fixedDelay": "500ms"},
+        },
+        objectives={},
+    )
+    slow_use1 = [
+        s.model_copy(update={"latency_ms": 520.0}) if INJECT <= s.sent_ms - T0 < RESTORE else s
+        for s in stream("useast1", (0, END, USE1))
+    ]
+    samples = [*slow_use1, *stream("uswest2", (0, END, USW2)), *failover_entry()]
+
+    result = run(spec, samples)
+
+    assert result.fault_took_effect is True
+    assert result.detection_seconds == 0.0
+
+
+def test_the_assessment_round_trips_through_json() -> None:
+    spec = make_spec()
+    result = run(spec, [*regions(), *failover_entry()])
+
+    again = Assessment.model_validate_json(result.model_dump_json())
+
+    assert again == result
+
+
+def test_a_restore_before_the_injection_is_rejected() -> None:
+    spec = make_spec()
+
+    with pytest.raises(ValueError, match="before"):
+        run(spec, regions(), injected_at_ms=T0 + 5000, restored_at_ms=T0 + 4000)
+
+
+def test_percentile_uses_the_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+
+    assert (percentile(values, 50), percentile(values, 95), percentile(values, 99)) == (50.0, 95.0, 99.0)
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([], 50) is None
+
+
+def test_a_healthy_baseline_is_steady() -> None:
+    spec = make_spec()
+
+    result = steady_state(spec, [*regions(), *stream("entry", (0, INJECT, USE1))])
+
+    assert result.steady is True
+
+
+def test_an_unsteady_baseline_names_the_target() -> None:
+    spec = make_spec()
+    entry = stream("entry", (0, 2500, USE1), (2500, INJECT, FAIL))
+
+    result = steady_state(spec, [*stream("uswest2", (0, INJECT, USW2)), *entry])
+
+    assert result.steady is False
+    assert "target entry from vantage local" in result.reason
+    assert "uswest2" not in result.reason
+
+
+def test_a_lower_availability_objective_relaxes_the_steady_floor() -> None:
+    spec = make_spec(objectives={"availability": 80})
+    entry = stream("entry", (0, 2500, USE1), (2500, INJECT, FAIL))
+
+    result = steady_state(spec, entry)
+
+    assert result.steady is True, result.reason
+
+
+def test_a_target_with_too_few_or_no_samples_is_not_steady() -> None:
+    spec = make_spec()
+    entry = stream("entry", (0, 200, USE1))
+
+    result = steady_state(spec, entry, expected_targets=["entry", "uswest2"])
+
+    assert result.steady is False
+    assert "target entry from vantage local: 2 samples" in result.reason
+    assert "target uswest2 from vantage local: 0 samples" in result.reason
+
+
+def test_no_baseline_samples_at_all_is_not_steady() -> None:
+    result = steady_state(make_spec(), [])
+
+    assert (result.steady, result.reason) == (False, "no baseline samples")

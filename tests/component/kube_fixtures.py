@@ -43,11 +43,11 @@ class Sandbox:
     def planned(self, kind: str, object_kind: str = "VirtualService", name: str = "payments") -> PlannedFault:
         return PlannedFault(
             fault_id=f"fault-{uuid.uuid4().hex[:8]}",
-            kind=kind,  # type: ignore[arg-type]
+            kind=kind,
             region="us-east-1",
             cluster=self.cluster,
             namespace="payments",
-            object_kind=object_kind,  # type: ignore[arg-type]
+            object_kind=object_kind,
             object_name=name,
             lease_key=f"{self.cluster.key}/payments",
         )

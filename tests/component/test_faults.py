@@ -20,6 +20,7 @@ from livefire.mesh.faults import (
     read_target,
     restore_fault,
 )
+from livefire.mesh.posture import PostureFinding, audit_posture
 from livefire.spec import Fault
 from tests.component.kube_fixtures import (
     DEPLOYMENT_KEY,
@@ -109,6 +110,20 @@ def test_http_abort_sets_the_fault_with_percentage_and_ownership_annotations(san
     assert after["metadata"]["annotations"][DRILL_ID] == drill
     assert after["metadata"]["annotations"][EXPIRES_AT] == "2030-01-02T03:04:05Z"
     assert after["spec"]["http"][0]["route"] == before["spec"]["http"][0]["route"]
+
+
+def test_annotations_already_on_the_object_are_kept_during_and_after_the_drill(sandbox: Sandbox) -> None:
+    _edit(sandbox, VS_KEY, lambda vs: vs["metadata"].update(annotations={"example.com/owner": "sre~payments"}))
+    planned, fault, before = _setup(sandbox, "http-abort")
+    drill = _drill_id()
+
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    outcome = restore_fault(sandbox.client, planned, before, drill_id=drill)
+
+    assert after["metadata"]["annotations"]["example.com/owner"] == "sre~payments"
+    assert after["metadata"]["annotations"][DRILL_ID] == drill
+    assert outcome.current["metadata"]["annotations"] == {"example.com/owner": "sre~payments"}
+    assert canonical_bytes(outcome.current) == canonical_bytes(before)
 
 
 def test_http_delay_writes_the_fixed_delay_as_an_istio_duration_string(sandbox: Sandbox) -> None:
@@ -380,7 +395,7 @@ def test_the_crd_validator_rejects_a_fault_istio_would_refuse() -> None:
     schema = crd_spec_schema("VirtualService")
     spec = {
         "hosts": ["payments"],
-        "http": [{"fault": {"abort": {"percentage": {"value": 100}}, "delay": {"fixedDelay": 2}}}],
+        "http": [{"fault": {"abort": {"httpStatus": 503, "grpcStatus": "UNAVAILABLE"}, "delay": {"fixedDelay": 2}}}],
     }
 
     errors = schema_errors(spec, schema)
@@ -406,3 +421,44 @@ def test_fault_operations_send_a_bearer_token_that_never_reaches_records_or_logs
     assert sandbox.token not in repr(sandbox.api.requests)
     assert sandbox.token not in caplog.text
     assert sandbox.token not in captured.out + captured.err
+
+
+# ---------------------------------------------------------------- posture (read-only)
+
+DR_KEY = ObjectKey("networking.istio.io", "destinationrules", "payments", "payments")
+PA_KEY = ObjectKey("security.istio.io", "peerauthentications", "payments", "default")
+
+
+def _checks(findings: list[PostureFinding]) -> dict[str, bool]:
+    return {f.check: f.ok for f in findings}
+
+
+@pytest.mark.parametrize("host", ["payments", "payments.payments.svc.cluster.local"])
+def test_posture_of_the_seeded_mesh_passes_every_check_and_writes_nothing(sandbox: Sandbox, host: str) -> None:
+    findings = audit_posture(sandbox.client, "payments", host)
+
+    assert _checks(findings) == {
+        "destination-rule": True, "outlier-detection": True, "locality-failover": True, "mtls-strict": True,
+    }
+    assert {r.method for r in sandbox.api.requests} == {"GET"}
+
+
+def test_posture_flags_locality_failover_that_cannot_work_without_outlier_detection(sandbox: Sandbox) -> None:
+    _edit(sandbox, DR_KEY, lambda dr: dr["spec"]["trafficPolicy"].pop("outlierDetection"))
+
+    findings = audit_posture(sandbox.client, "payments", "payments")
+
+    checks = _checks(findings)
+    assert (checks["outlier-detection"], checks["locality-failover"]) == (False, False)
+    assert "without outlierDetection" in next(f.detail for f in findings if f.check == "locality-failover")
+
+
+def test_posture_flags_permissive_mtls_and_a_host_without_destination_rule(sandbox: Sandbox) -> None:
+    _edit(sandbox, PA_KEY, lambda pa: pa["spec"]["mtls"].update(mode="PERMISSIVE"))
+
+    findings = audit_posture(sandbox.client, "payments", "ledger")
+
+    assert _checks(findings) == {
+        "destination-rule": False, "outlier-detection": False, "locality-failover": False, "mtls-strict": False,
+    }
+    assert "PERMISSIVE" in next(f.detail for f in findings if f.check == "mtls-strict")

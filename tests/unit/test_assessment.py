@@ -84,7 +84,7 @@ def stream(
     latency: float = 20.0,
 ) -> list[Sample]:
     """Probes every ``step`` ms over each piece; a piece's state is the serving region or FAIL (a 503)."""
-    samples = []
+    samples: list[Sample] = []
     for start, end, state in pieces:
         for at in range(start, end, step):
             failed = state == FAIL
@@ -482,6 +482,29 @@ def test_active_active_passes_when_the_surviving_region_keeps_serving() -> None:
     assert regions_served == {(USE1, 0), (USW2, 100), (USE1, RESTORE)}
 
 
+def test_active_active_failback_waits_for_the_faulted_region_to_serve_again() -> None:
+    spec = make_spec(
+        pattern="active-active",
+        regions=[
+            {"name": USE1, "role": "active", "cluster": {"sandbox": "use1"}, "endpoint": "http://use1/healthz"},
+            {"name": USW2, "role": "active", "cluster": {"sandbox": "usw2"}, "endpoint": "http://usw2/healthz"},
+        ],
+        objectives={"failbackRto": "5s"},
+    )
+    entry = [
+        s.model_copy(update={"served_by": USE1 if (s.sent_ms - T0) % 200 == 0 else USW2})
+        for s in stream("entry", (0, END, USW2))
+    ]
+    entry = [s.model_copy(update={"served_by": USW2}) if INJECT <= s.sent_ms - T0 < 24000 else s for s in entry]
+
+    result = run(spec, [*regions(), *entry])
+
+    assert result.failback_seconds == 1.0
+    assert result.failback_bracket is not None
+    assert result.failback_bracket.last_failure_ms == T0 + RESTORE
+    assert status(result, "failbackRto") == "PASS"
+
+
 def test_active_active_fails_when_the_entrypoint_drops_below_the_slo() -> None:
     spec = make_spec(
         pattern="active-active",
@@ -542,6 +565,7 @@ def test_percentile_uses_the_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]
 
     assert (percentile(values, 50), percentile(values, 95), percentile(values, 99)) == (50.0, 95.0, 99.0)
+    assert percentile([5.0, 1.0, 4.0, 2.0, 3.0], 50) == 3.0
     assert percentile([7.0], 99) == 7.0
     assert percentile([], 50) is None
 
@@ -549,7 +573,9 @@ def test_percentile_uses_the_nearest_rank() -> None:
 def test_a_healthy_baseline_is_steady() -> None:
     spec = make_spec()
 
-    result = steady_state(spec, [*regions(), *stream("entry", (0, INJECT, USE1))])
+    baseline = [s for s in [*regions(), *failover_entry()] if s.sent_ms < T0 + INJECT]
+
+    result = steady_state(spec, baseline)
 
     assert result.steady is True
 

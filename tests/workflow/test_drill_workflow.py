@@ -111,7 +111,7 @@ def test_a_failure_inside_the_chaos_branch_rolls_the_fault_back_and_records_erro
 ) -> None:
     primary_api = drill.mesh.apis[PRIMARY]
     # The planned Rollback's write fails with a 500; the Catch's EmergencyRollback must still restore.
-    primary_api.fail_after("PATCH", "virtualservices/payments", status=500, skip=1, times=1)
+    primary_api.fail_next("PATCH", "virtualservices/payments", 500, times=1, skip=1)
 
     execution = drill.run(unique_id, {"spec": sandbox_spec_document()})
 

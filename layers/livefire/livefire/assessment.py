@@ -592,7 +592,7 @@ def _fault_effect_finding(drill: _Drill, detections: Sequence[Detection]) -> Fin
         )
     else:
         detail = (
-            f"{first.target} first showed the fault {first.seconds:g} s after injection "
+            f"{first.target} first showed the fault {first.seconds:.3f} s after injection "
             f"(vantage {first.vantage}, seq {first.first_failure_seq})"
         )
         status = "PASS"
@@ -652,9 +652,9 @@ def _rto_finding(drill: _Drill, objective: float, worst: Recovery | None) -> Fin
         detail = f"no sustained recovery seen from {worst.vantage}: {worst.note}"
     else:
         status = "PASS" if worst.seconds <= objective else "FAIL"
-        detail = f"RTO {worst.seconds:g} s from {worst.vantage} ({worst.note})"
+        detail = f"RTO {worst.seconds:.3f} s from {worst.vantage} ({worst.note})"
         if bracket is not None and bracket.width_ms is not None:
-            detail += f"; bracket {bracket.width_ms:g} ms"
+            detail += f"; bracket {bracket.width_ms:.1f} ms"
     return _finding(
         "rto", title, measured=worst.seconds, unit="s", threshold=objective, status=status, detail=detail,
         evidence=drill.pointer(
@@ -676,7 +676,7 @@ def _failback_finding(drill: _Drill, objective: float, worst: Recovery | None) -
         status, detail = "FAIL", f"from {worst.vantage}: {worst.note}"
     else:
         status = "PASS" if worst.seconds <= objective else "FAIL"
-        detail = f"failback {worst.seconds:g} s after the rollback from {worst.vantage}"
+        detail = f"failback {worst.seconds:.3f} s after the rollback from {worst.vantage}"
     return _finding(
         "failbackRto", title, measured=worst.seconds if worst else None, unit="s", threshold=objective,
         status=status, detail=detail,
@@ -728,7 +728,7 @@ def _latency_finding(drill: _Drill, objective_s: float) -> Finding:
     return _finding(
         "p99Latency", title, measured=worst, unit="ms", threshold=threshold,
         status="PASS" if worst <= threshold else "FAIL",
-        detail=", ".join(f"{v}: {p:g} ms" for v, p in measured),
+        detail=", ".join(f"{v}: {p:.1f} ms" for v, p in measured),
         evidence=drill.pointer(drill.entrypoint, vantage, drill.injected, drill.restored),
     )
 
@@ -777,7 +777,7 @@ def _primary_back_finding(drill: _Drill, worst: Recovery | None) -> Finding:
     elif worst.seconds is None:
         status, detail = "FAIL", f"from {worst.vantage}: {worst.note}"
     else:
-        status, detail = "PASS", f"{region} served a sustained run {worst.seconds:g} s after the rollback"
+        status, detail = "PASS", f"{region} served a sustained run {worst.seconds:.3f} s after the rollback"
     return _finding(
         "primaryServedAfterFailback", title, measured=worst.seconds if worst else None, unit="s",
         threshold=None, status=status, detail=detail,

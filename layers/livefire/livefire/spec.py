@@ -284,9 +284,14 @@ class DrillSpec(SpecModel):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _path_part(part: Any) -> str:
+    text = str(part)
+    return text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else repr(text)
+
+
 def _describe(error: Any) -> str:
-    path = ".".join(str(part) for part in error["loc"]) or "(spec)"
-    message = str(error["msg"])
+    path = ".".join(_path_part(part) for part in error["loc"]) or "(spec)"
+    message = " ".join(str(error["msg"]).split())
     if error["type"] == "extra_forbidden":
         message = "unknown field"
     elif message.startswith("Value error, "):

@@ -119,10 +119,6 @@ def _describe(planned: PlannedFault) -> str:
 # ---------------------------------------------------------------- API calls
 
 
-def _is_precondition_failure(exc: ApiException) -> bool:
-    return exc.status in (409, 422)
-
-
 def _access_error(planned: PlannedFault, exc: Exception) -> MeshAccessError:
     if isinstance(exc, ApiException):
         return MeshAccessError(f"{_describe(planned)}: API answered {exc.status} {exc.reason}")
@@ -244,23 +240,14 @@ def _spec_operations(
     )
 
 
-def _annotation_operations(obj: dict[str, Any], values: dict[str, str | None]) -> list[dict[str, Any]]:
-    """Ops that set (value) or drop (None) annotations, creating or removing the map as needed."""
-    current = _annotations(obj)
-    result = {k: v for k, v in current.items() if k not in values}
-    result.update({k: v for k, v in values.items() if v is not None})
-    if not result:
-        return [{"op": "remove", "path": "/metadata/annotations"}] if "annotations" in obj["metadata"] else []
-    if not current:
-        return [{"op": "add", "path": "/metadata/annotations", "value": result}]
-    ops: list[dict[str, Any]] = []
-    for key, value in values.items():
-        path = f"/metadata/annotations/{_escape(key)}"
-        if value is not None:
-            ops.append({"op": "add", "path": path, "value": value})
-        elif key in current:
-            ops.append({"op": "remove", "path": path})
-    return ops
+def _annotation_operations(obj: dict[str, Any], values: dict[str, str]) -> list[dict[str, Any]]:
+    """Ops that set annotations, creating the map when the object has none."""
+    if not _annotations(obj):
+        return [{"op": "add", "path": "/metadata/annotations", "value": dict(values)}]
+    return [
+        {"op": "add", "path": f"/metadata/annotations/{_escape(key)}", "value": value}
+        for key, value in values.items()
+    ]
 
 
 def _faulted(
@@ -275,7 +262,7 @@ def _faulted(
         return spec_ops, after
     stamp = expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     ownership = {DRILL_ID: drill_id, EXPIRES_AT: stamp, APPLIED_DIGEST: _applied_digest(after)}
-    ann_ops = _annotation_operations(before, dict(ownership))
+    ann_ops = _annotation_operations(before, ownership)
     after.setdefault("metadata", {}).setdefault("annotations", {}).update(ownership)
     return spec_ops + ann_ops, after
 

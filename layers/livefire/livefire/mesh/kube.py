@@ -133,10 +133,3 @@ def api_client_for(cluster: ClusterRef, *, region: str | None = None) -> ApiClie
             _clients[key] = client
         return client
 
-
-def clear_clients() -> None:
-    """Forget every cached client (the next call builds fresh ones)."""
-    with _clients_lock:
-        for client in _clients.values():
-            client.close()
-        _clients.clear()

@@ -4,9 +4,12 @@ Send ``i`` of a target happens at ``start + offset + i * interval`` whatever the
 every probe is its own task, so a slow answer never delays the next send (no coordinated omission).
 When a target's state changes — ok <-> failed, or the region serving a successful answer — the target is
 also probed on a burst grid (``burst_interval``) until the new state held for ``burst_hold`` consecutive
-burst probes, or the burst hit its bound. Transitions that happen while a burst runs (a flapping failover,
-an ejection after consecutive errors) are bracketed to about one burst interval; the average load stays
-near the base rate because bursts are short and bounded.
+burst probes, or the burst hit its bound (``burst_max_seconds`` / ``burst_max_probes``). Transitions that
+happen while a burst runs (a flapping failover, an ejection after consecutive errors) are bracketed to about
+one burst interval. A transition seen between bursts is bracketed by the base interval: bursts react, they
+cannot look back. The average load stays near the base rate: bursts are short, and each target spends burst
+probes from a budget that refills by ``burst_budget`` probes per base send (capped at ``burst_max_probes``),
+so even an endpoint that flaps all the time costs at most ``1 + burst_budget`` times the base rate.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from livefire.spec import Expect, Probes, ServedBy
 BURST_HOLD = 5
 BURST_MAX_SECONDS = 1.0
 BURST_MAX_PROBES = 100
+BURST_BUDGET = 1.0
 
 # The state a transition is judged on: (ok, served-by of a successful answer).
 State = tuple[bool, str | None]
@@ -47,6 +51,7 @@ class ProbeSettings:
     burst_hold: int = BURST_HOLD
     burst_max_seconds: float = BURST_MAX_SECONDS
     burst_max_probes: int = BURST_MAX_PROBES
+    burst_budget: float = BURST_BUDGET
 
     @classmethod
     def from_spec(
@@ -89,22 +94,29 @@ class TransitionTracker:
         self.burst: Burst | None = None
         self._state_sent = -math.inf
 
-    def observe(self, sent: float, state: State, *, burst: bool, now: float) -> Burst | None:
-        """Record a completed probe sent at ``sent``; return a new burst to run when it shows a transition."""
+    def observe(self, sent: float, state: State, *, burst: Burst | None, now: float) -> Burst | None:
+        """Record a completed probe sent at ``sent`` (by ``burst``, or a base probe when None).
+
+        Returns a new burst to run when the probe shows a transition. Only a base probe starts a burst: a late
+        answer to a burst that is over updates the state but cannot chain burst after burst.
+        """
         if sent < self._state_sent:
             return None  # overtaken: a probe sent later has already completed
         self._state_sent = sent
         previous, self.state = self.state, state
         current = self.burst if self.burst is not None and self.burst.active else None
+        counts = burst is not None and burst is current
         if previous is None:
             return None
         if state != previous:
             if current is not None:
-                current.held = 1 if burst else 0  # the new state must now hold
+                current.held = 1 if counts else 0  # the new state must now hold
+                return None
+            if burst is not None:
                 return None
             self.burst = Burst(start=now)
             return self.burst
-        if burst and current is not None:
+        if counts and current is not None:
             current.held += 1
             if current.held >= self.hold:
                 current.active = False
@@ -115,6 +127,7 @@ class TransitionTracker:
 class _Target:
     spec: ProbeTarget
     tracker: TransitionTracker
+    burst_tokens: float
     next_seq: int = 0
 
 
@@ -205,7 +218,10 @@ class _Run:
         self.clock = WallClock()
         self.start = time.monotonic() + self._START_LEAD
         self.end = self.start + max(duration_s, 0.0)
-        self.targets = [_Target(t, TransitionTracker(self.settings.burst_hold)) for t in targets]
+        self.targets = [
+            _Target(t, TransitionTracker(settings.burst_hold), burst_tokens=float(settings.burst_max_probes))
+            for t in targets
+        ]
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopped = False
         self.failure: BaseException | None = None
@@ -275,7 +291,10 @@ class _Run:
             await self._sleep_until(moment)
             if self.stopped:
                 return
-            self._spawn(self._probe(target, moment, burst=False))
+            target.burst_tokens = min(
+                target.burst_tokens + self.settings.burst_budget, float(self.settings.burst_max_probes)
+            )
+            self._spawn(self._probe(target, moment, burst=None))
             send += 1
 
     async def _burst(self, target: _Target, burst: Burst) -> None:
@@ -286,13 +305,14 @@ class _Run:
                 if moment - burst.start >= settings.burst_max_seconds or moment >= self.end:
                     return
                 await self._sleep_until(moment)
-                if not burst.active or self.stopped:
+                if not burst.active or self.stopped or target.burst_tokens < 1:
                     return
-                self._spawn(self._probe(target, moment, burst=True))
+                target.burst_tokens -= 1
+                self._spawn(self._probe(target, moment, burst=burst))
         finally:
             burst.active = False
 
-    async def _probe(self, target: _Target, scheduled: float, *, burst: bool) -> None:
+    async def _probe(self, target: _Target, scheduled: float, *, burst: Burst | None) -> None:
         settings = self.settings
         seq = target.next_seq
         target.next_seq += 1
@@ -319,7 +339,7 @@ class _Run:
             latency_ms=(ended - sent) * 1000.0,
             served_by=outcome.served_by,
             version=outcome.version,
-            burst=burst,
+            burst=burst is not None,
         )
         new_burst = target.tracker.observe(
             sent, state_of(outcome.ok, outcome.served_by), burst=burst, now=time.monotonic()

@@ -93,6 +93,7 @@ class _FailRule:
     path_contains: str
     status: int
     remaining: int
+    skip: int
 
 
 # ---------------------------------------------------------------- patches
@@ -371,10 +372,11 @@ class FakeKubeApi:
     ) -> None:
         self.stop()
 
-    def fail_next(self, method: str, path_contains: str, status: int, times: int = 1) -> None:
-        """Answer the next ``times`` matching requests with a v1 Status of ``status``, touching nothing."""
+    def fail_next(self, method: str, path_contains: str, status: int, times: int = 1, skip: int = 0) -> None:
+        """Let ``skip`` matching requests through, then answer the next ``times`` with a v1 Status of
+        ``status``, touching nothing."""
         with self._lock:
-            self._rules.append(_FailRule(method.upper(), path_contains, status, times))
+            self._rules.append(_FailRule(method.upper(), path_contains, status, times, skip))
 
     # -- request handling (called from handler threads)
 
@@ -386,6 +388,9 @@ class FakeKubeApi:
         with self._lock:
             for rule in self._rules:
                 if rule.remaining > 0 and rule.method == method and rule.path_contains in path:
+                    if rule.skip > 0:
+                        rule.skip -= 1
+                        continue
                     rule.remaining -= 1
                     return ApiError(rule.status, f"injected failure {rule.status} for {method} {path}")
         return None
@@ -589,6 +594,7 @@ class _Handler(BaseHTTPRequestHandler):
     owner: FakeKubeApi
     protocol_version = "HTTP/1.1"
     timeout = 10
+    disable_nagle_algorithm = True  # headers and body are separate writes: avoid the delayed-ACK stall
 
     def _serve(self) -> None:
         split = urlsplit(self.path)

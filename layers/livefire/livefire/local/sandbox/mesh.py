@@ -151,5 +151,10 @@ class SandboxMesh:
             ENV_RESOLVE: json.dumps(self.resolve(), sort_keys=True),
         }
 
+    @property
+    def apis(self) -> dict[str, FakeKubeApi]:
+        """The running fake Kubernetes API server of each sandbox cluster (tests script failures on them)."""
+        return dict(self._apis)
+
     def snapshot(self) -> dict[str, dict[ObjectKey, bytes]]:
         return {cluster: store.snapshot() for cluster, store in self.stores.items()}

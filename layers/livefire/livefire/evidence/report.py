@@ -1,0 +1,299 @@
+"""report.md: the drill's outcome for people, rendered from assessment.json (the source of truth).
+
+Verdict and findings first, then recovery, availability per phase, who served, the fault records, the spec
+and relative links to every artifact. A drill that ended without an assessment (NOT_STEADY, ERROR, ABORTED)
+still gets a report that says why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+
+from livefire.artifacts import evidence_prefix
+from livefire.assessment import Assessment, Bracket, Recovery
+from livefire.spec import DrillSpec
+
+DASH = "—"
+_TIME_KEY = re.compile(r"(At|_at)(Ms|_ms)$")
+
+
+def _iso(ms: float | None) -> str:
+    if ms is None:
+        return DASH
+    return datetime.fromtimestamp(ms / 1000.0, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _cell(value: object) -> str:
+    text = DASH if value is None or value == "" else str(value)
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def _fenced(text: str, language: str) -> list[str]:
+    """A code block whose fence is longer than any backtick run inside the text."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [f"{fence}{language}", text.rstrip("\n"), fence]
+
+
+def _number(value: float | None, unit: str) -> str:
+    if value is None:
+        return DASH
+    if unit == "%":
+        return f"{value:.3f}%"
+    if unit == "s":
+        return f"{value:.3f} s"
+    if unit == "ms":
+        return f"{value:.1f} ms"
+    return f"{value:g} {unit}"
+
+
+def _since(ms: float | None, origin: float | None) -> str:
+    if ms is None:
+        return DASH
+    if origin is None:
+        return _iso(ms)
+    return f"{_iso(ms)} ({(ms - origin) / 1000.0:+.3f} s)"
+
+
+def _bracket(bracket: Bracket | None, origin: float | None) -> str:
+    if bracket is None:
+        return DASH
+    width = bracket.width_ms
+    return (
+        f"[{_since(bracket.last_failure_ms, origin)}, {_since(bracket.first_success_ms, origin)}]"
+        + ("" if width is None else f", width {width:.1f} ms")
+    )
+
+
+def _relative(key: str, prefix: str) -> str:
+    return key.removeprefix(prefix)
+
+
+def _link(name: str) -> str:
+    return f"[{name}]({name.replace(' ', '%20')})"
+
+
+def _header(
+    spec: DrillSpec, assessment: Assessment | None, outcome: str, drill_id: str, execution_arn: str
+) -> list[str]:
+    verdict: str
+    if assessment is not None:
+        verdict, reason = assessment.verdict, assessment.verdict_reason
+    else:
+        verdict = outcome if outcome != "COMPLETED" else "ERROR"
+        reason = f"the drill ended with outcome {outcome} and was not assessed"
+    fault = spec.fault
+    target = fault.target
+    objects = [
+        f"{kind} {name}"
+        for kind, name in (
+            ("VirtualService", target.virtual_service),
+            ("DestinationRule", target.destination_rule),
+            ("Deployment", target.deployment),
+        )
+        if name
+    ]
+    rows: list[tuple[str, object]] = [
+        ("Verdict", f"**{verdict}** {DASH} {reason}"),
+        ("Outcome", outcome),
+        ("Service", spec.metadata.service),
+        ("Pattern", spec.pattern),
+        ("Drill id", f"`{drill_id}`"),
+        ("Execution", f"`{execution_arn}`"),
+        ("Fault", f"{fault.kind} in {fault.region} ({target.namespace}: {', '.join(objects) or DASH})"),
+    ]
+    if assessment is not None:
+        rows += [
+            ("Injected", _iso(assessment.injected_at_ms)),
+            ("Restored", _iso(assessment.restored_at_ms)),
+        ]
+    return [f"# Drill {spec.metadata.name}: {verdict}", "", *_table(["", ""], rows)]
+
+
+def _findings(assessment: Assessment) -> list[str]:
+    rows = [
+        (
+            f"{f.title} (`{f.id}`)",
+            _number(f.measured, f.unit),
+            _number(f.threshold, f.unit),
+            f"**{f.status}**",
+            f.detail,
+        )
+        for f in assessment.findings
+    ]
+    return ["## Findings", "", *_table(["Finding", "Measured", "Threshold", "Status", "Detail"], rows)]
+
+
+def _recovery_rows(recoveries: Sequence[Recovery], origin: float | None) -> list[tuple[object, ...]]:
+    return [(r.vantage, _number(r.seconds, "s"), _bracket(r.bracket, origin), r.note) for r in recoveries]
+
+
+def _recovery(assessment: Assessment) -> list[str]:
+    injected, restored = assessment.injected_at_ms, assessment.restored_at_ms
+    lines = [
+        "## Recovery",
+        "",
+        f"- **RTO** at the entrypoint: {_number(assessment.rto_seconds, 's')} {DASH} {assessment.rto_note}",
+        f"  - bracket [last failure, first sustained success], from the injection: "
+        f"{_bracket(assessment.rto_bracket, injected)}",
+        f"- **Failback**: {_number(assessment.failback_seconds, 's')} {DASH} {assessment.failback_note}",
+        f"  - bracket, from the rollback: {_bracket(assessment.failback_bracket, restored)}",
+        f"- **Detection** (injection → first failure): faulted endpoint "
+        f"{_number(assessment.detection_seconds, 's')}, entrypoint "
+        f"{_number(assessment.entrypoint_detection_seconds, 's')}",
+    ]
+    outage = assessment.max_outage
+    if outage is None:
+        lines.append("- **Longest outage** at the entrypoint: none")
+    else:
+        lines.append(
+            f"- **Longest outage** at the entrypoint: {outage.duration_ms:.1f} ms ({outage.failures} failed probes "
+            f"from {outage.vantage}, {_since(outage.from_ms, injected)} → {_since(outage.to_ms, injected)})"
+        )
+    header = ["Vantage", "Seconds", "Bracket", "Note"]
+    if assessment.rto_by_vantage:
+        rows = _recovery_rows(assessment.rto_by_vantage, injected)
+        lines += ["", "RTO per vantage (from the injection):", "", *_table(header, rows)]
+    if assessment.failback_by_vantage:
+        rows = _recovery_rows(assessment.failback_by_vantage, restored)
+        lines += ["", "Failback per vantage (from the rollback):", "", *_table(header, rows)]
+    return lines
+
+
+def _phases(assessment: Assessment) -> list[str]:
+    windows = [
+        (p.name, _since(p.from_ms, assessment.injected_at_ms), _since(p.to_ms, assessment.injected_at_ms))
+        for p in assessment.phases
+    ]
+    rows = [
+        (
+            s.phase,
+            s.vantage,
+            s.target,
+            s.sent,
+            s.ok,
+            _number(s.availability_pct, "%"),
+            _number(s.latency.p50_ms, "ms"),
+            _number(s.latency.p95_ms, "ms"),
+            _number(s.latency.p99_ms, "ms"),
+            ", ".join(f"{k}: {v}" for k, v in s.errors.items()),
+            ", ".join(f"{k}: {v}" for k, v in s.served_by.items()),
+        )
+        for s in assessment.stats
+    ]
+    header = ["Phase", "Vantage", "Target", "Sent", "OK", "Availability", "p50", "p95", "p99", "Errors",
+              "Served by"]
+    return [
+        "## Availability per phase",
+        "",
+        *_table(["Phase", "From", "To"], windows),
+        "",
+        *_table(header, rows),
+    ]
+
+
+def _served(assessment: Assessment) -> list[str]:
+    lines = ["## Who served the entrypoint", ""]
+    if not assessment.served_by_timeline:
+        return [*lines, "No successful entrypoint probe named a serving region."]
+    rows = [
+        (
+            s.vantage,
+            s.region or "(not named)",
+            s.version,
+            _since(s.from_ms, assessment.injected_at_ms),
+            _since(s.to_ms, assessment.injected_at_ms),
+            s.samples,
+        )
+        for s in assessment.served_by_timeline
+    ]
+    return [*lines, *_table(["Vantage", "Region", "Version", "From", "To", "Probes"], rows)]
+
+
+def _flatten(record: Mapping[str, Any], parent: str = "") -> list[tuple[str, Any]]:
+    items: list[tuple[str, Any]] = []
+    for key, value in record.items():
+        name = f"{parent}{key}"
+        if isinstance(value, Mapping):
+            items += _flatten(value, f"{name}.")
+        else:
+            items.append((name, value))
+    return items
+
+
+def _faults(faults: Sequence[Mapping[str, Any]], prefix: str) -> list[str]:
+    """One key/value table per fault record (nested fields dotted); artifact keys become relative links."""
+    lines = ["## Faults"]
+    if not faults:
+        return [*lines, "", "No fault was recorded."]
+
+    def show(key: str, value: Any) -> object:
+        if _TIME_KEY.search(key) and isinstance(value, int | float) and not isinstance(value, bool):
+            return _iso(float(value))
+        if isinstance(value, str) and value.startswith(prefix):
+            return _link(_relative(value, prefix))
+        return value
+
+    for index, fault in enumerate(faults, start=1):
+        title = fault.get("fault_id") or fault.get("faultId") or f"#{index}"
+        rows = [(f"`{key}`", show(key, value)) for key, value in _flatten(fault)]
+        lines += ["", f"### Fault {title}", "", *_table(["Field", "Value"], rows)]
+    return lines
+
+
+def _artifacts(
+    assessment: Assessment | None, faults: Sequence[Mapping[str, Any]], prefix: str, extra: Sequence[str]
+) -> list[str]:
+    names = ["spec.json", "plan.json"]
+    if assessment is not None:
+        names.append("assessment.json")
+    names += [*extra, "manifest.json"]
+    snapshots = sorted(
+        _relative(value, prefix)
+        for fault in faults
+        for _, value in _flatten(fault)
+        if isinstance(value, str) and value.startswith(prefix)
+    )
+    samples = [_relative(k, prefix) for k in assessment.sample_keys] if assessment else []
+    unique = list(dict.fromkeys([*names, *snapshots, *samples]))
+    return ["## Artifacts", "", *[f"- {_link(name)}" for name in unique]]
+
+
+def render_markdown(
+    spec: DrillSpec,
+    assessment: Assessment | None,
+    *,
+    outcome: str,
+    faults: list[dict[str, Any]],
+    error: str | None,
+    drill_id: str,
+    execution_arn: str,
+    extra_artifacts: Sequence[str] = (),
+) -> str:
+    """report.md of one drill; ``extra_artifacts`` names further files beside it (e.g. report.html)."""
+    prefix = evidence_prefix(spec.metadata.service, drill_id)
+    sections = [_header(spec, assessment, outcome, drill_id, execution_arn)]
+    if assessment is not None:
+        sections += [_findings(assessment), _recovery(assessment), _phases(assessment), _served(assessment)]
+    else:
+        sections.append(
+            ["## Findings", "", f"No assessment: the drill ended with outcome {outcome} before it was judged."]
+        )
+    sections.append(_faults(faults, prefix))
+    if error:
+        sections.append(["## Error", "", *_fenced(error, "text")])
+    spec_yaml = yaml.safe_dump(spec.to_document(), sort_keys=False, default_flow_style=False)
+    sections.append(["## Spec", "", *_fenced(spec_yaml, "yaml")])
+    sections.append(_artifacts(assessment, faults, prefix, extra_artifacts))
+    return "\n\n".join("\n".join(section) for section in sections) + "\n"

@@ -1,0 +1,113 @@
+"""A read-only audit of the mesh settings a failover depends on (DestinationRule, PeerAuthentication)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes.client import ApiClient, CustomObjectsApi
+from kubernetes.client.exceptions import ApiException
+from pydantic import BaseModel, ConfigDict
+from urllib3.exceptions import HTTPError
+
+from livefire.errors import MeshAccessError
+
+REQUEST_TIMEOUT = (5.0, 20.0)
+
+
+class PostureFinding(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    check: str
+    ok: bool
+    detail: str
+
+
+def _list(api: ApiClient, group: str, namespace: str, plural: str) -> list[dict[str, Any]]:
+    try:
+        listed = CustomObjectsApi(api).list_namespaced_custom_object(
+            group, "v1", namespace, plural, _request_timeout=REQUEST_TIMEOUT
+        )
+    except ApiException as exc:
+        raise MeshAccessError(f"cannot list {plural} in {namespace}: API answered {exc.status}") from None
+    except HTTPError as exc:
+        raise MeshAccessError(f"cannot list {plural} in {namespace}: {type(exc).__name__}") from None
+    items = listed.get("items") if isinstance(listed, dict) else None
+    return [item for item in items or [] if isinstance(item, dict)]
+
+
+def _short_host(name: str, namespace: str) -> str:
+    """``payments``, ``payments.payments`` and ``payments.payments.svc.cluster.local`` are one service."""
+    for suffix in (f".{namespace}.svc.cluster.local", f".{namespace}.svc", f".{namespace}"):
+        if name.endswith(suffix):
+            return name.removesuffix(suffix)
+    return name
+
+
+def _host_matches(rule_host: str, host: str, namespace: str) -> bool:
+    return _short_host(rule_host, namespace) == _short_host(host, namespace)
+
+
+def _destination_rule_findings(rule: dict[str, Any] | None, namespace: str, host: str) -> list[PostureFinding]:
+    if rule is None:
+        return [
+            PostureFinding(check="destination-rule", ok=False, detail=f"no DestinationRule for {host} in {namespace}"),
+            PostureFinding(check="outlier-detection", ok=False, detail="no DestinationRule, so no outlier detection"),
+            PostureFinding(check="locality-failover", ok=False, detail="no DestinationRule, so no locality failover"),
+        ]
+    name = rule["metadata"]["name"]
+    policy = (rule.get("spec") or {}).get("trafficPolicy") or {}
+    outlier = policy.get("outlierDetection")
+    locality = ((policy.get("loadBalancer") or {}).get("localityLbSetting")) or {}
+    failover = locality.get("failover") or []
+    priority = locality.get("failoverPriority") or []
+    findings = [PostureFinding(check="destination-rule", ok=True, detail=f"DestinationRule {namespace}/{name}")]
+    if outlier:
+        settings = ", ".join(f"{k}={v}" for k, v in sorted(outlier.items()))
+        findings.append(PostureFinding(check="outlier-detection", ok=True, detail=settings))
+    else:
+        findings.append(
+            PostureFinding(
+                check="outlier-detection", ok=False,
+                detail=f"{name} has no trafficPolicy.outlierDetection: unhealthy endpoints are never ejected",
+            )
+        )
+    if locality.get("enabled") is False:
+        findings.append(PostureFinding(check="locality-failover", ok=False, detail="localityLbSetting is disabled"))
+    elif not (failover or priority):
+        findings.append(
+            PostureFinding(check="locality-failover", ok=False, detail=f"{name} configures no locality failover")
+        )
+    elif not outlier:
+        findings.append(
+            PostureFinding(
+                check="locality-failover", ok=False,
+                detail="locality failover is configured but does nothing without outlierDetection",
+            )
+        )
+    else:
+        routes = ", ".join(f"{f.get('from')}->{f.get('to')}" for f in failover) or f"priority {priority}"
+        findings.append(PostureFinding(check="locality-failover", ok=True, detail=routes))
+    return findings
+
+
+def _mtls_finding(policies: list[dict[str, Any]], namespace: str) -> PostureFinding:
+    wide = [p for p in policies if not ((p.get("spec") or {}).get("selector"))]
+    if not wide:
+        return PostureFinding(
+            check="mtls-strict", ok=False, detail=f"no namespace-wide PeerAuthentication in {namespace}"
+        )
+    modes = {p["metadata"]["name"]: ((p.get("spec") or {}).get("mtls") or {}).get("mode", "UNSET") for p in wide}
+    ok = all(mode == "STRICT" for mode in modes.values())
+    detail = ", ".join(f"{name}: {mode}" for name, mode in sorted(modes.items()))
+    return PostureFinding(check="mtls-strict", ok=ok, detail=detail)
+
+
+def audit_posture(api: ApiClient, namespace: str, host: str) -> list[PostureFinding]:
+    """Findings on outlier detection, locality failover and STRICT mTLS for ``host`` in ``namespace``."""
+    rules = [
+        r for r in _list(api, "networking.istio.io", namespace, "destinationrules")
+        if _host_matches(str((r.get("spec") or {}).get("host", "")), host, namespace)
+    ]
+    findings = _destination_rule_findings(rules[0] if rules else None, namespace, host)
+    findings.append(_mtls_finding(_list(api, "security.istio.io", namespace, "peerauthentications"), namespace))
+    return findings

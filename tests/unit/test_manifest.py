@@ -1,0 +1,258 @@
+"""The evidence manifest: digests of every artifact, canonical bytes, and verification from disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from livefire.evidence.manifest import (
+    build_manifest,
+    manifest_bytes,
+    manifest_digest,
+    sha256_hex,
+    verify_evidence_dir,
+)
+
+ARTIFACTS = {
+    "spec.json": b'{"kind": "Drill"}\n',
+    "plan.json": b'{"drillId": "d-1"}\n',
+    "assessment.json": b'{"verdict": "PASS"}\n',
+    "report.md": b"# Drill d-1: PASS\n",
+    "samples/local/drill-0000.jsonl.gz": bytes(range(256)) * 4,
+    "faults/f-1-before.json": b"{}",
+}
+PREVIOUS = "ab" * 32
+
+
+def make_manifest(artifacts: dict[str, bytes] | None = None, **overrides: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "drill_id": "d-1",
+        "service": "payments",
+        "pattern": "active-passive",
+        "verdict": "PASS",
+        "spec_digest": "cd" * 32,
+        "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:drill:d-1",
+        "previous_manifest_digest": PREVIOUS,
+        "created_at": "2024-05-01T12:00:00Z",
+    } | overrides
+    return build_manifest(ARTIFACTS if artifacts is None else artifacts, **fields)
+
+
+def write_evidence(root: Path, artifacts: dict[str, bytes] | None = None, **overrides: Any) -> bytes:
+    artifacts = ARTIFACTS if artifacts is None else artifacts
+    for name, data in artifacts.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    raw = manifest_bytes(make_manifest(artifacts, **overrides))
+    (root / "manifest.json").write_bytes(raw)
+    return raw
+
+
+def test_sha256_hex_is_the_standard_digest() -> None:
+    assert sha256_hex(b"abc") == hashlib.sha256(b"abc").hexdigest()
+
+
+def test_the_manifest_lists_every_artifact_sorted_with_digest_and_size() -> None:
+    manifest = make_manifest()
+
+    assert [a["name"] for a in manifest["artifacts"]] == sorted(ARTIFACTS)
+    sample = next(a for a in manifest["artifacts"] if a["name"] == "samples/local/drill-0000.jsonl.gz")
+    assert sample == {
+        "name": "samples/local/drill-0000.jsonl.gz",
+        "sha256": hashlib.sha256(bytes(range(256)) * 4).hexdigest(),
+        "size": 1024,
+    }
+    assert manifest["previous_manifest_digest"] == PREVIOUS
+    assert manifest["execution_arn"].endswith(":d-1")
+
+
+def test_manifest_bytes_are_canonical_whatever_the_key_order() -> None:
+    manifest = make_manifest()
+    shuffled = dict(reversed(list(manifest.items())))
+
+    raw = manifest_bytes(shuffled)
+
+    assert raw == manifest_bytes(manifest)
+    assert raw.endswith(b"}\n")
+    assert raw.startswith(b'{\n  "artifacts": [\n')
+    assert manifest_digest(raw) == hashlib.sha256(raw).hexdigest()
+
+
+def test_the_first_manifest_of_a_service_has_no_previous_digest() -> None:
+    manifest = make_manifest(previous_manifest_digest=None)
+
+    assert manifest["previous_manifest_digest"] is None
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../outside.json", "a/./b.json", "manifest.json", "a//b", ""])
+def test_unsafe_artifact_names_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="artifact name"):
+        make_manifest({name: b"x"})
+
+
+def test_a_malformed_previous_digest_is_refused() -> None:
+    with pytest.raises(ValueError, match="previous_manifest_digest"):
+        make_manifest(previous_manifest_digest="not-a-digest")
+
+
+def test_untouched_evidence_verifies(tmp_path: Path) -> None:
+    raw = write_evidence(tmp_path)
+
+    result = verify_evidence_dir(tmp_path, expected_manifest_digest=manifest_digest(raw))
+
+    assert result.ok, result.problems
+    assert (result.problems, result.first_problem) == ([], None)
+    assert result.manifest_digest == manifest_digest(raw)
+    assert result.manifest is not None
+    assert result.manifest["drill_id"] == "d-1"
+
+
+@pytest.mark.parametrize("name", sorted(ARTIFACTS))
+def test_one_flipped_byte_names_the_artifact(tmp_path: Path, name: str) -> None:
+    write_evidence(tmp_path)
+    path = tmp_path / name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+    result = verify_evidence_dir(tmp_path)
+
+    assert not result.ok
+    assert result.first_problem == f"{name}: content changed (SHA-256 differs from the manifest)"
+
+
+def test_a_resized_artifact_is_named_with_both_sizes(tmp_path: Path) -> None:
+    write_evidence(tmp_path)
+    (tmp_path / "report.md").write_bytes(b"# Drill d-1: PASS (edited)\n")
+
+    result = verify_evidence_dir(tmp_path)
+
+    assert result.first_problem == "report.md: size changed (listed 18 bytes, found 27)"
+
+
+@pytest.mark.parametrize("name", sorted(ARTIFACTS))
+def test_a_deleted_artifact_is_named(tmp_path: Path, name: str) -> None:
+    write_evidence(tmp_path)
+    (tmp_path / name).unlink()
+
+    result = verify_evidence_dir(tmp_path)
+
+    assert result.first_problem == f"{name}: missing"
+    assert result.problems == [f"{name}: missing"]
+
+
+def test_the_first_problem_follows_the_manifest_order(tmp_path: Path) -> None:
+    write_evidence(tmp_path)
+    (tmp_path / "spec.json").unlink()
+    (tmp_path / "assessment.json").unlink()
+
+    result = verify_evidence_dir(tmp_path)
+
+    assert result.problems == ["assessment.json: missing", "spec.json: missing"]
+    assert result.first_problem == "assessment.json: missing"
+
+
+def test_a_file_not_listed_in_the_manifest_is_a_problem(tmp_path: Path) -> None:
+    write_evidence(tmp_path)
+    (tmp_path / "samples" / "local" / "drill-0001.jsonl.gz").write_bytes(b"smuggled")
+
+    result = verify_evidence_dir(tmp_path)
+
+    assert result.first_problem == "samples/local/drill-0001.jsonl.gz: present but not listed in the manifest"
+
+
+def test_an_edited_digest_in_the_manifest_is_detected(tmp_path: Path) -> None:
+    write_evidence(tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_bytes())
+    manifest["artifacts"][0]["sha256"] = "0" * 64
+    (tmp_path / "manifest.json").write_bytes(manifest_bytes(manifest))
+
+    result = verify_evidence_dir(tmp_path)
+
+    first = manifest["artifacts"][0]["name"]
+    assert result.first_problem == f"{first}: content changed (SHA-256 differs from the manifest)"
+
+
+def test_an_edited_verdict_in_the_manifest_contradicts_the_assessment(tmp_path: Path) -> None:
+    write_evidence(tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_bytes())
+    manifest["verdict"] = "FAIL"
+    (tmp_path / "manifest.json").write_bytes(manifest_bytes(manifest))
+
+    result = verify_evidence_dir(tmp_path)
+
+    assert result.first_problem == "manifest.json: verdict FAIL differs from assessment.json (PASS)"
+
+
+def test_an_unjudged_outcome_in_the_manifest_is_not_compared_with_the_assessment(tmp_path: Path) -> None:
+    write_evidence(tmp_path, verdict="ERROR")
+
+    result = verify_evidence_dir(tmp_path)
+
+    assert result.ok, result.problems
+
+
+def test_a_self_consistent_manifest_edit_is_caught_by_the_expected_digest(tmp_path: Path) -> None:
+    raw = write_evidence(tmp_path)
+    manifest = json.loads(raw)
+    manifest["created_at"] = "2030-01-01T00:00:00Z"
+    (tmp_path / "manifest.json").write_bytes(manifest_bytes(manifest))
+
+    assert verify_evidence_dir(tmp_path).ok
+    result = verify_evidence_dir(tmp_path, expected_manifest_digest=manifest_digest(raw))
+
+    assert not result.ok
+    assert result.first_problem is not None
+    assert result.first_problem.startswith("manifest.json: digest ")
+
+
+def test_a_rewritten_manifest_is_not_canonical(tmp_path: Path) -> None:
+    raw = write_evidence(tmp_path)
+    (tmp_path / "manifest.json").write_bytes(json.dumps(json.loads(raw)).encode())
+
+    result = verify_evidence_dir(tmp_path)
+
+    assert result.first_problem == "manifest.json: not in canonical form (it was rewritten)"
+
+
+def test_a_manifest_that_is_not_json_is_named(tmp_path: Path) -> None:
+    write_evidence(tmp_path)
+    (tmp_path / "manifest.json").write_bytes(b"{not json")
+
+    result = verify_evidence_dir(tmp_path)
+
+    assert not result.ok
+    assert result.first_problem is not None
+    assert result.first_problem.startswith("manifest.json: not valid JSON")
+
+
+def test_a_manifest_missing_a_field_is_named(tmp_path: Path) -> None:
+    raw = write_evidence(tmp_path)
+    manifest = json.loads(raw)
+    del manifest["spec_digest"]
+    (tmp_path / "manifest.json").write_bytes(manifest_bytes(manifest))
+
+    result = verify_evidence_dir(tmp_path)
+
+    assert result.problems == ["manifest.json: missing field spec_digest"]
+
+
+def test_a_manifest_entry_escaping_the_directory_is_refused_without_reading_it(tmp_path: Path) -> None:
+    raw = write_evidence(tmp_path / "d-1")
+    manifest = json.loads(raw)
+    manifest["artifacts"].insert(0, {"name": "../secret", "sha256": "0" * 64, "size": 1})
+    (tmp_path / "d-1" / "manifest.json").write_bytes(manifest_bytes(manifest))
+
+    result = verify_evidence_dir(tmp_path / "d-1")
+
+    assert result.first_problem == "manifest.json: artifacts[0]: name '../secret' is not a safe relative path"
+
+
+def test_a_missing_manifest_is_named(tmp_path: Path) -> None:
+    result = verify_evidence_dir(tmp_path)
+
+    assert (result.ok, result.first_problem) == (False, "manifest.json: missing")

@@ -73,14 +73,14 @@ class Progress:
 
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event["type"]
+        at = event["timestamp"].timestamp()
         if kind.endswith("StateEntered"):
             name = event["stateEnteredEventDetails"]["name"]
-            self._entered[name] = time.monotonic()
+            self._entered[name] = at
             self.line(f"> {name}")
         elif kind.endswith("StateExited"):
             name = event["stateExitedEventDetails"]["name"]
-            took = time.monotonic() - self._entered.get(name, time.monotonic())
-            self.line(f"< {name} ({took:.2f}s)")
+            self.line(f"< {name} ({at - self._entered.get(name, at):.2f}s)")
         elif kind in ("TaskFailed", "LambdaFunctionFailed", "ExecutionFailed"):
             details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
             self.line(f"! {kind}: {details.get('error', '')} {details.get('cause', '')[:300]}")

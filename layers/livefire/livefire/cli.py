@@ -31,11 +31,12 @@ def print_verdict(evidence_dir: Path | None, verdict: str | None, rto: float | N
     assessment_path = evidence_dir / "assessment.json" if evidence_dir else None
     if assessment_path is not None and assessment_path.is_file():
         assessment = json.loads(assessment_path.read_text())
-        rto_info = assessment.get("rto") or {}
-        bracket = rto_info.get("bracket_ms") or rto_info.get("bracketMs")
-        if bracket:
-            print(f"RTO bracket: last failure +{(bracket[0] - bracket[0]) / 1000:.3f}s, "
-                  f"width {(bracket[1] - bracket[0]):.1f} ms", file=out)
+        bracket = assessment.get("rto_bracket") or {}
+        injected = assessment.get("injected_at_ms")
+        if bracket.get("last_failure_ms") is not None and injected is not None:
+            print(f"RTO bracket: [+{(bracket['last_failure_ms'] - injected) / 1000:.3f}s, "
+                  f"+{(bracket['first_success_ms'] - injected) / 1000:.3f}s] after injection, "
+                  f"width {bracket['first_success_ms'] - bracket['last_failure_ms']:.1f} ms", file=out)
         findings = assessment.get("findings", [])
         if findings:
             print(f"{'status':<13} {'finding':<34} {'measured':>14} {'threshold':>14}", file=out)

@@ -1,0 +1,61 @@
+"""Structural rules of DESIGN §1: runtime code never imports local tooling, handlers stay thin."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+PACKAGE = ROOT / "layers" / "livefire" / "livefire"
+RUNTIME_MODULES = sorted(
+    path for path in PACKAGE.rglob("*.py")
+    if "local" not in path.relative_to(PACKAGE).parts and path.name != "cli.py"
+)
+HANDLERS = sorted((ROOT / "functions").glob("*/app.py"))
+
+
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("module", RUNTIME_MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_runtime_modules_never_import_the_local_tooling(module: Path) -> None:
+    offending = {name for name in _imported_modules(module) if name.startswith(("livefire.local", "livefire.cli"))}
+
+    assert offending == set()
+
+
+@pytest.mark.parametrize("module", [*RUNTIME_MODULES, *HANDLERS], ids=lambda p: str(p.relative_to(ROOT)))
+def test_runtime_code_does_not_import_test_or_mock_libraries(module: Path) -> None:
+    offending = {name for name in _imported_modules(module) if name.split(".")[0] in {"moto", "pytest", "hypothesis"}}
+
+    assert offending == set()
+
+
+def test_there_is_one_handler_per_step() -> None:
+    assert {path.parent.name for path in HANDLERS} == {
+        "plan", "probe", "inject", "rollback", "assess", "evidence", "guardian"
+    }
+
+
+@pytest.mark.parametrize("handler", HANDLERS, ids=lambda p: p.parent.name)
+def test_handlers_are_thin(handler: Path) -> None:
+    tree = ast.parse(handler.read_text())
+    functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+
+    assert [f.name for f in functions] == ["handler"]
+    body = functions[0]
+    assert body.end_lineno is not None
+    assert body.end_lineno - body.lineno + 1 <= 20
+    code_lines = [line for line in handler.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert len(code_lines) <= 30

@@ -3,10 +3,12 @@
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.idempotency import idempotent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from livefire.chaos import inject_faults
 from livefire.contracts import InjectRequest
+from livefire.idempotency import INJECT_KEY, persistence_layer, step_config
 from livefire.runtime import Runtime
 
 logger = Logger()
@@ -14,6 +16,7 @@ runtime = Runtime.from_env()
 
 
 @logger.inject_lambda_context(log_event=False)
+@idempotent(persistence_store=persistence_layer("inject", runtime.settings), config=step_config(INJECT_KEY))
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = InjectRequest.model_validate(event)
     logger.append_keys(drill_id=request.plan.drill_id)

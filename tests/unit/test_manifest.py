@@ -37,6 +37,7 @@ def make_manifest(artifacts: dict[str, bytes] | None = None, **overrides: Any) -
         "spec_digest": "cd" * 32,
         "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:drill:d-1",
         "previous_manifest_digest": PREVIOUS,
+        "previous_drill_id": "d-0",
         "created_at": "2024-05-01T12:00:00Z",
     } | overrides
     return build_manifest(ARTIFACTS if artifacts is None else artifacts, **fields)
@@ -83,9 +84,23 @@ def test_manifest_bytes_are_canonical_whatever_the_key_order() -> None:
 
 
 def test_the_first_manifest_of_a_service_has_no_previous_digest() -> None:
-    manifest = make_manifest(previous_manifest_digest=None)
+    manifest = make_manifest(previous_manifest_digest=None, previous_drill_id=None)
 
-    assert manifest["previous_manifest_digest"] is None
+    assert (manifest["previous_manifest_digest"], manifest["previous_drill_id"]) == (None, None)
+
+
+def test_the_manifest_names_the_previous_drill_beside_its_digest() -> None:
+    manifest = make_manifest()
+
+    assert (manifest["previous_manifest_digest"], manifest["previous_drill_id"]) == (PREVIOUS, "d-0")
+
+
+@pytest.mark.parametrize(
+    ("digest", "drill"), [(PREVIOUS, None), (None, "d-0")], ids=["digest-without-drill", "drill-without-digest"]
+)
+def test_a_link_must_give_both_the_previous_digest_and_drill(digest: str | None, drill: str | None) -> None:
+    with pytest.raises(ValueError, match="go together"):
+        make_manifest(previous_manifest_digest=digest, previous_drill_id=drill)
 
 
 @pytest.mark.parametrize("name", ["/etc/passwd", "../outside.json", "a/./b.json", "manifest.json", "a//b", ""])
@@ -239,6 +254,17 @@ def test_a_manifest_missing_a_field_is_named(tmp_path: Path) -> None:
     result = verify_evidence_dir(tmp_path)
 
     assert result.problems == ["manifest.json: missing field spec_digest"]
+
+
+def test_a_manifest_whose_link_lost_its_drill_id_is_named(tmp_path: Path) -> None:
+    raw = write_evidence(tmp_path)
+    manifest = json.loads(raw)
+    manifest["previous_drill_id"] = None
+    (tmp_path / "manifest.json").write_bytes(manifest_bytes(manifest))
+
+    result = verify_evidence_dir(tmp_path)
+
+    assert result.problems == ["manifest.json: previous_manifest_digest and previous_drill_id go together"]
 
 
 def test_a_manifest_entry_escaping_the_directory_is_refused_without_reading_it(tmp_path: Path) -> None:

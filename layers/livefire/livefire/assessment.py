@@ -4,6 +4,15 @@ Pure functions over samples the caller has already loaded; no AWS calls. Absolut
 milliseconds (as in ``Sample``); recovery durations are seconds. Samples are ordered by send time, so a slow
 answer never reorders the timeline. Where several vantages probe the same target, every headline value is
 the worst vantage's (the largest RTO, the lowest availability), and the per-vantage values are kept beside it.
+
+Rates and shares (availability, a canary's split and error share) count only fixed-schedule probes: watch
+(burst) probes crowd around transitions by design and would weigh outages more than their duration. Times
+(RTO, brackets, failback, mixed-version windows) use every probe.
+
+Patterns (DESIGN §5): active-passive and active-active are failover patterns, judged by RTO, failback and who
+served; canary and blue-green shift traffic between versions (``fault.weights``) and are judged on the split,
+the errors and the revert. Versions are compared by name: the version a subset's pods report (``x-version``)
+must equal the subset name used in ``fault.weights``.
 """
 
 from __future__ import annotations
@@ -24,7 +33,10 @@ PhaseName = Literal["baseline", "fault", "recovery"]
 PHASES: tuple[PhaseName, ...] = ("baseline", "fault", "recovery")
 ENTRYPOINT_ROLE = "entrypoint"
 MIN_SAMPLES = 3
+MIN_SPLIT_SAMPLES = 20
+SPLIT_SIGMAS = 4.0
 STEADY_AVAILABILITY = 99.0
+FAILOVER_PATTERNS = ("active-passive", "active-active")
 
 
 class AssessmentModel(BaseModel):
@@ -58,16 +70,29 @@ class PhaseWindow(AssessmentModel):
 
 
 class Bracket(AssessmentModel):
-    """The true transition lies between the last bad sample and the first sample of the sustained run."""
+    """The true transition lies between the last bad sample and the first sample of the sustained run.
+
+    A probe observes the server somewhere between its send and its end, so the sound bracket runs from the
+    last bad probe's send to the first good probe's end (``first_success_ended_ms``); the RTO itself is
+    counted to the first good probe's send (``first_success_ms``).
+    """
 
     last_failure_ms: float | None
     last_failure_seq: int | None
     first_success_ms: float
     first_success_seq: int
+    first_success_ended_ms: float | None = None
+
+    @property
+    def upper_ms(self) -> float:
+        return self.first_success_ms if self.first_success_ended_ms is None else self.first_success_ended_ms
 
     @property
     def width_ms(self) -> float | None:
-        return None if self.last_failure_ms is None else self.first_success_ms - self.last_failure_ms
+        return None if self.last_failure_ms is None else self.upper_ms - self.last_failure_ms
+
+    def contains(self, instant_ms: float) -> bool:
+        return self.last_failure_ms is not None and self.last_failure_ms <= instant_ms <= self.upper_ms
 
 
 class Recovery(AssessmentModel):
@@ -203,6 +228,17 @@ def _availability(samples: Sequence[Sample]) -> float | None:
     return 100.0 * sum(1 for s in samples if s.ok) / len(samples)
 
 
+def _scheduled(samples: Iterable[Sample]) -> list[Sample]:
+    """The fixed-schedule probes only (see the module docstring)."""
+    return [s for s in samples if not s.burst]
+
+
+def _tolerance(share: float, count: int) -> float:
+    """How far an observed share of ``count`` samples may stray from an expected ``share``:
+    SPLIT_SIGMAS binomial standard deviations plus one sample (continuity)."""
+    return SPLIT_SIGMAS * math.sqrt(share * (1.0 - share) / count) + 1.0 / count
+
+
 def _stats(phase: PhaseName, vantage: str, target: str, samples: Sequence[Sample]) -> TargetStats:
     ok = [s for s in samples if s.ok]
     latencies = [s.latency_ms for s in ok]
@@ -288,6 +324,24 @@ class _Drill:
     def sustain_ms(self) -> float:
         return self.spec.probes.sustain * 1000.0
 
+    @property
+    def failover(self) -> bool:
+        return self.spec.pattern in FAILOVER_PATTERNS
+
+    @property
+    def baseline_versions(self) -> set[str]:
+        """The versions that served the entrypoint before the injection (every vantage)."""
+        return {
+            s.version for v in self.vantages for s in self.in_phase(v, self.entrypoint, "baseline")
+            if s.ok and s.version
+        }
+
+    @property
+    def shifted_to(self) -> set[str]:
+        """The versions the traffic shift sends traffic to that did not serve before it."""
+        weights = self.spec.fault.weights or {}
+        return {v for v, w in weights.items() if w > 0} - self.baseline_versions
+
     def phase(self, sample: Sample) -> PhaseName:
         if self.injected is None or sample.sent_ms < self.injected:
             return "baseline"
@@ -352,7 +406,11 @@ def _all_stats(drill: _Drill) -> list[TargetStats]:
 
 
 def _effect_predicate(drill: _Drill, vantage: str, target: str) -> Callable[[Sample], bool]:
-    """A sample that shows the fault: a failure, or for a delay fault an answer slowed by half the delay."""
+    """A sample that shows the fault: a failure, for a delay fault an answer slowed by half the delay, for a
+    traffic shift an answer from a version that did not serve the target before the injection."""
+    if drill.spec.fault.kind == "traffic-shift":
+        before = {s.version for s in drill.in_phase(vantage, target, "baseline") if s.ok}
+        return lambda s: not s.ok or s.version not in before
     delay = drill.spec.fault.delay
     if delay is None:
         return lambda s: not s.ok
@@ -430,6 +488,7 @@ def _rto(drill: _Drill, vantage: str) -> Recovery:
             last_failure_seq=last_bad.seq,
             first_success_ms=run.sent_ms,
             first_success_seq=run.seq,
+            first_success_ended_ms=run.ended_ms,
         ),
         note=note,
     )
@@ -442,9 +501,29 @@ def _failback_region(drill: _Drill) -> str:
     return drill.fault_region
 
 
+def _failback_target(drill: _Drill) -> str:
+    """What the failback waits for, in words."""
+    if drill.failover:
+        return _failback_region(drill)
+    versions = sorted(drill.baseline_versions)
+    return f"version {', '.join(versions)}" if versions else "the versions that served before the drill"
+
+
+def _failback_tests(drill: _Drill) -> tuple[Callable[[Sample], bool], Callable[[Sample], bool] | None]:
+    """(a sample that counts as failed back, what the first one of the run must be)."""
+    region = _failback_region(drill)
+    if drill.spec.pattern == "active-passive":
+        return (lambda s: s.ok and s.served_by == region), None
+    if drill.failover:
+        return (lambda s: s.ok), (lambda s: s.served_by == region)
+    versions = drill.baseline_versions
+    return (lambda s: s.ok and s.version in versions), None
+
+
 def _failback(drill: _Drill, vantage: str) -> Recovery:
-    """Rollback → first sustained run served by the primary again (active-passive), or, for the other
-    patterns, first sustained run of successes opened by the faulted region back in service."""
+    """Rollback → first sustained run served by the primary again (active-passive), by the faulted region back
+    in service with everything else succeeding (active-active), or by the versions that served before the
+    drill only (canary, blue-green: the weights are reverted)."""
     target = drill.entrypoint or ""
     if drill.restored is None:
         return _unrecovered(vantage, target, "the fault was not restored")
@@ -452,28 +531,15 @@ def _failback(drill: _Drill, vantage: str) -> Recovery:
     begin = next((i for i, s in enumerate(series) if s.sent_ms >= drill.restored), None)
     if begin is None:
         return _unrecovered(vantage, target, "no entrypoint samples after the rollback")
-    region = _failback_region(drill)
-    if drill.spec.pattern == "active-passive":
-        start = _first_sustained_run(
-            series, begin, lambda s: s.ok and s.served_by == region, drill.sustain_ms
-        )
-    else:
-        start = _first_sustained_run(
-            series, begin, lambda s: s.ok, drill.sustain_ms, head=lambda s: s.served_by == region
-        )
+    accept, head = _failback_tests(drill)
+    start = _first_sustained_run(series, begin, accept, drill.sustain_ms, head=head)
+    what = _failback_target(drill)
     if start is None:
         return _unrecovered(
-            vantage,
-            target,
-            f"{region} never served a sustained {drill.spec.probes.sustain:g} s run after the rollback",
+            vantage, target, f"{what} never served a sustained {drill.spec.probes.sustain:g} s run after the rollback"
         )
     run = series[start]
-    is_bad: Callable[[Sample], bool] = (
-        (lambda s: not (s.ok and s.served_by == region))
-        if drill.spec.pattern == "active-passive"
-        else (lambda s: not s.ok)
-    )
-    last_bad = next((s for s in reversed(series[begin:start]) if is_bad(s)), None)
+    last_bad = next((s for s in reversed(series[begin:start]) if not accept(s)), None)
     return Recovery(
         vantage=vantage,
         target=target,
@@ -483,8 +549,9 @@ def _failback(drill: _Drill, vantage: str) -> Recovery:
             last_failure_seq=last_bad.seq if last_bad else None,
             first_success_ms=run.sent_ms,
             first_success_seq=run.seq,
+            first_success_ended_ms=run.ended_ms,
         ),
-        note=f"{region} serving again",
+        note=f"{what} serving again",
     )
 
 
@@ -641,6 +708,13 @@ def _coverage_finding(drill: _Drill) -> Finding:
 
 def _rto_finding(drill: _Drill, objective: float, worst: Recovery | None) -> Finding:
     title = f"Recovery time at the entrypoint within {objective:g} s"
+    if not drill.failover:
+        return _finding(
+            "rto", title, measured=None, unit="s", threshold=objective, status="INCONCLUSIVE",
+            detail=f"RTO does not apply to pattern {drill.spec.pattern} (nothing fails over); "
+            "judge the revert with failbackRto",
+            evidence=drill.pointer(drill.entrypoint, None),
+        )
     if worst is None:
         return _finding(
             "rto", title, measured=None, unit="s", threshold=objective, status="INCONCLUSIVE",
@@ -650,6 +724,12 @@ def _rto_finding(drill: _Drill, objective: float, worst: Recovery | None) -> Fin
     if worst.seconds is None:
         status: Status = "FAIL"
         detail = f"no sustained recovery seen from {worst.vantage}: {worst.note}"
+    elif drill.restored is not None and bracket is not None and bracket.first_success_ms >= drill.restored:
+        status = "FAIL"
+        detail = (
+            f"failover never happened: the entrypoint recovered only after the rollback, {worst.seconds:.3f} s "
+            f"after the injection (from {worst.vantage})"
+        )
     else:
         status = "PASS" if worst.seconds <= objective else "FAIL"
         detail = f"RTO {worst.seconds:.3f} s from {worst.vantage} ({worst.note})"
@@ -667,7 +747,8 @@ def _rto_finding(drill: _Drill, objective: float, worst: Recovery | None) -> Fin
 
 
 def _failback_finding(drill: _Drill, objective: float, worst: Recovery | None) -> Finding:
-    title = f"Failback to {_failback_region(drill)} within {objective:g} s of the rollback"
+    what = "Failback to" if drill.failover else "Traffic back on"
+    title = f"{what} {_failback_target(drill)} within {objective:g} s of the rollback"
     bracket = worst.bracket if worst else None
     if worst is None or drill.restored is None:
         status: Status = "INCONCLUSIVE"
@@ -691,7 +772,8 @@ def _failback_finding(drill: _Drill, objective: float, worst: Recovery | None) -
 
 def _availability_finding(drill: _Drill, objective: float) -> Finding:
     per_vantage = [
-        (v, _availability(drill.in_phase(v, drill.entrypoint, "fault", "recovery"))) for v in drill.vantages
+        (v, _availability(_scheduled(drill.in_phase(v, drill.entrypoint, "fault", "recovery"))))
+        for v in drill.vantages
     ]
     measured = [(v, a) for v, a in per_vantage if a is not None]
     title = f"Entrypoint availability during fault and recovery at least {objective:g}%"
@@ -753,7 +835,8 @@ def _standby_finding(drill: _Drill) -> Finding:
         status = "FAIL"
         detail = f"the standby served {len(before)} probes before the injection (seq {before[0].seq} first)"
     elif first is None:
-        status, detail = "FAIL", f"no standby region ({', '.join(sorted(standby))}) served during the fault"
+        status = "FAIL"
+        detail = f"failover never happened: no standby region ({', '.join(sorted(standby))}) served during the fault"
     else:
         status = "PASS"
         detail = f"{first.served_by} served {len(during)} probes during the fault, from seq {first.seq}"
@@ -792,7 +875,9 @@ def _kept_serving_finding(drill: _Drill) -> Finding:
     threshold = drill.spec.objectives.availability
     threshold = STEADY_AVAILABILITY if threshold is None else threshold
     title = f"Entrypoint kept serving through the fault (availability at least {threshold:g}%)"
-    per_vantage = [(v, _availability(drill.in_phase(v, drill.entrypoint, "fault"))) for v in drill.vantages]
+    per_vantage = [
+        (v, _availability(_scheduled(drill.in_phase(v, drill.entrypoint, "fault")))) for v in drill.vantages
+    ]
     measured = [(v, a) for v, a in per_vantage if a is not None]
     if drill.injected is None or not measured:
         return _finding(

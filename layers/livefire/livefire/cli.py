@@ -1,4 +1,4 @@
-"""The `livefire` command line: run a drill locally, verify evidence."""
+"""The `livefire` command line: run a drill locally; verify, list and fetch evidence."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from livefire.errors import InvalidDrillSpec
+from livefire.local.aws_cli import add_aws_commands
+from livefire.local.evidence_cli import add_evidence_commands
 
 EXIT_ERROR = 2
 
@@ -78,31 +80,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run.exit_code
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    from livefire.evidence.manifest import verify_evidence_dir
-
-    result = verify_evidence_dir(Path(args.evidence))
-    if result.ok:
-        print(f"intact: {args.evidence}")
-        return 0
-    print(f"TAMPERED: {result.first_problem}")
-    for problem in result.problems[1:]:
-        print(f"  also: {problem}")
-    return 1
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="livefire", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser("run", help="run a whole drill locally on the sandbox mesh")
     run.add_argument("spec", help="drill spec (YAML or JSON), e.g. drills/sandbox/active-passive.yaml")
     run.add_argument("--evidence-dir", default="livefire-evidence", help="where evidence is copied")
     run.add_argument("--lambda-endpoint", default=None,
                      help="use this Lambda endpoint (e.g. `sam local start-lambda` at http://127.0.0.1:3001)")
     run.set_defaults(func=cmd_run)
-    verify = commands.add_parser("verify", help="recompute every digest of a drill's evidence")
-    verify.add_argument("evidence", help="an evidence folder, e.g. livefire-evidence/<drill-id>")
-    verify.set_defaults(func=cmd_verify)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """One ``add_*`` function per group of subcommands: each registers its parsers and their ``func``."""
+    parser = argparse.ArgumentParser(prog="livefire", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_run(commands)
+    add_evidence_commands(commands)
+    add_aws_commands(commands)
     return parser
 
 

@@ -11,12 +11,14 @@ import os
 import time
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from livefire.artifacts import evidence_prefix
 from livefire.config import Settings
 from livefire.contracts import Plan, PlannedFault, PlanRequest, ProbeTarget
 from livefire.errors import DrillInProgress, GuardrailViolation, InvalidDrillSpec
 from livefire.runtime import Runtime
-from livefire.spec import DrillSpec, Fault, Vantage, parse_spec
+from livefire.spec import ClusterRef, DrillSpec, Fault, Vantage, parse_spec
 
 # Steps take a little time (Lambda calls, patches); observing this much longer keeps the recovery window whole.
 OBSERVE_SLACK_S = 2.0
@@ -63,22 +65,39 @@ def planned_faults(spec: DrillSpec) -> list[PlannedFault]:
     ]
 
 
+def cluster_name(cluster: ClusterRef) -> str:
+    """The name the allow-lists use: the EKS cluster, the sandbox cluster or the kubeconfig context."""
+    return cluster.eks or cluster.sandbox or cluster.context or ""
+
+
 def check_blast_radius(spec: DrillSpec, faults: list[PlannedFault], settings: Settings) -> None:
+    """Refuse any fault outside the spec's and the deployment's allowed namespaces and clusters.
+
+    The deployment's namespace list fails closed (empty allows nothing); its cluster list, when empty, allows any
+    cluster the functions' role can reach (template parameter ``AllowedClusters``).
+    """
     for fault in faults:
-        if settings.allowed_namespaces and fault.namespace not in settings.allowed_namespaces:
+        if fault.namespace not in spec.guardrails.allowed_namespaces:
+            raise GuardrailViolation(
+                f"fault.target.namespace: {fault.namespace!r} is not in guardrails.allowedNamespaces "
+                f"{list(spec.guardrails.allowed_namespaces)}"
+            )
+        if fault.namespace not in settings.allowed_namespaces:
             raise GuardrailViolation(
                 f"fault.target.namespace: {fault.namespace!r} is outside this deployment's allowed "
-                f"namespaces {list(settings.allowed_namespaces)}"
+                f"namespaces {list(settings.allowed_namespaces)} (template parameter AllowedNamespaces)"
             )
-        cluster_name = fault.cluster.eks or fault.cluster.sandbox or fault.cluster.context or ""
+        name = cluster_name(fault.cluster)
         allowed_by_spec = spec.guardrails.allowed_clusters
-        if allowed_by_spec and cluster_name not in allowed_by_spec:
+        if allowed_by_spec and name not in allowed_by_spec:
             raise GuardrailViolation(
-                f"fault.region: cluster {cluster_name!r} is not in guardrails.allowedClusters {allowed_by_spec}"
+                f"fault.region: cluster {name!r} of region {fault.region} is not in guardrails.allowedClusters "
+                f"{list(allowed_by_spec)}"
             )
-        if settings.allowed_clusters and fault.cluster.eks and fault.cluster.eks not in settings.allowed_clusters:
+        if settings.allowed_clusters and name not in settings.allowed_clusters:
             raise GuardrailViolation(
-                f"fault.region: cluster {cluster_name!r} is outside this deployment's allowed clusters"
+                f"fault.region: cluster {name!r} of region {fault.region} is outside this deployment's allowed "
+                f"clusters {list(settings.allowed_clusters)} (template parameter AllowedClusters)"
             )
 
 
@@ -118,22 +137,39 @@ def plan_drill(request: PlanRequest, runtime: Runtime) -> Plan:
     acquired: list[str] = []
     try:
         for fault in faults:
-            store.acquire_lease(fault.lease_key, request.drill_id, expires_at)
+            store.acquire_lease(fault.lease_key, request.drill_id, expires_at, request.execution_arn)
             acquired.append(fault.lease_key)
-        store.create_drill(
-            drill_id=plan.drill_id, execution_arn=plan.execution_arn, service=plan.service,
-            pattern=plan.pattern, mode=plan.mode, spec_digest=plan.spec_digest,
-            started_at_ms=started_at_ms, lease_keys=acquired,
-        )
+        plan = _record_drill(plan, acquired, runtime)
         runtime.put_json(plan.spec_key, spec.to_document())
         runtime.put_json(f"{prefix}plan.json", plan.to_state())
     except DrillInProgress as busy:
         for key in acquired:
             store.release_lease(key, request.drill_id)
-        store.record_rejected_attempt(request.drill_id, request.execution_arn, f"DrillInProgress: {busy}")
+        if store.get_drill(request.drill_id) is None:  # never overwrite the record of the run that holds the id
+            store.record_rejected_attempt(request.drill_id, request.execution_arn, f"DrillInProgress: {busy}")
         raise
     except Exception:
         for key in acquired:
             store.release_lease(key, request.drill_id)
         raise
+    return plan
+
+
+def _record_drill(plan: Plan, lease_keys: list[str], runtime: Runtime) -> Plan:
+    """Write the drill record; a retried Plan of the same execution finds its own record and reuses it."""
+    store = runtime.store
+    try:
+        store.create_drill(
+            drill_id=plan.drill_id, execution_arn=plan.execution_arn, service=plan.service,
+            pattern=plan.pattern, mode=plan.mode, spec_digest=plan.spec_digest,
+            started_at_ms=plan.started_at_ms, lease_keys=lease_keys,
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        existing = store.get_drill(plan.drill_id) or {}
+        same = existing.get("executionArn") == plan.execution_arn and existing.get("specDigest") == plan.spec_digest
+        if not same or existing.get("status") != "RUNNING":
+            raise DrillInProgress(f"drill {plan.drill_id} already has a record of another run") from None
+        return plan.model_copy(update={"started_at_ms": int(existing["startedAtMs"])})
     return plan

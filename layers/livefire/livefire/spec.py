@@ -150,30 +150,79 @@ class DelayFault(SpecModel):
     percent: Percent = 100.0
 
 
+PoolLimit = Annotated[int, Field(ge=1, le=2**31 - 1)]
+RouteWeight = Annotated[int, Field(ge=0, le=100)]
+
+
+class ConnectionPoolSqueeze(SpecModel):
+    """The ``trafficPolicy.connectionPool`` limits a circuit-break fault writes (tcp.maxConnections and the
+    http.* limits); a limit set to null is left as the DestinationRule has it."""
+
+    max_connections: PoolLimit | None = 1
+    http1_max_pending_requests: PoolLimit | None = 1
+    http2_max_requests: PoolLimit | None = 1
+    max_requests_per_connection: PoolLimit | None = 1
+
+    @model_validator(mode="after")
+    def _squeezes_something(self) -> ConnectionPoolSqueeze:
+        if all(getattr(self, name) is None for name in type(self).model_fields):
+            raise ValueError("set at least one connection pool limit")
+        return self
+
+
+# The fields each kind needs (besides target.namespace) and the payload sections it owns.
+_KIND_TARGET = {
+    "http-abort": "virtual_service",
+    "http-delay": "virtual_service",
+    "traffic-shift": "virtual_service",
+    "circuit-break": "destination_rule",
+    "scale-to-zero": "deployment",
+}
+_KIND_PAYLOAD = {
+    "abort": "http-abort",
+    "delay": "http-delay",
+    "weights": "traffic-shift",
+    "connection_pool": "circuit-break",
+}
+_REQUIRED_PAYLOAD = {
+    "http-abort": ("abort", "an abort section"),
+    "http-delay": ("delay", "a delay section"),
+    "traffic-shift": ("weights", "weights (subset: weight)"),
+}
+
+
 class Fault(SpecModel):
     kind: FaultKind
     region: str
     target: FaultTarget
     abort: AbortFault | None = None
     delay: DelayFault | None = None
+    weights: Annotated[dict[Annotated[str, Field(min_length=1)], RouteWeight], Field(min_length=1)] | None = Field(
+        default=None, description="traffic-shift: route weight per destination subset of the matched routes"
+    )
+    connection_pool: ConnectionPoolSqueeze | None = Field(
+        default=None, description="circuit-break: the limits to squeeze to (default: every limit 1)"
+    )
 
     @model_validator(mode="after")
     def _payload_matches_kind(self) -> Fault:
-        if self.kind == "http-abort":
-            if self.abort is None:
-                raise ValueError("kind http-abort needs an abort section")
-            if not self.target.virtual_service:
-                raise ValueError("kind http-abort needs target.virtualService")
-        if self.kind == "http-delay":
-            if self.delay is None:
-                raise ValueError("kind http-delay needs a delay section")
-            if not self.target.virtual_service:
-                raise ValueError("kind http-delay needs target.virtualService")
-        if self.abort is not None and self.kind != "http-abort":
-            raise ValueError(f"abort is only valid with kind http-abort, not {self.kind}")
-        if self.delay is not None and self.kind != "http-delay":
-            raise ValueError(f"delay is only valid with kind http-delay, not {self.kind}")
+        required = _REQUIRED_PAYLOAD.get(self.kind)
+        if required is not None and getattr(self, required[0]) is None:
+            raise ValueError(f"kind {self.kind} needs {required[1]}")
+        target_field = _KIND_TARGET[self.kind]
+        if not getattr(self.target, target_field):
+            raise ValueError(f"kind {self.kind} needs target.{to_camel(target_field)}")
+        for section, kind in _KIND_PAYLOAD.items():
+            if getattr(self, section) is not None and self.kind != kind:
+                raise ValueError(f"{to_camel(section)} is only valid with kind {kind}, not {self.kind}")
+        if self.weights is not None and sum(self.weights.values()) != 100:
+            raise ValueError(f"weights must add up to 100 (got {sum(self.weights.values())})")
         return self
+
+    @property
+    def squeeze(self) -> ConnectionPoolSqueeze:
+        """The connection pool limits of a circuit-break fault (the defaults when none are given)."""
+        return self.connection_pool or ConnectionPoolSqueeze()
 
 
 class Phases(SpecModel):
@@ -208,6 +257,9 @@ class Objectives(SpecModel):
     failback_rto: PositiveDuration | None = None
     availability: Percent | None = None
     p99_latency: PositiveDuration | None = None
+    mixed_version_window: Duration | None = Field(
+        default=None, description="blue-green: how long both versions may serve after the cutover (default: one probe interval)"
+    )
 
 
 class AbortIf(SpecModel):

@@ -1,8 +1,8 @@
 """The manifest of a drill's evidence: every artifact with its SHA-256 and size, in canonical JSON.
 
-The manifest's own digest links it to the next drill of the same service (``previous_manifest_digest``), which
-makes the manifests of a service a hash chain. ``verify_evidence_dir`` checks one drill's directory; the check
-across drills builds on its ``VerifyResult`` (the manifest and its digest).
+The manifest's own digest links it to the next drill of the same service (``previous_manifest_digest``, with
+``previous_drill_id`` naming whose manifest that is), which makes the manifests of a service a hash chain.
+``verify_evidence_dir`` checks one drill's directory; ``livefire.evidence.chain`` follows the links across drills.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ JUDGED_VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE")
 MANIFEST_VERSION = 1
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _STRING_FIELDS = ("drill_id", "service", "pattern", "verdict", "spec_digest", "execution_arn", "created_at")
-REQUIRED_FIELDS = ("version", *_STRING_FIELDS, "previous_manifest_digest", "artifacts")
+REQUIRED_FIELDS = ("version", *_STRING_FIELDS, "previous_manifest_digest", "previous_drill_id", "artifacts")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -50,6 +50,7 @@ def build_manifest(
     spec_digest: str,
     execution_arn: str,
     previous_manifest_digest: str | None,
+    previous_drill_id: str | None,
     created_at: str,
 ) -> dict[str, Any]:
     """List every artifact (relative name → bytes) with its digest and size, sorted by name."""
@@ -59,6 +60,8 @@ def build_manifest(
             raise ValueError(f"artifact name {name!r} {problem}")
     if previous_manifest_digest is not None and not _DIGEST.match(previous_manifest_digest):
         raise ValueError("previous_manifest_digest must be 64 lowercase hex digits")
+    if (previous_manifest_digest is None) != (previous_drill_id is None):
+        raise ValueError("previous_manifest_digest and previous_drill_id go together")
     return {
         "version": MANIFEST_VERSION,
         "drill_id": drill_id,
@@ -68,6 +71,7 @@ def build_manifest(
         "spec_digest": spec_digest,
         "execution_arn": execution_arn,
         "previous_manifest_digest": previous_manifest_digest,
+        "previous_drill_id": previous_drill_id,
         "created_at": created_at,
         "artifacts": [
             {"name": name, "sha256": sha256_hex(data), "size": len(data)}
@@ -110,6 +114,11 @@ def _manifest_problems(manifest: Any) -> list[str]:
     previous = manifest["previous_manifest_digest"]
     if previous is not None and not (isinstance(previous, str) and _DIGEST.match(previous)):
         problems.append(f"{MANIFEST_NAME}: previous_manifest_digest is not a SHA-256 digest")
+    previous_drill = manifest["previous_drill_id"]
+    if previous_drill is not None and not isinstance(previous_drill, str):
+        problems.append(f"{MANIFEST_NAME}: previous_drill_id must be a string")
+    elif (previous is None) != (previous_drill is None):
+        problems.append(f"{MANIFEST_NAME}: previous_manifest_digest and previous_drill_id go together")
     artifacts = manifest["artifacts"]
     if not isinstance(artifacts, list):
         return [*problems, f"{MANIFEST_NAME}: artifacts must be a list"]

@@ -22,7 +22,7 @@ DASH = "—"
 _TIME_KEY = re.compile(r"(At|_at)(Ms|_ms)$")
 
 
-def _iso(ms: float | None) -> str:
+def iso_time(ms: float | None) -> str:
     if ms is None:
         return DASH
     return datetime.fromtimestamp(ms / 1000.0, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -46,7 +46,7 @@ def _fenced(text: str, language: str) -> list[str]:
     return [f"{fence}{language}", text.rstrip("\n"), fence]
 
 
-def _number(value: float | None, unit: str) -> str:
+def format_number(value: float | None, unit: str) -> str:
     if value is None:
         return DASH
     if unit == "%":
@@ -58,12 +58,12 @@ def _number(value: float | None, unit: str) -> str:
     return f"{value:g} {unit}"
 
 
-def _since(ms: float | None, origin: float | None) -> str:
+def since(ms: float | None, origin: float | None) -> str:
     if ms is None:
         return DASH
     if origin is None:
-        return _iso(ms)
-    return f"{_iso(ms)} ({(ms - origin) / 1000.0:+.3f} s)"
+        return iso_time(ms)
+    return f"{iso_time(ms)} ({(ms - origin) / 1000.0:+.3f} s)"
 
 
 def _bracket(bracket: Bracket | None, origin: float | None) -> str:
@@ -71,7 +71,7 @@ def _bracket(bracket: Bracket | None, origin: float | None) -> str:
         return DASH
     width = bracket.width_ms
     return (
-        f"[{_since(bracket.last_failure_ms, origin)}, {_since(bracket.first_success_ms, origin)}]"
+        f"[{since(bracket.last_failure_ms, origin)}, {since(bracket.first_success_ms, origin)}]"
         + ("" if width is None else f", width {width:.1f} ms")
     )
 
@@ -115,8 +115,8 @@ def _header(
     ]
     if assessment is not None:
         rows += [
-            ("Injected", _iso(assessment.injected_at_ms)),
-            ("Restored", _iso(assessment.restored_at_ms)),
+            ("Injected", iso_time(assessment.injected_at_ms)),
+            ("Restored", iso_time(assessment.restored_at_ms)),
         ]
     return [f"# Drill {spec.metadata.name}: {verdict}", "", *_table(["", ""], rows)]
 
@@ -125,8 +125,8 @@ def _findings(assessment: Assessment) -> list[str]:
     rows = [
         (
             f"{f.title} (`{f.id}`)",
-            _number(f.measured, f.unit),
-            _number(f.threshold, f.unit),
+            format_number(f.measured, f.unit),
+            format_number(f.threshold, f.unit),
             f"**{f.status}**",
             f.detail,
         )
@@ -136,7 +136,7 @@ def _findings(assessment: Assessment) -> list[str]:
 
 
 def _recovery_rows(recoveries: Sequence[Recovery], origin: float | None) -> list[tuple[object, ...]]:
-    return [(r.vantage, _number(r.seconds, "s"), _bracket(r.bracket, origin), r.note) for r in recoveries]
+    return [(r.vantage, format_number(r.seconds, "s"), _bracket(r.bracket, origin), r.note) for r in recoveries]
 
 
 def _recovery(assessment: Assessment) -> list[str]:
@@ -144,14 +144,14 @@ def _recovery(assessment: Assessment) -> list[str]:
     lines = [
         "## Recovery",
         "",
-        f"- **RTO** at the entrypoint: {_number(assessment.rto_seconds, 's')} {DASH} {assessment.rto_note}",
+        f"- **RTO** at the entrypoint: {format_number(assessment.rto_seconds, 's')} {DASH} {assessment.rto_note}",
         f"  - bracket [last failure, first sustained success], from the injection: "
         f"{_bracket(assessment.rto_bracket, injected)}",
-        f"- **Failback**: {_number(assessment.failback_seconds, 's')} {DASH} {assessment.failback_note}",
+        f"- **Failback**: {format_number(assessment.failback_seconds, 's')} {DASH} {assessment.failback_note}",
         f"  - bracket, from the rollback: {_bracket(assessment.failback_bracket, restored)}",
         f"- **Detection** (injection → first failure): faulted endpoint "
-        f"{_number(assessment.detection_seconds, 's')}, entrypoint "
-        f"{_number(assessment.entrypoint_detection_seconds, 's')}",
+        f"{format_number(assessment.detection_seconds, 's')}, entrypoint "
+        f"{format_number(assessment.entrypoint_detection_seconds, 's')}",
     ]
     outage = assessment.max_outage
     if outage is None:
@@ -159,7 +159,7 @@ def _recovery(assessment: Assessment) -> list[str]:
     else:
         lines.append(
             f"- **Longest outage** at the entrypoint: {outage.duration_ms:.1f} ms ({outage.failures} failed probes "
-            f"from {outage.vantage}, {_since(outage.from_ms, injected)} → {_since(outage.to_ms, injected)})"
+            f"from {outage.vantage}, {since(outage.from_ms, injected)} → {since(outage.to_ms, injected)})"
         )
     header = ["Vantage", "Seconds", "Bracket", "Note"]
     if assessment.rto_by_vantage:
@@ -173,7 +173,7 @@ def _recovery(assessment: Assessment) -> list[str]:
 
 def _phases(assessment: Assessment) -> list[str]:
     windows = [
-        (p.name, _since(p.from_ms, assessment.injected_at_ms), _since(p.to_ms, assessment.injected_at_ms))
+        (p.name, since(p.from_ms, assessment.injected_at_ms), since(p.to_ms, assessment.injected_at_ms))
         for p in assessment.phases
     ]
     rows = [
@@ -183,10 +183,10 @@ def _phases(assessment: Assessment) -> list[str]:
             s.target,
             s.sent,
             s.ok,
-            _number(s.availability_pct, "%"),
-            _number(s.latency.p50_ms, "ms"),
-            _number(s.latency.p95_ms, "ms"),
-            _number(s.latency.p99_ms, "ms"),
+            format_number(s.availability_pct, "%"),
+            format_number(s.latency.p50_ms, "ms"),
+            format_number(s.latency.p95_ms, "ms"),
+            format_number(s.latency.p99_ms, "ms"),
             ", ".join(f"{k}: {v}" for k, v in s.errors.items()),
             ", ".join(f"{k}: {v}" for k, v in s.served_by.items()),
         )
@@ -212,8 +212,8 @@ def _served(assessment: Assessment) -> list[str]:
             s.vantage,
             s.region or "(not named)",
             s.version,
-            _since(s.from_ms, assessment.injected_at_ms),
-            _since(s.to_ms, assessment.injected_at_ms),
+            since(s.from_ms, assessment.injected_at_ms),
+            since(s.to_ms, assessment.injected_at_ms),
             s.samples,
         )
         for s in assessment.served_by_timeline
@@ -240,7 +240,7 @@ def _faults(faults: Sequence[Mapping[str, Any]], prefix: str) -> list[str]:
 
     def show(key: str, value: Any) -> object:
         if _TIME_KEY.search(key) and isinstance(value, int | float) and not isinstance(value, bool):
-            return _iso(float(value))
+            return iso_time(float(value))
         if isinstance(value, str) and value.startswith(prefix):
             return _link(_relative(value, prefix))
         return value
@@ -270,6 +270,35 @@ def _artifacts(
     return ["## Artifacts", "", *[f"- {_link(name)}" for name in unique]]
 
 
+def _posture(posture: Sequence[Mapping[str, Any]] | None) -> list[str]:
+    lines = ["## Mesh posture", ""]
+    if posture is None:
+        return [*lines, "The mesh posture was not audited for this drill."]
+    rows: list[tuple[object, ...]] = []
+    for audit in posture:
+        where = f"{audit.get('region')} ({audit.get('cluster')}), {audit.get('namespace')}/{audit.get('host')}"
+        if audit.get("skipped"):
+            rows.append((where, "not audited", DASH, audit["skipped"]))
+        rows += [(where, f.get("check"), "PASS" if f.get("ok") else "**FAIL**", f.get("detail"))
+                 for f in audit.get("findings") or []]
+    return [*lines, *_table(["Where", "Check", "Result", "Detail"], rows)]
+
+
+def _cost(cost: Mapping[str, Any] | None) -> list[str]:
+    lines = ["## Cost of the drill", ""]
+    if cost is None:
+        return [*lines, "Not computed for this drill."]
+    total = cost.get("total_usd")
+    lines.append(f"**Total: {f'${total:.6f}' if isinstance(total, int | float) else _cell(total)}**")
+    items = [line for line in cost.get("lines") or [] if isinstance(line, Mapping)]
+    if items:
+        keys = list(dict.fromkeys(k for line in items for k in line))
+        lines += ["", *_table(keys, [[line.get(k) for k in keys] for line in items])]
+    if cost.get("note"):
+        lines += ["", str(cost["note"])]
+    return lines
+
+
 def render_markdown(
     spec: DrillSpec,
     assessment: Assessment | None,
@@ -280,8 +309,13 @@ def render_markdown(
     drill_id: str,
     execution_arn: str,
     extra_artifacts: Sequence[str] = (),
+    posture: Sequence[Mapping[str, Any]] | None = None,
+    cost: Mapping[str, Any] | None = None,
 ) -> str:
-    """report.md of one drill; ``extra_artifacts`` names further files beside it (e.g. report.html)."""
+    """report.md of one drill; ``extra_artifacts`` names further files beside it (e.g. report.html).
+
+    ``posture`` is the mesh audit (see publish.py, posture.json) and ``cost`` the drill's cost, when known.
+    """
     prefix = evidence_prefix(spec.metadata.service, drill_id)
     sections = [_header(spec, assessment, outcome, drill_id, execution_arn)]
     if assessment is not None:
@@ -290,7 +324,7 @@ def render_markdown(
         sections.append(
             ["## Findings", "", f"No assessment: the drill ended with outcome {outcome} before it was judged."]
         )
-    sections.append(_faults(faults, prefix))
+    sections += [_faults(faults, prefix), _posture(posture), _cost(cost)]
     if error:
         sections.append(["## Error", "", *_fenced(error, "text")])
     spec_yaml = yaml.safe_dump(spec.to_document(), sort_keys=False, default_flow_style=False)

@@ -64,6 +64,23 @@ class Invocation:
     error_type: str | None
 
 
+@dataclass
+class _InjectedFailure:
+    error_type: str
+    message: str
+    remaining: int
+    skip: int
+    after: bool
+
+
+class InjectedFunctionError(Exception):
+    """Raised in place of a handler's own result by ``LocalLambdaServer.inject_failure``."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
 def load_handler(function: LocalFunction) -> Handler:
     module_name, _, attribute = function.handler.rpartition(".")
     path = function.code_dir / f"{module_name.replace('.', '/')}.py"
@@ -88,6 +105,9 @@ class LocalLambdaServer:
         self._on_invoke = on_invoke
         self._server: ThreadingHTTPServer | None = None
         self.invocations: list[Invocation] = []
+        self._failures: dict[str, list[_InjectedFailure]] = {}
+        self._in_flight = 0
+        self._idle = threading.Condition()
 
     @property
     def url(self) -> str:
@@ -125,7 +145,51 @@ class LocalLambdaServer:
                 self._handlers[name] = load_handler(function)
         return function, self._handlers[name]
 
+    def inject_failure(self, function_name: str, error_type: str = "InjectedFailure", times: int = 1, *,
+                       skip: int = 0, after: bool = False, message: str = "") -> None:
+        """Test hook: let ``skip`` invocations of the function through, then fail the next ``times`` with
+        ``error_type``. ``after=True`` runs the handler first and then fails: a function that did its work but
+        whose answer never arrived (a timeout, a crashed runtime)."""
+        if function_name not in self._functions:
+            raise KeyError(f"no function {function_name}")
+        text = message or f"injected {error_type}"
+        with self._load_lock:
+            self._failures.setdefault(function_name, []).append(
+                _InjectedFailure(error_type, text, times, skip, after))
+
+    def _next_failure(self, name: str) -> _InjectedFailure | None:
+        with self._load_lock:
+            for rule in self._failures.get(name, []):
+                if rule.remaining <= 0:
+                    continue
+                if rule.skip > 0:
+                    rule.skip -= 1
+                    continue
+                rule.remaining -= 1
+                return rule
+        return None
+
+    def pending_failures(self) -> int:
+        """How many injected failures have not fired yet."""
+        with self._load_lock:
+            return sum(rule.remaining for rules in self._failures.values() for rule in rules)
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s``) until no invocation is in flight; False if one still is."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout_s)
+
     def _serve(self, request: BaseHTTPRequestHandler) -> None:
+        with self._idle:
+            self._in_flight += 1
+        try:
+            self._serve_one(request)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _serve_one(self, request: BaseHTTPRequestHandler) -> None:
         request_id = str(uuid.uuid4())
         parts = request.path.split("/")
         length = int(request.headers.get("Content-Length") or 0)
@@ -146,10 +210,15 @@ class LocalLambdaServer:
             function, handler = self.handler_for(name)
             context = LambdaContext(function.name, function.memory_mb, function.timeout, self._region,
                                     aws_request_id=request_id)
+            failure = self._next_failure(name)
+            if failure is not None and not failure.after:
+                raise InjectedFunctionError(failure.error_type, failure.message)
             result: Any = handler(event, context)
+            if failure is not None:
+                raise InjectedFunctionError(failure.error_type, failure.message)
             payload: Any = result
         except Exception as exc:  # the Lambda runtime turns any exception into a function error
-            error_type = type(exc).__name__
+            error_type = exc.error_type if isinstance(exc, InjectedFunctionError) else type(exc).__name__
             payload = {"errorType": error_type, "errorMessage": str(exc),
                        "stackTrace": traceback.format_exception(exc)[-3:]}
         invocation = Invocation(name, started, time.monotonic(), error_type)

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 import yaml
 
 from livefire.local.aws import LocalStack, local_stack
+from livefire.local.guardian_rule import deliver_status_change, deliver_when_ended
 from livefire.local.lambda_server import Invocation
 from livefire.local.sandbox.mesh import SandboxMesh
 from livefire.spec import DrillSpec, parse_spec
@@ -29,6 +30,8 @@ EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 FAILING_VERDICTS = {"FAIL", "INCONCLUSIVE", "NOT_STEADY", "ABORTED"}
 # Beyond the drill's own phases, how long the steps themselves may take before the runner gives up.
 STEP_ALLOWANCE_S = 120.0
+# How long a stopped execution may take to end (an in-flight Lambda call finishes first).
+STOP_WAIT_S = 60.0
 
 
 def load_spec_document(path: Path) -> Any:
@@ -97,10 +100,13 @@ class Progress:
                       f"({sent / took:.1f}/s), {failed} failed")
 
 
-def follow_execution(stack: LocalStack, execution_arn: str, deadline_s: float,
-                     on_event: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    """Poll the execution (bounded by ``deadline_s``) and report every new history event."""
-    sfn = stack.sfn
+def follow_execution(stack: LocalStack | Any, execution_arn: str, deadline_s: float,
+                     on_event: Callable[[dict[str, Any]], None], *, poll_s: float = 0.2) -> dict[str, Any]:
+    """Poll the execution (bounded by ``deadline_s``) and report every new history event.
+
+    ``stack`` is the local stack or any Step Functions client (``livefire start`` follows a deployed stack).
+    """
+    sfn = stack.sfn if isinstance(stack, LocalStack) else stack
     seen = 0
     give_up = time.monotonic() + deadline_s
     while True:
@@ -112,11 +118,15 @@ def follow_execution(stack: LocalStack, execution_arn: str, deadline_s: float,
         if execution["status"] != "RUNNING":
             for event in sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"][seen:]:
                 on_event(event)
+            if isinstance(stack, LocalStack):
+                deliver_status_change(stack, execution_arn)  # the guardian's EventBridge rule, as in the cloud
             return execution
         if time.monotonic() > give_up:
             sfn.stop_execution(executionArn=execution_arn, error="LocalDeadline", cause="runner gave up")
+            if isinstance(stack, LocalStack):
+                deliver_when_ended(stack, execution_arn, wait_s=STOP_WAIT_S)
             raise TimeoutError(f"the drill did not end within {deadline_s:.0f}s")
-        time.sleep(0.2)
+        time.sleep(poll_s)
 
 
 def copy_evidence(stack: LocalStack, prefix: str, destination: Path) -> Path:

@@ -1,6 +1,9 @@
 """Reads template.yaml so local mode builds exactly what the stack deploys (functions, table, substitutions).
 
-Only the intrinsic functions the template uses are understood: ``Ref``, ``Fn::GetAtt`` and ``Fn::Sub``.
+Only the intrinsic functions the template uses are understood: ``Ref`` (``AWS::NoValue`` drops the key or list
+item), ``Fn::GetAtt``, ``Fn::Sub``, ``Fn::If`` with the template's ``Conditions`` (``Fn::Equals``, ``Fn::Not``,
+``Fn::And``, ``Fn::Or``), ``Fn::Join``, ``Fn::Split`` and ``Fn::Select``. Parameters take their defaults unless
+``LocalTemplate.load(..., parameters=...)`` overrides them.
 """
 
 from __future__ import annotations
@@ -13,6 +16,13 @@ from typing import Any
 import yaml
 
 ACCOUNT = "123456789012"
+
+
+class _NoValue:
+    """What ``Ref: AWS::NoValue`` resolves to: the enclosing key or list item is dropped."""
+
+
+NO_VALUE = _NoValue()
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -66,20 +76,27 @@ class LocalTemplate:
     document: dict[str, Any]
     region: str = "us-east-1"
     physical_names: dict[str, str] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, root: Path, region: str = "us-east-1") -> LocalTemplate:
-        template = cls(root=root, document=load_template(root / "template.yaml"), region=region)
+    def load(cls, root: Path, region: str = "us-east-1", *, template_file: str = "template.yaml",
+             parameters: dict[str, Any] | None = None) -> LocalTemplate:
+        template = cls(root=root, document=load_template(root / template_file), region=region,
+                       parameters=dict(parameters or {}))
+        unknown = set(template.parameters) - set(template.document.get("Parameters", {}))
+        if unknown:
+            raise KeyError(f"{template_file} has no parameters {sorted(unknown)}")
         for logical_id, resource in template.resources.items():
             kind = resource["Type"]
             if kind == "AWS::S3::Bucket":
                 template.physical_names[logical_id] = f"livefire-local-{logical_id.lower()}"
-            elif kind == "AWS::DynamoDB::Table":
-                template.physical_names[logical_id] = f"livefire-local-{logical_id}"
             elif kind == "AWS::Serverless::Function":
                 template.physical_names[logical_id] = f"livefire-{logical_id}"
-            elif kind == "AWS::Serverless::StateMachine":
+            else:
                 template.physical_names[logical_id] = f"livefire-local-{logical_id}"
+        for logical_id, resource in template.resources_of_type("AWS::Logs::LogGroup").items():
+            if "LogGroupName" in resource.get("Properties", {}):
+                template.physical_names[logical_id] = str(template.resolve(resource["Properties"]["LogGroupName"]))
         return template
 
     @property
@@ -92,6 +109,17 @@ class LocalTemplate:
     def parameter_default(self, name: str) -> str:
         return str(self.document["Parameters"][name].get("Default", ""))
 
+    def parameter(self, name: str) -> Any:
+        """The parameter's value (override or default); a CommaDelimitedList is a list, as in CloudFormation."""
+        declared = self.document["Parameters"][name]
+        value = self.parameters.get(name, declared.get("Default", ""))
+        if declared.get("Type") == "CommaDelimitedList" and isinstance(value, str):
+            return [item.strip() for item in value.split(",")]
+        return value if isinstance(value, list) else str(value)
+
+    def condition(self, name: str) -> bool:
+        return bool(self._evaluate(self.document["Conditions"][name]))
+
     def arn_of(self, logical_id: str) -> str:
         kind = self.resources[logical_id]["Type"]
         name = self.physical_names[logical_id]
@@ -103,41 +131,98 @@ class LocalTemplate:
             return f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{name}"
         if kind == "AWS::Serverless::StateMachine":
             return f"arn:aws:states:{self.region}:{ACCOUNT}:stateMachine:{name}"
+        if kind == "AWS::Logs::LogGroup":
+            return f"arn:aws:logs:{self.region}:{ACCOUNT}:log-group:{name}:*"
+        if kind == "AWS::SQS::Queue":
+            return f"arn:aws:sqs:{self.region}:{ACCOUNT}:{name}"
+        if kind == "AWS::IAM::Role":
+            return f"arn:aws:iam::{ACCOUNT}:role/{name}"
         raise KeyError(f"no local ARN for {logical_id} ({kind})")
 
     def resolve(self, value: Any) -> Any:
-        """Evaluate Ref / GetAtt / Sub against local names, parameter defaults and pseudo parameters."""
+        """Evaluate the intrinsic functions against local names, parameters and pseudo parameters.
+
+        A key or list item whose value is ``AWS::NoValue`` is dropped; at the top level ``NO_VALUE`` is returned.
+        """
         if isinstance(value, dict) and len(value) == 1:
             (key, arg), = value.items()
-            if key == "Ref":
-                return self._ref(str(arg))
-            if key == "Fn::GetAtt":
-                logical_id, attribute = arg
-                if attribute == "Arn":
-                    return self.arn_of(logical_id)
-                raise KeyError(f"GetAtt {logical_id}.{attribute} is not supported locally")
-            if key == "Fn::Sub":
-                return re.sub(r"\$\{([^}]+)\}", lambda m: self._sub(m.group(1)), str(arg))
+            if key == "Ref" or key.startswith("Fn::") or key == "Condition":
+                return self._evaluate(value)
         if isinstance(value, dict):
-            return {k: self.resolve(v) for k, v in value.items()}
+            resolved = {k: self.resolve(v) for k, v in value.items()}
+            return {k: v for k, v in resolved.items() if v is not NO_VALUE}
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [item for item in (self.resolve(v) for v in value) if item is not NO_VALUE]
         return value
 
-    def _ref(self, name: str) -> str:
+    def _evaluate(self, value: Any) -> Any:
+        if not (isinstance(value, dict) and len(value) == 1):
+            return self.resolve(value)
+        (key, arg), = value.items()
+        if key == "Ref":
+            return NO_VALUE if arg == "AWS::NoValue" else self._ref(str(arg))
+        if key == "Condition":
+            return self.condition(str(arg))
+        if key == "Fn::GetAtt":
+            logical_id, attribute = arg if isinstance(arg, list) else str(arg).split(".", 1)
+            return self._get_att(logical_id, attribute)
+        if key == "Fn::Sub":
+            text, variables = (arg[0], {k: self.resolve(v) for k, v in arg[1].items()}) if isinstance(arg, list) \
+                else (arg, {})
+            return re.sub(r"\$\{([^}!]+)\}", lambda m: str(variables.get(m.group(1), self._sub(m.group(1)))),
+                          str(text))
+        if key == "Fn::If":
+            name, when_true, when_false = arg
+            return self.resolve(when_true if self.condition(name) else when_false)
+        if key == "Fn::Equals":
+            left, right = (self.resolve(v) for v in arg)
+            return left == right
+        if key == "Fn::Not":
+            return not self._evaluate(arg[0])
+        if key == "Fn::And":
+            return all(self._evaluate(v) for v in arg)
+        if key == "Fn::Or":
+            return any(self._evaluate(v) for v in arg)
+        if key == "Fn::Join":
+            delimiter, items = arg
+            return str(delimiter).join(str(v) for v in self._as_list(items))
+        if key == "Fn::Split":
+            delimiter, text = arg
+            return str(self.resolve(text)).split(str(delimiter))
+        if key == "Fn::Select":
+            index, items = arg
+            return self._as_list(items)[int(self.resolve(index))]
+        raise KeyError(f"{key} is not supported locally")
+
+    def _as_list(self, value: Any) -> list[Any]:
+        resolved = self.resolve(value)
+        if not isinstance(resolved, list):
+            raise ValueError(f"expected a list, got {resolved!r}")
+        return resolved
+
+    def _get_att(self, logical_id: str, attribute: str) -> str:
+        if attribute == "Arn":
+            return self.arn_of(logical_id)
+        if attribute in ("QueueName", "Name"):
+            return self.physical_names[logical_id]
+        raise KeyError(f"GetAtt {logical_id}.{attribute} is not supported locally")
+
+    def _ref(self, name: str) -> Any:
         pseudo = {"AWS::Region": self.region, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
                   "AWS::StackName": "livefire-local"}
         if name in pseudo:
             return pseudo[name]
         if name in self.document.get("Parameters", {}):
-            return self.parameter_default(name)
+            return self.parameter(name)
+        if self.resources.get(name, {}).get("Type") == "AWS::SQS::Queue":
+            return f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT}/{self.physical_names[name]}"
         return self.physical_names[name]
 
     def _sub(self, expression: str) -> str:
         if "." in expression:
             logical_id, attribute = expression.split(".", 1)
-            return str(self.resolve({"Fn::GetAtt": [logical_id, attribute]}))
-        return self._ref(expression)
+            return str(self._get_att(logical_id, attribute))
+        return str(self._ref(expression))
 
     def functions(self) -> list[LocalFunction]:
         globals_ = self.document.get("Globals", {}).get("Function", {})

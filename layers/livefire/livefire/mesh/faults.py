@@ -6,8 +6,11 @@ of retrying blindly. Faulted objects carry ``livefire.dev/drill-id``, ``livefire
 ``livefire.dev/applied-digest`` (the digest of what the drill wrote), so a restore can tell its own fault
 from someone else's edit and never clobbers the latter.
 
-Supported kinds: http-abort, http-delay, scale-to-zero. traffic-shift and circuit-break need spec fields
-(target weights / breaker settings) the drill spec does not have yet.
+Kinds: http-abort / http-delay (``spec.http[i].fault`` of the matched routes), traffic-shift (``weight`` of the
+matched routes' destinations, by subset; each route's weights must still add up to 100), circuit-break
+(the DestinationRule's ``trafficPolicy.connectionPool`` limits, other pool settings kept) and scale-to-zero
+(the ``deployments/{name}/scale`` subresource). Restore always puts back the whole snapshot of spec, labels
+and annotations, so every kind comes back byte-identical.
 """
 
 from __future__ import annotations
@@ -216,28 +219,95 @@ def _matched_routes(obj: dict[str, Any], fault: Fault, planned: PlannedFault) ->
     return matched
 
 
+def _route_weight(destinations: list[dict[str, Any]], index: int) -> int:
+    """Istio's effective weight: unset is 100 for a lone destination and 0 beside others."""
+    weight = destinations[index].get("weight")
+    if weight is None:
+        return 100 if len(destinations) == 1 else 0
+    return int(weight)
+
+
+def _shift_operations(
+    before: dict[str, Any], spec: dict[str, Any], planned: PlannedFault, fault: Fault
+) -> list[dict[str, Any]]:
+    weights = fault.weights or {}
+    ops: list[dict[str, Any]] = []
+    for index in _matched_routes(before, fault, planned):
+        route = spec["http"][index]
+        label = f"http route {route.get('name') or index}"
+        destinations: list[dict[str, Any]] = route.get("route") or []
+        subsets = [(d.get("destination") or {}).get("subset") for d in destinations]
+        missing = sorted(set(weights) - set(subsets))
+        if missing:
+            raise FaultInjectionFailed(
+                f"{_describe(planned)}: {label} has no destination with subset {', '.join(missing)}"
+            )
+        for position, subset in enumerate(subsets):
+            if subset in weights:
+                destinations[position]["weight"] = weights[subset]
+                ops.append({"op": "add", "path": f"/spec/http/{index}/route/{position}/weight",
+                            "value": weights[subset]})
+        total = sum(_route_weight(destinations, i) for i in range(len(destinations)))
+        if total != 100:
+            raise FaultInjectionFailed(
+                f"{_describe(planned)}: the weights of {label} would add up to {total}, not 100 "
+                "(name every destination that keeps a weight)"
+            )
+    return ops
+
+
+def _squeeze_operations(spec: dict[str, Any], planned: PlannedFault, fault: Fault) -> list[dict[str, Any]]:
+    if "host" not in spec:
+        raise FaultInjectionFailed(f"{_describe(planned)} has no spec.host")
+    squeeze = fault.squeeze
+    policy = spec.get("trafficPolicy")
+    pool = copy.deepcopy((policy or {}).get("connectionPool") or {})
+    if squeeze.max_connections is not None:
+        pool.setdefault("tcp", {})["maxConnections"] = squeeze.max_connections
+    http_limits = {
+        "http1MaxPendingRequests": squeeze.http1_max_pending_requests,
+        "http2MaxRequests": squeeze.http2_max_requests,
+        "maxRequestsPerConnection": squeeze.max_requests_per_connection,
+    }
+    for key, value in http_limits.items():
+        if value is not None:
+            pool.setdefault("http", {})[key] = value
+    if policy is None:
+        spec["trafficPolicy"] = {"connectionPool": pool}
+        return [{"op": "add", "path": "/spec/trafficPolicy", "value": {"connectionPool": copy.deepcopy(pool)}}]
+    policy["connectionPool"] = pool
+    return [{"op": "add", "path": "/spec/trafficPolicy/connectionPool", "value": copy.deepcopy(pool)}]
+
+
+_OBJECT_KIND = {
+    "http-abort": "VirtualService",
+    "http-delay": "VirtualService",
+    "traffic-shift": "VirtualService",
+    "circuit-break": "DestinationRule",
+    "scale-to-zero": "Deployment",
+}
+
+
 def _spec_operations(
     before: dict[str, Any], planned: PlannedFault, fault: Fault
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The JSON patch ops that fault ``before``, and the spec they produce."""
     spec = copy.deepcopy(before.get("spec") or {})
+    if planned.object_kind != _OBJECT_KIND[fault.kind]:
+        raise FaultInjectionFailed(f"{fault.kind} needs a {_OBJECT_KIND[fault.kind]}, not {planned.object_kind}")
     if fault.kind in ("http-abort", "http-delay"):
-        if planned.object_kind != "VirtualService":
-            raise FaultInjectionFailed(f"{fault.kind} needs a VirtualService, not {planned.object_kind}")
         payload = _http_fault(fault)
         ops = []
         for index in _matched_routes(before, fault, planned):
             spec["http"][index]["fault"] = copy.deepcopy(payload)
             ops.append({"op": "add", "path": f"/spec/http/{index}/fault", "value": copy.deepcopy(payload)})
         return ops, spec
-    if fault.kind == "scale-to-zero":
-        if planned.object_kind != "Deployment":
-            raise FaultInjectionFailed(f"scale-to-zero needs a Deployment, not {planned.object_kind}")
-        spec["replicas"] = 0
-        return [{"op": "replace", "path": "/spec/replicas", "value": 0}], spec
-    raise FaultInjectionFailed(
-        f"fault kind {fault.kind} is not supported yet (the drill spec has no fields for it)"
-    )
+    if fault.kind == "traffic-shift":
+        return _shift_operations(before, spec, planned, fault), spec
+    if fault.kind == "circuit-break":
+        return _squeeze_operations(spec, planned, fault), spec
+    spec["replicas"] = 0
+    return [{"op": "replace", "path": "/spec/replicas", "value": 0}], spec
 
 
 def _annotation_operations(obj: dict[str, Any], values: dict[str, str]) -> list[dict[str, Any]]:

@@ -1,15 +1,32 @@
-"""Fixed-schedule probing with adaptive bursts.
+"""Fixed-schedule probing that watches a target closely while its state needs it.
 
-Send ``i`` of a target happens at ``start + offset + i * interval`` whatever the earlier probes are doing:
-every probe is its own task, so a slow answer never delays the next send (no coordinated omission).
-When a target's state changes — ok <-> failed, or the region serving a successful answer — the target is
-also probed on a burst grid (``burst_interval``) until the new state held for ``burst_hold`` consecutive
-burst probes, or the burst hit its bound (``burst_max_seconds`` / ``burst_max_probes``). Transitions that
-happen while a burst runs (a flapping failover, an ejection after consecutive errors) are bracketed to about
-one burst interval. A transition seen between bursts is bracketed by the base interval: bursts react, they
-cannot look back. The average load stays near the base rate: bursts are short, and each target spends burst
-probes from a budget that refills by ``burst_budget`` probes per base send (capped at ``burst_max_probes``),
-so even an endpoint that flaps all the time costs at most ``1 + burst_budget`` times the base rate.
+Base probes: send ``i`` of a target happens at ``start + offset + i * interval`` whatever the earlier probes are
+doing: every probe is its own task, so a slow answer never delays the next send (no coordinated omission).
+
+Watching: a target is also probed on a finer grid (``burst_interval``, aligned with its base grid) while its
+state needs it: right after any transition, until the new state held for ``burst_hold`` consecutive probes,
+and for as long as the target is *degraded*. The state of a probe is failed, or the server (region, version)
+of a success, where every *reference* server counts as one: the servers that answered the first
+``reference_probes`` base probes before any failure (both regions of an active-active pair, the primary of an
+active-passive one). Degraded = failing, or served by a non-reference server (a standby after failover, a new
+version after a cutover). Because the watch is already running when a degraded target comes back, every
+transition out of a degraded state — recovery from failure, failback to the primary, rollback to the old
+version — lies between two sends at most ``burst_interval`` apart (1.1x when ``interval`` is not a multiple
+of it). A transition out of a healthy reference state can only be noticed by a base probe: it is bracketed
+by the base interval, and the watch it starts brackets whatever follows (flapping, an ejection).
+
+Load: every watch probe spends a token from a per-target bucket that holds at most ``burst_capacity``
+tokens, starts full and refills continuously at ``burst_budget`` tokens per base interval (1.0: at the base
+rate). So over a window of ``T`` seconds one target is sent at most
+
+    ceil(T / interval)  +  floor(burst_capacity + burst_budget * T / interval)
+
+probes (``ProbeSettings.max_sends``): at most (1 + burst_budget) times the base rate plus a one-off
+``burst_capacity``. A healthy target costs exactly the base rate; only degraded time is paid for, and probes
+spent during an outage are earned back by the quiet time around it. With the bucket empty the watch goes on
+at the refill rate, so a recovery at the end of a long outage is bracketed to about
+``interval / (1 + burst_budget)`` instead. Bounded in count by the bucket and in time by the window; a watch
+ends as soon as the state no longer needs it.
 """
 
 from __future__ import annotations
@@ -27,17 +44,21 @@ from livefire.probing.http import ProbeOutcome, parse_url, probe_once
 from livefire.spec import Expect, Probes, ServedBy
 
 BURST_HOLD = 5
-BURST_MAX_SECONDS = 1.0
-BURST_MAX_PROBES = 100
+BURST_CAPACITY = 100
 BURST_BUDGET = 1.0
+REFERENCE_PROBES = 10
+_GRID_TOLERANCE = 0.1  # of a burst interval: a watch slot this close to a base send is that base send
 
-# The state a transition is judged on: (ok, served-by of a successful answer).
-State = tuple[bool, str | None]
+# Who answered a success: (region, version).
+Server = tuple[str | None, str | None]
 
 
-def state_of(ok: bool, served_by: str | None) -> State:
-    """Only who served a success matters: a fault's 503 often carries no region at all."""
-    return (True, served_by) if ok else (False, None)
+@dataclass(frozen=True)
+class State:
+    """A probe's state: failed, or ok and served by ``server`` (None: one of the reference servers)."""
+
+    ok: bool
+    server: Server | None = None
 
 
 @dataclass(frozen=True)
@@ -49,9 +70,9 @@ class ProbeSettings:
     served_by: ServedBy = field(default_factory=ServedBy)
     resolve: Mapping[str, str] = field(default_factory=dict)
     burst_hold: int = BURST_HOLD
-    burst_max_seconds: float = BURST_MAX_SECONDS
-    burst_max_probes: int = BURST_MAX_PROBES
+    burst_capacity: int = BURST_CAPACITY
     burst_budget: float = BURST_BUDGET
+    reference_probes: int = REFERENCE_PROBES
 
     @classmethod
     def from_spec(
@@ -66,6 +87,11 @@ class ProbeSettings:
             resolve=dict(resolve or {}),
         )
 
+    def max_sends(self, seconds: float) -> int:
+        """The most probes one target can be sent in a window of ``seconds`` (base and watch together)."""
+        base = math.ceil(max(seconds, 0.0) / self.interval)
+        return base + math.floor(self.burst_capacity + self.burst_budget * max(seconds, 0.0) / self.interval)
+
 
 class WallClock:
     """UTC epoch milliseconds from one wall-clock anchor plus monotonic deltas (immune to clock steps)."""
@@ -78,57 +104,91 @@ class WallClock:
         return self._wall_ms + (mono - self._mono) * 1000.0
 
 
-@dataclass
-class Burst:
-    start: float
-    held: int = 0
-    active: bool = True
-
-
 class TransitionTracker:
-    """The state of one target, as shown by its newest-sent completed probe, and its current burst."""
+    """The state of one target, as shown by its newest-sent completed probe, and whether to watch it."""
 
-    def __init__(self, hold: int = BURST_HOLD) -> None:
+    def __init__(self, hold: int = BURST_HOLD, reference_probes: int = REFERENCE_PROBES) -> None:
         self.hold = hold
+        self.reference_probes = reference_probes
+        self.reference: set[Server] = set()
+        self.learning = True
         self.state: State | None = None
-        self.burst: Burst | None = None
+        self.held = 0
+        self._base_seen = 0
         self._state_sent = -math.inf
 
-    def observe(self, sent: float, state: State, *, burst: Burst | None, now: float) -> Burst | None:
-        """Record a completed probe sent at ``sent`` (by ``burst``, or a base probe when None).
+    def fold(self, ok: bool, server: Server) -> State:
+        if not ok:
+            return State(ok=False)
+        return State(ok=True, server=None if server in self.reference else server)
 
-        Returns a new burst to run when the probe shows a transition. Only a base probe starts a burst: a late
-        answer to a burst that is over updates the state but cannot chain burst after burst.
-        """
+    def observe(self, sent: float, ok: bool, server: Server, *, base: bool) -> bool:
+        """Record a probe sent at ``sent`` that completed; return whether the target needs watching now."""
         if sent < self._state_sent:
-            return None  # overtaken: a probe sent later has already completed
+            return self.needs_watch  # overtaken: a probe sent later has already completed
         self._state_sent = sent
-        previous, self.state = self.state, state
-        current = self.burst if self.burst is not None and self.burst.active else None
-        counts = burst is not None and burst is current
-        if previous is None:
-            return None
-        if state != previous:
-            if current is not None:
-                current.held = 1 if counts else 0  # the new state must now hold
-                return None
-            if burst is not None:
-                return None
-            self.burst = Burst(start=now)
-            return self.burst
-        if counts and current is not None:
-            current.held += 1
-            if current.held >= self.hold:
-                current.active = False
-        return None
+        if self.learning:
+            if ok:
+                self.reference.add(server)
+            self._base_seen += 1 if base else 0
+            self.learning = ok and self._base_seen < self.reference_probes
+        elif ok and not self.reference:
+            self.reference.add(server)  # nothing answered while learning: the first success is the reference
+        state = self.fold(ok, server)
+        if state == self.state:
+            self.held += 1
+        else:
+            # The first state seen is where the target starts, not a transition.
+            self.held = self.hold if self.state is None else 1
+            self.state = state
+        return self.needs_watch
+
+    @property
+    def degraded(self) -> bool:
+        return self.state is not None and (not self.state.ok or self.state.server is not None)
+
+    @property
+    def needs_watch(self) -> bool:
+        return self.state is not None and (self.degraded or self.held < self.hold)
+
+
+class TokenBucket:
+    """Watch probes are paid from here: ``capacity`` at most, refilled continuously at ``rate`` per second."""
+
+    def __init__(self, capacity: float, rate: float, now: float) -> None:
+        self.capacity = capacity
+        self.rate = rate
+        self.tokens = capacity
+        self._stamp = now
+
+    def _refill(self, now: float) -> None:
+        if now > self._stamp:
+            self.tokens = min(self.capacity, self.tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+
+    def take(self, now: float) -> bool:
+        self._refill(now)
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+    def wait(self, now: float) -> float:
+        """Seconds until a token is there (infinite when the bucket never refills)."""
+        self._refill(now)
+        if self.tokens >= 1.0:
+            return 0.0
+        return math.inf if self.rate <= 0 else (1.0 - self.tokens) / self.rate
 
 
 @dataclass
 class _Target:
     spec: ProbeTarget
     tracker: TransitionTracker
-    burst_tokens: float
+    bucket: TokenBucket
+    first_send: float
     next_seq: int = 0
+    watching: bool = False
 
 
 OnSample = Callable[[Sample], None]
@@ -218,21 +278,27 @@ class _Run:
         self.clock = WallClock()
         self.start = time.monotonic() + self._START_LEAD
         self.end = self.start + max(duration_s, 0.0)
+        count = max(len(targets), 1)
+        rate = settings.burst_budget / settings.interval
+        # Spread the targets over the interval so their sends do not all fall on the same instant.
         self.targets = [
-            _Target(t, TransitionTracker(settings.burst_hold), burst_tokens=float(settings.burst_max_probes))
-            for t in targets
+            _Target(
+                t,
+                TransitionTracker(settings.burst_hold, settings.reference_probes),
+                TokenBucket(float(settings.burst_capacity), rate, self.start),
+                first_send=self.start + index * settings.interval / count,
+            )
+            for index, t in enumerate(targets)
         ]
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopped = False
         self.failure: BaseException | None = None
 
     async def execute(self) -> str | None:
-        count = len(self.targets)
-        for index, target in enumerate(self.targets):
-            # Spread the targets over the interval so their sends do not all fall on the same instant.
-            self._spawn(self._base(target, offset=index * self.settings.interval / max(count, 1)))
+        for target in self.targets:
+            self._spawn(self._base(target))
         try:
-            reason = await self._watch()
+            reason = await self._supervise()
             while self.tasks:
                 await asyncio.wait(set(self.tasks))
         except BaseException:
@@ -264,7 +330,8 @@ class _Run:
         if delay > 0:
             await asyncio.sleep(delay)
 
-    async def _watch(self) -> str | None:
+    async def _supervise(self) -> str | None:
+        """Ask ``stop_when`` once per base interval until the window ends or it gives a reason."""
         tick = 0
         while not self.stopped:
             moment = self.start + tick * self.settings.interval
@@ -281,38 +348,47 @@ class _Run:
             tick += 1
         return None
 
-    async def _base(self, target: _Target, *, offset: float) -> None:
-        first = self.start + offset
+    async def _base(self, target: _Target) -> None:
         send = 0
         while not self.stopped:
-            moment = first + send * self.settings.interval
+            moment = target.first_send + send * self.settings.interval
             if moment >= self.end:
                 return
             await self._sleep_until(moment)
             if self.stopped:
                 return
-            target.burst_tokens = min(
-                target.burst_tokens + self.settings.burst_budget, float(self.settings.burst_max_probes)
-            )
-            self._spawn(self._probe(target, moment, burst=None))
+            self._spawn(self._probe(target, moment, watch=False))
             send += 1
 
-    async def _burst(self, target: _Target, burst: Burst) -> None:
-        settings = self.settings
+    async def _watch_target(self, target: _Target) -> None:
+        """Probe on the burst grid (aligned with the target's base grid) while the tracker asks for it."""
+        step = self.settings.burst_interval
+        ratio = self.settings.interval / step
+        slot = math.ceil((time.monotonic() - target.first_send) / step)
         try:
-            for send in range(settings.burst_max_probes):
-                moment = burst.start + send * settings.burst_interval
-                if moment - burst.start >= settings.burst_max_seconds or moment >= self.end:
+            while not self.stopped:
+                moment = target.first_send + slot * step
+                if moment >= self.end:
                     return
                 await self._sleep_until(moment)
-                if not burst.active or self.stopped or target.burst_tokens < 1:
+                if self.stopped or not target.tracker.needs_watch:
                     return
-                target.burst_tokens -= 1
-                self._spawn(self._probe(target, moment, burst=burst))
+                slot += 1
+                position = (slot - 1) / ratio
+                if abs(position - round(position)) * ratio < _GRID_TOLERANCE:
+                    continue  # a base probe goes out at this instant anyway
+                now = time.monotonic()
+                if not target.bucket.take(now):
+                    wait = target.bucket.wait(now)
+                    if math.isinf(wait):
+                        return
+                    slot = max(slot, math.ceil((now + wait - target.first_send) / step))
+                    continue
+                self._spawn(self._probe(target, moment, watch=True))
         finally:
-            burst.active = False
+            target.watching = False
 
-    async def _probe(self, target: _Target, scheduled: float, *, burst: Burst | None) -> None:
+    async def _probe(self, target: _Target, scheduled: float, *, watch: bool) -> None:
         settings = self.settings
         seq = target.next_seq
         target.next_seq += 1
@@ -339,11 +415,10 @@ class _Run:
             latency_ms=(ended - sent) * 1000.0,
             served_by=outcome.served_by,
             version=outcome.version,
-            burst=burst is not None,
+            burst=watch,
         )
-        new_burst = target.tracker.observe(
-            sent, state_of(outcome.ok, outcome.served_by), burst=burst, now=time.monotonic()
-        )
-        if new_burst is not None and not self.stopped:
-            self._spawn(self._burst(target, new_burst))
+        needs_watch = target.tracker.observe(sent, outcome.ok, (outcome.served_by, outcome.version), base=not watch)
+        if needs_watch and not target.watching and not self.stopped:
+            target.watching = True
+            self._spawn(self._watch_target(target))
         self.on_sample(sample)

@@ -3,6 +3,18 @@
 Every request re-reads the ClusterStore, so a VirtualService patched through the fake Kubernetes API is in
 force for the very next request. The store is the only control surface, apart from ``script_outage`` (a
 known outage window for tests and benchmarks that need the true recovery instant).
+
+A request goes through, in order: a scripted outage; the first matching http route's fault (delay, then
+abort); the route's weighted destinations; the destination's circuit breaker; the pods of its subset.
+- Circuit breaker (the DestinationRule's ``trafficPolicy.connectionPool``): the capacity is the smallest limit
+  set among ``tcp.maxConnections``, ``http.http2MaxRequests`` and ``http.http1MaxPendingRequests``. The
+  service's own users are modeled as ``BACKGROUND_REQUESTS`` requests always in flight; a request that finds
+  the in-flight count (itself and the background included) above the capacity is shed with Envoy's overflow
+  answer: 503 with ``x-envoy-overloaded: true``. So the default circuit-break squeeze (every limit 1) sheds
+  everything, while a pool of 100 sheds nothing.
+- The app behind a subset: a Deployment whose pod template carries the annotation ``APP_ERROR_PERCENT``
+  (e.g. ``"50"``) models a broken build: that share of its requests answers 500 with the region and version
+  headers (a canary whose errors the drill can attribute to it).
 """
 
 from __future__ import annotations
@@ -24,6 +36,11 @@ LOOPBACK = "127.0.0.1"
 NO_HEALTHY_UPSTREAM = b"no healthy upstream"
 FAULT_ABORT = b"fault filter abort"
 SCRIPTED_OUTAGE = b"scripted outage"
+OVERFLOW = b"upstream connect error or disconnect/reset before headers. reset reason: overflow"
+APP_ERROR = b"app error"
+APP_ERROR_PERCENT = "sandbox.livefire.dev/error-percent"
+BACKGROUND_REQUESTS = 4
+_POOL_LIMITS = (("tcp", "maxConnections"), ("http", "http2MaxRequests"), ("http", "http1MaxPendingRequests"))
 
 _log = logging.getLogger(__name__)
 _GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
@@ -211,6 +228,19 @@ def _replicas(deployment: Mapping[str, Any]) -> int:
     return 1 if replicas is None else int(replicas)  # Kubernetes defaults replicas to 1
 
 
+def _app_error_percent(deployment: Mapping[str, Any]) -> float:
+    template = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    value = (template.get("annotations") or {}).get(APP_ERROR_PERCENT)
+    return 0.0 if value is None else float(value)
+
+
+def pool_capacity(rule: Mapping[str, Any] | None) -> int | None:
+    """The smallest connection pool limit a DestinationRule sets (None: unlimited)."""
+    pool = (((rule or {}).get("spec") or {}).get("trafficPolicy") or {}).get("connectionPool") or {}
+    limits = [int((pool.get(section) or {})[key]) for section, key in _POOL_LIMITS if (pool.get(section) or {}).get(key)]
+    return min(limits) if limits else None
+
+
 @dataclass
 class RegionalService:
     """The service of one region: routes, faults, weights and replica counts come from ``store``."""
@@ -223,6 +253,7 @@ class RegionalService:
     _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
     _outages: list[Outage] = field(init=False, repr=False, default_factory=list)
+    _in_flight: int = field(init=False, repr=False, default=0)
     _stopping: threading.Event = field(init=False, repr=False, default_factory=threading.Event)
     _server: LoopbackServer = field(init=False, repr=False)
 
@@ -296,6 +327,15 @@ class RegionalService:
         return None
 
     def handle(self, request: Request) -> Response:
+        with self._lock:
+            self._in_flight += 1
+        try:
+            return self._handle(request)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _handle(self, request: Request) -> Response:
         outage = self._in_outage()
         if outage is not None:
             return _text(outage.status, SCRIPTED_OUTAGE)
@@ -318,15 +358,25 @@ class RegionalService:
         destination = self._pick_destination(route.get("route") or [])
         if destination is None:
             return _text(503, NO_HEALTHY_UPSTREAM)
-        version = self._healthy_version(namespace, destination)
-        if version is None:
+        host = str(destination.get("host") or self.service_host).split(".")[0]
+        if self._overflows(namespace, host):
+            return Response(503, {"content-type": "text/plain", "x-envoy-overloaded": "true"}, OVERFLOW)
+        pods = self._healthy_pods(namespace, host, destination.get("subset"))
+        if pods is None:
             return _text(503, NO_HEALTHY_UPSTREAM)
+        version, error_percent = pods
+        headers = {"x-served-region": self.region, "x-version": version}
+        if self._chance(error_percent):
+            return Response(500, {"content-type": "text/plain", **headers}, APP_ERROR)
         body = json.dumps({"region": self.region, "version": version}).encode()
-        return Response(
-            200,
-            {"content-type": "application/json", "x-served-region": self.region, "x-version": version},
-            body,
-        )
+        return Response(200, {"content-type": "application/json", **headers}, body)
+
+    def _overflows(self, namespace: str | None, host: str) -> bool:
+        capacity = pool_capacity(self._destination_rule(namespace, host))
+        if capacity is None:
+            return False
+        with self._lock:
+            return self._in_flight + BACKGROUND_REQUESTS > capacity
 
     def _pick_destination(self, destinations: list[dict[str, Any]]) -> dict[str, Any] | None:
         """Weight / sum of weights; with no weight given at all, an equal split (one destination: 100)."""
@@ -347,11 +397,11 @@ class RegionalService:
             point -= weight
         return dict(destinations[-1].get("destination") or {})  # float rounding at the upper edge
 
-    def _healthy_version(self, namespace: str | None, destination: Mapping[str, Any]) -> str | None:
-        """The version serving ``destination`` if its pods have replicas, else None (no healthy upstream)."""
-        host = str(destination.get("host") or self.service_host).split(".")[0]
+    def _healthy_pods(self, namespace: str | None, host: str, subset_name: Any) -> tuple[str, float] | None:
+        """(version, app error percent) of a ready pod serving the destination, or None (no healthy upstream).
+
+        The pod is chosen among the matching Deployments by replica count."""
         selector = {"app": host}
-        subset_name = destination.get("subset")
         if subset_name is not None:
             subset = self._subset(namespace, host, str(subset_name))
             if subset is None:
@@ -363,18 +413,25 @@ class RegionalService:
         ]
         if not candidates:
             return None
+        chosen = candidates[0]
+        if len(candidates) > 1:
+            with self._lock:
+                chosen = self._rng.choices(candidates, weights=[_replicas(d) for d in candidates])[0]
         if subset_name is not None:
-            return selector.get("version", str(subset_name))
-        with self._lock:  # no subset: any ready pod of the service, chosen by replica count
-            chosen = self._rng.choices(candidates, weights=[_replicas(d) for d in candidates])[0]
-        return _pod_labels(chosen).get("version", "unversioned")
+            version = selector.get("version", str(subset_name))
+        else:
+            version = _pod_labels(chosen).get("version", "unversioned")
+        return version, _app_error_percent(chosen)
+
+    def _destination_rule(self, namespace: str | None, host: str) -> dict[str, Any] | None:
+        for rule in self.store.list("networking.istio.io", "destinationrules", namespace):
+            if str((rule.get("spec") or {}).get("host", "")).split(".")[0] == host:
+                return rule
+        return None
 
     def _subset(self, namespace: str | None, host: str, name: str) -> dict[str, Any] | None:
-        for rule in self.store.list("networking.istio.io", "destinationrules", namespace):
-            spec = rule.get("spec") or {}
-            if str(spec.get("host", "")).split(".")[0] != host:
-                continue
-            for subset in spec.get("subsets") or []:
-                if subset.get("name") == name:
-                    return dict(subset)
+        rule = self._destination_rule(namespace, host)
+        for subset in ((rule or {}).get("spec") or {}).get("subsets") or []:
+            if subset.get("name") == name:
+                return dict(subset)
         return None

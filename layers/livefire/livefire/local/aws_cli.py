@@ -1,0 +1,202 @@
+"""`livefire start SPEC --stack NAME` and `livefire status DRILL_ID --stack NAME`: drills on a deployed stack.
+
+The stack's CloudFormation outputs name the state machine, the drill table and the evidence bucket, so nothing
+else needs configuring; credentials and region come from the usual AWS configuration (or ``--region``).
+``start`` checks the spec on this machine first (an invalid spec starts nothing), starts an execution named like
+a local drill, follows it with live progress and prints the verdict. Exit codes as ``livefire run``: 0 PASS,
+1 FAIL / INCONCLUSIVE / NOT_STEADY / ABORTED, 2 error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+FAILING_VERDICTS = {"FAIL", "INCONCLUSIVE", "NOT_STEADY", "ABORTED"}
+OUTPUTS = {"state_machine_arn": "StateMachineArn", "table": "DrillTableName", "bucket": "EvidenceBucketName"}
+# On AWS the steps also pay for cold starts and retries; past phases + this, the drill is stopped (the guardian
+# then restores whatever it left).
+AWS_STEP_ALLOWANCE_S = 15 * 60.0
+# GetExecutionHistory and DescribeExecution are throttled per account: poll gently.
+AWS_POLL_S = 2.0
+
+
+class StackError(Exception):
+    """The stack is missing, or is not a livefire stack."""
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    state_machine_arn: str
+    table: str
+    bucket: str
+
+    @classmethod
+    def of(cls, stack_name: str, cloudformation: Any) -> StackOutputs:
+        from botocore.exceptions import ClientError
+
+        try:
+            stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+        except ClientError as exc:
+            raise StackError(f"stack {stack_name}: {exc.response.get('Error', {}).get('Message', exc)}") from None
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in (stacks[0].get("Outputs") or [])}
+        missing = sorted(key for key in OUTPUTS.values() if key not in outputs)
+        if missing:
+            raise StackError(f"stack {stack_name} has no outputs {', '.join(missing)}: is it a livefire stack?")
+        return cls(**{field: outputs[key] for field, key in OUTPUTS.items()})
+
+
+@dataclass(frozen=True)
+class StackDrill:
+    drill_id: str
+    status: str
+    verdict: str | None
+    rto_seconds: float | None
+    error: str | None
+    report: str | None
+
+    @property
+    def exit_code(self) -> int:
+        if self.verdict == "PASS":
+            return EXIT_PASS
+        if self.verdict in FAILING_VERDICTS:
+            return EXIT_FAIL
+        return EXIT_ERROR
+
+
+def _session(region: str | None) -> Any:
+    import boto3
+
+    return boto3.session.Session(region_name=region)
+
+
+def _store(session: Any, table: str) -> Any:
+    from livefire.store import DrillStore
+
+    return DrillStore(session.resource("dynamodb").Table(table))
+
+
+def start_on_stack(spec_path: Path, *, stack_name: str, region: str | None = None, out: TextIO | None = None,
+                   poll_s: float = AWS_POLL_S, allowance_s: float = AWS_STEP_ALLOWANCE_S,
+                   drill_id: str | None = None) -> StackDrill:
+    """Start one drill on the deployed stack and follow it to its end; InvalidDrillSpec before anything starts."""
+    from livefire.local.runner import Progress, follow_execution, load_spec_document, new_drill_id
+    from livefire.spec import parse_spec
+
+    document = load_spec_document(spec_path)
+    spec = parse_spec(document)
+    session = _session(region)
+    stack = StackOutputs.of(stack_name, session.client("cloudformation"))
+    sfn = session.client("stepfunctions")
+    drill_id = drill_id or new_drill_id(spec)
+    progress = Progress(out or sys.stdout)
+    progress.line(f"drill {drill_id} on stack {stack_name}: {spec.pattern}, fault {spec.fault.kind} on "
+                  f"{spec.fault.region}")
+    execution_arn = sfn.start_execution(stateMachineArn=stack.state_machine_arn, name=drill_id,
+                                        input=json.dumps({"spec": document}))["executionArn"]
+    progress.line(f"execution {execution_arn}")
+    deadline = spec.phases.baseline + spec.observe_seconds + allowance_s
+    execution = follow_execution(sfn, execution_arn, deadline, progress.on_event, poll_s=poll_s)
+    record = _store(session, stack.table).get_drill(drill_id) or {}
+    error = None
+    if execution["status"] != "SUCCEEDED":
+        error = f"{execution.get('error', '')}: {execution.get('cause', '')}".strip(": ")
+    report = f"s3://{stack.bucket}/{record['reportKey']}" if record.get("reportKey") else None
+    rto = record.get("rtoSeconds")
+    return StackDrill(drill_id, str(execution["status"]), record.get("verdict"),
+                      float(rto) if rto is not None else None, error, report)
+
+
+def _when(ms: Any) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(int(ms) / 1000, UTC).isoformat(timespec="seconds")
+
+
+def print_status(drill_id: str, *, stack_name: str, region: str | None = None, out: TextIO | None = None) -> bool:
+    """Print the drill record, its faults and (while it runs) its execution; False if there is no such drill."""
+    session = _session(region)
+    stack = StackOutputs.of(stack_name, session.client("cloudformation"))
+    store = _store(session, stack.table)
+    record = store.get_drill(drill_id)
+    if record is None:
+        return False
+    rto = record.get("rtoSeconds")
+    rows = [
+        ("drill", drill_id), ("service", record.get("service", "-")), ("pattern", record.get("pattern", "-")),
+        ("status", record.get("status", "-")), ("verdict", record.get("verdict", "-")),
+        ("RTO", "-" if rto is None else f"{float(rto):.3f}s"),
+        ("started", _when(record.get("startedAtMs"))), ("ended", _when(record.get("endedAtMs"))),
+        ("execution", record.get("executionArn", "-")),
+    ]
+    if record.get("reason"):
+        rows.append(("reason", record["reason"]))
+    if record.get("reportKey"):
+        rows.append(("report", f"s3://{stack.bucket}/{record['reportKey']}"))
+    if record.get("manifestDigest"):
+        rows.append(("manifest", f"sha256:{record['manifestDigest']}"))
+    if record.get("status") == "RUNNING" and record.get("executionArn"):
+        execution = session.client("stepfunctions").describe_execution(executionArn=record["executionArn"])
+        rows.append(("execution status", execution["status"]))
+    for fault in store.faults_of(drill_id):
+        rows.append((f"fault {fault.fault_id}", f"{fault.status}{' - ' + fault.detail if fault.detail else ''}"))
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}", file=out or sys.stdout)
+    return True
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from livefire.cli import print_verdict
+    from livefire.errors import InvalidDrillSpec
+
+    try:
+        drill = start_on_stack(Path(args.spec), stack_name=args.stack, region=args.region)
+    except InvalidDrillSpec as exc:
+        print(f"invalid drill spec: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (StackError, OSError, ValueError, TimeoutError, BotoCoreError, ClientError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print_verdict(None, drill.verdict, drill.rto_seconds, sys.stdout)
+    if drill.report:
+        print(f"report: {drill.report}")
+    if drill.error:
+        print(f"execution {drill.status}: {drill.error}")
+    print(f"details: livefire status {drill.drill_id} --stack {args.stack}")
+    return drill.exit_code
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        found = print_status(args.drill_id, stack_name=args.stack, region=args.region)
+    except (StackError, BotoCoreError, ClientError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if not found:
+        print(f"no drill {args.drill_id} in stack {args.stack}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+def add_aws_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    start = commands.add_parser("start", help="start a drill on a deployed stack and follow it to its verdict")
+    start.add_argument("spec", help="drill spec (YAML or JSON), e.g. drills/examples/<name>.yaml")
+    start.add_argument("--stack", required=True, help="the CloudFormation stack `sam deploy` created")
+    start.add_argument("--region", default=None, help="the stack's region (default: your AWS configuration)")
+    start.set_defaults(func=cmd_start)
+    status = commands.add_parser("status", help="show a drill of a deployed stack: record, faults, execution")
+    status.add_argument("drill_id", help="the drill id (the execution name)")
+    status.add_argument("--stack", required=True, help="the CloudFormation stack `sam deploy` created")
+    status.add_argument("--region", default=None, help="the stack's region (default: your AWS configuration)")
+    status.set_defaults(func=cmd_status)

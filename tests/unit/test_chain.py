@@ -1,0 +1,204 @@
+"""The hash chain across evidence folders, and `livefire verify <folder>` naming the first broken artifact or link."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from livefire.cli import main
+from livefire.evidence.chain import verify_chain_dir
+from livefire.evidence.manifest import build_manifest, manifest_bytes, manifest_digest
+
+DRILLS = ("d-1", "d-2", "d-3")
+
+
+def write_drill(root: Path, drill_id: str, previous: tuple[str, str] | None, *, service: str = "payments",
+                minute: int = 0) -> str:
+    """One evidence folder whose manifest links to ``previous`` (drill id, manifest digest); its digest."""
+    folder = root / drill_id
+    artifacts = {
+        "spec.json": f'{{"service": "{service}"}}\n'.encode(),
+        "assessment.json": b'{"verdict": "PASS"}\n',
+        "report.md": f"# Drill {drill_id}: PASS\n".encode(),
+        "samples/local/drill-0000.jsonl.gz": drill_id.encode() * 50,
+    }
+    for name, data in artifacts.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    manifest = build_manifest(
+        artifacts, drill_id=drill_id, service=service, pattern="active-passive", verdict="PASS",
+        spec_digest="cd" * 32, execution_arn=f"arn:aws:states:us-east-1:1:execution:drill:{drill_id}",
+        previous_manifest_digest=previous[1] if previous else None,
+        previous_drill_id=previous[0] if previous else None,
+        created_at=f"2024-05-01T12:{minute:02d}:00.000+00:00",
+    )
+    raw = manifest_bytes(manifest)
+    (folder / "manifest.json").write_bytes(raw)
+    return manifest_digest(raw)
+
+
+def write_chain(root: Path, drills: tuple[str, ...] = DRILLS, service: str = "payments") -> dict[str, str]:
+    digests: dict[str, str] = {}
+    previous: tuple[str, str] | None = None
+    for minute, drill_id in enumerate(drills):
+        digests[drill_id] = write_drill(root, drill_id, previous, service=service, minute=minute)
+        previous = (drill_id, digests[drill_id])
+    return digests
+
+
+def test_an_intact_chain_is_followed_back_to_the_first_drill(tmp_path: Path) -> None:
+    write_chain(tmp_path)
+
+    result = verify_chain_dir(tmp_path / "d-3")
+
+    assert result.ok, result.problems
+    assert result.drills == ["d-3", "d-2", "d-1"]
+    assert result.end == "the first drill of payments"
+
+
+def test_removing_the_middle_manifest_breaks_the_named_link(tmp_path: Path) -> None:
+    write_chain(tmp_path)
+    (tmp_path / "d-2" / "manifest.json").unlink()
+
+    result = verify_chain_dir(tmp_path / "d-3")
+
+    assert not result.ok
+    assert result.first_problem == "chain link d-3 → d-2: d-2/manifest.json: missing"
+
+
+def test_a_rewritten_earlier_manifest_no_longer_matches_its_link(tmp_path: Path) -> None:
+    digests = write_chain(tmp_path)
+    path = tmp_path / "d-2" / "manifest.json"
+    manifest = json.loads(path.read_bytes())
+    manifest["verdict"] = "ERROR"  # self-consistent: only the link can tell
+    path.write_bytes(manifest_bytes(manifest))
+
+    result = verify_chain_dir(tmp_path / "d-3")
+
+    assert result.first_problem == (
+        f"chain link d-3 → d-2: d-2/manifest.json: digest {manifest_digest(path.read_bytes())} is not the "
+        f"expected {digests['d-2']}"
+    )
+
+
+def test_a_changed_artifact_of_an_earlier_drill_is_named_with_its_folder(tmp_path: Path) -> None:
+    write_chain(tmp_path)
+    (tmp_path / "d-1" / "report.md").write_bytes(b"# Drill d-1: FAIL\n")
+
+    result = verify_chain_dir(tmp_path / "d-3")
+
+    assert result.problems == [
+        "chain link d-2 → d-1: d-1/report.md: content changed (SHA-256 differs from the manifest)"
+    ]
+
+
+def test_a_whole_drill_deleted_from_the_middle_is_detected_by_the_older_one_left_behind(tmp_path: Path) -> None:
+    write_chain(tmp_path)
+    shutil.rmtree(tmp_path / "d-2")
+
+    result = verify_chain_dir(tmp_path / "d-3")
+
+    assert result.first_problem == (
+        "chain link d-3 → d-2: the evidence of d-2 is missing, but older drills of payments are here (d-1)"
+    )
+
+
+def test_a_drill_copied_on_its_own_verifies_and_says_where_the_chain_was_not_followed(tmp_path: Path) -> None:
+    write_chain(tmp_path / "all")
+    shutil.copytree(tmp_path / "all" / "d-3", tmp_path / "alone" / "d-3")
+
+    result = verify_chain_dir(tmp_path / "alone" / "d-3")
+
+    assert result.ok, result.problems
+    assert (result.drills, result.end) == (["d-3"], "d-2, whose evidence is not here")
+
+
+def test_other_services_beside_the_drill_are_not_mistaken_for_a_gap(tmp_path: Path) -> None:
+    write_chain(tmp_path, ("o-1", "o-2"), service="orders")
+    write_drill(tmp_path, "d-3", ("d-2", "ab" * 32), minute=30)
+
+    result = verify_chain_dir(tmp_path / "d-3")
+
+    assert result.ok, result.problems
+
+
+def test_a_renamed_folder_is_still_found_by_its_manifest_digest(tmp_path: Path) -> None:
+    write_chain(tmp_path)
+    (tmp_path / "d-2").rename(tmp_path / "second-drill")
+
+    result = verify_chain_dir(tmp_path / "d-3")
+
+    assert result.ok, result.problems
+    assert result.drills == ["d-3", "d-2", "d-1"]
+
+
+def test_the_depth_limits_how_far_back_the_chain_is_followed(tmp_path: Path) -> None:
+    write_chain(tmp_path)
+    (tmp_path / "d-1" / "report.md").write_bytes(b"tampered")
+
+    result = verify_chain_dir(tmp_path / "d-3", depth=1)
+
+    assert result.ok, result.problems
+    assert (result.drills, result.end) == (["d-3", "d-2"], "the depth limit (1 earlier drills)")
+
+
+def test_a_link_to_a_folder_holding_another_drills_manifest_is_named(tmp_path: Path) -> None:
+    digests = write_chain(tmp_path, ("d-1", "d-2"))
+    write_drill(tmp_path, "d-3", ("d-9", digests["d-2"]), minute=5)  # names d-9, whose folder is not here
+
+    result = verify_chain_dir(tmp_path / "d-3")
+
+    # found by digest (d-2's folder), but that manifest is d-2's, not the d-9 the link names
+    assert result.first_problem == "chain link d-3 → d-9: d-2/manifest.json is the manifest of drill d-2"
+
+
+def test_livefire_verify_exits_0_for_an_intact_folder_and_prints_the_chain(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_chain(tmp_path)
+
+    code = main(["verify", str(tmp_path / "d-3")])
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"intact: {tmp_path / 'd-3'}" in out
+    assert "chain: 3 drills checked (d-3 ← d-2 ← d-1), back to the first drill of payments" in out
+
+
+@pytest.mark.parametrize("tamper", ["flip", "delete", "manifest"])
+def test_livefire_verify_exits_1_naming_the_tampered_artifact(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tamper: str
+) -> None:
+    write_chain(tmp_path)
+    folder = tmp_path / "d-3"
+    if tamper == "flip":
+        data = bytearray((folder / "samples/local/drill-0000.jsonl.gz").read_bytes())
+        data[7] ^= 0x20
+        (folder / "samples/local/drill-0000.jsonl.gz").write_bytes(bytes(data))
+        expected = "samples/local/drill-0000.jsonl.gz: content changed (SHA-256 differs from the manifest)"
+    elif tamper == "delete":
+        (folder / "spec.json").unlink()
+        expected = "spec.json: missing"
+    else:
+        manifest = json.loads((folder / "manifest.json").read_bytes())
+        manifest["artifacts"][0]["size"] += 1
+        (folder / "manifest.json").write_bytes(manifest_bytes(manifest))
+        expected = f"{manifest['artifacts'][0]['name']}: size changed"
+
+    code = main(["verify", str(folder)])
+
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.startswith(f"TAMPERED: {expected}")
+
+
+def test_livefire_verify_of_a_path_that_is_not_a_folder_is_an_error_not_a_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["verify", str(tmp_path / "nowhere")])
+
+    assert code == 2
+    assert "is not an evidence folder" in capsys.readouterr().err

@@ -93,18 +93,17 @@ def _package(name: str) -> str:
 
 
 def heavy_imports(stderr: str, top: int = 6) -> list[tuple[str, float]]:
-    """Third-party and standard packages by cumulative import time (ms) in ``-X importtime`` output, nested imports included.
+    """Non-livefire packages by cumulative import time (ms) in ``-X importtime`` output, nested imports included.
 
     A package counts once per outermost import: a line whose enclosing imports are all of other packages.
     """
-    entries = []
+    entries: list[tuple[int, str, float]] = []
     for line in stderr.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
             continue
-        _, cumulative, raw = line.removeprefix("import time:").split("|")
-        name = raw.strip()
+        _, cumulative_us, raw = line.removeprefix("import time:").split("|")
         level = (len(raw) - len(raw.lstrip(" ")) - 1) // 2
-        entries.append((level, name, int(cumulative) / 1000.0))
+        entries.append((level, raw.strip(), int(cumulative_us) / 1000.0))
     totals: dict[str, float] = {}
     ancestors: list[tuple[int, str]] = []
     for level, name, cumulative in reversed(entries):  # a parent's line follows its children's
@@ -151,8 +150,8 @@ def run(machine: str) -> Section:
         section.rows.append(Row(
             f"Cold init of functions/{function.step}/app.py (median of {RUNS})",
             f"{function.median * 1000:.0f} ms", f"{reference * 1000:.0f} ms (import boto3; boto3.client(\"s3\"))",
-            ratio(function.median, reference), f"≤ {budget:g}× the baseline",
-            status(measured, budget, "×"), machine,
+            ratio(function.median, reference), f"≤ {budget:g}x the baseline",
+            status(measured, budget, "x"), machine,
         ))
     lazy = [w for w in WATCH if all(w not in f.loaded for f in functions)]
     for function in functions:

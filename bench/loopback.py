@@ -75,7 +75,7 @@ class OutageServer:
                     length = int(value.strip() or b"0")
             if length:
                 await reader.readexactly(length)
-            method, target = (request_line.decode("latin-1").split() + ["", ""])[:2]
+            method, target = [*request_line.decode("latin-1").split(), "", ""][:2]
             if target.startswith("/control/"):
                 status, document = self.control(method, target)
                 body = json.dumps(document).encode()

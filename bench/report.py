@@ -30,15 +30,22 @@ class Section:
     seconds: float = 0.0
 
 
-def machine_description() -> str:
-    cpu = platform.processor() or "unknown CPU"
+def _cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as fh:
             names = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
-        if names:
-            cpu = names[0]
     except OSError:
-        pass
+        names = []
+    return names[0] if names else platform.processor() or "unknown CPU"
+
+
+def short_machine() -> str:
+    """The machine column of a row; the full description heads results.md."""
+    return f"{os.cpu_count()} cores, {_cpu_name()}"
+
+
+def machine_description() -> str:
+    cpu = _cpu_name()
     try:
         with open("/proc/meminfo") as fh:
             total_kb = int(next(line.split()[1] for line in fh if line.startswith("MemTotal")))
@@ -46,7 +53,7 @@ def machine_description() -> str:
     except (OSError, StopIteration, ValueError):
         memory = "unknown memory"
     return (
-        f"{os.cpu_count()} × {cpu}, {memory}, {platform.system()} {platform.release()}, "
+        f"{os.cpu_count()} x {cpu}, {memory}, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}"
     )
 
@@ -54,7 +61,7 @@ def machine_description() -> str:
 def ratio(value: float | None, baseline: float | None) -> str:
     if value is None or baseline is None or baseline == 0:
         return "—"
-    return f"{value / baseline:.3g}×"
+    return f"{value / baseline:.3g}x"
 
 
 def ms(value: float | None) -> str:

@@ -1,25 +1,27 @@
 """RTO accuracy: livefire's probe engine and assessment against Chaos Toolkit, on the same scripted outages.
 
 A loopback endpoint (bench.loopback, its own process on core 1) answers 503 during an outage of known length
-L and 200 otherwise; the true RTO is L. Each trial probes it for LEAD + L + TAIL seconds, the outage starting
+L and 200 otherwise; the true RTO is L. Each trial probes it for LEAD + L + tail seconds, the outage starting
 LEAD seconds in. Everything that probes runs on core 0.
 
 - livefire: ``livefire.probing.engine.ProbeEngine`` with the spec's defaults (burst interval, hold, budget),
   samples judged by ``livefire.assessment.assess`` (RTO = first sample of the first sustained healthy run,
-  minus the injection; bracket = [last failure, that sample]).
+  minus the injection; bracket = [last failure, that sample], both send times).
 - Chaos Toolkit: ``chaos run --hypothesis-strategy=continuously --hypothesis-frequency F`` on an experiment
   whose steady-state hypothesis is one HTTP probe of the endpoint (tolerance 200) and whose method is an HTTP
   action that starts the outage. RTO from its journal: the first passing check after the first failing one,
-  minus the trigger time (the moment the endpoint received the action).
+  minus the trigger time (the moment the endpoint received the action); bracket = [last failing check, that
+  check], both start times.
 
-Both are compared at equal average probe load: the load is counted by the endpoint itself over the trial
-window, and livefire's base interval is calibrated (pilot trials) so that its load, bursts included, matches
-the load Chaos Toolkit produced at each frequency.
+Loads are compared over a one-minute drill window holding the outage (see DRILL_WINDOW), and livefire's base
+interval is calibrated on pilot trials so that its load, watch probes included, equals the load Chaos Toolkit
+produced at each frequency.
 """
 
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import os
 import shutil
@@ -29,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,31 +45,52 @@ from livefire.spec import DrillSpec, Vantage, parse_spec
 LENGTHS = (0.737, 1.513, 2.291)  # seconds: multiples of neither 1 s, 100 ms nor 10 ms
 TRIALS = 3
 LEAD = 1.0
-TAIL = 1.8
-SUSTAIN = 0.5  # livefire's sustain: the tail leaves room for it
+BASE_TAIL = 1.8  # after the outage, plus the frequency: room for one more check, or livefire's sustained run
+SUSTAIN = 0.5  # livefire's spec probes.sustain in these trials
+# Loads are compared over a one-minute drill window holding one outage (the shipped sandbox drill observes for
+# 43 s, the DESIGN example for 250 s). Only the outage and its edges are run; the rest of the window is a
+# healthy endpoint, probed at the base rate by livefire (the engine sends nothing else to a healthy target, as
+# the schedule benchmark measures) and at its constant rate by Chaos Toolkit.
+DRILL_WINDOW = 60.0
 FREQUENCIES = (1.0, 0.1)
+BUDGETED_FREQUENCY = 0.1
 CLIENT_CPU, SERVER_CPU = 0, 1
 CTK_TIMEOUT_S = 30.0
 CALIBRATION_ROUNDS = 3
 LOAD_TOLERANCE = 0.05
 
+Check = tuple[float, float, bool]  # (start, end, passed): one check or probe, epoch seconds
+
 
 @dataclass
 class Trial:
     length: float
+    seen: bool  # the prober saw the endpoint fail at all
     rto: float | None
     bracket_ms: float | None
-    inside: bool
+    inside: bool  # the true recovery lies between the last failure's send and the first success's answer
     probes: int  # requests the endpoint received during the trial window
     window: float
+    interval: float | None = None  # livefire's base interval; None for a prober with a constant rate
 
     @property
     def error_ms(self) -> float | None:
-        return None if self.rto is None else abs(self.rto - self.length) * 1000.0
+        return None if self.rto is None or not self.seen else abs(self.rto - self.length) * 1000.0
 
     @property
-    def load(self) -> float:
-        return self.probes / self.window
+    def drill_probes(self) -> float:
+        """Probes over DRILL_WINDOW: the trial's, plus the healthy rest of the window at the prober's steady rate."""
+        rate = self.probes / self.window if self.interval is None else 1.0 / self.interval
+        return self.probes + (DRILL_WINDOW - self.window) * rate
+
+    def describe(self) -> str:
+        text = f"{self.length:g} s: "
+        if not self.seen:
+            return text + "outage not seen"
+        if self.rto is None:
+            return text + "no RTO"
+        return text + f"error {self.error_ms:.1f} ms, bracket {ms(self.bracket_ms)}" + (
+            "" if self.inside else ", truth OUTSIDE")
 
 
 @dataclass
@@ -79,25 +103,62 @@ class Config:
         return [t.error_ms for t in self.trials if t.error_ms is not None]
 
     def widths(self) -> list[float]:
-        return [t.bracket_ms for t in self.trials if t.bracket_ms is not None]
+        return [t.bracket_ms for t in self.trials if t.bracket_ms is not None and t.seen]
+
+    @property
+    def seen(self) -> int:
+        return sum(1 for t in self.trials if t.seen)
+
+    @property
+    def inside(self) -> int:
+        return sum(1 for t in self.trials if t.inside)
 
     @property
     def load(self) -> float:
-        return sum(t.probes for t in self.trials) / sum(t.window for t in self.trials)
+        """Average probes per second over a DRILL_WINDOW holding one outage."""
+        return sum(t.drill_probes for t in self.trials) / (len(self.trials) * DRILL_WINDOW)
 
     @property
-    def missing(self) -> int:
-        return sum(1 for t in self.trials if t.rto is None)
+    def trial_load(self) -> float:
+        """Average probes per second over the trial windows themselves (lead + outage + tail)."""
+        return sum(t.probes for t in self.trials) / sum(t.window for t in self.trials)
+
+    def summary(self) -> str:
+        errors, widths = self.errors(), self.widths()
+        per_trial = sum(t.probes for t in self.trials) / len(self.trials)
+        return (
+            f"{self.label}: outages seen {self.seen}/{len(self.trials)}; |error| median {ms(median(errors))}, "
+            f"max {ms(max(errors, default=None))}; bracket median {ms(median(widths))}, max "
+            f"{ms(max(widths, default=None))}; truth inside the bracket {self.inside}/{len(self.trials)}; load "
+            f"{self.load:.2f} probes/s over a {DRILL_WINDOW:g} s drill window ({self.trial_load:.2f}/s over the "
+            f"trial windows, {per_trial:.1f} probes per trial)"
+            + (f"; base interval {self.interval * 1000:.1f} ms" if self.interval else "")
+            + ". Trials: " + "; ".join(t.describe() for t in self.trials)
+        )
+
+
+def tail(frequency: float) -> float:
+    return BASE_TAIL + frequency
 
 
 def _window_probes(loopback: Loopback, start: float, end: float) -> int:
     return sum(1 for at, _ in loopback.log() if start <= at < end)
 
 
+def recovery(checks: list[Check], trigger: float) -> tuple[Check, Check] | None:
+    """(last failing, first passing) check of the first recovery after the trigger, in start order."""
+    after = sorted(c for c in checks if c[0] >= trigger)
+    first_failure = next((i for i, c in enumerate(after) if not c[2]), None)
+    if first_failure is None:
+        return None
+    first_pass = next((i for i in range(first_failure + 1, len(after)) if after[i][2]), None)
+    return None if first_pass is None else (after[first_pass - 1], after[first_pass])
+
+
 # ------------------------------------------------------------------------------------------------ livefire
 
 
-def rto_spec(url: str, interval: float) -> DrillSpec:
+def rto_spec(url: str, interval: float, length: float, after: float) -> DrillSpec:
     return parse_spec({
         "apiVersion": "livefire/v1", "kind": "Drill",
         "metadata": {"name": "bench-rto", "service": "bench"},
@@ -109,7 +170,7 @@ def rto_spec(url: str, interval: float) -> DrillSpec:
         "entrypoint": url,
         "fault": {"kind": "http-abort", "region": "primary", "target": {"namespace": "bench", "virtualService": "b"},
                   "abort": {"httpStatus": 503, "percent": 100}},
-        "phases": {"baseline": "1s", "lead": LEAD, "fault": max(LENGTHS), "recovery": TAIL},
+        "phases": {"baseline": "1s", "lead": LEAD, "fault": length, "recovery": after},
         "probes": {"interval": interval, "timeout": "1s", "sustain": SUSTAIN},
         "objectives": {"rto": "30s"},
         "guardrails": {"allowedNamespaces": ["bench"]},
@@ -125,74 +186,64 @@ def _plan(spec: DrillSpec, target: ProbeTarget, vantage: Vantage) -> Plan:
     )
 
 
-def livefire_trial(loopback: Loopback, interval: float, length: float) -> Trial:
+def livefire_trial(loopback: Loopback, interval: float, after: float, length: float) -> Trial:
     loopback.reset()
-    spec = rto_spec(loopback.url(), interval)
+    spec = rto_spec(loopback.url(), interval, length, after)
     vantage = Vantage(name="bench", region="local")
     target = ProbeTarget(name="entrypoint", url=spec.entrypoint, role="entrypoint")
     engine = ProbeEngine(ProbeSettings.from_spec(spec.probes, spec.served_by), vantage=vantage.name)
     samples: list[Sample] = []
-    window = LEAD + length + TAIL
+    window = LEAD + length + after
     clock = WallClock()
     outage = time.monotonic() + LEAD
     loopback.schedule_outage(length, outage)
     asyncio.run(engine.run([target], window, samples.append))
-    result = assess(spec, _plan(spec, target, vantage), samples, injected_at_ms=clock.epoch_ms(outage),
-                    restored_at_ms=None, sample_keys=[])
-    truth_ms = clock.epoch_ms(outage + length)
+    injected = clock.epoch_ms(outage)
+    result = assess(spec, _plan(spec, target, vantage), samples, injected_at_ms=injected, restored_at_ms=None,
+                    sample_keys=[])
+    truth = clock.epoch_ms(outage + length)
     bracket = result.rto_bracket
+    answered = {s.seq: s.ended_ms for s in samples}
     inside = (
         bracket is not None and bracket.last_failure_ms is not None
-        and bracket.last_failure_ms <= truth_ms <= bracket.first_success_ms
+        and bracket.last_failure_ms <= truth <= answered[bracket.first_success_seq]
     )
     return Trial(
-        length=length, rto=result.rto_seconds, bracket_ms=bracket.width_ms if bracket else None, inside=inside,
-        probes=_window_probes(loopback, outage - LEAD, outage + length + TAIL), window=window,
+        length=length, seen=any(not s.ok and s.sent_ms >= injected for s in samples), rto=result.rto_seconds,
+        bracket_ms=bracket.width_ms if bracket else None, inside=inside,
+        probes=_window_probes(loopback, outage - LEAD, outage + length + after), window=window, interval=interval,
     )
 
 
-def calibrate(loopback: Loopback, target_load: float, notes: list[str]) -> float:
-    """The base interval at which livefire's load (bursts included) matches ``target_load`` on a pilot outage."""
+def calibrate(loopback: Loopback, target_load: float, after: float, notes: list[str]) -> float:
+    """The base interval at which livefire's load over DRILL_WINDOW (watch probes included) is ``target_load``.
+
+    Pilot trials on the median outage measure the probes the watch adds on top of the base schedule.
+    """
     length = sorted(LENGTHS)[len(LENGTHS) // 2]
-    window = LEAD + length + TAIL
     interval = 1.0 / target_load
     for _ in range(CALIBRATION_ROUNDS):
-        pilot = livefire_trial(loopback, interval, length)
-        if abs(pilot.load / target_load - 1.0) <= LOAD_TOLERANCE:
+        pilot = livefire_trial(loopback, interval, after, length)
+        if abs(pilot.drill_probes / DRILL_WINDOW / target_load - 1.0) <= LOAD_TOLERANCE:
             return interval
-        extra = pilot.probes - window / interval  # burst probes on top of the base schedule
-        base_needed = target_load * window - extra
-        if base_needed < window / interval * 0.25 or base_needed < 2:
+        extra = pilot.probes - pilot.window / interval  # watch probes on top of the base schedule
+        base_needed = target_load * DRILL_WINDOW - extra
+        if base_needed < DRILL_WINDOW * target_load / 4:
             notes.append(
-                f"At {target_load:.2f} probes/s over a {window:.1f} s window livefire's bursts alone "
-                f"({extra:.0f} probes per trial) exceed the budget: livefire ran at the same base interval as "
-                "Chaos Toolkit instead, so its load is higher (both loads are in the table)."
+                f"At {target_load:.2f} probes/s livefire cannot match the load: its watch alone sends about "
+                f"{extra:.0f} probes per outage, more than three quarters of the {target_load * DRILL_WINDOW:.0f} "
+                f"probes of a {DRILL_WINDOW:g} s window. livefire ran with Chaos Toolkit's period as its base "
+                "interval instead, at a higher load (both loads are in the table)."
             )
             return 1.0 / target_load
-        interval = window / base_needed
+        interval = DRILL_WINDOW / base_needed
     return interval
 
 
 # ------------------------------------------------------------------------------------------- Chaos Toolkit
 
 
-def _iso_seconds(text: str) -> float:
-    return datetime.fromisoformat(text).timestamp()
-
-
-def ctk_rto(checks: list[tuple[float, bool]], trigger_wall: float) -> tuple[float, float] | None:
-    """The bracket (last failing, first passing check start) of the first pass after the first failure."""
-    after = sorted((at, ok) for at, ok in checks if at >= trigger_wall)
-    first_failure = next((i for i, (_, ok) in enumerate(after) if not ok), None)
-    if first_failure is None:
-        return None
-    first_pass = next((i for i in range(first_failure + 1, len(after)) if after[i][1]), None)
-    if first_pass is None:
-        return None
-    return after[first_pass - 1][0], after[first_pass][0]
-
-
-def _experiment(loopback: Loopback, length: float) -> dict[str, Any]:
+def _experiment(loopback: Loopback, length: float, after: float) -> dict[str, Any]:
     return {
         "version": "1.0.0",
         "title": "endpoint recovers from a scripted outage",
@@ -206,19 +257,32 @@ def _experiment(loopback: Loopback, length: float) -> dict[str, Any]:
             "type": "action", "name": "start-outage",
             "provider": {"type": "http", "method": "POST", "timeout": 5,
                          "url": loopback.url(f"/control/outage?seconds={length!r}")},
-            "pauses": {"before": LEAD, "after": length + TAIL},
+            "pauses": {"before": LEAD, "after": length + after},
         }],
         "rollbacks": [],
     }
 
 
+def _ctk_result(loopback: Loopback, checks: list[Check], trigger: dict[str, float], length: float,
+                after: float) -> Trial:
+    found = recovery(checks, trigger["start_wall"])
+    truth = trigger["start_wall"] + length
+    start = trigger["start_mono"]
+    return Trial(
+        length=length, seen=any(not ok for at, _, ok in checks if at >= trigger["start_wall"]),
+        rto=None if found is None else found[1][0] - trigger["start_wall"],
+        bracket_ms=None if found is None else (found[1][0] - found[0][0]) * 1000.0,
+        inside=found is not None and found[0][0] <= truth <= found[1][1],
+        probes=_window_probes(loopback, start - LEAD, start + length + after), window=LEAD + length + after,
+    )
+
+
 def ctk_trial(chaos: Path, work: Path, loopback: Loopback, frequency: float, length: float) -> Trial:
     loopback.reset()
     work = work.resolve()
-    experiment = work / "experiment.json"
-    journal = work / "journal.json"
+    experiment, journal = work / "experiment.json", work / "journal.json"
     journal.unlink(missing_ok=True)
-    experiment.write_text(json.dumps(_experiment(loopback, length)))
+    experiment.write_text(json.dumps(_experiment(loopback, length, tail(frequency))))
     subprocess.run(
         [str(chaos), "--no-version-check", "--no-log-file", "--settings", str(work / "settings.yaml"), "run",
          "--journal-path", str(journal), "--hypothesis-strategy=continuously",
@@ -227,23 +291,12 @@ def ctk_trial(chaos: Path, work: Path, loopback: Loopback, frequency: float, len
     )
     document = json.loads(journal.read_text())
     trigger = document["run"][0]["output"]["body"]
-    checks = [(_iso_seconds(s["probes"][0]["start"]), bool(s["steady_state_met"]))
-              for s in document["steady_states"]["during"] if s and s.get("probes")]
-    return _ctk_result(loopback, checks, trigger, length)
-
-
-def _ctk_result(loopback: Loopback, checks: list[tuple[float, bool]], trigger: dict[str, float],
-                length: float) -> Trial:
-    bracket = ctk_rto(checks, trigger["start_wall"])
-    truth = trigger["start_wall"] + length
-    start = trigger["start_mono"]
-    return Trial(
-        length=length,
-        rto=None if bracket is None else bracket[1] - trigger["start_wall"],
-        bracket_ms=None if bracket is None else (bracket[1] - bracket[0]) * 1000.0,
-        inside=bracket is not None and bracket[0] <= truth <= bracket[1],
-        probes=_window_probes(loopback, start - LEAD, start + length + TAIL), window=LEAD + length + TAIL,
-    )
+    checks = [
+        (datetime.fromisoformat(s["probes"][0]["start"]).timestamp(),
+         datetime.fromisoformat(s["probes"][0]["end"]).timestamp(), bool(s["steady_state_met"]))
+        for s in document["steady_states"]["during"] if s and s.get("probes")
+    ]
+    return _ctk_result(loopback, checks, trigger, length, tail(frequency))
 
 
 def ctk_loop_trial(loopback: Loopback, frequency: float, length: float) -> Trial:
@@ -252,34 +305,32 @@ def ctk_loop_trial(loopback: Loopback, frequency: float, length: float) -> Trial
     One check at a time, each waiting for the previous to end, then a pause of ``frequency`` seconds — as
     ``chaoslib.run.run_hypothesis_continuously`` does — with a fresh connection per check.
     """
-    import http.client
-
     loopback.reset()
-    checks: list[tuple[float, bool]] = []
+    checks: list[Check] = []
     stop = threading.Event()
 
     def loop() -> None:
         while not stop.is_set():
-            at = time.time()
+            started = time.time()
             connection = http.client.HTTPConnection("127.0.0.1", loopback.port, timeout=2)
             try:
                 connection.request("GET", "/healthz")
-                ok = connection.getresponse().status == 200
+                passed = connection.getresponse().status == 200
             except OSError:
-                ok = False
+                passed = False
             finally:
                 connection.close()
-            checks.append((at, ok))
+            checks.append((started, time.time(), passed))
             stop.wait(frequency)
 
     worker = threading.Thread(target=loop, daemon=True)
     worker.start()
     time.sleep(LEAD)
     trigger = loopback.schedule_outage(length, time.monotonic())
-    time.sleep(length + TAIL)
+    time.sleep(length + tail(frequency))
     stop.set()
     worker.join(timeout=5)
-    return _ctk_result(loopback, checks, trigger, length)
+    return _ctk_result(loopback, checks, trigger, length, tail(frequency))
 
 
 def find_chaos() -> Path | None:
@@ -296,26 +347,27 @@ def _trials(run: Callable[[float], Trial]) -> list[Trial]:
     return [run(length) for _ in range(TRIALS) for length in LENGTHS]
 
 
-def _summary(config: Config) -> str:
-    errors, widths = config.errors(), config.widths()
-    inside = sum(1 for t in config.trials if t.inside)
-    return (f"{config.label}: |error| median {ms(median(errors))}, max {ms(max(errors, default=None))}; "
-            f"bracket median {ms(median(widths))}, max {ms(max(widths, default=None))}; truth inside bracket "
-            f"{inside}/{len(config.trials)}; {config.missing} trials without an RTO; load {config.load:.2f} probes/s, "
-            f"{sum(t.probes for t in config.trials) / len(config.trials):.1f} probes per trial"
-            + (f"; base interval {config.interval * 1000:.1f} ms" if config.interval else ""))
+def _baseline(chaos: Path | None, work: Path, loopback: Loopback, frequency: float) -> Config:
+    if chaos is not None:
+        return Config(f"Chaos Toolkit, frequency {frequency:g} s",
+                      _trials(lambda length: ctk_trial(chaos, work, loopback, frequency, length)))
+    return Config(f"Chaos Toolkit loop re-implemented (NOT chaostoolkit), frequency {frequency:g} s",
+                  _trials(lambda length: ctk_loop_trial(loopback, frequency, length)))
 
 
 def _rows(frequency: float, baseline: Config, ours: Config, bracket_budget: float, machine: str) -> list[Row]:
     where = f"f={frequency:g} s"
     our_max, their_max = max(ours.errors(), default=None), max(baseline.errors(), default=None)
     error_budget, error_status = "— (informational)", "—"
-    if frequency == 0.1 and their_max is not None:
+    if frequency == BUDGETED_FREQUENCY and their_max is not None:
         error_budget = f"≤ 1/5 of Chaos Toolkit's at 0.1 s (≤ {their_max / 5:.1f} ms)"
         error_status = status(our_max, their_max / 5, "ms")
     our_widths, their_widths = ours.widths(), baseline.widths()
-    misses = sum(1 for t in ours.trials if not t.inside)
+    count = len(ours.trials)
+    equal_load = abs(ours.load / baseline.load - 1.0) <= 2 * LOAD_TOLERANCE
     return [
+        Row(f"Outages seen ({where}; {len(LENGTHS)} lengths x {TRIALS})", f"{ours.seen}/{count}",
+            f"{baseline.seen}/{len(baseline.trials)}", "—", "—", "—", machine),
         Row(f"RTO error, max ({where}; load {ours.load:.2f} vs {baseline.load:.2f} probes/s)", ms(our_max),
             ms(their_max), ratio(our_max, their_max), error_budget, error_status, machine),
         Row(f"RTO error, median ({where})", ms(median(ours.errors())), ms(median(baseline.errors())),
@@ -326,60 +378,64 @@ def _rows(frequency: float, baseline: Config, ours: Config, bracket_budget: floa
             ratio(max(our_widths, default=None), max(their_widths, default=None)),
             f"≤ burst interval + 10 ms = {bracket_budget:.0f} ms",
             status(max(our_widths, default=None), bracket_budget, "ms"), machine),
-        Row(f"True recovery inside the bracket ({where})", f"{len(ours.trials) - misses}/{len(ours.trials)}",
-            f"{sum(t.inside for t in baseline.trials)}/{len(baseline.trials)}", "—", "every time",
-            "met" if misses == 0 else f"MISSED in {misses} of {len(ours.trials)} trials", machine),
-        Row(f"Probes sent per trial, mean ({where})",
-            f"{sum(t.probes for t in ours.trials) / len(ours.trials):.1f} ({ours.load:.2f}/s)",
-            f"{sum(t.probes for t in baseline.trials) / len(baseline.trials):.1f} ({baseline.load:.2f}/s)",
-            ratio(ours.load, baseline.load), "equal average load", "—", machine),
+        Row(f"True recovery inside the bracket ({where})", f"{ours.inside}/{count}",
+            f"{baseline.inside}/{len(baseline.trials)}", "—", "every time",
+            "met" if ours.inside == count else f"MISSED in {count - ours.inside} of {count} trials", machine),
+        Row(f"Probes per outage trial, mean ({where}; load over the trial windows)",
+            f"{sum(t.probes for t in ours.trials) / count:.1f} ({ours.trial_load:.2f}/s)",
+            f"{sum(t.probes for t in baseline.trials) / len(baseline.trials):.1f} ({baseline.trial_load:.2f}/s)",
+            ratio(ours.trial_load, baseline.trial_load), "—", "—", machine),
+        Row(f"Average probe load over a {DRILL_WINDOW:g} s drill window with the outage ({where})",
+            f"{ours.load:.2f}/s", f"{baseline.load:.2f}/s", ratio(ours.load, baseline.load), "equal average load",
+            "met" if equal_load else f"not equal: {ratio(ours.load, baseline.load)}", machine),
     ]
 
 
 def run(machine: str) -> Section:
     section = Section("RTO accuracy against Chaos Toolkit")
-    work = Path(__file__).parent / ".work" / "rto"
+    work = Path(__file__).resolve().parent / ".work" / "rto"
     work.mkdir(parents=True, exist_ok=True)
     chaos = find_chaos()
     affinity = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {CLIENT_CPU})
+    pairs = []
     try:
         with Loopback(cpu=SERVER_CPU) as loopback:
-            pairs = []
             for frequency in FREQUENCIES:
-                if chaos is not None:
-                    baseline = Config(f"Chaos Toolkit, frequency {frequency:g} s",
-                                      _trials(lambda length, f=frequency: ctk_trial(chaos, work, loopback, f, length)))
-                else:
-                    baseline = Config(f"Chaos Toolkit loop re-implemented (NOT chaostoolkit), frequency {frequency:g} s",
-                                      _trials(lambda length, f=frequency: ctk_loop_trial(loopback, f, length)))
-                interval = calibrate(loopback, baseline.load, section.notes)
-                ours = Config(f"livefire at the load of {baseline.label}",
-                              _trials(lambda length, i=interval: livefire_trial(loopback, i, length)), interval=interval)
+                baseline = _baseline(chaos, work, loopback, frequency)
+                interval = calibrate(loopback, baseline.load, tail(frequency), section.notes)
+                ours = Config(f"livefire at the load of {baseline.label}", interval=interval,
+                              trials=_trials(partial(livefire_trial, loopback, interval, tail(frequency))))
                 pairs.append((frequency, baseline, ours))
     finally:
         os.sched_setaffinity(0, affinity)
 
-    bracket_budget = rto_spec("http://x/", 1.0).probes.burst_interval * 1000.0 + 10.0
+    bracket_budget = rto_spec("http://x/", 1.0, 1.0, 1.0).probes.burst_interval * 1000.0 + 10.0
+    where = f"{machine}; probes on core {CLIENT_CPU}, endpoint on core {SERVER_CPU}"
     for frequency, baseline, ours in pairs:
-        section.rows += _rows(frequency, baseline, ours, bracket_budget, machine)
-        section.notes += [_summary(baseline), _summary(ours)]
+        section.rows += _rows(frequency, baseline, ours, bracket_budget, where)
+        section.notes += [baseline.summary(), ours.summary()]
     section.notes += [
         f"Outages of {', '.join(f'{x:g}' for x in LENGTHS)} s, {TRIALS} trials each per configuration; each trial "
-        f"window is {LEAD:g} s lead + outage + {TAIL:g} s tail. Loads are counted by the endpoint over the window.",
-        "Ground truth: the endpoint process decides 200/503 on CLOCK_MONOTONIC when a request line arrives. "
-        "Errors compare the reported RTO with the scripted length; a probe sent a fraction of a millisecond "
-        "before the recovery can still arrive after it, so errors are absolute values.",
+        f"window is {LEAD:g} s lead + outage + a {BASE_TAIL:g} s + frequency tail. Probes are counted by the "
+        f"endpoint. Loads are compared over a {DRILL_WINDOW:g} s drill window holding the outage: the trial's "
+        "probes plus the healthy rest of the window at each prober's steady rate (livefire: its base interval; "
+        "Chaos Toolkit: the rate it showed in the trial).",
+        "Ground truth: the endpoint process decides 200/503 on CLOCK_MONOTONIC when a request line arrives; the "
+        "true RTO is the scripted length. 'Inside the bracket' means the recovery lies between the last "
+        "failure's send and the first success's answer (a probe sent just before the recovery can arrive "
+        "after it); errors are absolute values.",
         "Both tools get the exact trigger time (the endpoint's own record), so the errors are the probing and "
-        "judging resolution alone. livefire's RTO needs a sustained run of "
-        f"{SUSTAIN:g} s (spec probes.sustain); Chaos Toolkit's is its first passing check.",
+        f"judging resolution alone. livefire's RTO needs a sustained run of {SUSTAIN:g} s (spec probes.sustain); "
+        "Chaos Toolkit's is its first passing check. An outage a prober never saw fail has no error.",
         "Chaos Toolkit's continuous loop waits for each check to end, then sleeps the frequency: its period is "
         "frequency + check time, and its error is up to a whole period. livefire's engine sends on a fixed "
-        "schedule and bursts at the spec's burstInterval after a change of state.",
+        "base schedule and watches a degraded target on the burst grid, from a per-target token bucket.",
     ]
     if chaos is None:
         section.notes.append("chaostoolkit could not be installed (bench/requirements.txt): the baseline is a "
                              "faithful re-implementation of its continuous loop, clearly NOT chaostoolkit itself.")
     else:
-        section.notes.append(f"Chaos Toolkit: {chaos} (versions pinned in bench/requirements.txt).")
+        section.notes.append(f"Chaos Toolkit: {os.path.relpath(chaos, Path(__file__).resolve().parents[1])} "
+                             "(versions pinned in bench/requirements.txt).")
     return section

@@ -1,4 +1,4 @@
-"""Probe schedule: how exactly and how cheaply the engine keeps 20 × 10 Hz and 100 × 10 Hz on one core.
+"""Probe schedule: how exactly and how cheaply the engine keeps 20 x 10 Hz and 100 x 10 Hz on one core.
 
 The probing process is pinned to core 0 and the loopback endpoints (bench.loopback) run in their own process
 on core 1. livefire's jitter is each base probe's send time minus its scheduled time (``Sample.sent_ms -
@@ -13,6 +13,7 @@ minus a run of the same experiment without the continuous phase (start-up and th
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import resource
@@ -21,6 +22,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from bench.loopback import Loopback
 from bench.report import Row, Section, ms, percentile, ratio, status
@@ -89,7 +91,7 @@ def _experiment(loopback: Loopback, endpoints: int, pause: float) -> dict[str, o
     }
 
 
-def _chaos(chaos: Path, work: Path, document: dict[str, object], strategy: list[str]) -> tuple[dict, float]:  # type: ignore[type-arg]
+def _chaos(chaos: Path, work: Path, document: dict[str, object], strategy: list[str]) -> tuple[dict[str, Any], float]:
     experiment, journal = work / "schedule-experiment.json", work / "schedule-journal.json"
     experiment.write_text(json.dumps(document))
     journal.unlink(missing_ok=True)
@@ -114,7 +116,7 @@ def ctk_schedule(chaos: Path, work: Path, loopback: Loopback, endpoints: int) ->
                 datetime.fromisoformat(probe["start"]).timestamp())
             failed += 0 if probe.get("tolerance_met") else 1
     probes = sum(len(v) for v in starts.values())
-    deviations = [abs(b - a - INTERVAL) * 1000.0 for series in starts.values() for a, b in zip(series, series[1:], strict=False)]
+    deviations = [abs(b - a - INTERVAL) * 1000.0 for series in starts.values() for a, b in itertools.pairwise(series)]
     everything = [t for series in starts.values() for t in series]
     seconds = (max(everything) - min(everything)) if everything else DURATION
     return Schedule(endpoints=endpoints, probes=probes, failed=failed, seconds=seconds or DURATION,
@@ -141,7 +143,7 @@ def run(machine: str) -> Section:
         os.sched_setaffinity(0, affinity)
 
     for ours, theirs in results:
-        label = f"{ours.endpoints} endpoints × 10 Hz"
+        label = f"{ours.endpoints} endpoints x 10 Hz"
         p50, p99 = percentile(ours.jitter_ms, 50), percentile(ours.jitter_ms, 99)
         t50 = percentile(theirs.jitter_ms, 50) if theirs else None
         t99 = percentile(theirs.jitter_ms, 99) if theirs else None

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from livefire.errors import FaultConflict, FaultInjectionFailed, RollbackFailed
 from livefire.local.sandbox.store import ObjectKey, canonical_bytes
@@ -33,14 +34,27 @@ from tests.component.kube_fixtures import (
 )
 
 EXPIRES = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+DR_KEY = ObjectKey("networking.istio.io", "destinationrules", "payments", "payments")
 FAULTS: dict[str, dict[str, Any]] = {
     "http-abort": {"abort": {"httpStatus": 503, "percent": 100}},
     "http-delay": {"delay": {"fixedDelay": "1500ms", "percent": 50}},
     "scale-to-zero": {},
+    "traffic-shift": {"weights": {"v1": 80, "v2": 20}},
+    "circuit-break": {"target": {"destinationRule": "payments"}},
 }
-OBJECT_KINDS = {"http-abort": "VirtualService", "http-delay": "VirtualService", "scale-to-zero": "Deployment"}
-OBJECT_NAMES = {"http-abort": "payments", "http-delay": "payments", "scale-to-zero": "payments-v1"}
-KEYS = {"http-abort": VS_KEY, "http-delay": VS_KEY, "scale-to-zero": DEPLOYMENT_KEY}
+OBJECT_KINDS = {
+    "http-abort": "VirtualService", "http-delay": "VirtualService", "scale-to-zero": "Deployment",
+    "traffic-shift": "VirtualService", "circuit-break": "DestinationRule",
+}
+OBJECT_NAMES = {
+    "http-abort": "payments", "http-delay": "payments", "scale-to-zero": "payments-v1",
+    "traffic-shift": "payments", "circuit-break": "payments",
+}
+KEYS = {
+    "http-abort": VS_KEY, "http-delay": VS_KEY, "scale-to-zero": DEPLOYMENT_KEY, "traffic-shift": VS_KEY,
+    "circuit-break": DR_KEY,
+}
+ALL_KINDS = list(FAULTS)
 
 
 @pytest.fixture
@@ -54,6 +68,8 @@ def _drill_id() -> str:
 
 
 def _setup(sandbox: Sandbox, kind: str, **fault_extra: Any) -> tuple[Any, Fault, dict[str, Any]]:
+    if kind == "traffic-shift":
+        _canary_route(sandbox)
     planned = sandbox.planned(kind, OBJECT_KINDS[kind], OBJECT_NAMES[kind])
     fault = fault_of(kind, **{**FAULTS[kind], **fault_extra})
     before = read_target(sandbox.client, planned)
@@ -67,6 +83,12 @@ def _edit(sandbox: Sandbox, key: ObjectKey, change: Any) -> dict[str, Any]:
         assert obj is not None
         change(obj)
         return sandbox.store.replace(key, obj)
+
+
+def _canary_route(sandbox: Sandbox) -> None:
+    """The seeded route plus a v2 destination without a weight (Istio: 0 beside another destination)."""
+    canary = {"destination": {"host": "payments", "subset": "v2"}}
+    _edit(sandbox, VS_KEY, lambda vs: vs["spec"]["http"][0]["route"].append(canary))
 
 
 def _two_route_virtual_service(sandbox: Sandbox) -> None:
@@ -84,7 +106,7 @@ def _two_route_virtual_service(sandbox: Sandbox) -> None:
     _edit(sandbox, VS_KEY, add_routes)
 
 
-@pytest.mark.parametrize("kind", ["http-abort", "http-delay", "scale-to-zero"])
+@pytest.mark.parametrize("kind", ALL_KINDS)
 def test_apply_then_restore_leaves_every_object_byte_identical(sandbox: Sandbox, kind: str) -> None:
     planned, fault, before = _setup(sandbox, kind)
     cluster_before = sandbox.store.snapshot()
@@ -186,31 +208,39 @@ def test_a_route_name_that_matches_nothing_fails_without_writing(sandbox: Sandbo
     assert sandbox.store.snapshot() == snapshot
 
 
-def test_a_fault_kind_without_spec_fields_is_refused_without_writing(sandbox: Sandbox) -> None:
-    planned = sandbox.planned("traffic-shift")
-    fault = fault_of("traffic-shift")
+def test_a_fault_aimed_at_the_wrong_kind_of_object_is_refused_without_writing(sandbox: Sandbox) -> None:
+    planned = sandbox.planned("circuit-break", "VirtualService", "payments")
+    fault = fault_of("circuit-break", **FAULTS["circuit-break"])
     before = read_target(sandbox.client, planned)
 
-    with pytest.raises(FaultInjectionFailed, match="not supported"):
+    with pytest.raises(FaultInjectionFailed, match="needs a DestinationRule"):
         apply_fault(sandbox.client, planned, fault, drill_id=_drill_id(), expires_at=EXPIRES, before=before)
 
     assert not [r for r in sandbox.api.requests if r.method == "PATCH"]
 
 
-@pytest.mark.parametrize("kind", ["http-abort", "http-delay"])
+CONCURRENT_EDITS: dict[str, Any] = {
+    "http-abort": lambda vs: vs["spec"]["http"][0]["route"][0].update(weight=90),
+    "http-delay": lambda vs: vs["spec"]["http"][0]["route"][0].update(weight=90),
+    "traffic-shift": lambda vs: vs["spec"]["http"][0]["route"][1].update(weight=50),
+    "circuit-break": lambda dr: dr["spec"]["trafficPolicy"]["connectionPool"]["http"].update(http2MaxRequests=7),
+}
+
+
+@pytest.mark.parametrize("kind", list(CONCURRENT_EDITS))
 def test_a_concurrent_edit_during_the_drill_is_not_overwritten_and_gives_conflict(
     sandbox: Sandbox, kind: str
 ) -> None:
     planned, fault, before = _setup(sandbox, kind)
     drill = _drill_id()
     apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
-    edited = _edit(sandbox, VS_KEY, lambda vs: vs["spec"]["http"][0]["route"][0].update(weight=90))
+    edited = _edit(sandbox, KEYS[kind], CONCURRENT_EDITS[kind])
 
     outcome = restore_fault(sandbox.client, planned, before, drill_id=drill)
 
     assert outcome.status == "CONFLICT"
     assert "edited during the drill" in outcome.detail
-    assert canonical_bytes(sandbox.store.get(VS_KEY) or {}) == canonical_bytes(edited)
+    assert canonical_bytes(sandbox.store.get(KEYS[kind]) or {}) == canonical_bytes(edited)
 
 
 def test_an_edit_through_the_api_that_removed_our_annotation_gives_conflict(sandbox: Sandbox) -> None:
@@ -268,7 +298,7 @@ def test_a_write_refused_twice_raises_fault_conflict_and_writes_nothing(sandbox:
     assert [r.method for r in sandbox.api.requests].count("PATCH") == 2
 
 
-@pytest.mark.parametrize("kind", ["http-abort", "scale-to-zero"])
+@pytest.mark.parametrize("kind", ["http-abort", "scale-to-zero", "traffic-shift", "circuit-break"])
 def test_an_object_changed_since_its_snapshot_is_not_faulted(sandbox: Sandbox, kind: str) -> None:
     planned, fault, before = _setup(sandbox, kind)
     _edit(sandbox, KEYS[kind], lambda obj: obj["metadata"].setdefault("labels", {}).update(owner="someone"))
@@ -281,7 +311,7 @@ def test_an_object_changed_since_its_snapshot_is_not_faulted(sandbox: Sandbox, k
     assert [r.method for r in sandbox.api.requests].count("PATCH") == 1
 
 
-@pytest.mark.parametrize("kind", ["http-abort", "http-delay", "scale-to-zero"])
+@pytest.mark.parametrize("kind", ALL_KINDS)
 def test_a_retried_apply_returns_the_faulted_object_without_writing_again(sandbox: Sandbox, kind: str) -> None:
     planned, fault, before = _setup(sandbox, kind)
     drill = _drill_id()
@@ -316,7 +346,7 @@ def test_restore_by_another_drill_leaves_the_fault_alone(sandbox: Sandbox) -> No
     assert sandbox.store.get(VS_KEY) == faulted
 
 
-@pytest.mark.parametrize("kind", ["http-abort", "http-delay", "scale-to-zero"])
+@pytest.mark.parametrize("kind", ALL_KINDS)
 def test_restore_twice_is_the_same_as_restoring_once(sandbox: Sandbox, kind: str) -> None:
     planned, fault, before = _setup(sandbox, kind)
     drill = _drill_id()
@@ -391,6 +421,146 @@ def test_every_virtual_service_written_is_valid_against_the_istio_crd(
     assert schema_errors(restored["spec"], schema) == []
 
 
+def test_traffic_shift_sets_the_weight_of_each_named_subset_and_restore_removes_weights_that_were_unset(
+    sandbox: Sandbox,
+) -> None:
+    planned, fault, before = _setup(sandbox, "traffic-shift")
+    drill = _drill_id()
+
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    restored = restore_fault(sandbox.client, planned, before, drill_id=drill).current
+
+    assert [d["weight"] for d in after["spec"]["http"][0]["route"]] == [80, 20]
+    assert after["metadata"]["annotations"][DRILL_ID] == drill
+    assert "weight" not in restored["spec"]["http"][0]["route"][1]
+    assert restored["spec"]["http"][0]["route"][0]["weight"] == 100
+
+
+def test_traffic_shift_touches_only_the_named_route(sandbox: Sandbox) -> None:
+    _two_route_virtual_service(sandbox)
+    _edit(sandbox, VS_KEY, lambda vs: vs["spec"]["http"][1]["route"].append(
+        {"destination": {"host": "payments", "subset": "v2"}, "weight": 0}
+    ))
+    planned, fault, before = _setup(sandbox, "traffic-shift", weights={"v1": 0, "v2": 100},
+                                    target={"route": "primary"})
+
+    after = apply_fault(sandbox.client, planned, fault, drill_id=_drill_id(), expires_at=EXPIRES, before=before)
+
+    assert after["spec"]["http"][0] == before["spec"]["http"][0]
+    assert [d["weight"] for d in after["spec"]["http"][1]["route"]] == [0, 100]
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [({"v1": 80, "v9": 20}, "no destination with subset v9"), ({"v2": 100}, "would add up to 200, not 100")],
+)
+def test_weights_the_route_cannot_take_are_refused_without_writing(
+    sandbox: Sandbox, weights: dict[str, int], message: str
+) -> None:
+    _canary_route(sandbox)
+    _edit(sandbox, VS_KEY, lambda vs: vs["spec"]["http"][0]["route"][1].update(weight=0))
+    planned = sandbox.planned("traffic-shift")
+    fault = fault_of("traffic-shift", weights=weights)
+    before = read_target(sandbox.client, planned)
+    snapshot = sandbox.store.snapshot()
+
+    with pytest.raises(FaultInjectionFailed, match=message):
+        apply_fault(sandbox.client, planned, fault, drill_id=_drill_id(), expires_at=EXPIRES, before=before)
+
+    assert sandbox.store.snapshot() == snapshot
+
+
+def test_circuit_break_squeezes_the_connection_pool_and_keeps_the_rest_of_the_policy(sandbox: Sandbox) -> None:
+    _edit(sandbox, DR_KEY, lambda dr: dr["spec"]["trafficPolicy"].update(
+        connectionPool={"tcp": {"connectTimeout": "2s", "maxConnections": 500}, "http": {"maxRetries": 3}}
+    ))
+    planned, fault, before = _setup(sandbox, "circuit-break", connectionPool={"http2MaxRequests": 2})
+    drill = _drill_id()
+
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    restored = restore_fault(sandbox.client, planned, before, drill_id=drill).current
+
+    assert after["spec"]["trafficPolicy"]["connectionPool"] == {
+        "tcp": {"connectTimeout": "2s", "maxConnections": 1},
+        "http": {"maxRetries": 3, "http1MaxPendingRequests": 1, "http2MaxRequests": 2, "maxRequestsPerConnection": 1},
+    }
+    assert after["spec"]["trafficPolicy"]["outlierDetection"] == before["spec"]["trafficPolicy"]["outlierDetection"]
+    assert after["metadata"]["annotations"][DRILL_ID] == drill
+    assert canonical_bytes(restored) == canonical_bytes(before)
+
+
+def test_circuit_break_on_a_rule_without_traffic_policy_adds_one_and_restore_takes_it_away(sandbox: Sandbox) -> None:
+    _edit(sandbox, DR_KEY, lambda dr: dr["spec"].pop("trafficPolicy"))
+    planned, fault, before = _setup(sandbox, "circuit-break", connectionPool={"maxConnections": None})
+    drill = _drill_id()
+
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    restored = restore_fault(sandbox.client, planned, before, drill_id=drill).current
+
+    assert after["spec"]["trafficPolicy"] == {
+        "connectionPool": {"http": {"http1MaxPendingRequests": 1, "http2MaxRequests": 1, "maxRequestsPerConnection": 1}}
+    }
+    assert "trafficPolicy" not in restored["spec"]
+    assert canonical_bytes(restored) == canonical_bytes(before)
+
+
+def test_a_refused_circuit_break_write_on_an_unchanged_rule_is_re_read_then_retried_once(sandbox: Sandbox) -> None:
+    planned, fault, before = _setup(sandbox, "circuit-break")
+    sandbox.api.fail_next("PATCH", "/destinationrules/payments", 409)
+    drill = _drill_id()
+
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+
+    assert after["metadata"]["annotations"][DRILL_ID] == drill
+    assert [r.method for r in sandbox.api.requests] == ["GET", "PATCH", "GET", "PATCH", "GET"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ({"kind": "traffic-shift"}, "needs weights"),
+        ({"kind": "traffic-shift", "weights": {"v1": 70, "v2": 20}}, "add up to 100"),
+        ({"kind": "traffic-shift", "weights": {"v1": 101}}, "less than or equal to 100"),
+        ({"kind": "circuit-break", "target": {"namespace": "payments", "virtualService": "payments"}},
+         "needs target.destinationRule"),
+        ({"kind": "circuit-break", "target": {"namespace": "payments", "destinationRule": "payments"},
+          "connectionPool": {"http2MaxRequests": 0}}, "greater than or equal to 1"),
+        ({"kind": "http-abort", "abort": {}, "weights": {"v1": 100}}, "weights is only valid with kind traffic-shift"),
+        ({"kind": "http-delay", "delay": {"fixedDelay": "1s"}, "connectionPool": {}},
+         "connectionPool is only valid with kind circuit-break"),
+    ],
+)
+def test_the_spec_refuses_fault_fields_that_do_not_fit_the_kind(fault: dict[str, Any], message: str) -> None:
+    document = {"region": "us-east-1", "target": {"namespace": "payments", "virtualService": "payments"}, **fault}
+
+    with pytest.raises(ValidationError, match=message):
+        Fault.model_validate(document)
+
+
+@pytest.mark.parametrize(
+    ("kind", "extra"),
+    [
+        ("traffic-shift", {}),
+        ("traffic-shift", {"weights": {"v1": 0, "v2": 100}}),
+        ("circuit-break", {}),
+        ("circuit-break", {"connectionPool": {"maxConnections": 2147483647, "maxRequestsPerConnection": None}}),
+    ],
+)
+def test_every_shift_and_squeeze_written_is_valid_against_the_istio_crd(
+    sandbox: Sandbox, kind: str, extra: dict[str, Any]
+) -> None:
+    schema = crd_spec_schema(OBJECT_KINDS[kind])
+    planned, fault, before = _setup(sandbox, kind, **extra)
+    drill = _drill_id()
+
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    restored = restore_fault(sandbox.client, planned, before, drill_id=drill).current
+
+    assert schema_errors(before["spec"], schema) == []
+    assert schema_errors(after["spec"], schema) == []
+    assert schema_errors(restored["spec"], schema) == []
+
+
 def test_the_crd_validator_rejects_a_fault_istio_would_refuse() -> None:
     schema = crd_spec_schema("VirtualService")
     spec = {
@@ -425,7 +595,6 @@ def test_fault_operations_send_a_bearer_token_that_never_reaches_records_or_logs
 
 # ---------------------------------------------------------------- posture (read-only)
 
-DR_KEY = ObjectKey("networking.istio.io", "destinationrules", "payments", "payments")
 PA_KEY = ObjectKey("security.istio.io", "peerauthentications", "payments", "default")
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 import gzip
 import itertools
 import json
+import math
 import socket
 import ssl
 import threading
@@ -23,8 +24,11 @@ import pytest
 from moto import mock_aws
 
 from livefire.artifacts import sample_key
+from livefire.assessment import assess
 from livefire.contracts import Plan, ProbeRequest, ProbeTarget, Sample
 from livefire.errors import GuardrailBreached
+from livefire.local.sandbox.services import RegionalService
+from livefire.local.sandbox.store import ClusterStore
 from livefire.probing.chunks import SampleChunkWriter, load_samples
 from livefire.probing.engine import ProbeEngine, ProbeSettings
 from livefire.probing.http import BODY_LIMIT, ProbeOutcome, probe_once
@@ -451,7 +455,91 @@ def test_a_failover_is_bracketed_by_burst_probes_within_the_burst_interval():
     assert first_success.ended_ms >= failover.first_success_ms - 2
     assert 0 < first_success.sent_ms - last_failure.sent_ms <= burst_interval * 1000 + 10
     assert samples[0].served_by == "us-east-1" and samples[-1].served_by == "us-west-2"
-    assert len([s for s in samples if s.burst]) < 30
+    assert len(samples) <= settings.max_sends(1.5)  # the standby is watched, within the stated bound
+
+
+# Outage lengths that are multiples of neither the 100 ms interval nor the 10 ms burst interval, two trials
+# each, every trial on its own regional service and all probed by one engine run (as a drill probes targets).
+OUTAGES_S = (0.237, 0.418, 0.655)
+TRIALS = 2
+OUTAGE_DEPLOYMENT = {
+    "apiVersion": "apps/v1", "kind": "Deployment",
+    "metadata": {"name": "payments-v1", "namespace": "payments", "labels": {"app": "payments", "version": "v1"}},
+    "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "payments"}},
+             "template": {"metadata": {"labels": {"app": "payments", "version": "v1"}}}},
+}
+
+
+def _recovery_spec(url: str) -> DrillSpec:
+    """A spec whose entrypoint is ``url``, served by region us-west-2 while the fault is on us-east-1."""
+    return parse_spec({
+        "apiVersion": "livefire/v1", "kind": "Drill", "metadata": {"name": "bracket", "service": "payments"},
+        "pattern": "active-passive",
+        "regions": [
+            {"name": "us-east-1", "role": "primary", "cluster": {"sandbox": "a"}, "endpoint": "http://use1.test/"},
+            {"name": "us-west-2", "role": "standby", "cluster": {"sandbox": "b"}, "endpoint": url},
+        ],
+        "entrypoint": url,
+        "fault": {"kind": "http-abort", "region": "us-east-1", "abort": {},
+                  "target": {"namespace": "payments", "virtualService": "payments"}},
+        "phases": {"fault": "1s", "recovery": "1s"},
+        "probes": {"interval": "100ms", "burstInterval": "10ms", "sustain": "500ms"},
+        "guardrails": {"allowedNamespaces": ["payments"]},
+    })
+
+
+def _recovery_plan(spec: DrillSpec, name: str) -> Plan:
+    return Plan(
+        drill_id="bracket", execution_arn="arn:aws:states:us-east-1:123456789012:execution:drill:bracket",
+        service="payments", pattern=spec.pattern, mode="live", spec_key="k", spec_digest=spec.digest(),
+        evidence_prefix="drills/payments/bracket/", started_at_ms=0,
+        vantages=[Vantage(name="local", region="us-east-1")],
+        targets=[ProbeTarget(name=name, url=spec.entrypoint, role="entrypoint")], faults=[],
+        baseline_seconds=1.0, observe_seconds=2.0, lead_wait_seconds=0, fault_wait_seconds=1,
+    )
+
+
+def test_a_scripted_recovery_lies_inside_the_reported_bracket_at_no_more_than_twice_the_base_load():
+    settings = ProbeSettings(interval=0.1, timeout=1.0, burst_interval=0.01)
+    window_s = 3.4
+    trials = [(length, trial) for trial in range(TRIALS) for length in OUTAGES_S]
+    services = []
+    for index, _ in enumerate(trials):
+        store = ClusterStore(f"bracket-{index}")
+        store.seed([OUTAGE_DEPLOYMENT])
+        services.append(RegionalService("us-west-2", store, "payments"))
+    urls = [f"{service.start()}/healthz" for service in services]
+    try:
+        wall_ms, mono = time.time_ns() / 1e6, time.monotonic()
+        outages = [
+            service.script_outage(1.2 + 0.131 * index, length)
+            for index, (service, (length, _)) in enumerate(zip(services, trials, strict=True))
+        ]
+        targets = [_target(f"t{i}", url, "entrypoint") for i, url in enumerate(urls)]
+        samples = _run_engine(settings, targets, duration=window_s)
+    finally:
+        for service in services:
+            service.stop()
+
+    for index, (outage, (length, trial)) in enumerate(zip(outages, trials, strict=True)):
+        name = f"t{index}"
+        mine = [s for s in samples if s.target == name]
+        spec = _recovery_spec(urls[index])
+        start_ms = wall_ms + (outage.start - mono) * 1000.0
+        end_ms = wall_ms + (outage.end - mono) * 1000.0  # the true recovery instant
+        result = assess(spec, _recovery_plan(spec, name), mine, injected_at_ms=start_ms, restored_at_ms=None,
+                        sample_keys=[])
+        bracket = result.rto_bracket
+        where = f"outage {length} s, trial {trial}"
+        assert bracket is not None and bracket.width_ms is not None, where
+        assert bracket.contains(end_ms), (where, bracket, end_ms)
+        assert bracket.width_ms <= 10.0 + 10.0, (where, bracket.width_ms)
+        # Load: within the stated bound, and what the outage costs is about its length in burst intervals.
+        base = [s for s in mine if not s.burst]
+        assert len(base) == math.ceil(window_s / settings.interval)
+        assert len(mine) <= settings.max_sends(window_s)
+        assert len(mine) - len(base) <= length / settings.burst_interval + settings.burst_hold + 5, where
+        assert len(mine) / window_s <= 2 / settings.interval + settings.burst_capacity / window_s
 
 
 # --- sample chunks in S3 ---------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ Times in the scenarios are milliseconds relative to T0; every stream is built by
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
@@ -149,7 +149,9 @@ def test_a_clean_active_passive_failover_passes_with_the_exact_rto_and_bracket()
     assert result.rto_seconds == 2.2
     assert result.rto_bracket is not None
     assert (result.rto_bracket.last_failure_ms, result.rto_bracket.first_success_ms) == (T0 + 5100, T0 + 5200)
-    assert result.rto_bracket.width_ms == 100
+    assert result.rto_bracket.first_success_ended_ms == T0 + 5220  # the good probe saw the server by its end
+    assert result.rto_bracket.width_ms == 120
+    assert result.rto_bracket.contains(T0 + 5210) and not result.rto_bracket.contains(T0 + 5221)
     assert result.failback_seconds == 2.0
     assert result.failback_bracket is not None
     assert result.failback_bracket.last_failure_ms == T0 + 24900
@@ -234,7 +236,7 @@ def test_burst_samples_narrow_the_rto_bracket_to_the_burst_interval() -> None:
 
     assert result.rto_bracket is not None
     assert result.rto_bracket.last_failure_ms == T0 + 5190
-    assert result.rto_bracket.width_ms == 10
+    assert result.rto_bracket.width_ms == 10 + 20  # one burst interval, plus the first success's 20 ms latency
     assert result.rto_seconds == 2.2
 
 
@@ -615,3 +617,230 @@ def test_no_baseline_samples_at_all_is_not_steady() -> None:
     result = steady_state(make_spec(), [])
 
     assert (result.steady, result.reason) == (False, "no baseline samples")
+
+
+# --- canary and blue-green: versions instead of regions -----------------------------------------------------
+
+Pick = Callable[[int], tuple[bool, str]]
+
+
+def versions(target: str, *pieces: tuple[int, int, Pick], step: int = 100, burst: bool = False) -> list[Sample]:
+    """Probes every ``step`` ms; ``pick(at)`` gives (ok, version) of the probe sent at ``at`` ms, served by USE1.
+
+    A failure still names its version, as the sandbox's broken canary does (an app error, not the mesh)."""
+    samples: list[Sample] = []
+    for start, end, pick in pieces:
+        for at in range(start, end, step):
+            ok, version = pick(at)
+            samples.append(
+                Sample(
+                    target=target, vantage="local", seq=len(samples), scheduled_ms=T0 + at, sent_ms=T0 + at,
+                    ended_ms=T0 + at + 20, ok=ok, status=200 if ok else 500, error=None if ok else "http_5xx",
+                    latency_ms=20.0, served_by=USE1, version=version, burst=burst,
+                )
+            )
+    return samples
+
+
+def only(version: str) -> Pick:
+    return lambda _at: (True, version)
+
+
+def canary_every_fifth(failing_canaries: int = 2) -> Pick:
+    """v2 for the probe at every 500 ms + 200 (20%); every ``failing_canaries``-th v2 answer fails."""
+
+    def pick(at: int) -> tuple[bool, str]:
+        if at % 500 != 200:
+            return True, "v1"
+        return (at // 500) % failing_canaries != 0, "v2"
+
+    return pick
+
+
+def shift_spec(pattern: str, weights: dict[str, int], **objectives: Any) -> DrillSpec:
+    return make_spec(
+        pattern=pattern,
+        regions=[{"name": USE1, "role": "primary", "cluster": {"sandbox": "use1"}, "endpoint": "http://use1/healthz"}],
+        fault={
+            "kind": "traffic-shift", "region": USE1, "weights": weights,
+            "target": {"namespace": "payments", "virtualService": "payments"},
+        },
+        objectives={"failbackRto": "5s", **objectives},
+    )
+
+
+def canary_run(during: Pick, after: tuple[int, Pick] = (RESTORE + 300, only("v1")), **objectives: Any) -> Assessment:
+    spec = shift_spec("canary", {"v1": 80, "v2": 20}, **objectives)
+    revert_at, settled = after
+    pieces = [(0, INJECT + 200, only("v1")), (INJECT + 200, revert_at, during), (revert_at, END, settled)]
+    return run(spec, [*versions("entry", *pieces), *versions("useast1", *pieces)])
+
+
+def test_a_canary_that_gets_its_weight_passes_with_bounded_errors_and_a_timed_revert() -> None:
+    result = canary_run(canary_every_fifth())
+
+    assert result.verdict == "PASS", result.verdict_reason
+    split = result.finding("canarySplit")
+    assert split is not None and split.threshold == 20.0
+    assert split.measured == pytest.approx(100 * 40 / 198, abs=1e-6)  # 40 v2 of 198 probes from 3200 to 22900
+    errors = result.finding("canaryErrorsBounded")
+    assert errors is not None and errors.measured == pytest.approx(100 * 20 / 198, abs=1e-6)
+    assert "v2: 20" in errors.detail
+    assert result.failback_seconds == 0.3  # the last v2 answer at 23200, only v1 from 23300
+    assert result.failback_bracket is not None and result.failback_bracket.last_failure_ms == T0 + 23200
+    assert status(result, "revertedAfterRollback") == "PASS"
+    assert result.rto_seconds is None and "does not apply" in result.rto_note
+    assert [f.id for f in result.findings] == [
+        "faultTookEffect", "sampleCoverage", "failbackRto", "canarySplit", "canaryErrorsBounded",
+        "revertedAfterRollback",
+    ]
+
+
+def test_a_canary_that_gets_far_more_than_its_weight_fails_the_split() -> None:
+    result = canary_run(lambda at: (True, "v2" if at % 200 == 0 else "v1"))
+
+    assert status(result, "canarySplit") == "FAIL"
+    assert "outside the tolerance: v1, v2" in (result.finding("canarySplit") or pytest.fail()).detail
+    assert result.verdict == "FAIL"
+
+
+def test_the_split_tolerance_is_four_binomial_sigmas_plus_one_sample() -> None:
+    # 198 probes at p = 0.2: 4 * sqrt(0.16 / 198) + 1/198 = 11.9 points; 30% is inside, 35% is not.
+    inside = canary_run(lambda at: (True, "v2" if at % 1000 in (200, 500, 800) else "v1"))
+    outside = canary_run(lambda at: (True, "v2" if at % 2000 in (200, 500, 800, 1100, 1400, 1700, 1900) else "v1"))
+
+    assert (inside.finding("canarySplit") or pytest.fail()).measured == pytest.approx(30.3, abs=0.1)
+    assert status(inside, "canarySplit") == "PASS"
+    assert (outside.finding("canarySplit") or pytest.fail()).measured == pytest.approx(35.2, abs=0.1)
+    assert status(outside, "canarySplit") == "FAIL"
+
+
+def test_errors_of_the_stable_version_beyond_the_canary_share_fail() -> None:
+    def broken(at: int) -> tuple[bool, str]:
+        version = "v2" if at % 500 == 200 else "v1"
+        return at % 300 != 0 and version == "v1", version
+
+    result = canary_run(broken)
+
+    assert status(result, "canaryErrorsBounded") == "FAIL"
+    assert result.verdict == "FAIL"
+
+
+def test_watch_probes_do_not_count_in_the_split() -> None:
+    spec = shift_spec("canary", {"v1": 80, "v2": 20})
+    pieces = [(0, INJECT + 200, only("v1")), (INJECT + 200, RESTORE + 300, canary_every_fifth()),
+              (RESTORE + 300, END, only("v1"))]
+    extra = versions("entry", (5000, 6000, only("v2")), step=10, burst=True)
+    samples = [*versions("entry", *pieces), *versions("useast1", *pieces)]
+    samples += [s.model_copy(update={"seq": 5000 + s.seq}) for s in extra]
+
+    result = run(spec, samples)
+
+    assert (result.finding("canarySplit") or pytest.fail()).measured == pytest.approx(100 * 40 / 198, abs=1e-6)
+
+
+def test_a_canary_never_reverted_fails_the_revert() -> None:
+    result = canary_run(canary_every_fifth(), after=(END, only("v1")))
+
+    assert status(result, "revertedAfterRollback") == "FAIL"
+    assert status(result, "failbackRto") == "FAIL"
+    assert result.failback_seconds is None
+
+
+def test_an_rto_objective_on_a_canary_is_not_judged() -> None:
+    result = canary_run(canary_every_fifth(), rto="5s")
+
+    assert status(result, "rto") == "INCONCLUSIVE"
+    assert result.verdict == "INCONCLUSIVE"
+
+
+def blue_green_run(entry: list[tuple[int, int, Pick]], **objectives: Any) -> Assessment:
+    spec = shift_spec("blue-green", {"v1": 0, "v2": 100}, **objectives)
+    region = [
+        (0, INJECT + 100, only("v1")), (INJECT + 100, RESTORE + 100, only("v2")), (RESTORE + 100, END, only("v1")),
+    ]
+    return run(spec, [*versions("entry", *entry), *versions("useast1", *region)])
+
+
+CLEAN_CUTOVER = [
+    (0, INJECT + 100, only("v1")), (INJECT + 100, RESTORE + 400, only("v2")), (RESTORE + 400, END, only("v1")),
+]
+
+
+def test_a_clean_blue_green_cutover_and_rollback_passes() -> None:
+    result = blue_green_run(CLEAN_CUTOVER)
+
+    assert result.verdict == "PASS", result.verdict_reason
+    assert (result.finding("mixedVersionWindow") or pytest.fail()).measured == 0.0
+    assert (result.finding("zeroErrors") or pytest.fail()).measured == 0.0
+    assert result.failback_seconds == 0.4
+    assert "version v1" in (result.finding("revertedAfterRollback") or pytest.fail()).title
+
+
+def test_blue_answering_after_green_longer_than_the_tolerance_fails_the_cutover() -> None:
+    def mixed(at: int) -> tuple[bool, str]:
+        return True, "v1" if at in (INJECT + 200, INJECT + 500) else "v2"
+
+    entry = [(0, INJECT + 100, only("v1")), (INJECT + 100, RESTORE + 400, mixed), (RESTORE + 400, END, only("v1"))]
+
+    strict = blue_green_run(entry)
+    lenient = blue_green_run(entry, mixedVersionWindow="1s")
+
+    mixed_window = strict.finding("mixedVersionWindow")
+    assert mixed_window is not None and mixed_window.measured == 0.4  # first v2 at 3100, last v1 at 3500
+    assert (mixed_window.status, mixed_window.threshold) == ("FAIL", 0.1)
+    assert status(lenient, "mixedVersionWindow") == "PASS"
+
+
+def test_a_single_error_during_a_blue_green_cutover_fails_it() -> None:
+    entry = [(0, INJECT + 100, only("v1")), (INJECT + 100, RESTORE + 400, lambda at: (at != 9000, "v2")),
+             (RESTORE + 400, END, only("v1"))]
+
+    result = blue_green_run(entry)
+
+    zero = result.finding("zeroErrors")
+    assert zero is not None and (zero.status, zero.measured) == ("FAIL", 1.0)
+    assert zero.evidence.from_ms == T0 + 9000
+
+
+def test_a_cutover_that_never_happened_is_inconclusive() -> None:
+    spec = shift_spec("blue-green", {"v1": 0, "v2": 100})
+    flat = [(0, END, only("v1"))]
+
+    result = run(spec, [*versions("entry", *flat), *versions("useast1", *flat)])
+
+    assert status(result, "faultTookEffect") == "INCONCLUSIVE"
+    assert status(result, "mixedVersionWindow") == "FAIL"
+    assert result.verdict == "INCONCLUSIVE"
+
+
+# --- failover patterns: what a broken failover looks like ---------------------------------------------------
+
+
+def test_a_failover_that_never_happened_fails_and_says_so() -> None:
+    spec = make_spec(objectives={"rto": "30s", "failbackRto": "15s"})
+    entry = stream("entry", (0, INJECT + 100, USE1), (INJECT + 100, RESTORE + 300, FAIL), (RESTORE + 300, END, USE1))
+
+    result = run(spec, [*regions(), *entry])
+
+    assert result.verdict == "FAIL"
+    assert result.rto_seconds == 20.3
+    standby = result.finding("standbyServedDuringFault")
+    assert standby is not None and standby.status == "FAIL"
+    assert standby.detail.startswith("failover never happened")
+    rto = result.finding("rto")
+    assert rto is not None and rto.status == "FAIL" and "only after the rollback" in rto.detail
+
+
+def test_availability_counts_only_scheduled_probes_not_the_watch_around_an_outage() -> None:
+    spec = make_spec(objectives={"availability": 98})
+    entry = failover_entry(outage_end=3300)  # two scheduled failures: 3100 and 3200
+    watch = stream("entry", (3105, 3300, FAIL), step=5)
+    samples = [*regions(), *entry, *(s.model_copy(update={"seq": 1000 + s.seq, "burst": True}) for s in watch)]
+
+    result = run(spec, samples)
+
+    availability = result.finding("availability")
+    assert availability is not None
+    assert availability.measured == pytest.approx(100 * (1 - 2 / 400))
+    assert availability.status == "PASS"

@@ -208,19 +208,22 @@ def test_the_cost_slot_says_not_computed_until_a_cost_is_given() -> None:
     assert "Not computed for this drill." in render_html(context())
 
     html = render_html(context(cost={"total_usd": 0.0123, "lines": [{"item": "state transitions", "usd": 0.01}],
-                                     "note": "list prices, us-east-1"}))
+                                     "note": "list prices, us-east-1", "state_transitions": 41}))
 
     assert "Total: $0.012300" in html
+    assert "<td>state transitions</td><td>41</td>" in html
     assert "<th>item</th><th>usd</th>" in html
     assert "list prices, us-east-1" in html
 
 
 def test_the_page_loads_nothing_from_the_network_and_links_artifacts_relatively() -> None:
-    html = render_html(context(artifacts={"spec.json": 1, "samples/local/drill 0.jsonl.gz": 2}))
+    html = render_html(context(artifacts={"spec.json": 1, "samples/local/drill 0.jsonl.gz": 2,
+                                          "javascript:alert(1)": 3}))
 
     assert network_references(html) == []
     links = relative_links(html)
     assert "samples/local/drill%200.jsonl.gz" in links
+    assert "javascript%3Aalert%281%29" in links
     assert all(not re.match(r"^[a-z]+:|^//", link) for link in links)
 
 

@@ -111,7 +111,8 @@ def test_the_report_gives_the_rto_with_its_bracket() -> None:
     report = render(assessment())
 
     assert "- **RTO** at the entrypoint: 0.800 s" in report
-    assert "[2023-11-14T22:13:21.700Z (+0.700 s), 2023-11-14T22:13:21.800Z (+0.800 s)], width 100.0 ms" in report
+    # from the last failure's send to the end of the first success of the sustained run (probes take 5 ms)
+    assert "[2023-11-14T22:13:21.700Z (+0.700 s), 2023-11-14T22:13:21.805Z (+0.805 s)], width 105.0 ms" in report
 
 
 def test_the_report_shows_availability_per_phase_and_who_served() -> None:
@@ -156,3 +157,27 @@ def test_an_error_with_backticks_cannot_break_out_of_its_code_block() -> None:
     report = render(None, outcome="ERROR", error="boom ```\n# injected heading")
 
     assert "````text\nboom ```\n# injected heading\n````" in report
+
+
+def test_the_report_gives_the_mesh_posture_and_says_when_it_was_not_audited() -> None:
+    posture = [{"region": "east", "cluster": "sandbox:e", "namespace": "payments", "host": "payments",
+                "skipped": None, "findings": [{"check": "mtls-strict", "ok": False, "detail": "default: PERMISSIVE"}]},
+               {"region": "west", "cluster": "sandbox:w", "namespace": "payments", "host": "payments",
+                "skipped": "MeshAccessError: no access", "findings": []}]
+
+    report = render_markdown(spec(), assessment(), outcome="COMPLETED", faults=FAULTS, error=None, drill_id="d-7",
+                             execution_arn="arn:x", posture=posture)
+
+    assert "| east (sandbox:e), payments/payments | mtls-strict | **FAIL** | default: PERMISSIVE |" in report
+    assert "| west (sandbox:w), payments/payments | not audited | — | MeshAccessError: no access |" in report
+    assert "The mesh posture was not audited for this drill." in render(assessment())
+
+
+def test_the_report_has_a_cost_section_that_is_filled_once_the_cost_is_known() -> None:
+    assert "## Cost of the drill\n\nNot computed for this drill." in render(assessment())
+
+    report = render_markdown(spec(), assessment(), outcome="COMPLETED", faults=FAULTS, error=None, drill_id="d-7",
+                             execution_arn="arn:x", cost={"total_usd": 0.5, "lines": [{"item": "lambda", "usd": 0.5}]})
+
+    assert "**Total: $0.500000**" in report
+    assert "| lambda | 0.5 |" in report

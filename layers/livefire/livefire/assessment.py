@@ -727,7 +727,7 @@ def _rto_finding(drill: _Drill, objective: float, worst: Recovery | None) -> Fin
     elif drill.restored is not None and bracket is not None and bracket.first_success_ms >= drill.restored:
         status = "FAIL"
         detail = (
-            f"failover never happened: the entrypoint recovered only after the rollback, {worst.seconds:.3f} s "
+            f"no working failover: the entrypoint recovered only after the rollback, {worst.seconds:.3f} s "
             f"after the injection (from {worst.vantage})"
         )
     else:
@@ -905,6 +905,192 @@ def _kept_serving_finding(drill: _Drill) -> Finding:
     )
 
 
+def _shifted_window(drill: _Drill, vantage: str) -> list[Sample]:
+    """Fixed-schedule entrypoint probes of the fault phase from the first one that shows the shift on."""
+    samples = _scheduled(drill.in_phase(vantage, drill.entrypoint, "fault"))
+    shows = _effect_predicate(drill, vantage, drill.entrypoint or "")
+    first = next((i for i, s in enumerate(samples) if shows(s)), None)
+    return [] if first is None else samples[first:]
+
+
+def _canary_split_finding(drill: _Drill) -> Finding:
+    """The observed share of each version against ``fault.weights``, within the binomial tolerance."""
+    weights = drill.spec.fault.weights or {}
+    window = [s for v in drill.vantages for s in _shifted_window(drill, v)]
+    versioned = [s for s in window if s.version]
+    canary = drill.shifted_to
+    expected_share = sum(weights.get(v, 0) for v in canary) / 100.0
+    title = "Observed traffic split matches the route weights"
+    evidence = drill.pointer(drill.entrypoint, None, drill.injected, drill.restored)
+    if not weights or len(versioned) < MIN_SPLIT_SAMPLES:
+        return _finding(
+            "canarySplit", title, measured=None, unit="%", threshold=round(100 * expected_share, 6),
+            status="INCONCLUSIVE",
+            detail=f"{len(versioned)} scheduled entrypoint probes named their version after the shift "
+            f"(need {MIN_SPLIT_SAMPLES})" if weights else "the fault has no weights to compare with",
+            evidence=evidence,
+        )
+    count = len(versioned)
+    seen = Counter(s.version for s in versioned)
+    off: list[str] = []
+    parts: list[str] = []
+    for version in sorted(set(weights) | set(seen), key=str):
+        share, observed = weights.get(str(version), 0) / 100.0, seen.get(version, 0) / count
+        tolerance = _tolerance(share, count)
+        parts.append(f"{version}: {100 * observed:.1f}% (weight {100 * share:g}% ± {100 * tolerance:.1f})")
+        if abs(observed - share) > tolerance:
+            off.append(str(version))
+    observed_canary = sum(seen.get(v, 0) for v in canary) / count
+    detail = f"{count} probes: " + ", ".join(parts)
+    if off:
+        detail = f"outside the tolerance: {', '.join(off)}; " + detail
+    return _finding(
+        "canarySplit", title, measured=round(100 * observed_canary, 6), unit="%",
+        threshold=round(100 * expected_share, 6), status="FAIL" if off else "PASS", detail=detail,
+        evidence=evidence,
+    )
+
+
+def _canary_errors_finding(drill: _Drill) -> Finding:
+    """User-facing errors during the shift are at most the canary's share (within the binomial tolerance)."""
+    weights = drill.spec.fault.weights or {}
+    canary = sorted(drill.shifted_to)
+    share = sum(weights.get(v, 0) for v in canary) / 100.0
+    window = [s for v in drill.vantages for s in _shifted_window(drill, v)]
+    title = "User-facing errors bounded by the canary's share of traffic"
+    evidence = drill.pointer(drill.entrypoint, None, drill.injected, drill.restored)
+    if not canary or len(window) < MIN_SPLIT_SAMPLES:
+        detail = (
+            "no canary: every version in fault.weights served before the drill" if not canary
+            else f"{len(window)} scheduled entrypoint probes after the shift (need {MIN_SPLIT_SAMPLES})"
+        )
+        return _finding(
+            "canaryErrorsBounded", title, measured=None, unit="%", threshold=round(100 * share, 6),
+            status="INCONCLUSIVE", detail=detail, evidence=evidence,
+        )
+    failures = [s for s in window if not s.ok]
+    rate = len(failures) / len(window)
+    bound = share + _tolerance(share, len(window))
+    by_version = Counter(s.version or "unnamed" for s in failures)
+    detail = (
+        f"{len(failures)} of {len(window)} probes failed ({100 * rate:.1f}%), bound {100 * bound:.1f}% "
+        f"(canary {', '.join(canary)} at {100 * share:g}%)"
+    )
+    if by_version:
+        detail += "; failures by version: " + ", ".join(f"{v}: {n}" for v, n in sorted(by_version.items()))
+    first = min(failures, key=_send_order, default=None)
+    return _finding(
+        "canaryErrorsBounded", title, measured=round(100 * rate, 6), unit="%", threshold=round(100 * bound, 6),
+        status="PASS" if rate <= bound else "FAIL", detail=detail,
+        evidence=drill.pointer(
+            drill.entrypoint, first.vantage if first else None, drill.injected, drill.restored,
+            [first.seq] if first else [],
+        ),
+    )
+
+
+def _mixed_version_finding(drill: _Drill) -> Finding:
+    """Blue-green cutover: from the first answer by the new version, how long the old one still answered."""
+    old, new = drill.baseline_versions, drill.shifted_to
+    objective = drill.spec.objectives.mixed_version_window
+    tolerance = drill.spec.probes.interval if objective is None else objective
+    title = f"Cutover with no mixed-version window over {tolerance * 1000:g} ms"
+    worst: tuple[float, Sample, Sample | None] | None = None
+    for vantage in drill.vantages:
+        series = [s for s in drill.in_phase(vantage, drill.entrypoint, "fault") if s.ok]
+        first_new = next((s for s in series if s.version in new), None)
+        if first_new is None:
+            continue
+        late_old = [s for s in series if s.version in old and s.sent_ms > first_new.sent_ms]
+        last_old = late_old[-1] if late_old else None
+        window = 0.0 if last_old is None else (last_old.sent_ms - first_new.sent_ms) / 1000.0
+        if worst is None or window > worst[0]:
+            worst = (window, first_new, last_old)
+    if worst is None or not new:
+        return _finding(
+            "mixedVersionWindow", title, measured=None, unit="s", threshold=tolerance, status="FAIL",
+            detail=f"the cutover never happened: no new version ({', '.join(sorted(new)) or 'none in fault.weights'})"
+            " answered during the fault",
+            evidence=drill.pointer(drill.entrypoint, None, drill.injected, drill.restored),
+        )
+    window, first_new, last_old = worst
+    detail = (
+        f"{first_new.version} first answered {_seconds(drill.injected or first_new.sent_ms, first_new.sent_ms):.3f} s "
+        f"after the injection (vantage {first_new.vantage}); "
+    )
+    detail += (
+        f"{last_old.version} still answered {window:.3f} s later (seq {last_old.seq})" if last_old
+        else f"no {', '.join(sorted(old))} answer after that"
+    )
+    return _finding(
+        "mixedVersionWindow", title, measured=round(window, 6), unit="s", threshold=tolerance,
+        status="PASS" if window <= tolerance else "FAIL", detail=detail,
+        evidence=drill.pointer(
+            drill.entrypoint, first_new.vantage, first_new.sent_ms, last_old.sent_ms if last_old else None,
+            [first_new.seq, last_old.seq if last_old else None],
+        ),
+    )
+
+
+def _zero_errors_finding(drill: _Drill) -> Finding:
+    title = "No user-facing error through the cutover and the rollback"
+    failures = [
+        s for v in drill.vantages for s in drill.in_phase(v, drill.entrypoint, "fault", "recovery") if not s.ok
+    ]
+    total = sum(len(drill.in_phase(v, drill.entrypoint, "fault", "recovery")) for v in drill.vantages)
+    first = min(failures, key=_send_order, default=None)
+    if drill.injected is None or total == 0:
+        status: Status = "INCONCLUSIVE"
+        detail = "no entrypoint samples after the injection"
+    elif first is None:
+        status, detail = "PASS", f"all {total} entrypoint probes succeeded"
+    else:
+        status = "FAIL"
+        detail = f"{len(failures)} of {total} entrypoint probes failed, first seq {first.seq} ({_error_class(first)})"
+    return _finding(
+        "zeroErrors", title, measured=float(len(failures)), unit="errors", threshold=0.0, status=status,
+        detail=detail,
+        evidence=drill.pointer(
+            drill.entrypoint, first.vantage if first else None, first.sent_ms if first else drill.injected,
+            None, [first.seq] if first else [],
+        ),
+    )
+
+
+def _reverted_finding(drill: _Drill, worst: Recovery | None) -> Finding:
+    what = _failback_target(drill)
+    title = f"Only {what} served again after the rollback"
+    bracket = worst.bracket if worst else None
+    status: Status
+    if drill.restored is None or worst is None:
+        status, detail = "INCONCLUSIVE", "the fault was not restored"
+    elif not drill.baseline_versions:
+        status, detail = "INCONCLUSIVE", "no version named itself before the injection"
+    elif worst.seconds is None:
+        status, detail = "FAIL", f"from {worst.vantage}: {worst.note}"
+    else:
+        status, detail = "PASS", f"{what} alone served a sustained run {worst.seconds:.3f} s after the rollback"
+    return _finding(
+        "revertedAfterRollback", title, measured=worst.seconds if worst else None, unit="s", threshold=None,
+        status=status, detail=detail,
+        evidence=drill.pointer(
+            drill.entrypoint, worst.vantage if worst else None, drill.restored,
+            bracket.first_success_ms if bracket else None, [bracket.first_success_seq] if bracket else [],
+        ),
+    )
+
+
+def _pattern_findings(drill: _Drill, worst_failback: Recovery | None) -> list[Finding]:
+    pattern = drill.spec.pattern
+    if pattern == "active-passive":
+        return [_standby_finding(drill), _primary_back_finding(drill, worst_failback)]
+    if pattern == "active-active":
+        return [_kept_serving_finding(drill)]
+    if pattern == "canary":
+        return [_canary_split_finding(drill), _canary_errors_finding(drill), _reverted_finding(drill, worst_failback)]
+    return [_mixed_version_finding(drill), _zero_errors_finding(drill), _reverted_finding(drill, worst_failback)]
+
+
 def _verdict(findings: Sequence[Finding]) -> tuple[Status, str]:
     by_id = {f.id: f for f in findings}
     for gate in ("faultTookEffect", "sampleCoverage"):
@@ -953,7 +1139,7 @@ def assess(
         sample_keys=sorted(sample_keys),
     )
     detections = _detections(drill)
-    rtos = [_rto(drill, v) for v in drill.vantages] if drill.entrypoint else []
+    rtos = [_rto(drill, v) for v in drill.vantages] if drill.entrypoint and drill.failover else []
     failbacks = [_failback(drill, v) for v in drill.vantages] if drill.entrypoint else []
     worst_rto, worst_failback = _worst(rtos), _worst(failbacks)
     outages = [o for v in drill.vantages for o in _outages(drill, v)]
@@ -970,10 +1156,7 @@ def assess(
         findings.append(_availability_finding(drill, objectives.availability))
     if objectives.p99_latency is not None:
         findings.append(_latency_finding(drill, objectives.p99_latency))
-    if spec.pattern == "active-passive":
-        findings += [_standby_finding(drill), _primary_back_finding(drill, worst_failback)]
-    elif spec.pattern == "active-active":
-        findings.append(_kept_serving_finding(drill))
+    findings += _pattern_findings(drill, worst_failback)
     verdict, reason = _verdict(findings)
 
     entry_detection = _earliest(d for d in detections if d.target == drill.entrypoint)
@@ -995,7 +1178,9 @@ def assess(
         entrypoint_detection_seconds=entry_detection.seconds if entry_detection else None,
         rto_seconds=worst_rto.seconds if worst_rto else None,
         rto_bracket=worst_rto.bracket if worst_rto else None,
-        rto_note=worst_rto.note if worst_rto else "no entrypoint target",
+        rto_note=worst_rto.note if worst_rto else (
+            "no entrypoint target" if drill.failover else f"RTO does not apply to pattern {spec.pattern}"
+        ),
         rto_by_vantage=rtos,
         failback_seconds=worst_failback.seconds if worst_failback else None,
         failback_bracket=worst_failback.bracket if worst_failback else None,

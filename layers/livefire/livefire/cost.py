@@ -102,7 +102,7 @@ class DrillCost(CostModel):
         }]
         lines += [{
             "item": f"Lambda {f.function}",
-            "quantity": f"{f.invocations} × {f.memory_mb} MB, {f.billed_ms} ms = {f.gb_seconds:.3f} GB-s",
+            "quantity": f"{f.invocations} x {f.memory_mb} MB, {f.billed_ms} ms = {f.gb_seconds:.3f} GB-s",
             "usd": round(self.function_usd(f), 8),
         } for f in self.functions]
         return {
@@ -148,7 +148,7 @@ def _function_name(scheduled: Mapping[str, Any]) -> str:
     except ValueError:
         parameters = {}
     name = str(parameters.get("FunctionName") or details.get("resource") or "unknown")
-    return name.rsplit(":function:", 1)[-1].split(":")[0]
+    return name.rsplit(":function:", 1)[-1].split(":", 1)[0]
 
 
 def lambda_durations(events: Sequence[Mapping[str, Any]]) -> list[tuple[str, float]]:

@@ -167,12 +167,14 @@ class DrillStore:
         }
         if execution_arn:
             item["executionArn"] = execution_arn
+        condition = "attribute_not_exists(pk) OR expiresAt < :now OR holder = :me"
+        values: dict[str, Any] = {":now": now, ":me": drill_id}
+        if execution_arn:  # the same drill id started by another execution is another drill
+            condition = ("attribute_not_exists(pk) OR expiresAt < :now OR "
+                         "(holder = :me AND (attribute_not_exists(executionArn) OR executionArn = :arn))")
+            values[":arn"] = execution_arn
         try:
-            self._table.put_item(
-                Item=item,
-                ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now OR holder = :me",
-                ExpressionAttributeValues={":now": now, ":me": drill_id},
-            )
+            self._table.put_item(Item=item, ConditionExpression=condition, ExpressionAttributeValues=values)
         except ClientError as exc:
             if not _is_condition_failure(exc):
                 raise

@@ -15,12 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
 from livefire.assessment import Assessment, PhaseWindow
 from livefire.contracts import Sample
-from livefire.evidence.report import DASH, format_number, iso_time, since
+from livefire.evidence.report import DASH, bracket_text, format_number, iso_time, since
 from livefire.spec import DrillSpec
 
 VERDICT_COLOURS = {"PASS": "#116329", "FAIL": "#a40e26", "INCONCLUSIVE": "#7d4e00"}
@@ -88,7 +89,7 @@ class ReportContext:
     snapshots: Mapping[str, Any] = field(default_factory=dict)  # e.g. faults/<id>-before.json → parsed JSON
     samples: Sequence[Sample] = ()
     posture: Sequence[Mapping[str, Any]] | None = None
-    cost: Mapping[str, Any] | None = None  # {"total_usd": float, "lines": [{...}], "note": str}: see _cost
+    cost: Mapping[str, Any] | None = None  # cost.json: livefire.cost.DrillCost.to_report()
     error: str | None = None
     artifacts: Mapping[str, int | None] = field(default_factory=dict)  # name → size in bytes
 
@@ -116,7 +117,8 @@ def _facts(rows: Sequence[tuple[str, object]]) -> str:
 
 
 def _num(value: float | None, unit: str) -> str:
-    return f'<td class="num">{_e(format_number(value, unit))}</td>'
+    text = format_number(value, unit) if unit or value is None else f"{value:g}"
+    return f'<td class="num">{_e(text)}</td>'
 
 
 def _pill(status: str) -> str:
@@ -125,8 +127,8 @@ def _pill(status: str) -> str:
 
 
 def _href(name: str) -> str:
-    return escape("/".join(part.replace("%", "%25").replace(" ", "%20").replace("#", "%23").replace("?", "%3F")
-                           for part in name.split("/")), quote=True)
+    """A relative URL: everything but the path separators percent-encoded, so no name can become a scheme."""
+    return escape(quote(name, safe="/"), quote=True)
 
 
 def _link(name: str) -> str:
@@ -416,16 +418,12 @@ def _timelines(ctx: ReportContext) -> str:
 def _recovery(assessment: Assessment) -> str:
     injected, restored = assessment.injected_at_ms, assessment.restored_at_ms
 
-    def bracket_text(ms_from: float | None, ms_to: float | None, origin: float | None) -> str:
-        return f"[{since(ms_from, origin)}, {since(ms_to, origin)}]"
-
     rows = []
     for label, recoveries, origin in (("RTO", assessment.rto_by_vantage, injected),
                                       ("Failback", assessment.failback_by_vantage, restored)):
         for r in recoveries:
-            bracket = (bracket_text(r.bracket.last_failure_ms, r.bracket.first_success_ms, origin)
-                       if r.bracket is not None else DASH)
-            rows.append((_e(label), _e(r.vantage), _num(r.seconds, "s"), _e(bracket), _e(r.note)))
+            rows.append((_e(label), _e(r.vantage), _num(r.seconds, "s"), _e(bracket_text(r.bracket, origin)),
+                         _e(r.note)))
     detections = ", ".join(f"{d.target} from {d.vantage}: {format_number(d.seconds, 's')}"
                            for d in assessment.detection) or DASH
     outage = assessment.max_outage
@@ -433,7 +431,7 @@ def _recovery(assessment: Assessment) -> str:
                f"({since(outage.from_ms, injected)} → {since(outage.to_ms, injected)})" if outage else "none")
     return (
         '<section id="recovery"><h2>Recovery</h2>'
-        f"{_table(['', 'Vantage', 'Seconds', 'Bracket [last failure, first sustained success]', 'Note'], rows)}"
+        f"{_table(['', 'Vantage', 'Seconds', 'Bracket [last failure sent, first success answered]', 'Note'], rows)}"
         f"<p><strong>Detection</strong> (injection → first failure): {_e(detections)}<br>"
         f"<strong>Longest outage</strong> at the entrypoint: {_e(longest)}</p></section>"
     )
@@ -511,9 +509,11 @@ def _fault(ctx: ReportContext, fault: Mapping[str, Any], prefix: str) -> str:
     planned: Mapping[str, Any] = fault["planned"] if isinstance(fault.get("planned"), Mapping) else {}
     what = (f"{planned.get('kind', '?')} on {planned.get('object_kind', '?')} "
             f"{planned.get('namespace', '?')}/{planned.get('object_name', '?')} in {planned.get('region', '?')}")
-    facts: list[tuple[str, object]] = [("Status", fault.get("status")), ("Injected", iso_time(fault.get("injected_at_ms"))),
-             ("Restored", iso_time(fault.get("restored_at_ms"))), ("Detail", fault.get("detail")),
-             ("Lease", planned.get("lease_key"))]
+    facts: list[tuple[str, object]] = [
+        ("Status", fault.get("status")), ("Injected", iso_time(fault.get("injected_at_ms"))),
+        ("Restored", iso_time(fault.get("restored_at_ms"))), ("Detail", fault.get("detail")),
+        ("Lease", planned.get("lease_key")),
+    ]
     snapshot_key = str(fault.get("snapshot_key") or "")
     before_name = snapshot_key.removeprefix(prefix)
     names = {moment: before_name.replace("-before.json", f"-{moment}.json") for moment in ("after", "restored")}
@@ -575,6 +575,10 @@ def _cost(ctx: ReportContext) -> str:
         return f"{head}<p>Not computed for this drill.</p></section>"
     total = cost.get("total_usd")
     parts = [f"<p><strong>Total: {_e(f'${total:.6f}' if isinstance(total, int | float) else total)}</strong></p>"]
+    extras = [(key.replace("_", " "), value) for key, value in cost.items()
+              if key not in ("total_usd", "lines", "note") and isinstance(value, str | int | float)]
+    if extras:
+        parts.append(_facts(extras))
     lines = [line for line in cost.get("lines") or [] if isinstance(line, Mapping)]
     if lines:
         keys = list(dict.fromkeys(k for line in lines for k in line))

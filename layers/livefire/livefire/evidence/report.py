@@ -66,12 +66,13 @@ def since(ms: float | None, origin: float | None) -> str:
     return f"{iso_time(ms)} ({(ms - origin) / 1000.0:+.3f} s)"
 
 
-def _bracket(bracket: Bracket | None, origin: float | None) -> str:
+def bracket_text(bracket: Bracket | None, origin: float | None) -> str:
+    """[last bad probe sent, first good probe of the sustained run answered], and its width."""
     if bracket is None:
         return DASH
     width = bracket.width_ms
     return (
-        f"[{since(bracket.last_failure_ms, origin)}, {since(bracket.first_success_ms, origin)}]"
+        f"[{since(bracket.last_failure_ms, origin)}, {since(bracket.upper_ms, origin)}]"
         + ("" if width is None else f", width {width:.1f} ms")
     )
 
@@ -136,7 +137,7 @@ def _findings(assessment: Assessment) -> list[str]:
 
 
 def _recovery_rows(recoveries: Sequence[Recovery], origin: float | None) -> list[tuple[object, ...]]:
-    return [(r.vantage, format_number(r.seconds, "s"), _bracket(r.bracket, origin), r.note) for r in recoveries]
+    return [(r.vantage, format_number(r.seconds, "s"), bracket_text(r.bracket, origin), r.note) for r in recoveries]
 
 
 def _recovery(assessment: Assessment) -> list[str]:
@@ -145,10 +146,10 @@ def _recovery(assessment: Assessment) -> list[str]:
         "## Recovery",
         "",
         f"- **RTO** at the entrypoint: {format_number(assessment.rto_seconds, 's')} {DASH} {assessment.rto_note}",
-        f"  - bracket [last failure, first sustained success], from the injection: "
-        f"{_bracket(assessment.rto_bracket, injected)}",
+        f"  - bracket [last failure sent, first sustained success answered], from the injection: "
+        f"{bracket_text(assessment.rto_bracket, injected)}",
         f"- **Failback**: {format_number(assessment.failback_seconds, 's')} {DASH} {assessment.failback_note}",
-        f"  - bracket, from the rollback: {_bracket(assessment.failback_bracket, restored)}",
+        f"  - bracket, from the rollback: {bracket_text(assessment.failback_bracket, restored)}",
         f"- **Detection** (injection → first failure): faulted endpoint "
         f"{format_number(assessment.detection_seconds, 's')}, entrypoint "
         f"{format_number(assessment.entrypoint_detection_seconds, 's')}",

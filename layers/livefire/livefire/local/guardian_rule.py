@@ -91,13 +91,14 @@ def _queue(template: LocalTemplate) -> str:
 
 
 def invoke_guardian(stack: LocalStack, event: dict[str, Any]) -> dict[str, Any]:
-    """Invoke the guardian function through the Lambda endpoint (the in-process server or `sam local`)."""
+    """Invoke the guardian function through the Lambda endpoint (the in-process server or `sam local`).
+
+    Returns its report, or for a failed invocation ``{"errorType", "errorMessage"}``: as in the cloud, a failed
+    guardian does not fail the drill; the sweeper is there for that case."""
     response = boto3.client("lambda", region_name=REGION).invoke(
         FunctionName=stack.template.physical_names[GUARDIAN], Payload=json.dumps(event).encode(),
     )
     payload: dict[str, Any] = json.loads(response["Payload"].read() or b"{}")
-    if response.get("FunctionError"):
-        raise RuntimeError(f"the guardian failed: {payload.get('errorType')}: {payload.get('errorMessage')}")
     return payload
 
 

@@ -145,7 +145,7 @@ class LocalTemplate:
         A key or list item whose value is ``AWS::NoValue`` is dropped; at the top level ``NO_VALUE`` is returned.
         """
         if isinstance(value, dict) and len(value) == 1:
-            (key, arg), = value.items()
+            key = next(iter(value))
             if key == "Ref" or key.startswith("Fn::") or key == "Condition":
                 return self._evaluate(value)
         if isinstance(value, dict):

@@ -8,10 +8,10 @@ A request goes through, in order: a scripted outage; the first matching http rou
 abort); the route's weighted destinations; the destination's circuit breaker; the pods of its subset.
 - Circuit breaker (the DestinationRule's ``trafficPolicy.connectionPool``): the capacity is the smallest limit
   set among ``tcp.maxConnections``, ``http.http2MaxRequests`` and ``http.http1MaxPendingRequests``. The
-  service's own users are modeled as ``BACKGROUND_REQUESTS`` requests always in flight; a request that finds
-  the in-flight count (itself and the background included) above the capacity is shed with Envoy's overflow
-  answer: 503 with ``x-envoy-overloaded: true``. So the default circuit-break squeeze (every limit 1) sheds
-  everything, while a pool of 100 sheds nothing.
+  service's own users are modeled as ``BACKGROUND_REQUESTS`` upstream requests always in flight; a request
+  that finds the upstream requests in flight (itself and the background included) above the capacity is shed
+  with Envoy's overflow answer: 503 with ``x-envoy-overloaded: true``. So the default circuit-break squeeze
+  (every limit 1) sheds everything, while a pool of 100 sheds nothing.
 - The app behind a subset: a Deployment whose pod template carries the annotation ``APP_ERROR_PERCENT``
   (e.g. ``"50"``) models a broken build: that share of its requests answers 500 with the region and version
   headers (a canary whose errors the drill can attribute to it).
@@ -237,8 +237,9 @@ def _app_error_percent(deployment: Mapping[str, Any]) -> float:
 def pool_capacity(rule: Mapping[str, Any] | None) -> int | None:
     """The smallest connection pool limit a DestinationRule sets (None: unlimited)."""
     pool = (((rule or {}).get("spec") or {}).get("trafficPolicy") or {}).get("connectionPool") or {}
-    limits = [int((pool.get(section) or {})[key]) for section, key in _POOL_LIMITS if (pool.get(section) or {}).get(key)]
-    return min(limits) if limits else None
+    limits = [(pool.get(section) or {}).get(key) for section, key in _POOL_LIMITS]
+    set_limits = [int(limit) for limit in limits if limit]
+    return min(set_limits) if set_limits else None
 
 
 @dataclass
@@ -327,15 +328,6 @@ class RegionalService:
         return None
 
     def handle(self, request: Request) -> Response:
-        with self._lock:
-            self._in_flight += 1
-        try:
-            return self._handle(request)
-        finally:
-            with self._lock:
-                self._in_flight -= 1
-
-    def _handle(self, request: Request) -> Response:
         outage = self._in_outage()
         if outage is not None:
             return _text(outage.status, SCRIPTED_OUTAGE)
@@ -359,9 +351,19 @@ class RegionalService:
         if destination is None:
             return _text(503, NO_HEALTHY_UPSTREAM)
         host = str(destination.get("host") or self.service_host).split(".")[0]
-        if self._overflows(namespace, host):
-            return Response(503, {"content-type": "text/plain", "x-envoy-overloaded": "true"}, OVERFLOW)
-        pods = self._healthy_pods(namespace, host, destination.get("subset"))
+        capacity = pool_capacity(self._destination_rule(namespace, host))
+        with self._lock:
+            if capacity is not None and self._in_flight + 1 + BACKGROUND_REQUESTS > capacity:
+                return Response(503, {"content-type": "text/plain", "x-envoy-overloaded": "true"}, OVERFLOW)
+            self._in_flight += 1  # an upstream request, from here to the answer
+        try:
+            return self._upstream(namespace, host, destination.get("subset"))
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _upstream(self, namespace: str | None, host: str, subset: Any) -> Response:
+        pods = self._healthy_pods(namespace, host, subset)
         if pods is None:
             return _text(503, NO_HEALTHY_UPSTREAM)
         version, error_percent = pods
@@ -370,13 +372,6 @@ class RegionalService:
             return Response(500, {"content-type": "text/plain", **headers}, APP_ERROR)
         body = json.dumps({"region": self.region, "version": version}).encode()
         return Response(200, {"content-type": "application/json", **headers}, body)
-
-    def _overflows(self, namespace: str | None, host: str) -> bool:
-        capacity = pool_capacity(self._destination_rule(namespace, host))
-        if capacity is None:
-            return False
-        with self._lock:
-            return self._in_flight + BACKGROUND_REQUESTS > capacity
 
     def _pick_destination(self, destinations: list[dict[str, Any]]) -> dict[str, Any] | None:
         """Weight / sum of weights; with no weight given at all, an equal split (one destination: 100)."""

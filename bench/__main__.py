@@ -1,0 +1,62 @@
+"""`make bench`: run every benchmark and write bench/results.md (see each module's docstring for the method).
+
+    python -m bench                      # everything (about 6 minutes on 2 cores)
+    python -m bench --only rto,schedule  # some of them; results.md then holds only those
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import coldinit, drill, rto, schedule
+from bench.report import Section, machine_description, render, short_machine
+
+BENCHMARKS: dict[str, Callable[[str], Section]] = {
+    "coldinit": coldinit.run,
+    "schedule": schedule.run,
+    "rto": rto.run,
+    "drill": drill.run,  # last: it imports moto into this process
+}
+RESULTS = Path(__file__).resolve().parent / "results.md"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated: " + ", ".join(BENCHMARKS))
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    machine = machine_description()
+    started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    started = time.monotonic()
+    sections: list[Section] = []
+    failed = False
+    for name in chosen:
+        print(f"bench: {name} ...", flush=True)
+        began = time.monotonic()
+        try:
+            section = BENCHMARKS[name](short_machine())
+        except Exception:
+            failed = True
+            section = Section(f"{name}: FAILED", notes=["The benchmark raised:", "```", traceback.format_exc(), "```"])
+            print(traceback.format_exc(), file=sys.stderr)
+        section.seconds = time.monotonic() - began
+        print(f"bench: {name} done in {section.seconds:.0f} s", flush=True)
+        sections.append(section)
+    text = render(sections, machine=machine, started=started_at, total_seconds=time.monotonic() - started)
+    args.output.write_text(text)
+    print(f"bench: wrote {args.output} in {time.monotonic() - started:.0f} s", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,344 @@
+"""Least privilege, checked against what the code really does.
+
+Every AWS API call each function makes while events/ is replayed on the sandbox (tests/component/event_replay.py)
+becomes an IAM action on a resource; each function's role in template.yaml must allow every one of them (nothing
+missing) and grant nothing that none of them needs (nothing extra). Calls the sandbox cannot make are mapped from
+the code that makes them (see CODE_CALLS and runtime_calls). The state machine's role is checked against the
+functions its definition invokes.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from livefire.local.template import ACCOUNT, LocalTemplate
+from tests.component.event_replay import UNMAPPED, Call, replay
+from tests.conftest import ROOT
+
+REGION = "us-east-1"
+PACKAGE = ROOT / "layers" / "livefire"
+KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0b9e6c3e-1f7c-4a53-9d5e-2c1c3a4b5d6e"
+CONFIGURATIONS = {"default": {}, "with a KMS key": {"KmsKeyArn": KMS_KEY}}
+
+# Calls the sandbox cannot make, mapped from the code that makes them: a function whose handler reaches the module
+# (its imports, followed from functions/<step>/app.py) makes the call; the marker proves the module still does.
+CODE_CALLS = {
+    # {eks: NAME} clusters: endpoint and CA from DescribeCluster, in whichever region of the drill the cluster is
+    # (the sandbox's clusters are fake API servers, not EKS).
+    "livefire.mesh.kube": ("describe_cluster(",
+                           Call("eks:DescribeCluster", f"arn:aws:eks:us-west-2:{ACCOUNT}:cluster/payments-usw2")),
+    # guardrails.alarms of a drill spec (the sandbox specs name none).
+    "livefire.guardrails": (
+        "describe_alarms(",
+        Call("cloudwatch:DescribeAlarms", f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:payments-5xx"),
+    ),
+}
+# The only resource patterns with a wildcard a function may be granted, and why each needs one.
+WILDCARD_RESOURCES = {
+    "arn:aws:s3:::livefire-local-evidencebucket/drills/*": "evidence objects of every drill",
+    f"arn:aws:eks:*:{ACCOUNT}:cluster/*": "clusters are named by drill specs, in any region",
+    f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:*": "alarms are named by drill specs",
+    f"arn:aws:states:{REGION}:{ACCOUNT}:execution:livefire-local-DrillStateMachine:*": "the drill executions",
+}
+# Resource "*" is granted only through these managed policies, for actions without resource-level permissions.
+STAR_POLICIES = {
+    "FunctionTracingPolicy": {"xray:PutTraceSegments", "xray:PutTelemetryRecords"},
+    "FunctionNetworkPolicy": {"ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
+                              "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
+                              "ec2:UnassignPrivateIpAddresses"},
+}
+# The state machine: X-Ray tracing and CloudWatch Logs vended log delivery accept only Resource "*".
+STATE_MACHINE_STAR_ACTIONS = {
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+}
+
+
+@dataclass(frozen=True)
+class Grant:
+    action: str
+    resource: str
+    condition: str  # the statement's Condition as JSON ("" when none)
+
+
+def _pattern(resource: str) -> re.Pattern[str]:
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in resource) + r"\Z")
+
+
+def allows(grant: Grant, call: Call) -> bool:
+    if grant.action != call.action or not _pattern(grant.resource).match(call.resource):
+        return False
+    if not grant.condition:
+        return True
+    condition = json.loads(grant.condition)
+    if set(condition) != {"StringLike"}:
+        raise AssertionError(f"this test does not evaluate the condition {condition}")
+    keys = dict(call.condition_keys)
+    return all(key in keys and any(_pattern(v).match(keys[key]) for v in ([values] if isinstance(values, str)
+                                                                         else values))
+               for key, values in condition["StringLike"].items())
+
+
+def grants_of(statements: list[dict[str, Any]]) -> list[Grant]:
+    grants = []
+    for statement in statements:
+        assert statement["Effect"] == "Allow", statement
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        condition = json.dumps(statement["Condition"], sort_keys=True) if "Condition" in statement else ""
+        grants += [Grant(a, r, condition) for a in actions for r in resources]
+    return grants
+
+
+def unused_and_missing(grants: list[Grant], used: set[Call]) -> tuple[list[Grant], list[Call]]:
+    """Grants no call needs (extra) and calls no grant allows (missing)."""
+    extra = [grant for grant in grants if not any(allows(grant, call) for call in used)]
+    missing = [call for call in sorted(used, key=str) if not any(allows(grant, call) for grant in grants)]
+    return extra, missing
+
+
+class Stack:
+    """template.yaml resolved with some parameters, as local names (the replay's bucket, table, ...)."""
+
+    def __init__(self, parameters: dict[str, str]) -> None:
+        self.template = LocalTemplate.load(ROOT, REGION, parameters=parameters)
+        self.logical_of = {name: logical for logical, name in self.template.physical_names.items()}
+
+    def resource(self, logical_id: str) -> dict[str, Any]:
+        resolved: dict[str, Any] = self.template.resolve(self.template.resources[logical_id])
+        return resolved
+
+    def functions(self) -> list[str]:
+        return sorted(self.template.resources_of_type("AWS::Serverless::Function"))
+
+    def role_of(self, logical_id: str) -> str:
+        role = self.template.resources[logical_id]["Properties"]["Role"]
+        return str(role["Fn::GetAtt"][0])
+
+    def inline_statements(self, role: str) -> list[dict[str, Any]]:
+        policies = self.resource(role)["Properties"].get("Policies", [])
+        return [statement for policy in policies for statement in policy["PolicyDocument"]["Statement"]]
+
+    def managed_policies(self, role: str) -> list[str]:
+        return [self.logical_of[name] for name in self.resource(role)["Properties"].get("ManagedPolicyArns", [])]
+
+    def log_group_arn(self, function: str) -> str:
+        log_group = self.template.resources[function]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        return self.template.arn_of(log_group)
+
+
+def modules_reached(app: Path) -> set[str]:
+    """The livefire modules a handler imports, directly or not (lazy imports included), found in the source."""
+    seen: set[str] = set()
+    todo = [app]
+    while todo:
+        tree = ast.parse(todo.pop().read_text())
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            for name in names:
+                parts = name.split(".")
+                for depth in range(1, len(parts) + 1):
+                    module = ".".join(parts[:depth])
+                    path = _module_path(module)
+                    if module.startswith("livefire") and path is not None and module not in seen:
+                        seen.add(module)
+                        todo.append(path)
+    return seen
+
+
+def _module_path(module: str) -> Path | None:
+    base = PACKAGE.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def code_calls(stack: Stack, function: str) -> set[Call]:
+    code_dir = ROOT / stack.template.resources[function]["Properties"]["CodeUri"]
+    reached = modules_reached(code_dir / "app.py")
+    calls = set()
+    for module, (marker, call) in CODE_CALLS.items():
+        path = _module_path(module)
+        assert path is not None and marker in path.read_text(), f"{module} no longer calls {marker}: update CODE_CALLS"
+        if module in reached:
+            calls.add(call)
+    return calls
+
+
+def runtime_calls(stack: Stack, function: str, recorded: set[Call]) -> set[Call]:
+    """What the Lambda service does with the function's role: its logs, its dead-letter queue, and (SSE-KMS) the
+    key operations S3 makes on the caller's behalf for each object it reads or writes."""
+    stream = stack.log_group_arn(function).removesuffix(":*") + ":log-stream:2026/01/01/[$LATEST]0123456789abcdef"
+    calls = {Call("logs:CreateLogStream", stream), Call("logs:PutLogEvents", stream)}
+    properties = stack.resource(function)["Properties"]
+    if "DeadLetterQueue" in properties:
+        calls.add(Call("sqs:SendMessage", properties["DeadLetterQueue"]["TargetArn"]))
+    key = stack.template.parameter("KmsKeyArn")
+    actions = {call.action for call in recorded}
+    if key and "s3:PutObject" in actions:
+        calls.add(Call("kms:GenerateDataKey", key))
+    if key and "s3:GetObject" in actions:
+        calls.add(Call("kms:Decrypt", key))
+    return calls
+
+
+def used_by(stack: Stack, function: str) -> set[Call]:
+    recorded = replay().calls_of(function)
+    return recorded | code_calls(stack, function) | runtime_calls(stack, function, recorded)
+
+
+def _functions() -> Iterator[str]:
+    yield from Stack({}).functions()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("configuration", CONFIGURATIONS)
+@pytest.mark.parametrize("function", list(_functions()))
+def test_each_function_role_grants_exactly_the_calls_its_code_makes(function: str, configuration: str) -> None:
+    stack = Stack(CONFIGURATIONS[configuration])
+    used = used_by(stack, function)
+    grants = grants_of(stack.inline_statements(stack.role_of(function)))
+
+    extra, missing = unused_and_missing(grants, used)
+
+    assert [call for call in used if call.resource == UNMAPPED] == []
+    assert missing == [], f"{function} calls these but its role does not allow them"
+    assert extra == [], f"{function}'s role grants these but its code never needs them"
+    assert all(grant.resource != "*" for grant in grants)
+    for grant in grants:
+        if "*" in grant.resource and not grant.resource.startswith("arn:aws:logs:"):
+            assert grant.resource in WILDCARD_RESOURCES, grant
+
+
+def test_the_check_names_an_action_a_function_gains_without_using_it() -> None:
+    stack = Stack({})
+    statements = stack.inline_statements(stack.role_of("PlanFunction"))
+    table = stack.template.arn_of("DrillTable")
+    statements.append({"Effect": "Allow", "Action": ["dynamodb:Scan", "dynamodb:PutItem"], "Resource": table})
+
+    extra, missing = unused_and_missing(grants_of(statements), used_by(stack, "PlanFunction"))
+
+    assert extra == [Grant("dynamodb:Scan", table, "")]
+    assert missing == []
+
+
+def test_the_check_names_a_call_no_statement_allows() -> None:
+    stack = Stack({})
+    statements = [s for s in stack.inline_statements(stack.role_of("EvidenceFunction"))
+                  if "events:PutEvents" not in s["Action"]]
+
+    _extra, missing = unused_and_missing(grants_of(statements), used_by(stack, "EvidenceFunction"))
+
+    assert missing == [Call("events:PutEvents", f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default")]
+
+
+def test_a_listing_is_allowed_only_under_the_drills_prefix() -> None:
+    grant = Grant("s3:ListBucket", "arn:aws:s3:::b", json.dumps({"StringLike": {"s3:prefix": ["drills/*"]}}))
+
+    assert allows(grant, Call("s3:ListBucket", "arn:aws:s3:::b", (("s3:prefix", "drills/payments/x/"),)))
+    assert not allows(grant, Call("s3:ListBucket", "arn:aws:s3:::b", (("s3:prefix", ""),)))
+
+
+def test_every_function_has_its_own_role_and_log_group_with_the_retention_parameter() -> None:
+    stack = Stack({})
+    functions = stack.functions()
+    roles = [stack.role_of(f) for f in functions]
+    log_groups = [stack.template.resources[f]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in functions]
+
+    assert len(set(roles)) == len(functions) and len(set(log_groups)) == len(functions)
+    for role in roles:
+        trust = stack.resource(role)["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert trust == [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                          "Action": "sts:AssumeRole"}]
+        assert "FunctionTracingPolicy" in stack.managed_policies(role)  # Tracing: Active (Globals)
+    for log_group in log_groups:
+        assert stack.template.resources[log_group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_resource_star_is_granted_only_for_actions_without_resource_level_permissions() -> None:
+    stack = Stack({"VpcSubnetIds": "subnet-0a,subnet-0b", "VpcSecurityGroupIds": "sg-0a"})
+    for policy, actions in STAR_POLICIES.items():
+        grants = grants_of(stack.resource(policy)["Properties"]["PolicyDocument"]["Statement"])
+
+        assert {grant.action for grant in grants} == actions
+        assert {grant.resource for grant in grants} == {"*"}
+    managed = stack.template.resources_of_type("AWS::IAM::ManagedPolicy")
+    assert set(managed) == set(STAR_POLICIES)
+
+
+def test_only_the_functions_that_call_the_kubernetes_api_join_the_vpc() -> None:
+    stack = Stack({"VpcSubnetIds": "subnet-0a,subnet-0b", "VpcSecurityGroupIds": "sg-0a"})
+    for function in stack.functions():
+        calls_kubernetes = "livefire.mesh.kube" in modules_reached(
+            ROOT / stack.template.resources[function]["Properties"]["CodeUri"] / "app.py")
+        properties = stack.resource(function)["Properties"]
+        role = stack.role_of(function)
+
+        assert ("VpcConfig" in properties) == calls_kubernetes, function
+        assert ("FunctionNetworkPolicy" in stack.managed_policies(role)) == calls_kubernetes, function
+        if calls_kubernetes:
+            assert properties["VpcConfig"] == {"SubnetIds": ["subnet-0a", "subnet-0b"], "SecurityGroupIds": ["sg-0a"]}
+    default = Stack({})
+    assert all("VpcConfig" not in default.resource(f)["Properties"] for f in default.functions())
+    assert "FunctionNetworkPolicy" not in default.template.document["Resources"] or \
+        default.template.resources["FunctionNetworkPolicy"]["Condition"] == "InVpc"
+
+
+def invoked_functions(definition: dict[str, Any]) -> set[str]:
+    """Every FunctionName a lambda:invoke task of the definition names (in branches and map processors too)."""
+    names: set[str] = set()
+
+    def visit(states: dict[str, Any]) -> None:
+        for state in states.values():
+            if state.get("Resource") == "arn:aws:states:::lambda:invoke":
+                parameters = state["Parameters"]
+                assert "FunctionName" in parameters, f"a dynamic FunctionName needs VantageProbeFunctionArns: {state}"
+                names.add(parameters["FunctionName"])
+            for branch in state.get("Branches", []):
+                visit(branch["States"])
+            processor = state.get("ItemProcessor") or state.get("Iterator")
+            if processor:
+                visit(processor["States"])
+
+    visit(definition["States"])
+    return names
+
+
+def test_the_state_machine_role_invokes_exactly_the_functions_of_its_definition() -> None:
+    stack = Stack({})
+    invoked = invoked_functions(json.loads(stack.template.state_machine_definition()))
+    grants = grants_of(stack.inline_statements("DrillStateMachineRole"))
+
+    extra, missing = unused_and_missing([g for g in grants if g.resource != "*"],
+                                        {Call("lambda:InvokeFunction", name) for name in invoked})
+
+    assert missing == [] and extra == []
+    assert {g.action for g in grants if g.resource == "*"} == STATE_MACHINE_STAR_ACTIONS
+    assert stack.template.resources["DrillStateMachine"]["Properties"]["Role"] == {
+        "Fn::GetAtt": ["DrillStateMachineRole", "Arn"]}
+
+
+def test_probe_only_stacks_are_invoked_only_when_their_functions_are_named() -> None:
+    vantages = [f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:livefire-probe-ProbeFunction-1",
+                f"arn:aws:lambda:ap-southeast-2:{ACCOUNT}:function:livefire-probe-ProbeFunction-2"]
+    default = grants_of(Stack({}).inline_statements("DrillStateMachineRole"))
+    with_vantages = grants_of(Stack({"VantageProbeFunctionArns": ",".join(vantages)})
+                              .inline_statements("DrillStateMachineRole"))
+
+    added = [grant for grant in with_vantages if grant not in default]
+
+    assert added == [Grant("lambda:InvokeFunction", arn, "") for arn in vantages]

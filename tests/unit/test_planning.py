@@ -1,0 +1,262 @@
+"""The Plan step: the blast radius, the refusals it records, a retried Plan, and a fuzzed spec through it."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import boto3
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from livefire.config import Settings
+from livefire.contracts import PlanRequest
+from livefire.errors import DrillInProgress, GuardrailViolation, InvalidDrillSpec
+from livefire.local.aws import local_stack
+from livefire.planning import check_blast_radius, plan_drill, planned_faults
+from livefire.runtime import Runtime
+from livefire.spec import DrillSpec, parse_spec
+from tests.conftest import ROOT, sandbox_spec_document
+
+DEPLOYMENT = Settings(bucket="b", table="t", event_bus="default", allowed_namespaces=("payments",),
+                      allowed_clusters=())
+
+
+def spec_with(**changes: Any) -> DrillSpec:
+    document = sandbox_spec_document()
+    for path, value in changes.items():
+        node: Any = document
+        *parents, last = path.split("__")
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        node[last] = value
+    return parse_spec(document)
+
+
+def refusal(spec: DrillSpec, deployment: Settings) -> str | None:
+    try:
+        check_blast_radius(spec, planned_faults(spec), deployment)
+    except GuardrailViolation as exc:
+        return str(exc)
+    return None
+
+
+# ---------------------------------------------------------------- blast radius
+
+
+def test_a_fault_inside_every_allow_list_is_planned() -> None:
+    assert refusal(spec_with(), DEPLOYMENT) is None
+
+
+def test_a_namespace_outside_the_deployments_allow_list_is_refused() -> None:
+    deployment = replace(DEPLOYMENT, allowed_namespaces=("checkout",))
+
+    reason = refusal(spec_with(), deployment)
+
+    assert reason is not None and reason.startswith("fault.target.namespace: 'payments'")
+    assert "AllowedNamespaces" in reason
+
+
+def test_a_deployment_without_allowed_namespaces_allows_no_drill_at_all() -> None:
+    reason = refusal(spec_with(), replace(DEPLOYMENT, allowed_namespaces=()))
+
+    assert reason is not None and "outside this deployment's allowed namespaces []" in reason
+
+
+def test_a_cluster_outside_the_specs_allowed_clusters_is_refused() -> None:
+    spec = spec_with(guardrails={"allowedNamespaces": ["payments"], "allowedClusters": ["payments-usw2"]})
+
+    reason = refusal(spec, DEPLOYMENT)
+
+    assert reason is not None and reason.startswith("fault.region: cluster 'payments-use1'")
+    assert "guardrails.allowedClusters" in reason
+
+
+@pytest.mark.parametrize("cluster", [{"eks": "payments-use1"}, {"sandbox": "payments-use1"}])
+def test_a_cluster_outside_the_deployments_allowed_clusters_is_refused_whatever_its_access(
+    cluster: dict[str, str]
+) -> None:
+    spec = spec_with(regions__0__cluster=cluster)
+
+    reason = refusal(spec, replace(DEPLOYMENT, allowed_clusters=("payments-usw2",)))
+
+    assert reason is not None and "outside this deployment's allowed clusters ['payments-usw2']" in reason
+    assert refusal(spec, replace(DEPLOYMENT, allowed_clusters=("payments-use1",))) is None
+
+
+def test_an_empty_cluster_allow_list_allows_any_cluster_the_role_can_reach() -> None:
+    assert refusal(spec_with(regions__0__cluster={"eks": "anything"}), DEPLOYMENT) is None
+
+
+# ---------------------------------------------------------------- the Plan step under moto
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Iterator[Runtime]:
+    with local_stack(ROOT):
+        yield Runtime(settings=Settings.from_env())
+
+
+def request(drill_id: str, document: Any) -> PlanRequest:
+    return PlanRequest(drill_id=drill_id, execution_arn=f"arn:aws:states:us-east-1:1:execution:sm:{drill_id}",
+                       execution_input={"spec": document})
+
+
+def touched(runtime: Runtime, drill_id: str) -> dict[str, Any]:
+    """Everything a Plan could have left: leases, fault records, evidence objects."""
+    listed = runtime.s3.list_objects_v2(Bucket=runtime.settings.bucket, Prefix="drills/")
+    return {
+        "leases": [lease.holder for lease in runtime.store.active_leases()],
+        "faults": runtime.store.faults_of(drill_id),
+        "objects": [o["Key"] for o in listed.get("Contents", []) if f"/{drill_id}/" in o["Key"]],
+    }
+
+
+def test_a_refused_blast_radius_is_recorded_and_touches_nothing(runtime: Runtime, unique_id: str) -> None:
+    document = sandbox_spec_document()
+    document["guardrails"]["allowedClusters"] = ["payments-usw2"]
+
+    with pytest.raises(GuardrailViolation):
+        plan_drill(request(unique_id, document), runtime)
+
+    record = runtime.store.get_drill(unique_id)
+    assert record is not None and record["status"] == "REJECTED"
+    assert record["reason"].startswith("GuardrailViolation: fault.region")
+    assert touched(runtime, unique_id) == {"leases": [], "faults": [], "objects": []}
+
+
+def test_a_retried_plan_of_the_same_execution_returns_the_same_plan_and_one_lease(
+    runtime: Runtime, unique_id: str
+) -> None:
+    first = plan_drill(request(unique_id, sandbox_spec_document()), runtime)
+
+    again = plan_drill(request(unique_id, sandbox_spec_document()), runtime)
+
+    assert again == first
+    assert [lease.holder for lease in runtime.store.active_leases()] == [unique_id]
+    assert runtime.store.release_lease(first.faults[0].lease_key, unique_id)
+
+
+def test_a_plan_refused_by_a_lease_never_overwrites_the_record_of_the_drill_that_owns_the_id(
+    runtime: Runtime, unique_id: str
+) -> None:
+    plan = plan_drill(request(unique_id, sandbox_spec_document()), runtime)
+    other = PlanRequest(drill_id=unique_id, execution_arn="arn:aws:states:us-east-1:1:execution:other:x",
+                        execution_input={"spec": sandbox_spec_document()})
+
+    with pytest.raises(DrillInProgress):
+        plan_drill(other, runtime)
+
+    record = runtime.store.get_drill(unique_id)
+    assert record is not None and record["status"] == "RUNNING" and record["executionArn"] == plan.execution_arn
+    assert runtime.store.lease_holder(plan.faults[0].lease_key) == unique_id
+    assert runtime.store.release_lease(plan.faults[0].lease_key, unique_id)
+
+
+# ---------------------------------------------------------------- fuzz: malformed specs through the Plan step
+
+
+def base_document() -> dict[str, Any]:
+    """The sandbox drill with every optional section filled, so mutations reach every part of the spec."""
+    document = sandbox_spec_document()
+    document["guardrails"] = {"allowedNamespaces": ["payments"], "allowedClusters": ["payments-use1"],
+                              "abortIf": {"errorRateOver": 50, "for": "2s"}, "alarms": ["payments-5xx"]}
+    document["vantages"] = [{"name": "default", "region": "us-east-1"}]
+    document["probes"]["expect"] = {"status": [200], "bodyContains": "ok"}
+    return document
+
+
+BASE = base_document()
+REQUIRED = [
+    ("apiVersion",), ("kind",), ("metadata",), ("metadata", "name"), ("metadata", "service"), ("pattern",),
+    ("regions",), ("regions", 0, "name"), ("regions", 0, "role"), ("regions", 1, "endpoint"), ("entrypoint",),
+    ("fault",), ("fault", "kind"), ("fault", "region"), ("fault", "target"), ("fault", "target", "namespace"),
+    ("phases",), ("phases", "fault"), ("phases", "recovery"), ("guardrails",), ("guardrails", "allowedNamespaces"),
+    ("guardrails", "abortIf", "errorRateOver"), ("vantages", 0, "name"), ("vantages", 0, "region"),
+]
+
+
+def all_paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    paths = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            paths += all_paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            paths += all_paths(value, (*prefix, index))
+    return paths
+
+
+PATHS = all_paths(BASE)
+def at(document: Any, path: tuple[Any, ...]) -> Any:
+    for part in path:
+        document = document[part]
+    return document
+
+
+MAPPINGS = [()] + [p for p in PATHS if isinstance(at(BASE, p), dict)]
+
+
+def dotted(path: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in path)
+
+
+@st.composite
+def malformed(draw: st.DrawFn) -> tuple[Any, str]:
+    """A malformed execution input and the field path its error must name."""
+    document = copy.deepcopy(BASE)
+    kind = draw(st.sampled_from(["unknown-key", "wrong-type", "missing", "not-a-mapping", "no-spec"]))
+    if kind == "unknown-key":
+        path = draw(st.sampled_from(MAPPINGS))
+        key = "x-" + draw(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=12))
+        at(document, path)[key] = draw(st.one_of(st.none(), st.integers(), st.text(max_size=5)))
+        return {"spec": document}, dotted((*path, key))
+    if kind == "wrong-type":
+        path = draw(st.sampled_from(PATHS))
+        parent, last = at(document, path[:-1]), path[-1]
+        parent[last] = [draw(st.integers())] if isinstance(parent[last], dict) else {"x-bad": [None]}
+        return {"spec": document}, dotted(path)
+    if kind == "missing":
+        path = draw(st.sampled_from(REQUIRED))
+        del at(document, path[:-1])[path[-1]]
+        return {"spec": document}, dotted(path)
+    if kind == "not-a-mapping":
+        return {"spec": draw(st.one_of(st.none(), st.integers(), st.text(max_size=8), st.lists(st.integers())))}, \
+            "(spec)"
+    return draw(st.dictionaries(st.sampled_from(["specs", "drill", "x"]), st.integers(), max_size=2)), "spec"
+
+
+PATH_PREFIX = re.compile(r"^(\(spec\)|[A-Za-z0-9_'-]+(\.[A-Za-z0-9_'-]+)*): ")
+
+
+def test_every_malformed_spec_ends_at_plan_as_invalid_drill_spec_with_its_field_path(runtime: Runtime) -> None:
+    seen: list[int] = []
+
+    @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(malformed())
+    def plan_refuses(case: tuple[Any, str]) -> None:
+        execution_input, field = case
+        drill_id = f"fuzz-{len(seen)}"
+        seen.append(1)
+        with pytest.raises(InvalidDrillSpec) as refused:
+            plan_drill(PlanRequest(drill_id=drill_id, execution_arn=f"arn:x:{drill_id}",
+                                   execution_input=execution_input), runtime)
+        message = str(refused.value)
+        assert all(PATH_PREFIX.match(part) for part in message.split("; ")), message
+        assert field in message, (field, message)
+        record = runtime.store.get_drill(drill_id)
+        assert record is not None and record["status"] == "REJECTED" and record["reason"].startswith("InvalidDrillSpec")
+
+    plan_refuses()
+    assert len(seen) >= 500
+    # and none of them touched anything: no lease, no fault record, no evidence object
+    assert runtime.store.active_leases() == []
+    table = boto3.resource("dynamodb").Table(runtime.settings.table)
+    items = table.scan(FilterExpression="begins_with(pk, :fuzz)", ExpressionAttributeValues={":fuzz": "DRILL#fuzz-"})
+    assert {item["sk"] for item in items["Items"]} == {"DRILL"}
+    listed = runtime.s3.list_objects_v2(Bucket=runtime.settings.bucket, Prefix="drills/")
+    assert [o["Key"] for o in listed.get("Contents", []) if "/fuzz-" in o["Key"]] == []

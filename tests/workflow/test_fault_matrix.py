@@ -1,0 +1,244 @@
+"""The fault matrix: a failure injected at every task of the real state machine, and after the guardian (on the
+execution's status-change event) and the sweeper have run, the sandbox objects equal their pre-drill state and no
+lease is held. The module prints the matrix when it ends.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from livefire.local.aws import LocalStack
+from livefire.local.guardian_rule import sweep
+from livefire.local.runner import follow_execution, sandbox_session, start_drill
+from livefire.local.sandbox.mesh import SandboxMesh
+from livefire.spec import parse_spec
+from livefire.store import DrillStore
+from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
+
+pytestmark = pytest.mark.slow
+PRIMARY = "payments-use1"
+VS_PATH = "virtualservices/payments"
+PHASES = {"baseline": "1s", "lead": "0s", "fault": "1s", "recovery": "1s"}
+Session = tuple[SandboxMesh, LocalStack]
+ROWS: list[dict[str, Any]] = []
+
+
+def fn(logical_id: str) -> str:
+    return f"livefire-{logical_id}"
+
+
+def runtime_of(stack: LocalStack, logical_id: str) -> Any:
+    """The Runtime a handler module built at load time (its AWS clients), to script AWS errors on them."""
+    _function, handler = stack.lambdas.handler_for(fn(logical_id))
+    return inspect.unwrap(handler).__globals__["runtime"]
+
+
+@contextmanager
+def aws_error(client: Any, operation: str, code: str, status: int, *, skip: int = 0,
+              path_endswith: str = "") -> Iterator[None]:
+    """The client's next ``operation`` call (after ``skip``) answers ``code``/``status``, as AWS would: botocore's
+    before-call hook short-circuits the request and botocore raises the ClientError itself."""
+    service = client.meta.service_model.service_id.hyphenize()
+    event = f"before-call.{service}.{operation}"
+    state = {"skip": skip, "left": 1}
+
+    def fail(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        if state["left"] == 0 or not str(params.get("url_path", "")).endswith(path_endswith):
+            return None
+        if state["skip"] > 0:
+            state["skip"] -= 1
+            return None
+        state["left"] -= 1
+        response = AWSResponse(params.get("url", ""), status, {}, None)
+        response._content = b""
+        parsed = {"Error": {"Code": code, "Message": f"injected {code}"},
+                  "ResponseMetadata": {"HTTPStatusCode": status}}
+        return response, parsed
+
+    client.meta.events.register_first(event, fail, unique_id=f"fault-matrix-{operation}")
+    try:
+        yield
+        assert state["left"] == 0, f"the scripted {operation} error never fired"
+    finally:
+        client.meta.events.unregister(event, unique_id=f"fault-matrix-{operation}")
+
+
+Arrange = Callable[[SandboxMesh, LocalStack], AbstractContextManager[Any] | None]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    arrange: Arrange
+    error: str | tuple[str, ...]  # the execution's error name (what the status-change event carries)
+    restored_by: str | None  # who closed the fault record (None: the drill never wrote one)
+    guardian_releases: bool = False  # the lease outlived the execution and only the guardian released it
+    stop_mid_fault: bool = False
+    guardian_fails: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.name.split(":")[0].replace(" ", "-")
+
+
+def lambda_failure(logical_id: str, error_type: str, times: int = 1, *, skip: int = 0, after: bool = False) -> Arrange:
+    def arrange(_mesh: SandboxMesh, stack: LocalStack) -> None:
+        stack.lambdas.inject_failure(fn(logical_id), error_type, times, skip=skip, after=after)
+
+    return arrange
+
+
+def kube_failure(status: int, times: int, skip: int = 0) -> Arrange:
+    def arrange(mesh: SandboxMesh, _stack: LocalStack) -> None:
+        mesh.apis[PRIMARY].fail_next("PATCH", VS_PATH, status, times=times, skip=skip)
+
+    return arrange
+
+
+def both(*arrangements: Arrange) -> Arrange:
+    def arrange(mesh: SandboxMesh, stack: LocalStack) -> AbstractContextManager[Any]:
+        scope = ExitStack()
+        for each in arrangements:
+            context = each(mesh, stack)
+            if context is not None:
+                scope.enter_context(context)
+        return scope
+
+    return arrange
+
+
+def evidence_s3_error(_mesh: SandboxMesh, stack: LocalStack) -> AbstractContextManager[None]:
+    return aws_error(runtime_of(stack, "EvidenceFunction").s3, "PutObject", "InternalError", 500,
+                     path_endswith="report.html")
+
+
+def evidence_dynamodb_error(_mesh: SandboxMesh, stack: LocalStack) -> AbstractContextManager[None]:
+    client = runtime_of(stack, "EvidenceFunction").store._table.meta.client
+    return aws_error(client, "UpdateItem", "InternalServerError", 500)  # the drill record, after the chain moved
+
+
+def nothing(_mesh: SandboxMesh, _stack: LocalStack) -> None:
+    return None
+
+
+DRILL_ERROR = "DrillError"
+SCENARIOS = [
+    Scenario("plan: times out after taking the lease", lambda_failure("PlanFunction", "Sandbox.Timedout", after=True),
+             "Sandbox.Timedout", "guardian", guardian_releases=True),
+    Scenario("baseline: probe error", lambda_failure("ProbeFunction", "RuntimeError"), DRILL_ERROR,
+             "emergency-rollback"),
+    Scenario("inject: error before patching", lambda_failure("InjectFunction", "MeshAccessError"), DRILL_ERROR,
+             "emergency-rollback"),
+    Scenario("inject: times out after patching", lambda_failure("InjectFunction", "Sandbox.Timedout", after=True),
+             DRILL_ERROR, "emergency-rollback"),
+    Scenario("rollback: planned and emergency rollback both fail", lambda_failure("RollbackFunction", "RollbackFailed",
+             times=2), DRILL_ERROR, "guardian"),
+    Scenario("assess: error", lambda_failure("AssessFunction", "ValueError", skip=1), DRILL_ERROR, "rollback"),
+    Scenario("evidence: error", lambda_failure("EvidenceFunction", "EvidenceError"), "EvidenceError", "rollback",
+             guardian_releases=True),
+    Scenario("kube apply: 500", kube_failure(500, times=1), DRILL_ERROR, "emergency-rollback"),
+    Scenario("kube apply: 409 twice", kube_failure(409, times=2), DRILL_ERROR, "emergency-rollback"),
+    Scenario("kube restore: 500 in rollback and emergency rollback", kube_failure(500, times=2, skip=1), DRILL_ERROR,
+             "guardian"),
+    Scenario("kube restore: 409 three times", kube_failure(409, times=3, skip=1), DRILL_ERROR, "emergency-rollback"),
+    Scenario("stopped: execution stopped mid-fault", nothing, ("States.Runtime", ""), "guardian",
+             guardian_releases=True, stop_mid_fault=True),
+    Scenario("evidence s3: PutObject 500", evidence_s3_error, "ClientError", "rollback", guardian_releases=True),
+    Scenario("evidence dynamodb: UpdateItem 500", evidence_dynamodb_error, "InternalServerError", "rollback",
+             guardian_releases=True),
+    Scenario("guardian down: rollbacks and guardian fail, the sweeper restores",
+             both(lambda_failure("RollbackFunction", "RollbackFailed", times=2),
+                  lambda_failure("GuardianFunction", "Sandbox.Timedout")), DRILL_ERROR, "sweeper",
+             guardian_fails=True),
+]
+
+
+@pytest.fixture(scope="module")
+def session(request: pytest.FixtureRequest) -> Iterator[Session]:
+    spec = parse_spec(sandbox_spec_document(phases=PHASES, objectives={}))
+    with sandbox_session(spec, MESH_DIR, ROOT) as (mesh, stack):
+        yield mesh, stack
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture is not None else nullcontext():
+        print("\n" + "\n".join(matrix_lines(ROWS)), flush=True)
+
+
+def matrix_lines(rows: list[dict[str, Any]]) -> list[str]:
+    header = ["scenario", "execution", "fault closed by", "guardian", "sweeper", "leaked faults", "leases left"]
+    table = [[str(row[column]) for column in header] for row in rows]
+    widths = [max(len(header[i]), *(len(r[i]) for r in table)) for i in range(len(header))]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    return ["fault matrix", line, "-" * len(line),
+            *["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table]]
+
+
+def store_of(stack: LocalStack) -> DrillStore:
+    return DrillStore(boto3.resource("dynamodb").Table(stack.table))
+
+
+def stop_once_injected(stack: LocalStack, execution_arn: str, drill_id: str) -> None:
+    store = store_of(stack)
+    give_up = time.monotonic() + 30
+    while not any(f.status == "INJECTED" for f in store.faults_of(drill_id)):
+        assert time.monotonic() < give_up, "the fault was never injected"
+        time.sleep(0.05)
+    stack.sfn.stop_execution(executionArn=execution_arn, error="Operator", cause="stopped mid-fault")
+
+
+def leaked(before: dict[str, dict[Any, bytes]], after: dict[str, dict[Any, bytes]]) -> int:
+    keys = {(cluster, key) for cluster, objects in [*before.items(), *after.items()] for key in objects}
+    return sum(1 for cluster, key in keys if before.get(cluster, {}).get(key) != after.get(cluster, {}).get(key))
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.id)
+def test_no_failure_at_any_task_leaves_a_fault_or_a_lease_behind(session: Session, scenario: Scenario,
+                                                                 unique_id: str) -> None:
+    mesh, stack = session
+    assert stack.lambdas.wait_idle(15.0), "the previous scenario's probe is still running"
+    store = store_of(stack)
+    before = mesh.snapshot()
+    phases = {**PHASES, "fault": "2s"} if scenario.stop_mid_fault else PHASES
+    document = sandbox_spec_document(phases=phases, objectives={})
+
+    with ExitStack() as scope:
+        scope.enter_context(scenario.arrange(mesh, stack) or nullcontext())
+        arn = start_drill(stack, unique_id, {"spec": document})
+        if scenario.stop_mid_fault:
+            stop_once_injected(stack, arn, unique_id)
+        execution = follow_execution(stack, arn, 90.0, lambda _event: None)  # + the guardian's status-change rule
+    swept = sweep(stack)
+
+    assert execution["status"] in ("FAILED", "ABORTED")
+    expected = scenario.error if isinstance(scenario.error, tuple) else (scenario.error,)
+    assert execution.get("error", "") in expected, execution.get("cause")
+    assert stack.lambdas.pending_failures() == 0
+    assert all(rule.remaining == 0 for rule in mesh.apis[PRIMARY]._rules)
+    faults = store.faults_of(unique_id)
+    record = store.get_drill(unique_id)
+    assert record is not None
+    if scenario.guardian_fails:
+        assert "executionStatus" not in record and record.get("sweeperRestored") == 1
+    else:
+        assert record.get("executionStatus") == execution["status"], "the guardian never ran"
+    assert [f.restored_by for f in faults] == ([scenario.restored_by] if scenario.restored_by else [])
+    assert all(f.status in ("RESTORED", "SKIPPED") for f in faults)
+    assert (record.get("guardianReleased") == 1) is scenario.guardian_releases
+    leaked_faults, leases_left = leaked(before, mesh.snapshot()), len(store.active_leases())
+    ROWS.append({
+        "scenario": scenario.name, "execution": f"{execution['status']} {execution.get('error', '')}".strip(),
+        "fault closed by": ", ".join(f"{f.status} by {f.restored_by}" for f in faults) or "(no fault record)",
+        "guardian": f"restored {record.get('guardianRestored')}, released {record.get('guardianReleased')}",
+        "sweeper": f"restored {swept['faultsRestored']}, released {swept['leasesReleased']}",
+        "leaked faults": leaked_faults, "leases left": leases_left,
+    })
+    assert leaked_faults == 0
+    assert leases_left == 0

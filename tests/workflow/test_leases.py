@@ -1,0 +1,132 @@
+"""One drill at a time per target: the lease (a conditional write with an expiry) in the store, and two drills on
+the same target started together through the real state machine."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from livefire.errors import DrillInProgress
+from livefire.local.aws import local_stack
+from livefire.local.runner import follow_execution, sandbox_session, start_drill
+from livefire.spec import parse_spec
+from livefire.store import DrillStore
+from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
+
+TARGET = "sandbox:payments-use1/payments/VirtualService/payments"
+PHASES = {"baseline": "1s", "lead": "0s", "fault": "1s", "recovery": "1s"}
+
+
+@pytest.fixture
+def store() -> Iterator[DrillStore]:
+    with local_stack(ROOT) as stack:
+        yield DrillStore(boto3.resource("dynamodb").Table(stack.table))
+
+
+def in_an_hour() -> int:
+    return int(time.time()) + 3600
+
+
+def test_a_second_drill_on_a_held_target_is_refused_and_named_the_holder(store: DrillStore) -> None:
+    store.acquire_lease(TARGET, "drill-a", in_an_hour(), "arn:exec:a")
+
+    with pytest.raises(DrillInProgress, match="held by drill drill-a"):
+        store.acquire_lease(TARGET, "drill-b", in_an_hour(), "arn:exec:b")
+
+    assert store.lease_holder(TARGET) == "drill-a"
+
+
+def test_the_holder_may_take_its_own_lease_again_as_a_retried_plan_does(store: DrillStore) -> None:
+    store.acquire_lease(TARGET, "drill-a", in_an_hour())
+
+    store.acquire_lease(TARGET, "drill-a", in_an_hour() + 60)
+
+    lease = store.lease(TARGET)
+    assert lease is not None and lease.holder == "drill-a" and lease.expires_at == in_an_hour() + 60
+
+
+def test_an_expired_lease_holds_nothing_and_is_taken_over(store: DrillStore) -> None:
+    store.acquire_lease(TARGET, "crashed", int(time.time()) - 1)
+    assert store.lease_holder(TARGET) is None
+
+    store.acquire_lease(TARGET, "drill-b", in_an_hour())
+
+    assert store.lease_holder(TARGET) == "drill-b"
+
+
+def test_a_drill_releases_only_its_own_lease(store: DrillStore) -> None:
+    store.acquire_lease(TARGET, "drill-a", in_an_hour())
+
+    assert store.release_lease(TARGET, "drill-b") is False
+    assert store.lease_holder(TARGET) == "drill-a"
+    assert store.release_lease(TARGET, "drill-a") is True
+    assert store.release_lease(TARGET, "drill-a") is False  # twice is fine
+    assert store.lease(TARGET) is None
+
+
+def test_leases_are_listed_for_the_sweeper_with_their_execution(store: DrillStore) -> None:
+    store.acquire_lease(TARGET, "drill-a", in_an_hour(), "arn:exec:a")
+    store.acquire_lease("sandbox:other/payments/Deployment/x", "drill-b", in_an_hour() - 60)
+
+    leases = store.active_leases()
+
+    assert [(lease.holder, lease.execution_arn) for lease in leases] == [("drill-b", None), ("drill-a", "arn:exec:a")]
+    assert [lease.lease_key for lease in store.leases_held_by("drill-a")] == [TARGET]
+    store.release_lease(TARGET, "drill-a")
+    assert [lease.holder for lease in store.active_leases()] == ["drill-b"]
+
+
+def test_an_expired_lease_is_released_only_while_the_same_drill_still_holds_it(store: DrillStore) -> None:
+    now = int(time.time())
+    store.acquire_lease(TARGET, "crashed", now - 5)
+    stale = store.active_leases()[0]
+    store.acquire_lease(TARGET, "drill-b", in_an_hour())  # taken over since the sweeper listed it
+
+    assert store.release_expired_lease(stale, now) is False
+    assert store.lease_holder(TARGET) == "drill-b"
+
+
+@pytest.mark.slow
+def test_two_drills_on_one_target_started_together_run_one_and_refuse_the_other(unique_id: str) -> None:
+    document = sandbox_spec_document(phases=PHASES, objectives={})
+    first, second = f"{unique_id}-a", f"{unique_id}-b"
+    with sandbox_session(parse_spec(document), MESH_DIR, ROOT) as (mesh, stack):
+        before = mesh.snapshot()
+        store = DrillStore(boto3.resource("dynamodb").Table(stack.table))
+        arns = {name: start_drill(stack, name, {"spec": document}) for name in (first, second)}
+
+        ended = {}
+        for name in (first, second):  # each end delivers its status change to the guardian, as EventBridge would
+            ended[name] = follow_execution(stack, arns[name], 60.0, lambda _event: None)
+            if ended[name].get("error") == "DrillInProgress":
+                winner = second if name == first else first
+                still_running = stack.sfn.describe_execution(executionArn=arns[winner])["status"] == "RUNNING"
+                # the loser's guardian must not have released the winner's lease
+                assert not still_running or store.lease_holder(TARGET) == winner
+
+        refused = [name for name, execution in ended.items() if execution.get("error") == "DrillInProgress"]
+        assert len(refused) == 1, {name: (e["status"], e.get("error")) for name, e in ended.items()}
+        loser = refused[0]
+        winner = second if loser == first else first
+        assert ended[winner].get("error") != "DrillInProgress"
+        assert [f.status for f in store.faults_of(winner)] == ["RESTORED"]  # the winner really ran its fault
+        assert store.faults_of(loser) == []
+        loser_record = store.get_drill(loser)
+        assert loser_record is not None and loser_record["status"] == "REJECTED"
+        assert f"held by drill {winner}" in loser_record["reason"]
+        loser_states = [
+            event["stateEnteredEventDetails"]["name"]
+            for event in stack.sfn.get_execution_history(executionArn=arns[loser], maxResults=1000)["events"]
+            if event["type"].endswith("StateEntered")
+        ]
+        assert loser_states == ["Plan"]
+        s3 = stack.s3
+        assert s3.list_objects_v2(Bucket=stack.bucket, Prefix=f"drills/payments/{loser}/").get("KeyCount") == 0
+        assert json.loads(ended[loser]["input"])["spec"]["metadata"]["service"] == "payments"
+        assert store.active_leases() == []
+        assert mesh.snapshot() == before
+

@@ -1,0 +1,88 @@
+"""Each sandbox drill spec, run end to end (real ASL under moto, sandbox mesh) with short phases, gives the
+verdict its pattern promises: four PASS, and broken-failover FAIL because failover never happened."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from livefire.local.runner import DrillRun, run_drill
+from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
+
+pytestmark = pytest.mark.slow
+# Short enough for ~12 s per drill, long enough for the sandbox's ejections (2 s / 5 s) to expire in recovery.
+PHASES = {"baseline": "1s", "lead": "1s", "fault": "3s", "recovery": "3s"}
+
+
+def _run(name: str, write_spec: Callable[[dict[str, Any]], Path], tmp_path: Path, drill_id: str
+         ) -> tuple[DrillRun, dict[str, Any]]:
+    out = io.StringIO()
+    result = run_drill(write_spec(sandbox_spec_document(name, phases=PHASES)), root=ROOT, evidence_root=tmp_path / "evidence",
+                       out=out, drill_id=drill_id, mesh_dir=MESH_DIR)
+    assert result.evidence_dir is not None, out.getvalue()
+    assessment: dict[str, Any] = json.loads((result.evidence_dir / "assessment.json").read_text())
+    return result, assessment
+
+
+def _findings(assessment: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f["id"]: f for f in assessment["findings"]}
+
+
+def _explain(result: DrillRun, assessment: dict[str, Any]) -> str:
+    lines = [f"{f['id']}: {f['status']} {f['detail']}" for f in assessment["findings"]]
+    return f"{result.status} {result.verdict} {result.error}\n" + "\n".join(lines)
+
+
+def test_active_active_keeps_serving_from_the_survivor_and_passes(write_spec, tmp_path, unique_id):
+    result, assessment = _run("active-active", write_spec, tmp_path, unique_id)
+
+    assert result.verdict == "PASS", _explain(result, assessment)
+    findings = _findings(assessment)
+    assert findings["entrypointKeptServing"]["status"] == "PASS"
+    served_during_fault = {s["region"] for s in assessment["served_by_timeline"]}
+    assert served_during_fault == {"us-east-1", "us-west-2"}
+    assert assessment["rto_bracket"] is not None
+
+
+def test_active_passive_fails_over_with_a_tight_bracket_and_passes(write_spec, tmp_path, unique_id):
+    result, assessment = _run("active-passive", write_spec, tmp_path, unique_id)
+
+    assert result.verdict == "PASS", _explain(result, assessment)
+    bracket = assessment["rto_bracket"]
+    width = bracket["first_success_ended_ms"] - bracket["last_failure_ms"]
+    assert 0 < width <= 10 + 10  # burst interval + 10 ms: the standby was watched when it took over
+
+
+def test_canary_split_and_errors_stay_within_the_canary_share_and_pass(write_spec, tmp_path, unique_id):
+    result, assessment = _run("canary", write_spec, tmp_path, unique_id)
+
+    assert result.verdict == "PASS", _explain(result, assessment)
+    findings = _findings(assessment)
+    assert findings["canarySplit"]["threshold"] == 20.0
+    assert findings["canaryErrorsBounded"]["measured"] > 0  # the broken canary really served and failed
+    assert findings["revertedAfterRollback"]["status"] == "PASS"
+
+
+def test_blue_green_cuts_over_without_errors_and_rolls_back_to_blue(write_spec, tmp_path, unique_id):
+    result, assessment = _run("blue-green", write_spec, tmp_path, unique_id)
+
+    assert result.verdict == "PASS", _explain(result, assessment)
+    findings = _findings(assessment)
+    assert findings["zeroErrors"]["measured"] == 0.0
+    assert findings["mixedVersionWindow"]["status"] == "PASS"
+    assert {s["version"] for s in assessment["served_by_timeline"]} == {"v1", "v2"}
+
+
+def test_a_failover_without_outlier_detection_fails_saying_it_never_happened(write_spec, tmp_path, unique_id):
+    result, assessment = _run("broken-failover", write_spec, tmp_path, unique_id)
+
+    assert (result.status, result.verdict) == ("FAILED", "FAIL"), _explain(result, assessment)
+    standby = _findings(assessment)["standbyServedDuringFault"]
+    assert standby["status"] == "FAIL"
+    assert standby["detail"].startswith("failover never happened")
+    assert {s["region"] for s in assessment["served_by_timeline"]} == {"us-east-1"}

@@ -19,10 +19,47 @@ drill: $(STAMP)
 test: lint
 	$(PY) -m pytest
 
-lint: $(STAMP)
+# Infrastructure lint: cfn-lint (in .venv), the ASL validator (npm) on the state machine, and checkov on the
+# templates, every skip with its reason in the template's Metadata. checkov's own pins clash with ours: own venv.
+LINT_VENV := .venv-lint
+CHECKOV := checkov==3.3.30
+ASL_VALIDATOR := asl-validator@4.0.0
+TEMPLATES := template.yaml probe-vantage.yaml
+
+$(LINT_VENV)/.installed:
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/pip install --quiet --disable-pip-version-check $(CHECKOV)
+	touch $@
+
+lint: $(STAMP) $(LINT_VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/cfn-lint $(TEMPLATES)
+	npx --yes $(ASL_VALIDATOR) --json-path statemachines/drill.asl.json
+	$(LINT_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation $(addprefix -f ,$(TEMPLATES))
+
+# `sam validate --lint` and `sam build` of both templates (the layer for python3.12 / arm64). aws-sam-cli is
+# heavy (~340 MB): its own venv, installed only by this target. sam build needs python3.12 on PATH; on a pyenv
+# machine without it selected, the first installed 3.12 is put in front.
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_CLI := aws-sam-cli==1.170.0
+export SAM_CLI_TELEMETRY ?= 0
+
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check $(SAM_CLI)
+	touch $@
+
+build: $(SAM_VENV)/.installed
+	$(SAM) validate --lint --template template.yaml
+	$(SAM) validate --lint --template probe-vantage.yaml
+	@if ! python3.12 --version >/dev/null 2>&1 && command -v pyenv >/dev/null; then \
+		export PYENV_VERSION="$$(pyenv versions --bare | grep -m1 '^3\.12'):$$(pyenv version-name)"; \
+	fi; \
+	set -x; \
+	$(SAM) build --template template.yaml && \
+	$(SAM) build --template probe-vantage.yaml --build-dir .aws-sam/probe-vantage
 
 # Benchmarks (bench/results.md). Chaos Toolkit, the baseline, lives in its own venv; if it cannot be installed
 # the bench says so and measures a re-implementation of its loop instead.
@@ -37,4 +74,4 @@ bench: $(STAMP) $(BENCH_VENV)/.installed
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache livefire-evidence
+	rm -rf $(VENV) $(LINT_VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache livefire-evidence

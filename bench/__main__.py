@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import traceback
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     for name in chosen:
         print(f"bench: {name} ...", flush=True)
+        load_before = os.getloadavg()[0]
         began = time.monotonic()
         try:
             section = BENCHMARKS[name](short_machine())
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             section = Section(f"{name}: FAILED", notes=["The benchmark raised:", "```", traceback.format_exc(), "```"])
             print(traceback.format_exc(), file=sys.stderr)
         section.seconds = time.monotonic() - began
+        section.load = (load_before, os.getloadavg()[0])
         print(f"bench: {name} done in {section.seconds:.0f} s", flush=True)
         sections.append(section)
     text = render(sections, machine=machine, started=started_at, total_seconds=time.monotonic() - started)

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ EXAMPLE_PHASES = {"baseline": 5.0, "lead": 10.0, "fault": 120.0, "recovery": 120
 DRILL_TIMEOUT_S = 180.0
 OVERHEAD_BUDGET_S = 5.0
 _PROGRESS = re.compile(r"^\[\s*([\d.]+)s\] (.*)$")
+_EVIDENCE = re.compile(r"^evidence: (\S+) \(\d+ files\)$")
 
 
 def _sandbox_document(phases: dict[str, str] | None = None) -> dict[str, Any]:
@@ -83,8 +85,9 @@ def sandbox_cost() -> tuple[DrillSpec, DrillCost, DrillCost, float, DrillCost]:
     return spec, from_history, from_measured, wall, projected
 
 
-def livefire_run_overhead() -> tuple[float, float, dict[str, float]]:
-    """(wall seconds of `livefire run`, configured phase seconds, where the time went) on the shipped drill."""
+def livefire_run_overhead() -> tuple[float, float, dict[str, float], Path | None]:
+    """(wall seconds of `livefire run`, configured phase seconds, where the time went, its evidence folder)."""
+    from livefire.local.runner import EXIT_FAIL, EXIT_PASS
     spec = parse_spec(_sandbox_document())
     phases = spec.phases.baseline + spec.observe_seconds
     command = [str(Path(sys.executable).with_name("livefire")), "run", str(SANDBOX / "active-passive.yaml"),
@@ -104,8 +107,9 @@ def livefire_run_overhead() -> tuple[float, float, dict[str, float]]:
             process.wait(timeout=10)
     wall = time.monotonic() - started
     reader.join(timeout=10)
-    if code != 0:
+    if code not in (EXIT_PASS, EXIT_FAIL):  # a FAIL verdict is still a whole drill; an error is not
         raise RuntimeError(f"livefire run exited {code}: {''.join(line for _, line in lines)[-3000:]}")
+    evidence = next((Path(m.group(1)) for _, line in lines if (m := _EVIDENCE.match(line.strip()))), None)
     progress = [(arrived, float(m.group(1)), m.group(2)) for arrived, line in lines
                 if (m := _PROGRESS.match(line.rstrip("\n")))]
     first_arrival, _, _ = progress[0]
@@ -117,15 +121,14 @@ def livefire_run_overhead() -> tuple[float, float, dict[str, float]]:
         "execution beyond the phases (steps, polling)": last - entered - phases,
         "evidence copy, verdict and exit": started + wall - last_arrival,
     }
-    return wall, phases, breakdown
+    return wall, phases, breakdown, evidence
 
 
 def _usd(value: float) -> str:
     return f"${value:.5f}"
 
 
-def run(machine: str) -> Section:
-    section = Section("Cost per drill and local drill overhead")
+def _cost_rows(section: Section, machine: str, report_prints_cost: str) -> None:
     spec, from_history, from_measured, wall, projected = sandbox_cost()
     fault = spec.phases.fault
     fis = fis_cost([fault])
@@ -135,7 +138,8 @@ def run(machine: str) -> Section:
             f"{_usd(from_measured.total_usd)}: {from_measured.state_transitions} state transitions, "
             f"{from_measured.lambda_gb_seconds:.2f} GB-s ({from_measured.lambda_invocations} invocations)",
             f"{_usd(fis)}: AWS FIS, {fault:g} s fault = {round(fis / LIST_PRICES.fis_action_minute)} action-minute",
-            ratio(from_measured.total_usd, fis), "computed and printed in every report", "computed", machine),
+            ratio(from_measured.total_usd, fis), "computed from the execution and printed in the report",
+            report_prints_cost, machine),
         Row("Cost of the DESIGN §3 example drill (projected: fault 2 m, recovery 2 m)",
             f"{_usd(projected.total_usd)}: {projected.state_transitions} transitions, "
             f"{projected.lambda_gb_seconds:.1f} GB-s",
@@ -152,7 +156,7 @@ def run(machine: str) -> Section:
         "Per function (measured): " + "; ".join(
             f"{f.function} {f.invocations}x {f.billed_ms} ms at {f.memory_mb} MB" for f in from_measured.functions),
         f"Of the measured total, state transitions are {_usd(from_measured.transitions_usd)} and Lambda "
-        f"{_usd(from_measured.lambda_usd)}: the price is dominated by the workflow's steps, not by probing time.",
+        f"{_usd(from_measured.lambda_usd)}.",
         LIST_PRICES.describe() + f" AWS FIS ${LIST_PRICES.fis_action_minute:g} per action-minute "
         f"({LIST_PRICES.sources[2]}), duration rounded to the nearest minute; a sub-30 s action is counted as one "
         "minute here. FIS would only inject the fault; measuring RTO would still need probes.",
@@ -160,7 +164,20 @@ def run(machine: str) -> Section:
         "invocation to the example's windows plus the overhead the measured probe invocations had.",
     ]
 
-    wall, phases, marks = livefire_run_overhead()
+
+def _report_prints_cost(evidence: Path | None) -> str:
+    """Does the drill's report.md carry a priced cost section? (the budget's "printed in the report")"""
+    report = evidence / "report.md" if evidence is not None else None
+    if report is None or not report.is_file():
+        return "MISSED: no report.md in the evidence"
+    text = report.read_text()
+    if "## Cost of the drill" in text and "**Total: $" in text:
+        return "met"
+    return "MISSED: report.md has no priced cost (the Evidence step does not write cost.json yet)"
+
+
+def _overhead_rows(section: Section, machine: str) -> Path | None:
+    wall, phases, marks, evidence = livefire_run_overhead()
     overhead = wall - phases
     section.rows.append(Row(
         "Local drill overhead: `livefire run` wall time minus configured phases (drills/sandbox/active-passive.yaml)",
@@ -172,4 +189,25 @@ def run(machine: str) -> Section:
         + "; ".join(f"{k} {v:.2f} s" for k, v in marks.items())
         + " (state times are those of the progress lines, which poll the execution every 0.2 s)."
     )
+    return evidence
+
+
+def _not_measured(section: Section, metric: str, machine: str) -> None:
+    error = traceback.format_exc(limit=3)
+    section.rows.append(Row(metric, "NOT MEASURED", "—", "—", "—", "MISSED (the benchmark failed, see notes)",
+                            machine))
+    section.notes.append(f"{metric} failed: " + " ".join(error.split())[-1500:])
+
+
+def run(machine: str) -> Section:
+    section = Section("Cost per drill and local drill overhead")
+    evidence = None
+    try:
+        evidence = _overhead_rows(section, machine)
+    except Exception:
+        _not_measured(section, "Local drill overhead (`livefire run`)", machine)
+    try:
+        _cost_rows(section, machine, _report_prints_cost(evidence))
+    except Exception:
+        _not_measured(section, "Cost per drill", machine)
     return section

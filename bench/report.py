@@ -28,6 +28,7 @@ class Section:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after
 
 
 def _cpu_name() -> str:
@@ -95,12 +96,17 @@ def _cell(text: str) -> str:
 
 
 def render(sections: Sequence[Section], *, machine: str, started: str, total_seconds: float) -> str:
+    busiest = max((max(section.load) for section in sections), default=0.0)
+    cores = os.cpu_count() or 1
     lines = [
         "# livefire benchmarks",
         "",
         f"Written by `make bench` on {started} in {total_seconds:.0f} s. Machine: {machine}.",
         "Benchmarks are programs, not tests: nothing here is asserted by the test suite. Every baseline was",
         "measured in the same run, on the same machine, against the same loopback endpoints.",
+        f"Highest 1-minute load average seen around a benchmark: {busiest:.2f} on {cores} cores"
+        + (" — other processes were busy on this machine, so timings are pessimistic." if busiest > cores / 2
+           else " (a quiet machine)."),
         "",
         "| metric | livefire | baseline (same run) | ratio | budget (DESIGN §9) | budget status | machine |",
         "|---|---|---|---|---|---|---|",
@@ -110,6 +116,8 @@ def render(sections: Sequence[Section], *, machine: str, started: str, total_sec
             cells = [row.metric, row.livefire, row.baseline, row.ratio, row.budget, row.status, row.machine]
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     for section in sections:
-        lines += ["", f"## {section.title}", "", f"(ran {section.seconds:.0f} s)", ""]
+        lines += ["", f"## {section.title}", "",
+                  f"(ran {section.seconds:.0f} s; 1-minute load average {section.load[0]:.2f} before, "
+                  f"{section.load[1]:.2f} after)", ""]
         lines += [f"- {note}" for note in section.notes]
     return "\n".join(lines) + "\n"

@@ -1,8 +1,9 @@
 """RTO accuracy: livefire's probe engine and assessment against Chaos Toolkit, on the same scripted outages.
 
 A loopback endpoint (bench.loopback, its own process on core 1) answers 503 during an outage of known length
-L and 200 otherwise; the true RTO is L. Each trial probes it for LEAD + L + tail seconds, the outage starting
-LEAD seconds in. Everything that probes runs on core 0.
+L and 200 otherwise; the true RTO is L. Each trial probes it for lead + L + tail seconds, the outage starting
+lead seconds in; the leads spread the outage's start over a probing period, so that no trial set sits at one
+lucky (or unlucky) phase of either prober's schedule. Everything that probes runs on core 0.
 
 - livefire: ``livefire.probing.engine.ProbeEngine`` with the spec's defaults (burst interval, hold, budget),
   samples judged by ``livefire.assessment.assess`` (RTO = first sample of the first sustained healthy run,
@@ -44,7 +45,8 @@ from livefire.spec import DrillSpec, Vantage, parse_spec
 
 LENGTHS = (0.737, 1.513, 2.291)  # seconds: multiples of neither 1 s, 100 ms nor 10 ms
 TRIALS = 3
-LEAD = 1.0
+LEAD = 1.0  # plus a phase: PHASE_SPREAD x frequency x (a golden-ratio sequence over the trials)
+PHASE_SPREAD = 1.5
 BASE_TAIL = 1.8  # after the outage, plus the frequency: room for one more check, or livefire's sustained run
 SUSTAIN = 0.5  # livefire's spec probes.sustain in these trials
 # Loads are compared over a one-minute drill window holding one outage (the shipped sandbox drill observes for
@@ -141,6 +143,10 @@ def tail(frequency: float) -> float:
     return BASE_TAIL + frequency
 
 
+def leads(frequency: float, count: int) -> list[float]:
+    return [LEAD + PHASE_SPREAD * frequency * ((k * 0.6180339887498949) % 1.0) for k in range(count)]
+
+
 def _window_probes(loopback: Loopback, start: float, end: float) -> int:
     return sum(1 for at, _ in loopback.log() if start <= at < end)
 
@@ -170,7 +176,7 @@ def rto_spec(url: str, interval: float, length: float, after: float) -> DrillSpe
         "entrypoint": url,
         "fault": {"kind": "http-abort", "region": "primary", "target": {"namespace": "bench", "virtualService": "b"},
                   "abort": {"httpStatus": 503, "percent": 100}},
-        "phases": {"baseline": "1s", "lead": LEAD, "fault": length, "recovery": after},
+        "phases": {"baseline": "1s", "lead": LEAD, "fault": length, "recovery": after},  # for the record only
         "probes": {"interval": interval, "timeout": "1s", "sustain": SUSTAIN},
         "objectives": {"rto": "30s"},
         "guardrails": {"allowedNamespaces": ["bench"]},
@@ -186,16 +192,16 @@ def _plan(spec: DrillSpec, target: ProbeTarget, vantage: Vantage) -> Plan:
     )
 
 
-def livefire_trial(loopback: Loopback, interval: float, after: float, length: float) -> Trial:
+def livefire_trial(loopback: Loopback, interval: float, after: float, length: float, lead: float = LEAD) -> Trial:
     loopback.reset()
     spec = rto_spec(loopback.url(), interval, length, after)
     vantage = Vantage(name="bench", region="local")
     target = ProbeTarget(name="entrypoint", url=spec.entrypoint, role="entrypoint")
     engine = ProbeEngine(ProbeSettings.from_spec(spec.probes, spec.served_by), vantage=vantage.name)
     samples: list[Sample] = []
-    window = LEAD + length + after
+    window = lead + length + after
     clock = WallClock()
-    outage = time.monotonic() + LEAD
+    outage = time.monotonic() + lead
     loopback.schedule_outage(length, outage)
     asyncio.run(engine.run([target], window, samples.append))
     injected = clock.epoch_ms(outage)
@@ -211,7 +217,7 @@ def livefire_trial(loopback: Loopback, interval: float, after: float, length: fl
     return Trial(
         length=length, seen=any(not s.ok and s.sent_ms >= injected for s in samples), rto=result.rto_seconds,
         bracket_ms=bracket.width_ms if bracket else None, inside=inside,
-        probes=_window_probes(loopback, outage - LEAD, outage + length + after), window=window, interval=interval,
+        probes=_window_probes(loopback, outage - lead, outage + length + after), window=window, interval=interval,
     )
 
 
@@ -243,7 +249,7 @@ def calibrate(loopback: Loopback, target_load: float, after: float, notes: list[
 # ------------------------------------------------------------------------------------------- Chaos Toolkit
 
 
-def _experiment(loopback: Loopback, length: float, after: float) -> dict[str, Any]:
+def _experiment(loopback: Loopback, length: float, lead: float, after: float) -> dict[str, Any]:
     return {
         "version": "1.0.0",
         "title": "endpoint recovers from a scripted outage",
@@ -257,13 +263,13 @@ def _experiment(loopback: Loopback, length: float, after: float) -> dict[str, An
             "type": "action", "name": "start-outage",
             "provider": {"type": "http", "method": "POST", "timeout": 5,
                          "url": loopback.url(f"/control/outage?seconds={length!r}")},
-            "pauses": {"before": LEAD, "after": length + after},
+            "pauses": {"before": lead, "after": length + after},
         }],
         "rollbacks": [],
     }
 
 
-def _ctk_result(loopback: Loopback, checks: list[Check], trigger: dict[str, float], length: float,
+def _ctk_result(loopback: Loopback, checks: list[Check], trigger: dict[str, float], length: float, lead: float,
                 after: float) -> Trial:
     found = recovery(checks, trigger["start_wall"])
     truth = trigger["start_wall"] + length
@@ -273,16 +279,16 @@ def _ctk_result(loopback: Loopback, checks: list[Check], trigger: dict[str, floa
         rto=None if found is None else found[1][0] - trigger["start_wall"],
         bracket_ms=None if found is None else (found[1][0] - found[0][0]) * 1000.0,
         inside=found is not None and found[0][0] <= truth <= found[1][1],
-        probes=_window_probes(loopback, start - LEAD, start + length + after), window=LEAD + length + after,
+        probes=_window_probes(loopback, start - lead, start + length + after), window=lead + length + after,
     )
 
 
-def ctk_trial(chaos: Path, work: Path, loopback: Loopback, frequency: float, length: float) -> Trial:
+def ctk_trial(chaos: Path, work: Path, loopback: Loopback, frequency: float, length: float, lead: float) -> Trial:
     loopback.reset()
     work = work.resolve()
     experiment, journal = work / "experiment.json", work / "journal.json"
     journal.unlink(missing_ok=True)
-    experiment.write_text(json.dumps(_experiment(loopback, length, tail(frequency))))
+    experiment.write_text(json.dumps(_experiment(loopback, length, lead, tail(frequency))))
     subprocess.run(
         [str(chaos), "--no-version-check", "--no-log-file", "--settings", str(work / "settings.yaml"), "run",
          "--journal-path", str(journal), "--hypothesis-strategy=continuously",
@@ -296,10 +302,10 @@ def ctk_trial(chaos: Path, work: Path, loopback: Loopback, frequency: float, len
          datetime.fromisoformat(s["probes"][0]["end"]).timestamp(), bool(s["steady_state_met"]))
         for s in document["steady_states"]["during"] if s and s.get("probes")
     ]
-    return _ctk_result(loopback, checks, trigger, length, tail(frequency))
+    return _ctk_result(loopback, checks, trigger, length, lead, tail(frequency))
 
 
-def ctk_loop_trial(loopback: Loopback, frequency: float, length: float) -> Trial:
+def ctk_loop_trial(loopback: Loopback, frequency: float, length: float, lead: float) -> Trial:
     """Stand-in used only when chaostoolkit cannot be installed: its continuous loop, re-implemented.
 
     One check at a time, each waiting for the previous to end, then a pause of ``frequency`` seconds — as
@@ -325,12 +331,12 @@ def ctk_loop_trial(loopback: Loopback, frequency: float, length: float) -> Trial
 
     worker = threading.Thread(target=loop, daemon=True)
     worker.start()
-    time.sleep(LEAD)
+    time.sleep(lead)
     trigger = loopback.schedule_outage(length, time.monotonic())
     time.sleep(length + tail(frequency))
     stop.set()
     worker.join(timeout=5)
-    return _ctk_result(loopback, checks, trigger, length, tail(frequency))
+    return _ctk_result(loopback, checks, trigger, length, lead, tail(frequency))
 
 
 def find_chaos() -> Path | None:
@@ -343,16 +349,18 @@ def find_chaos() -> Path | None:
 # ------------------------------------------------------------------------------------------------- the run
 
 
-def _trials(run: Callable[[float], Trial]) -> list[Trial]:
-    return [run(length) for _ in range(TRIALS) for length in LENGTHS]
+def _trials(run: Callable[[float, float], Trial], frequency: float) -> list[Trial]:
+    """Every length TRIALS times, each trial at its own lead (so at its own phase of the probing schedule)."""
+    lengths = [length for _ in range(TRIALS) for length in LENGTHS]
+    return [run(length, lead) for length, lead in zip(lengths, leads(frequency, len(lengths)), strict=True)]
 
 
 def _baseline(chaos: Path | None, work: Path, loopback: Loopback, frequency: float) -> Config:
     if chaos is not None:
         return Config(f"Chaos Toolkit, frequency {frequency:g} s",
-                      _trials(lambda length: ctk_trial(chaos, work, loopback, frequency, length)))
+                      _trials(partial(ctk_trial, chaos, work, loopback, frequency), frequency))
     return Config(f"Chaos Toolkit loop re-implemented (NOT chaostoolkit), frequency {frequency:g} s",
-                  _trials(lambda length: ctk_loop_trial(loopback, frequency, length)))
+                  _trials(partial(ctk_loop_trial, loopback, frequency), frequency))
 
 
 def _rows(frequency: float, baseline: Config, ours: Config, bracket_budget: float, machine: str) -> list[Row]:
@@ -405,7 +413,7 @@ def run(machine: str) -> Section:
                 baseline = _baseline(chaos, work, loopback, frequency)
                 interval = calibrate(loopback, baseline.load, tail(frequency), section.notes)
                 ours = Config(f"livefire at the load of {baseline.label}", interval=interval,
-                              trials=_trials(partial(livefire_trial, loopback, interval, tail(frequency))))
+                              trials=_trials(partial(livefire_trial, loopback, interval, tail(frequency)), frequency))
                 pairs.append((frequency, baseline, ours))
     finally:
         os.sched_setaffinity(0, affinity)
@@ -417,7 +425,8 @@ def run(machine: str) -> Section:
         section.notes += [baseline.summary(), ours.summary()]
     section.notes += [
         f"Outages of {', '.join(f'{x:g}' for x in LENGTHS)} s, {TRIALS} trials each per configuration; each trial "
-        f"window is {LEAD:g} s lead + outage + a {BASE_TAIL:g} s + frequency tail. Probes are counted by the "
+        f"window is a lead of {LEAD:g} s + up to {PHASE_SPREAD:g} x frequency (the same leads for both tools) + "
+        f"the outage + a {BASE_TAIL:g} s + frequency tail. Probes are counted by the "
         f"endpoint. Loads are compared over a {DRILL_WINDOW:g} s drill window holding the outage: the trial's "
         "probes plus the healthy rest of the window at each prober's steady rate (livefire: its base interval; "
         "Chaos Toolkit: the rate it showed in the trial).",

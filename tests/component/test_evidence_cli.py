@@ -102,8 +102,8 @@ def test_verify_names_manifest_metadata_that_disagrees_with_the_drill_record(
     assert out.startswith(f"TAMPERED: manifest.json: S3 metadata manifest-sha256 {'0' * 64} differs")
 
 
-def test_verify_of_an_unknown_drill_or_without_a_stack_is_an_error_not_a_verdict(
-    evidence_stack: EvidenceStack, unique_id: str, capsys: pytest.CaptureFixture[str]
+def test_an_unknown_drill_a_missing_stack_or_unpublished_evidence_is_an_error_not_a_verdict(
+    evidence_stack: EvidenceStack, unique_id: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     code, _, err = run(["verify", unique_id, *stack_args(evidence_stack)], capsys)
     assert (code, err.strip()) == (2, f"error: no drill {unique_id} in the drill table")
@@ -111,6 +111,10 @@ def test_verify_of_an_unknown_drill_or_without_a_stack_is_an_error_not_a_verdict
     code, _, err = run(["verify", unique_id], capsys)
     assert code == 2
     assert "--bucket (or EVIDENCE_BUCKET) and --table (or DRILL_TABLE)" in err
+
+    evidence_stack.stage(unique_id)  # started, not yet published
+    code, _, err = run(["report", unique_id, "--out", str(tmp_path / "r"), *stack_args(evidence_stack)], capsys)
+    assert (code, err.strip()) == (2, f"error: drill {unique_id} has no published evidence (status RUNNING)")
 
 
 def test_history_lists_a_services_drills_newest_first_with_verdict_and_rto(

@@ -105,7 +105,8 @@ def evidence(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The evidence folder of one real sandbox drill, run the way a user runs it."""
     work = tmp_path_factory.mktemp("render")
     (work / "mesh").symlink_to(MESH_DIR, target_is_directory=True)
-    (work / "drill.yaml").write_text(yaml.safe_dump(sandbox_spec_document(), sort_keys=False))
+    phases = {"baseline": "1s", "lead": "1s", "fault": "2s", "recovery": "2s"}  # enough to draw a failover
+    (work / "drill.yaml").write_text(yaml.safe_dump(sandbox_spec_document(phases=phases), sort_keys=False))
     result = livefire("run", "drill.yaml", "--evidence-dir", "evidence", cwd=work)
     assert result.returncode in (0, 1), result.stdout + result.stderr
     (folder,) = list((work / "evidence").iterdir())

@@ -155,6 +155,18 @@ def test_a_link_to_a_folder_holding_another_drills_manifest_is_named(tmp_path: P
     assert result.first_problem == "chain link d-3 → d-9: d-2/manifest.json is the manifest of drill d-2"
 
 
+def test_the_chain_is_followed_from_a_folder_given_as_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_chain(tmp_path)
+    monkeypatch.chdir(tmp_path / "d-3")
+
+    result = verify_chain_dir(Path("."))
+
+    assert result.ok, result.problems
+    assert result.drills == ["d-3", "d-2", "d-1"]
+
+
 def test_livefire_verify_exits_0_for_an_intact_folder_and_prints_the_chain(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

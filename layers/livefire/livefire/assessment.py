@@ -70,11 +70,12 @@ class PhaseWindow(AssessmentModel):
 
 
 class Bracket(AssessmentModel):
-    """The true transition lies between the last bad sample and the first sample of the sustained run.
+    """The transition lies between the last bad sample and the first sample of the sustained run.
 
-    A probe observes the server somewhere between its send and its end, so the sound bracket runs from the
-    last bad probe's send to the first good probe's end (``first_success_ended_ms``); the RTO itself is
-    counted to the first good probe's send (``first_success_ms``).
+    By send times, ``[last_failure_ms, first_success_ms]`` brackets the instant from which a request *sent*
+    succeeds (the users' view); ``width_ms`` is that send gap, the probing resolution. The server itself flips
+    a little later (the request's way in): a probe observes the server between its send and its end, so the
+    server-side instant lies in ``[last_failure_ms, first_success_ended_ms]`` (``contains``).
     """
 
     last_failure_ms: float | None
@@ -84,15 +85,13 @@ class Bracket(AssessmentModel):
     first_success_ended_ms: float | None = None
 
     @property
-    def upper_ms(self) -> float:
-        return self.first_success_ms if self.first_success_ended_ms is None else self.first_success_ended_ms
-
-    @property
     def width_ms(self) -> float | None:
-        return None if self.last_failure_ms is None else self.upper_ms - self.last_failure_ms
+        return None if self.last_failure_ms is None else self.first_success_ms - self.last_failure_ms
 
     def contains(self, instant_ms: float) -> bool:
-        return self.last_failure_ms is not None and self.last_failure_ms <= instant_ms <= self.upper_ms
+        """Whether a server-side transition at ``instant_ms`` is consistent with the probes."""
+        upper = self.first_success_ms if self.first_success_ended_ms is None else self.first_success_ended_ms
+        return self.last_failure_ms is not None and self.last_failure_ms <= instant_ms <= upper
 
 
 class Recovery(AssessmentModel):

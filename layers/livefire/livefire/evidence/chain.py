@@ -99,7 +99,7 @@ def verify_chain_dir(path: Path, *, depth: int | None = None) -> ChainResult:
         return ChainResult(ok=False, problems=problems, drills=[], end="the manifest cannot be read")
     service = str(manifest.get("service"))
     drills = [manifest["drill_id"]]
-    root = path.parent
+    root = path.resolve().parent  # "." must still find its siblings
     siblings = _siblings(root)
     visited = {path.resolve()}
     end = ""

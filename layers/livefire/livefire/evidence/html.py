@@ -431,7 +431,7 @@ def _recovery(assessment: Assessment) -> str:
                f"({since(outage.from_ms, injected)} → {since(outage.to_ms, injected)})" if outage else "none")
     return (
         '<section id="recovery"><h2>Recovery</h2>'
-        f"{_table(['', 'Vantage', 'Seconds', 'Bracket [last failure sent, first success answered]', 'Note'], rows)}"
+        f"{_table(['', 'Vantage', 'Seconds', 'Bracket [last failure, first sustained success]', 'Note'], rows)}"
         f"<p><strong>Detection</strong> (injection → first failure): {_e(detections)}<br>"
         f"<strong>Longest outage</strong> at the entrypoint: {_e(longest)}</p></section>"
     )

@@ -67,12 +67,12 @@ def since(ms: float | None, origin: float | None) -> str:
 
 
 def bracket_text(bracket: Bracket | None, origin: float | None) -> str:
-    """[last bad probe sent, first good probe of the sustained run answered], and its width."""
+    """[last bad probe sent, first probe of the sustained good run sent], and its width."""
     if bracket is None:
         return DASH
     width = bracket.width_ms
     return (
-        f"[{since(bracket.last_failure_ms, origin)}, {since(bracket.upper_ms, origin)}]"
+        f"[{since(bracket.last_failure_ms, origin)}, {since(bracket.first_success_ms, origin)}]"
         + ("" if width is None else f", width {width:.1f} ms")
     )
 
@@ -146,7 +146,7 @@ def _recovery(assessment: Assessment) -> list[str]:
         "## Recovery",
         "",
         f"- **RTO** at the entrypoint: {format_number(assessment.rto_seconds, 's')} {DASH} {assessment.rto_note}",
-        f"  - bracket [last failure sent, first sustained success answered], from the injection: "
+        f"  - bracket [last failure, first sustained success] (send times), from the injection: "
         f"{bracket_text(assessment.rto_bracket, injected)}",
         f"- **Failback**: {format_number(assessment.failback_seconds, 's')} {DASH} {assessment.failback_note}",
         f"  - bracket, from the rollback: {bracket_text(assessment.failback_bracket, restored)}",

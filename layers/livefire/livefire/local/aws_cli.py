@@ -102,7 +102,11 @@ def start_on_stack(spec_path: Path, *, stack_name: str, region: str | None = Non
                                         input=json.dumps({"spec": document}))["executionArn"]
     progress.line(f"execution {execution_arn}")
     deadline = spec.phases.baseline + spec.observe_seconds + allowance_s
-    execution = follow_execution(sfn, execution_arn, deadline, progress.on_event, poll_s=poll_s)
+    try:
+        execution = follow_execution(sfn, execution_arn, deadline, progress.on_event, poll_s=poll_s)
+    except KeyboardInterrupt:
+        progress.line(f"stopped following; the drill goes on: livefire status {drill_id} --stack {stack_name}")
+        return StackDrill(drill_id, "RUNNING", None, None, "not followed to its end", None)
     record = _store(session, stack.table).get_drill(drill_id) or {}
     error = None
     if execution["status"] != "SUCCEEDED":

@@ -373,11 +373,13 @@ class _Run:
                 await self._sleep_until(moment)
                 if self.stopped or not target.tracker.needs_watch:
                     return
-                slot += 1
-                position = (slot - 1) / ratio
+                now = time.monotonic()
+                position = slot / ratio
+                # Unlike base sends, slots missed while the loop was busy are not caught up: probes sent
+                # back to back would see the same instant.
+                slot = max(slot + 1, math.ceil((now - target.first_send) / step))
                 if abs(position - round(position)) * ratio < _GRID_TOLERANCE:
                     continue  # a base probe goes out at this instant anyway
-                now = time.monotonic()
                 if not target.bucket.take(now):
                     wait = target.bucket.wait(now)
                     if math.isinf(wait):

@@ -13,6 +13,7 @@ is still live. One replay per test session: its results are plain data.
 
 from __future__ import annotations
 
+import inspect
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from typing import Any
 
 import boto3
 import botocore.handlers
+from botocore.awsrequest import AWSResponse
 
 from livefire.local.aws import REGION, LocalStack
 from livefire.local.lambda_server import LambdaContext
@@ -82,6 +84,7 @@ class Step:
     output: Any = None
     error: str | None = None
     calls: set[Call] = field(default_factory=set)
+    expected_error: str | None = None  # the exception type an extra invocation is meant to end with
 
 
 @dataclass
@@ -183,7 +186,28 @@ class Extra:
     label: str
     function: str
     event: dict[str, Any]
-    before: Callable[[SandboxMesh], None] | None = None
+    expected_error: str | None = None
+    before: Callable[[SandboxMesh, LocalStack], None] | None = None
+
+
+def _fail_next_call(client: Any, operation: str, code: str, status: int) -> None:
+    """The client's next ``operation`` answers ``code``/``status``, as AWS would (botocore raises the ClientError)."""
+    event = f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+    unique_id = f"event-replay-{operation}"
+
+    def fail(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        client.meta.events.unregister(event, unique_id=unique_id)
+        response = AWSResponse(params.get("url", ""), status, {}, None)
+        return response, {"Error": {"Code": code, "Message": f"injected {code}"},
+                          "ResponseMetadata": {"HTTPStatusCode": status}}
+
+    client.meta.events.register_first(event, fail, unique_id=unique_id)
+
+
+def _runtime_of(stack: LocalStack, function: str) -> Any:
+    """The Runtime a handler module built when it was loaded (its AWS clients)."""
+    _function, handler = stack.lambdas.handler_for(f"livefire-{function}")
+    return inspect.unwrap(handler).__globals__["runtime"]
 
 
 def _renamed(plan: dict[str, Any], drill_id: str, **changes: Any) -> dict[str, Any]:
@@ -199,22 +223,30 @@ def _extra_steps() -> list[Extra]:
     missing_fault = {**failing_plan["faults"][0], "objectName": "no-such-virtualservice"}
     ended = load_event("guardian_execution_failed.json")
 
-    def fail_next_restore(mesh: SandboxMesh) -> None:
+    other_target = json.loads(json.dumps(scheduled))
+    other_target["drillId"] = "s3-failure-0001"
+    other_target["executionArn"] = other_target["executionArn"].replace(SCHEDULED_DRILL_ID, "s3-failure-0001")
+    other_target["executionInput"]["spec"]["fault"]["target"]["virtualService"] = "payments-internal"
+
+    def fail_next_restore(mesh: SandboxMesh, _stack: LocalStack) -> None:
         cluster = failing_plan["faults"][0]["cluster"]["sandbox"]
         mesh.apis[cluster].fail_next("PATCH", f"virtualservices/{failing_plan['faults'][0]['objectName']}", 500)
+
+    def fail_next_plan_write(_mesh: SandboxMesh, stack: LocalStack) -> None:
+        _fail_next_call(_runtime_of(stack, "PlanFunction").s3, "PutObject", "InternalError", 500)
 
     return [
         Extra("plan, retried by its own execution", "PlanFunction", scheduled),
         Extra("plan, target leased by the scheduled drill", "PlanFunction",
-              {**scheduled, "drillId": "leased-target-0001"}),
+              {**scheduled, "drillId": "leased-target-0001"}, "DrillInProgress"),
         Extra("guardian sweep, a lease held by a running drill", "GuardianFunction", load_event("guardian_sweep.json")),
-        Extra("plan, a drill id another execution holds", "PlanFunction",
-              {**scheduled, "executionArn": scheduled["executionArn"] + "-other"}),
+        Extra("plan, S3 fails after the lease was taken", "PlanFunction", other_target, "ClientError",
+              before=fail_next_plan_write),
         Extra("inject, the target object does not exist", "InjectFunction",
-              {"plan": _renamed(failing_plan, "missing-target-0001", faults=[missing_fault])}),
+              {"plan": _renamed(failing_plan, "missing-target-0001", faults=[missing_fault])}, "FaultInjectionFailed"),
         Extra("inject, a fault left live", "InjectFunction", {"plan": live}),
         Extra("rollback, the Kubernetes API fails", "RollbackFunction", {"plan": live, "emergency": False},
-              before=fail_next_restore),
+              "RollbackFailed", before=fail_next_restore),
         Extra("guardian, execution aborted with the fault live", "GuardianFunction",
               {**ended, "detail": {**ended["detail"], "name": "live-fault-0001", "status": "ABORTED",
                                    "executionArn": ended["detail"]["executionArn"].rsplit(":", 1)[0]
@@ -241,8 +273,9 @@ def replay() -> Replay:
             steps.append(invoke(stack, recorder, Step(name, function_of(name), _event_for(name))))
         for extra in _extra_steps():
             if extra.before is not None:
-                extra.before(mesh)
-            steps.append(invoke(stack, recorder, Step(extra.label, extra.function, extra.event)))
+                extra.before(mesh, stack)
+            steps.append(invoke(stack, recorder, Step(extra.label, extra.function, extra.event,
+                                                      expected_error=extra.expected_error)))
     return Replay(steps)
 
 

@@ -54,7 +54,7 @@ def test_every_event_file_is_replayed_and_names_a_function_of_the_template() -> 
 def test_an_event_runs_its_handler_and_returns_what_the_next_state_expects(name: str) -> None:
     step = event_steps()[name]
 
-    assert step.error is None, f"{name}: {step.error}"
+    assert step.error is None, f"{name}: {step.error} (contracts changed? regenerate: python tools/make_events.py)"
     contract_of(step).model_validate(step.output)
 
 

@@ -7,9 +7,11 @@ import logging
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from livefire.errors import FaultConflict, FaultInjectionFailed, RollbackFailed
@@ -25,6 +27,7 @@ from livefire.mesh.posture import PostureFinding, audit_posture
 from livefire.spec import Fault
 from tests.component.kube_fixtures import (
     DEPLOYMENT_KEY,
+    SEED,
     VS_KEY,
     Sandbox,
     crd_spec_schema,
@@ -559,6 +562,16 @@ def test_every_shift_and_squeeze_written_is_valid_against_the_istio_crd(
     assert schema_errors(before["spec"], schema) == []
     assert schema_errors(after["spec"], schema) == []
     assert schema_errors(restored["spec"], schema) == []
+
+
+@pytest.mark.parametrize("seed", sorted(SEED.parent.glob("*.yaml")), ids=lambda path: path.stem)
+def test_every_istio_object_of_the_sandbox_seeds_is_valid_against_the_crd(seed: Path) -> None:
+    documents = [doc for doc in yaml.safe_load_all(seed.read_text(encoding="utf-8")) if doc]
+    istio = [doc for doc in documents if doc["apiVersion"] == "networking.istio.io/v1"]
+
+    assert istio
+    for doc in istio:
+        assert schema_errors(doc["spec"], crd_spec_schema(doc["kind"])) == [], doc["kind"]
 
 
 def test_the_crd_validator_rejects_a_fault_istio_would_refuse() -> None:

@@ -224,6 +224,13 @@ def test_each_function_role_grants_exactly_the_calls_its_code_makes(function: st
             assert grant.resource in WILDCARD_RESOURCES, grant
 
 
+@pytest.mark.slow
+def test_every_replayed_invocation_ends_as_its_scenario_intends() -> None:
+    outcomes = [(step.name, (step.error or "").split(":", 1)[0] or None) for step in replay().steps]
+
+    assert outcomes == [(step.name, step.expected_error) for step in replay().steps]
+
+
 def test_the_check_names_an_action_a_function_gains_without_using_it() -> None:
     stack = Stack({})
     statements = stack.inline_statements(stack.role_of("PlanFunction"))

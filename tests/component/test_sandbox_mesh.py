@@ -22,12 +22,17 @@ from livefire.errors import InvalidDrillSpec
 from livefire.local.sandbox.entrypoint import Entrypoint
 from livefire.local.sandbox.mesh import ENV_CLUSTERS, ENV_RESOLVE, ENV_TOKEN, SandboxMesh
 from livefire.local.sandbox.services import (
+    APP_ERROR,
+    APP_ERROR_PERCENT,
+    BACKGROUND_REQUESTS,
     FAULT_ABORT,
     NO_HEALTHY_UPSTREAM,
+    OVERFLOW,
     SCRIPTED_OUTAGE,
     RegionalService,
     Request,
     parse_istio_duration,
+    pool_capacity,
 )
 from livefire.local.sandbox.store import ClusterStore, ObjectKey
 from livefire.spec import DrillSpec, parse_spec
@@ -319,6 +324,83 @@ def test_a_scripted_outage_answers_its_status_only_inside_its_window(east_store:
     assert served_by(after) == EAST
 
 
+# -- circuit breaking and broken builds --------------------------------------------------------------------
+def pool(**limits: int) -> dict[str, Any]:
+    tcp = {k: v for k, v in limits.items() if k == "maxConnections"}
+    http = {k: v for k, v in limits.items() if k != "maxConnections"}
+    return {"connectionPool": {"tcp": tcp, "http": http}}
+
+
+@pytest.mark.parametrize(
+    ("limits", "capacity"),
+    [
+        ({}, None),
+        ({"maxConnections": 9}, 9),
+        ({"maxConnections": 9, "http2MaxRequests": 7, "http1MaxPendingRequests": 12}, 7),
+        ({"maxRequestsPerConnection": 1}, None),  # not a concurrency limit
+    ],
+)
+def test_the_pool_capacity_is_the_smallest_concurrency_limit_set(limits: dict[str, int], capacity: int | None) -> None:
+    assert pool_capacity(destination_rule(pool(**limits))) == capacity
+
+
+def test_a_pool_squeezed_below_the_background_load_sheds_every_request_like_envoy() -> None:
+    squeezed = pool(maxConnections=1, http2MaxRequests=1, http1MaxPendingRequests=1)
+    with RegionalService(EAST, simple_cluster(squeezed), "payments") as service:
+        answers = [get(service.url) for _ in range(5)]
+
+    assert {(a[0], a[2]) for a in answers} == {(503, OVERFLOW)}
+    assert all(a[1]["x-envoy-overloaded"] == "true" and "x-served-region" not in a[1] for a in answers)
+
+
+def test_a_pool_with_room_for_the_background_and_one_probe_serves_every_request() -> None:
+    roomy = pool(http2MaxRequests=BACKGROUND_REQUESTS + 1)
+    with RegionalService(EAST, simple_cluster(roomy), "payments") as service:
+        answers = [get(service.url)[0] for _ in range(5)]
+
+    assert answers == [200] * 5
+
+
+def test_a_squeeze_written_into_the_store_applies_on_the_next_request(
+    east: RegionalService, east_store: ClusterStore
+) -> None:
+    assert get(east.url)[0] == 200
+
+    edit(east_store, DR_KEY, lambda dr: dr["spec"].update(trafficPolicy=pool(http2MaxRequests=1)))
+
+    status, headers, body = get(east.url)
+    assert (status, body, headers["x-envoy-overloaded"]) == (503, OVERFLOW, "true")
+
+
+def annotated(version: str, percent: str) -> dict[str, Any]:
+    document = deployment(version)
+    document["spec"]["template"]["metadata"]["annotations"] = {APP_ERROR_PERCENT: percent}
+    return document
+
+
+def test_a_broken_build_fails_its_share_of_requests_with_a_500_that_names_its_version() -> None:
+    store = cluster(
+        virtual_service([route_to("v1", "v2", weights=[50, 50])]), destination_rule(),
+        deployment("v1"), annotated("v2", "100"),
+    )
+    with RegionalService(EAST, store, "payments", seed=11) as service:
+        answers = [get(service.url) for _ in range(200)]
+
+    by_version = Counter((a[1]["x-version"], a[0]) for a in answers)
+    assert set(by_version) == {("v1", 200), ("v2", 500)}
+    assert 60 <= by_version[("v2", 500)] <= 140  # expected 100 (sd 7)
+    assert all(a[2] == APP_ERROR and served_by(a) == EAST for a in answers if a[0] == 500)
+
+
+def test_a_build_failing_half_its_requests_fails_about_half() -> None:
+    store = cluster(virtual_service([route_to("v2")]), destination_rule(), annotated("v2", "50"))
+    with RegionalService(EAST, store, "payments", seed=5) as service:
+        statuses = Counter(get(service.url)[0] for _ in range(200))
+
+    assert set(statuses) == {200, 500}
+    assert 60 <= statuses[500] <= 140
+
+
 # -- Entrypoint -------------------------------------------------------------------------------------------
 def pair(policy: dict[str, Any] | None, clock: FakeClock | None = None
          ) -> tuple[ClusterStore, ClusterStore, Entrypoint, dict[str, Any]]:
@@ -603,6 +685,47 @@ def test_a_fault_patched_through_the_fake_kubernetes_api_is_obeyed_by_the_next_r
     assert [(a[0], served_by(a)) for a in through_entrypoint] == [(503, None)] * 3 + [(200, WEST)]
     assert before["payments-use1"][VS_KEY] != after["payments-use1"][VS_KEY]
     assert before["payments-usw2"] == after["payments-usw2"]
+
+
+def pattern_spec(name: str) -> DrillSpec:
+    return parse_spec(yaml.safe_load((SPEC_FILE.parent / f"{name}.yaml").read_text(encoding="utf-8")))
+
+
+def test_the_active_active_mesh_spreads_the_entrypoint_over_both_regions() -> None:
+    with SandboxMesh.from_spec(pattern_spec("active-active"), MESH_DIR) as mesh:
+        resolve = mesh.resolve()
+        served = Counter(served_by(get_host(resolve, "payments.sandbox")) for _ in range(10))
+
+    assert served == {EAST: 5, WEST: 5}
+
+
+@pytest.mark.parametrize("name", ["canary", "blue-green"])
+def test_the_shift_meshes_serve_only_v1_until_the_weights_change(name: str) -> None:
+    spec = pattern_spec(name)
+    with SandboxMesh.from_spec(spec, MESH_DIR) as mesh:
+        resolve = mesh.resolve()
+        before = Counter(get_host(resolve, "payments.sandbox")[1].get("x-version") for _ in range(20))
+        weights = spec.fault.weights or {}
+
+        def shift(vs: dict[str, Any]) -> None:
+            for destination in vs["spec"]["http"][0]["route"]:
+                destination["weight"] = weights[destination["destination"]["subset"]]
+
+        edit(next(iter(mesh.stores.values())), VS_KEY, shift)
+        after = Counter(get_host(resolve, "payments.sandbox")[1].get("x-version") for _ in range(100))
+
+    assert before == {"v1": 20}
+    assert after["v2"] == (100 if name == "blue-green" else pytest.approx(20, abs=15))
+
+
+def test_the_broken_failover_mesh_never_fails_over() -> None:
+    with SandboxMesh.from_spec(pattern_spec("broken-failover"), MESH_DIR) as mesh:
+        set_fault(mesh.stores["payments-broken-use1"], abort(503, 100))
+        answers = [get_host(mesh.resolve(), "payments.sandbox")[0] for _ in range(12)]
+        ejected = mesh.entrypoint.ejected()
+
+    assert answers == [503] * 12
+    assert ejected == []
 
 
 def test_a_region_without_a_sandbox_cluster_is_named_in_the_error() -> None:

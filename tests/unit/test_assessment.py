@@ -740,6 +740,16 @@ def test_watch_probes_do_not_count_in_the_split() -> None:
     assert (result.finding("canarySplit") or pytest.fail()).measured == pytest.approx(100 * 40 / 198, abs=1e-6)
 
 
+def test_the_split_ends_when_the_fault_surely_ended_not_when_the_restore_was_recorded() -> None:
+    spec = shift_spec("canary", {"v1": 80, "v2": 20})
+    pieces = [(0, INJECT + 200, only("v1")), (INJECT + 200, RESTORE, canary_every_fifth()), (RESTORE, END, only("v1"))]
+    samples = [*versions("entry", *pieces), *versions("useast1", *pieces)]
+
+    result = run(spec, samples, restored_at_ms=T0 + RESTORE + 2000)  # the plan's fault wait is 20 s
+
+    assert (result.finding("canarySplit") or pytest.fail()).measured == pytest.approx(100 * 40 / 198, abs=1e-6)
+
+
 def test_a_canary_never_reverted_fails_the_revert() -> None:
     result = canary_run(canary_every_fifth(), after=(END, only("v1")))
 
@@ -791,6 +801,25 @@ def test_blue_answering_after_green_longer_than_the_tolerance_fails_the_cutover(
     assert mixed_window is not None and mixed_window.measured == 0.4  # first v2 at 3100, last v1 at 3500
     assert (mixed_window.status, mixed_window.threshold) == ("FAIL", 0.1)
     assert status(lenient, "mixedVersionWindow") == "PASS"
+
+
+def test_blue_back_after_the_rollback_is_not_a_mixed_window_even_before_the_restore_is_recorded() -> None:
+    entry = [(0, INJECT + 100, only("v1")), (INJECT + 100, RESTORE - 1000, only("v2")), (RESTORE - 1000, END, only("v1"))]
+
+    result = blue_green_run(entry)  # the restore is verified and recorded 1 s after the mesh flipped back
+
+    assert (result.finding("mixedVersionWindow") or pytest.fail()).measured == 0.0
+    assert result.verdict == "PASS", result.verdict_reason
+
+
+def test_a_cutover_that_never_settles_on_green_fails() -> None:
+    flapping = [(0, INJECT + 100, only("v1")), (INJECT + 100, RESTORE, lambda at: (True, "v2" if at % 700 else "v1")),
+                (RESTORE, END, only("v1"))]
+
+    result = blue_green_run(flapping)
+
+    mixed = result.finding("mixedVersionWindow")
+    assert mixed is not None and mixed.status == "FAIL" and "never completed" in mixed.detail
 
 
 def test_a_single_error_during_a_blue_green_cutover_fails_it() -> None:

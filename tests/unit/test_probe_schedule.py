@@ -358,6 +358,9 @@ def test_an_endless_outage_spends_the_bucket_then_goes_on_at_the_refill_rate():
     assert len(samples) <= settings.max_sends(1.0)
     late_gaps = [b - a for a, b in itertools.pairwise(watched[15:])]
     assert min(late_gaps) > 25.0  # past the capacity, about one watch probe per base interval
+    base = [s.scheduled_ms for s in samples if not s.burst]
+    late = [s.scheduled_ms for s in samples if s.burst][15:]
+    assert all(min(abs(w - b) for b in base) == pytest.approx(25.0, abs=0.01) for w in late)  # midway
 
 
 def test_without_a_budget_the_watch_stops_once_the_bucket_is_empty():

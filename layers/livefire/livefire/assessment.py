@@ -314,6 +314,7 @@ class _Drill:
     entrypoint: str | None
     faulted_endpoints: list[str]
     sample_keys: list[str]
+    fault_wait_s: float = math.inf
 
     @property
     def fault_region(self) -> str:
@@ -334,6 +335,15 @@ class _Drill:
             s.version for v in self.vantages for s in self.in_phase(v, self.entrypoint, "baseline")
             if s.ok and s.version
         }
+
+    @property
+    def shift_end(self) -> float:
+        """Until when the fault surely held: the restore is recorded only once it is verified, but the rollback
+        cannot start before the workflow's fault wait is over."""
+        if self.injected is None:
+            return -math.inf
+        held = self.injected + self.fault_wait_s * 1000.0
+        return held if self.restored is None else min(held, self.restored)
 
     @property
     def shifted_to(self) -> set[str]:
@@ -905,8 +915,8 @@ def _kept_serving_finding(drill: _Drill) -> Finding:
 
 
 def _shifted_window(drill: _Drill, vantage: str) -> list[Sample]:
-    """Fixed-schedule entrypoint probes of the fault phase from the first one that shows the shift on."""
-    samples = _scheduled(drill.in_phase(vantage, drill.entrypoint, "fault"))
+    """Fixed-schedule entrypoint probes from the first one that shows the shift until the fault surely ended."""
+    samples = [s for s in _scheduled(drill.in_phase(vantage, drill.entrypoint, "fault")) if s.sent_ms < drill.shift_end]
     shows = _effect_predicate(drill, vantage, drill.entrypoint or "")
     first = next((i for i, s in enumerate(samples) if shows(s)), None)
     return [] if first is None else samples[first:]
@@ -989,28 +999,38 @@ def _canary_errors_finding(drill: _Drill) -> Finding:
 
 
 def _mixed_version_finding(drill: _Drill) -> Finding:
-    """Blue-green cutover: from the first answer by the new version, how long the old one still answered."""
+    """Blue-green cutover: from the first answer by the new version to the last answer by the old one before
+    the new version held alone for ``sustain`` (later old answers are the rollback, not the cutover)."""
     old, new = drill.baseline_versions, drill.shifted_to
     objective = drill.spec.objectives.mixed_version_window
     tolerance = drill.spec.probes.interval if objective is None else objective
     title = f"Cutover with no mixed-version window over {tolerance * 1000:g} ms"
     worst: tuple[float, Sample, Sample | None] | None = None
+    unfinished: list[str] = []
     for vantage in drill.vantages:
         series = [s for s in drill.in_phase(vantage, drill.entrypoint, "fault") if s.ok]
-        first_new = next((s for s in series if s.version in new), None)
-        if first_new is None:
+        opening = next((i for i, s in enumerate(series) if s.version in new), None)
+        if opening is None:
             continue
-        late_old = [s for s in series if s.version in old and s.sent_ms > first_new.sent_ms]
-        last_old = late_old[-1] if late_old else None
-        window = 0.0 if last_old is None else (last_old.sent_ms - first_new.sent_ms) / 1000.0
+        held = _first_sustained_run(series, opening, lambda s: s.version in new, drill.sustain_ms)
+        if held is None:
+            unfinished.append(vantage)
+            continue
+        mixed = [s for s in series[opening:held] if s.version in old]
+        late_old = mixed[-1] if mixed else None
+        window = 0.0 if late_old is None else (late_old.sent_ms - series[opening].sent_ms) / 1000.0
         if worst is None or window > worst[0]:
-            worst = (window, first_new, last_old)
-    if worst is None or not new:
+            worst = (window, series[opening], late_old)
+    if unfinished or worst is None or not new:
+        names = ", ".join(sorted(new)) or "none in fault.weights"
+        detail = (
+            f"the cutover never completed: the new version ({names}) never served alone for "
+            f"{drill.spec.probes.sustain:g} s (vantage {', '.join(unfinished)})" if unfinished
+            else f"the cutover never happened: no new version ({names}) answered during the fault"
+        )
         return _finding(
             "mixedVersionWindow", title, measured=None, unit="s", threshold=tolerance, status="FAIL",
-            detail=f"the cutover never happened: no new version ({', '.join(sorted(new)) or 'none in fault.weights'})"
-            " answered during the fault",
-            evidence=drill.pointer(drill.entrypoint, None, drill.injected, drill.restored),
+            detail=detail, evidence=drill.pointer(drill.entrypoint, None, drill.injected, drill.restored),
         )
     window, first_new, last_old = worst
     detail = (
@@ -1136,6 +1156,7 @@ def assess(
             t.name for t in plan.targets if t.region == spec.fault.region and t is not entrypoint
         ],
         sample_keys=sorted(sample_keys),
+        fault_wait_s=float(plan.fault_wait_seconds),
     )
     detections = _detections(drill)
     rtos = [_rto(drill, v) for v in drill.vantages] if drill.entrypoint and drill.failover else []

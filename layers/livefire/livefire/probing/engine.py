@@ -12,8 +12,9 @@ active-passive one). Degraded = failing, or served by a non-reference server (a 
 version after a cutover). Because the watch is already running when a degraded target comes back, every
 transition out of a degraded state — recovery from failure, failback to the primary, rollback to the old
 version — lies between two sends at most ``burst_interval`` apart (1.1x when ``interval`` is not a multiple
-of it). A transition out of a healthy reference state can only be noticed by a base probe: it is bracketed
-by the base interval, and the watch it starts brackets whatever follows (flapping, an ejection).
+of it) for as long as the bucket below lasts. A transition out of a healthy reference state can only be
+noticed by a base probe: it is bracketed by the base interval, and the watch it starts brackets whatever
+follows (flapping, an ejection).
 
 Load: every watch probe spends a token from a per-target bucket that holds at most ``burst_capacity``
 tokens, starts full and refills continuously at ``burst_budget`` tokens per base interval (1.0: at the base
@@ -23,10 +24,13 @@ rate). So over a window of ``T`` seconds one target is sent at most
 
 probes (``ProbeSettings.max_sends``): at most (1 + burst_budget) times the base rate plus a one-off
 ``burst_capacity``. A healthy target costs exactly the base rate; only degraded time is paid for, and probes
-spent during an outage are earned back by the quiet time around it. With the bucket empty the watch goes on
-at the refill rate, so a recovery at the end of a long outage is bracketed to about
-``interval / (1 + burst_budget)`` instead. Bounded in count by the bucket and in time by the window; a watch
-ends as soon as the state no longer needs it.
+spent during an outage are earned back by the quiet time around it. A full bucket watches a degraded spell
+of ``burst_capacity / (1 / burst_interval - burst_budget / interval)`` seconds at the burst interval (1.1 s
+with the defaults and a 100 ms interval). Past that the watch goes on at the refill rate, spaced evenly
+between the base sends, so a transition at the end of a long degraded spell (a failback half a minute after
+the failover) is bracketed to ``interval / (1 + burst_budget)``: no schedule can bracket an instant nobody can
+predict to a burst interval without probing at that rate all along. Bounded in count by the bucket and in
+time by the window; a watch ends as soon as the state no longer needs it.
 """
 
 from __future__ import annotations
@@ -384,11 +388,21 @@ class _Run:
                     wait = target.bucket.wait(now)
                     if math.isinf(wait):
                         return
-                    slot = max(slot, math.ceil((now + wait - target.first_send) / step))
+                    slot = max(slot, self._spread_slot(target, now + wait))
                     continue
                 self._spawn(self._probe(target, moment, watch=True))
         finally:
             target.watching = False
+
+    def _spread_slot(self, target: _Target, ready: float) -> int:
+        """Out of tokens, the watch goes on at the refill rate: the first instant from ``ready`` on that splits
+        the base interval evenly (midway between base sends with a budget of 1.0), as a watch slot."""
+        settings = self.settings
+        spread = settings.interval / (1.0 + settings.burst_budget)
+        share = math.ceil((ready - target.first_send) / spread - 1e-9)
+        if abs(share * spread / settings.interval - round(share * spread / settings.interval)) < 1e-9:
+            share += 1  # a base send
+        return round(share * spread / settings.burst_interval)
 
     async def _probe(self, target: _Target, scheduled: float, *, watch: bool) -> None:
         settings = self.settings

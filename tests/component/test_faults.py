@@ -484,8 +484,8 @@ def test_circuit_break_squeezes_the_connection_pool_and_keeps_the_rest_of_the_po
     restored = restore_fault(sandbox.client, planned, before, drill_id=drill).current
 
     assert after["spec"]["trafficPolicy"]["connectionPool"] == {
-        "tcp": {"connectTimeout": "2s", "maxConnections": 1},
-        "http": {"maxRetries": 3, "http1MaxPendingRequests": 1, "http2MaxRequests": 2, "maxRequestsPerConnection": 1},
+        "tcp": {"connectTimeout": "2s", "maxConnections": 500},
+        "http": {"maxRetries": 3, "http2MaxRequests": 2},
     }
     assert after["spec"]["trafficPolicy"]["outlierDetection"] == before["spec"]["trafficPolicy"]["outlierDetection"]
     assert after["metadata"]["annotations"][DRILL_ID] == drill
@@ -494,14 +494,17 @@ def test_circuit_break_squeezes_the_connection_pool_and_keeps_the_rest_of_the_po
 
 def test_circuit_break_on_a_rule_without_traffic_policy_adds_one_and_restore_takes_it_away(sandbox: Sandbox) -> None:
     _edit(sandbox, DR_KEY, lambda dr: dr["spec"].pop("trafficPolicy"))
-    planned, fault, before = _setup(sandbox, "circuit-break", connectionPool={"maxConnections": None})
+    planned, fault, before = _setup(sandbox, "circuit-break")
     drill = _drill_id()
 
     after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
     restored = restore_fault(sandbox.client, planned, before, drill_id=drill).current
 
     assert after["spec"]["trafficPolicy"] == {
-        "connectionPool": {"http": {"http1MaxPendingRequests": 1, "http2MaxRequests": 1, "maxRequestsPerConnection": 1}}
+        "connectionPool": {
+            "tcp": {"maxConnections": 1},
+            "http": {"http1MaxPendingRequests": 1, "http2MaxRequests": 1, "maxRequestsPerConnection": 1},
+        }
     }
     assert "trafficPolicy" not in restored["spec"]
     assert canonical_bytes(restored) == canonical_bytes(before)
@@ -524,12 +527,14 @@ def test_a_refused_circuit_break_write_on_an_unchanged_rule_is_re_read_then_retr
         ({"kind": "traffic-shift"}, "needs weights"),
         ({"kind": "traffic-shift", "weights": {"v1": 70, "v2": 20}}, "add up to 100"),
         ({"kind": "traffic-shift", "weights": {"v1": 101}}, "less than or equal to 100"),
+        ({"kind": "circuit-break", "target": {"namespace": "payments", "destinationRule": "payments"},
+          "connectionPool": {}}, "set at least one connection pool limit"),
         ({"kind": "circuit-break", "target": {"namespace": "payments", "virtualService": "payments"}},
          "needs target.destinationRule"),
         ({"kind": "circuit-break", "target": {"namespace": "payments", "destinationRule": "payments"},
           "connectionPool": {"http2MaxRequests": 0}}, "greater than or equal to 1"),
         ({"kind": "http-abort", "abort": {}, "weights": {"v1": 100}}, "weights is only valid with kind traffic-shift"),
-        ({"kind": "http-delay", "delay": {"fixedDelay": "1s"}, "connectionPool": {}},
+        ({"kind": "http-delay", "delay": {"fixedDelay": "1s"}, "connectionPool": {"http2MaxRequests": 2}},
          "connectionPool is only valid with kind circuit-break"),
     ],
 )
@@ -541,12 +546,31 @@ def test_the_spec_refuses_fault_fields_that_do_not_fit_the_kind(fault: dict[str,
 
 
 @pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "traffic-shift", "weights": {"v1": 80, "v2": 20}},
+        {"kind": "circuit-break", "target": {"namespace": "payments", "destinationRule": "payments"}},
+        {"kind": "circuit-break", "target": {"namespace": "payments", "destinationRule": "payments"},
+         "connectionPool": {"http2MaxRequests": 3}},
+    ],
+)
+def test_the_new_fault_fields_survive_the_stored_spec_document(fault: dict[str, Any]) -> None:
+    original = Fault.model_validate({"region": "us-east-1", "target": {"namespace": "payments",
+                                                                       "virtualService": "payments"}, **fault})
+
+    stored = Fault.model_validate(original.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+    assert stored == original
+    assert stored.squeeze == original.squeeze
+
+
+@pytest.mark.parametrize(
     ("kind", "extra"),
     [
         ("traffic-shift", {}),
         ("traffic-shift", {"weights": {"v1": 0, "v2": 100}}),
         ("circuit-break", {}),
-        ("circuit-break", {"connectionPool": {"maxConnections": 2147483647, "maxRequestsPerConnection": None}}),
+        ("circuit-break", {"connectionPool": {"maxConnections": 2147483647, "http1MaxPendingRequests": 3}}),
     ],
 )
 def test_every_shift_and_squeeze_written_is_valid_against_the_istio_crd(

@@ -804,7 +804,9 @@ def test_blue_answering_after_green_longer_than_the_tolerance_fails_the_cutover(
 
 
 def test_blue_back_after_the_rollback_is_not_a_mixed_window_even_before_the_restore_is_recorded() -> None:
-    entry = [(0, INJECT + 100, only("v1")), (INJECT + 100, RESTORE - 1000, only("v2")), (RESTORE - 1000, END, only("v1"))]
+    entry = [
+        (0, INJECT + 100, only("v1")), (INJECT + 100, RESTORE - 1000, only("v2")), (RESTORE - 1000, END, only("v1")),
+    ]
 
     result = blue_green_run(entry)  # the restore is verified and recorded 1 s after the mesh flipped back
 

@@ -156,12 +156,13 @@ RouteWeight = Annotated[int, Field(ge=0, le=100)]
 
 class ConnectionPoolSqueeze(SpecModel):
     """The ``trafficPolicy.connectionPool`` limits a circuit-break fault writes (tcp.maxConnections and the
-    http.* limits); a limit set to null is left as the DestinationRule has it."""
+    http.* limits). A limit not named is left as the DestinationRule has it; without a connectionPool section
+    the fault squeezes all four to 1 (``DEFAULT_SQUEEZE``)."""
 
-    max_connections: PoolLimit | None = 1
-    http1_max_pending_requests: PoolLimit | None = 1
-    http2_max_requests: PoolLimit | None = 1
-    max_requests_per_connection: PoolLimit | None = 1
+    max_connections: PoolLimit | None = None
+    http1_max_pending_requests: PoolLimit | None = None
+    http2_max_requests: PoolLimit | None = None
+    max_requests_per_connection: PoolLimit | None = None
 
     @model_validator(mode="after")
     def _squeezes_something(self) -> ConnectionPoolSqueeze:
@@ -169,6 +170,10 @@ class ConnectionPoolSqueeze(SpecModel):
             raise ValueError("set at least one connection pool limit")
         return self
 
+
+DEFAULT_SQUEEZE = ConnectionPoolSqueeze(
+    max_connections=1, http1_max_pending_requests=1, http2_max_requests=1, max_requests_per_connection=1
+)
 
 # The fields each kind needs (besides target.namespace) and the payload sections it owns.
 _KIND_TARGET = {
@@ -201,7 +206,7 @@ class Fault(SpecModel):
         default=None, description="traffic-shift: route weight per destination subset of the matched routes"
     )
     connection_pool: ConnectionPoolSqueeze | None = Field(
-        default=None, description="circuit-break: the limits to squeeze to (default: every limit 1)"
+        default=None, description="circuit-break: the limits to squeeze to (default: all four limits 1)"
     )
 
     @model_validator(mode="after")
@@ -221,8 +226,8 @@ class Fault(SpecModel):
 
     @property
     def squeeze(self) -> ConnectionPoolSqueeze:
-        """The connection pool limits of a circuit-break fault (the defaults when none are given)."""
-        return self.connection_pool or ConnectionPoolSqueeze()
+        """The connection pool limits of a circuit-break fault (``DEFAULT_SQUEEZE`` when none are given)."""
+        return self.connection_pool or DEFAULT_SQUEEZE
 
 
 class Phases(SpecModel):
@@ -258,7 +263,8 @@ class Objectives(SpecModel):
     availability: Percent | None = None
     p99_latency: PositiveDuration | None = None
     mixed_version_window: Duration | None = Field(
-        default=None, description="blue-green: how long both versions may serve after the cutover (default: one probe interval)"
+        default=None,
+        description="blue-green: how long both versions may serve after the cutover (default: one probe interval)",
     )
 
 

@@ -7,7 +7,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: drill test lint build bench clean
 
-$(STAMP): requirements-dev.txt layers/livefire/requirements.txt pyproject.toml
+$(STAMP): requirements-dev.txt constraints.txt layers/livefire/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .

@@ -157,3 +157,21 @@ def test_the_execution_input_may_be_the_spec_itself(drill: Drill, unique_id: str
     assert record is not None and record["specDigest"] == parse_spec(document).digest()
     assert json.loads(execution["input"])["apiVersion"] == "livefire/v1"
     drill.assert_mesh_unchanged()
+
+
+def test_a_vantage_with_its_own_probe_function_is_probed_by_that_function(drill: Drill, unique_id: str) -> None:
+    remote_probe = "arn:aws:lambda:us-west-2:123456789012:function:livefire-ProbeFunction"
+    document = sandbox_spec_document(vantages=[
+        {"name": "use1", "region": "us-east-1"},
+        {"name": "usw2", "region": "us-west-2", "functionArn": remote_probe},
+    ])
+
+    execution = drill.run(unique_id, {"spec": document})
+
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    states = drill.history_states(execution["executionArn"])
+    assert "ProbeDrillAtVantage" in states and "ProbeDrill" in states
+    keys = [obj["Key"] for obj in drill.stack.s3.list_objects_v2(
+        Bucket=drill.stack.bucket, Prefix=f"drills/payments/{unique_id}/samples/")["Contents"]]
+    assert {key.split("/")[4] for key in keys} == {"use1", "usw2"}
+    drill.assert_mesh_unchanged()

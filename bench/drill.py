@@ -185,7 +185,8 @@ def _overhead_rows(section: Section, machine: str) -> Path | None:
         f"≤ phases + {OVERHEAD_BUDGET_S:g} s", status(overhead, OVERHEAD_BUDGET_S, "s"), machine,
     ))
     section.notes.append(
-        f"Where `livefire run`'s {overhead:.1f} s beyond the phases went: "
+        ("Why the budget is missed: " if overhead > OVERHEAD_BUDGET_S else "")
+        + f"where `livefire run`'s {overhead:.1f} s beyond the phases went: "
         + "; ".join(f"{k} {v:.2f} s" for k, v in marks.items())
         + " (state times are those of the progress lines, which poll the execution every 0.2 s)."
     )

@@ -19,11 +19,12 @@ pytestmark = pytest.mark.slow
 PHASES = {"baseline": "1s", "lead": "1s", "fault": "3s", "recovery": "3s"}
 
 
-def _run(name: str, write_spec: Callable[[dict[str, Any]], Path], tmp_path: Path, drill_id: str
-         ) -> tuple[DrillRun, dict[str, Any]]:
+def _run(name: str, write_spec: Callable[[dict[str, Any]], Path], tmp_path: Path, drill_id: str,
+         **overrides: Any) -> tuple[DrillRun, dict[str, Any]]:
     out = io.StringIO()
-    result = run_drill(write_spec(sandbox_spec_document(name, phases=PHASES)), root=ROOT, evidence_root=tmp_path / "evidence",
-                       out=out, drill_id=drill_id, mesh_dir=MESH_DIR)
+    spec = write_spec(sandbox_spec_document(name, phases=PHASES, **overrides))
+    result = run_drill(spec, root=ROOT, evidence_root=tmp_path / "evidence", out=out, drill_id=drill_id,
+                       mesh_dir=MESH_DIR)
     assert result.evidence_dir is not None, out.getvalue()
     assessment: dict[str, Any] = json.loads((result.evidence_dir / "assessment.json").read_text())
     return result, assessment
@@ -86,3 +87,19 @@ def test_a_failover_without_outlier_detection_fails_saying_it_never_happened(wri
     assert standby["status"] == "FAIL"
     assert standby["detail"].startswith("failover never happened")
     assert {s["region"] for s in assessment["served_by_timeline"]} == {"us-east-1"}
+
+
+def test_a_circuit_break_on_the_primary_sheds_its_traffic_and_the_entrypoint_fails_over(
+    write_spec, tmp_path, unique_id
+):
+    squeeze = {"kind": "circuit-break", "region": "us-east-1",
+               "target": {"namespace": "payments", "destinationRule": "payments"}}
+
+    result, assessment = _run("active-passive", write_spec, tmp_path, unique_id, fault=squeeze)
+
+    assert result.verdict == "PASS", _explain(result, assessment)
+    assert result.evidence_dir is not None
+    errors = next(s for s in assessment["stats"] if s["phase"] == "fault" and s["target"] == "us-east-1")["errors"]
+    assert set(errors) == {"http_5xx"}
+    after = json.loads(next((result.evidence_dir / "faults").glob("*-after.json")).read_text())
+    assert after["spec"]["trafficPolicy"]["connectionPool"]["http"]["http2MaxRequests"] == 1

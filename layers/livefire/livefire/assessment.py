@@ -548,7 +548,10 @@ def _failback(drill: _Drill, vantage: str) -> Recovery:
             vantage, target, f"{what} never served a sustained {drill.spec.probes.sustain:g} s run after the rollback"
         )
     run = series[start]
-    last_bad = next((s for s in reversed(series[begin:start]) if not accept(s)), None)
+    # The last probe that did not see it back: for active-active, the last one not answered by the region.
+    last_bad = next(
+        (s for s in reversed(series[begin:start]) if not (accept(s) and (head is None or head(s)))), None
+    )
     return Recovery(
         vantage=vantage,
         target=target,

@@ -6,6 +6,9 @@ emergency path, the guardian and the sweeper): restore every fault of the drill 
 snapshot, and verify; a planned fault with no record yet is *fenced* (a SKIPPED record), so an Inject still in
 flight can no longer start it. An Inject whose record was taken by a rollback while it patched undoes its own
 write at once. Between the two, every patch is either visible to every later rollback or undone.
+
+Faults outside the mesh follow the same discipline (livefire/external/): an FIS experiment (``fis``) or a
+webhook (``webhook``); their document takes the snapshot's place. An ``external`` drill plans no fault at all.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from livefire.contracts import (
     RollbackResult,
 )
 from livefire.errors import FaultInjectionFailed, RollbackFailed
+from livefire.external import fis, webhook
 from livefire.mesh.faults import apply_fault, read_target, restore_fault
 from livefire.mesh.kube import api_client_for
 from livefire.runtime import Runtime
@@ -53,7 +57,16 @@ def _state(record: FaultRecord) -> FaultState:
 
 
 def _api(planned: PlannedFault) -> Any:
+    if planned.cluster is None:
+        raise FaultInjectionFailed(f"{planned.fault_id}: a {planned.kind} fault has no cluster")
     return api_client_for(planned.cluster, region=planned.region)
+
+
+# What starts and ends each fault outside the mesh: (its document before anything starts, inject, restore).
+_OUTSIDE_MESH = {
+    "fis": (fis.new_document, fis.inject, fis.restore),
+    "webhook": (webhook.new_document, webhook.inject, webhook.restore),
+}
 
 
 # ---------------------------------------------------------------- inject
@@ -75,6 +88,8 @@ def inject_faults(request: InjectRequest, runtime: Runtime) -> InjectResult:
 
 def _inject_one(plan: Plan, planned: PlannedFault, record: FaultRecord | None, runtime: Runtime,
                 spec: DrillSpec) -> FaultState:
+    if planned.kind in _OUTSIDE_MESH:
+        return _inject_outside_mesh(plan, planned, record, runtime, spec)
     store = runtime.store
     api = _api(planned)
     if record is None:
@@ -103,6 +118,27 @@ def _inject_one(plan: Plan, planned: PlannedFault, record: FaultRecord | None, r
         _undo_late_injection(record, before, runtime)
     return FaultState(fault_id=planned.fault_id, status="INJECTED", injected_at_ms=injected_at_ms,
                       snapshot_key=record.snapshot_key)
+
+
+def _inject_outside_mesh(plan: Plan, planned: PlannedFault, record: FaultRecord | None, runtime: Runtime,
+                         spec: DrillSpec) -> FaultState:
+    new_document, inject, _restore = _OUTSIDE_MESH[planned.kind]
+    store = runtime.store
+    if record is None:
+        key = snapshot_key(plan.evidence_prefix, planned.fault_id, planned.kind)
+        runtime.put_json(key, new_document(plan.drill_id, planned, spec.fault))
+        expires_at = int(time.time() + spec.phases.fault + EXPIRY_MARGIN_S)
+        written = store.put_fault_pending(plan.drill_id, planned, key, expires_at)
+        record = store.fault(plan.drill_id, planned.fault_id)
+        if record is None:
+            raise FaultInjectionFailed(f"{planned.fault_id}: its fault record vanished; nothing was started")
+        if not written:
+            return _state(record)
+    if plan.mode == "dry-run":
+        detail = "dry run: nothing was started"
+        store.mark_fault(plan.drill_id, planned.fault_id, "SKIPPED", expect="PENDING", detail=detail)
+        return FaultState(fault_id=planned.fault_id, status="SKIPPED", snapshot_key=record.snapshot_key, detail=detail)
+    return inject(record, runtime)
 
 
 def _undo_late_injection(record: FaultRecord, before: dict[str, Any], runtime: Runtime) -> None:
@@ -186,6 +222,9 @@ def restore_drill(drill_id: str, runtime: Runtime, *, planned: Sequence[PlannedF
 
 
 def _restore_one(record: FaultRecord, runtime: Runtime, actor: str) -> tuple[FaultState, bool]:
+    if record.planned.kind in _OUTSIDE_MESH:
+        _new, _inject, restore = _OUTSIDE_MESH[record.planned.kind]
+        return restore(record, runtime, actor)
     store = runtime.store
     before = runtime.get_json(record.snapshot_key)
     outcome = restore_fault(_api(record.planned), record.planned, before, drill_id=record.drill_id)

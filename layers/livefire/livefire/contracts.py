@@ -29,12 +29,14 @@ class Contract(BaseModel):
 
 
 class PlannedFault(Contract):
+    """A fault the drill will start: a mesh object to patch, or (no cluster) an FIS experiment or a webhook."""
+
     fault_id: str
     kind: FaultKind
     region: str
-    cluster: ClusterRef
-    namespace: str
-    object_kind: Literal["VirtualService", "DestinationRule", "Deployment"]
+    cluster: ClusterRef | None = None
+    namespace: str = ""
+    object_kind: Literal["VirtualService", "DestinationRule", "Deployment", "FisExperiment", "Webhook"]
     object_name: str
     lease_key: str
 
@@ -65,6 +67,7 @@ class Plan(Contract):
     observe_seconds: float
     lead_wait_seconds: int
     fault_wait_seconds: int
+    anchor_at_ms: int | None = None  # external drills: the incident's start, from the execution input
 
 
 class PlanRequest(Contract):

@@ -24,6 +24,8 @@ from livefire.spec import ClusterRef, DrillSpec, Fault, Vantage, parse_spec
 OBSERVE_SLACK_S = 2.0
 # A lease outlives the drill by this much, so a crashed drill's lease frees itself even without the guardian.
 LEASE_MARGIN_S = 15 * 60
+# An anchorAt before 2001-09-09 is surely seconds (or nonsense), not epoch milliseconds.
+EARLIEST_ANCHOR_MS = 1_000_000_000_000
 
 
 def spec_document(execution_input: dict[str, Any]) -> Any:
@@ -37,6 +39,7 @@ def spec_document(execution_input: dict[str, Any]) -> Any:
 
 def _target_object(fault: Fault) -> tuple[str, str]:
     target = fault.target
+    assert target is not None  # a mesh kind always has one (DrillSpec validation)
     if fault.kind == "scale-to-zero":
         if not target.deployment:
             raise InvalidDrillSpec("fault.target.deployment: required for kind scale-to-zero")
@@ -51,18 +54,49 @@ def _target_object(fault: Fault) -> tuple[str, str]:
 
 
 def planned_faults(spec: DrillSpec) -> list[PlannedFault]:
+    """The faults the drill starts: a mesh object, an FIS experiment, a webhook; none for an observe-only drill.
+
+    The lease is on what the fault acts on: the mesh object, the experiment template, the webhook's inject URL."""
     fault = spec.fault
+    fault_id = f"{fault.kind}-{fault.region}"
+    if fault.kind == "external":
+        return []
+    if fault.fis is not None:
+        template = fault.fis.experiment_template_id
+        return [PlannedFault(
+            fault_id=fault_id, kind=fault.kind, region=fault.region, object_kind="FisExperiment",
+            object_name=template, lease_key=f"fis:{fault.fis.region or fault.region}/{template}",
+        )]
+    if fault.webhook is not None:
+        url = fault.webhook.inject.url
+        return [PlannedFault(
+            fault_id=fault_id, kind=fault.kind, region=fault.region, object_kind="Webhook", object_name=url,
+            lease_key=f"webhook:{url}",
+        )]
     region = spec.region(fault.region)
-    assert region is not None and region.cluster is not None  # guaranteed by DrillSpec validation
+    assert region is not None and region.cluster is not None and fault.target is not None  # DrillSpec validation
     object_kind, object_name = _target_object(fault)
     lease_key = f"{region.cluster.key}/{fault.target.namespace}/{object_kind}/{object_name}"
     return [
         PlannedFault(
-            fault_id=f"{fault.kind}-{fault.region}", kind=fault.kind, region=fault.region,
+            fault_id=fault_id, kind=fault.kind, region=fault.region,
             cluster=region.cluster, namespace=fault.target.namespace, object_kind=object_kind,
             object_name=object_name, lease_key=lease_key,
         )
     ]
+
+
+def anchor_at(execution_input: dict[str, Any], spec: DrillSpec) -> int | None:
+    """``anchorAt`` (epoch ms) of the execution input: when an observed incident began, for external drills."""
+    if "anchorAt" not in execution_input:
+        return None
+    value = execution_input["anchorAt"]
+    if spec.fault.kind != "external":
+        raise InvalidDrillSpec(f"anchorAt: only valid with fault kind external (this drill injects {spec.fault.kind} "
+                               "and measures from its own injection)")
+    if isinstance(value, bool) or not isinstance(value, int) or value < EARLIEST_ANCHOR_MS:
+        raise InvalidDrillSpec(f"anchorAt: must be an epoch time in milliseconds (got {value!r})")
+    return value
 
 
 def cluster_name(cluster: ClusterRef) -> str:
@@ -77,6 +111,8 @@ def check_blast_radius(spec: DrillSpec, faults: list[PlannedFault], settings: Se
     cluster the functions' role can reach (template parameter ``AllowedClusters``).
     """
     for fault in faults:
+        if fault.cluster is None:
+            continue  # not a mesh fault: FIS checks its own templates (IAM), a webhook is the user's own endpoint
         if fault.namespace not in spec.guardrails.allowed_namespaces:
             raise GuardrailViolation(
                 f"fault.target.namespace: {fault.namespace!r} is not in guardrails.allowedNamespaces "
@@ -119,6 +155,7 @@ def plan_drill(request: PlanRequest, runtime: Runtime) -> Plan:
         spec = parse_spec(spec_document(request.execution_input))
         faults = planned_faults(spec)
         check_blast_radius(spec, faults, runtime.settings)
+        anchor = anchor_at(request.execution_input, spec)
     except (InvalidDrillSpec, GuardrailViolation) as refusal:
         store.record_rejected_attempt(request.drill_id, request.execution_arn, f"{type(refusal).__name__}: {refusal}")
         raise
@@ -132,6 +169,7 @@ def plan_drill(request: PlanRequest, runtime: Runtime) -> Plan:
         targets=probe_targets(spec), faults=faults, baseline_seconds=spec.phases.baseline,
         observe_seconds=spec.observe_seconds + OBSERVE_SLACK_S,
         lead_wait_seconds=math.ceil(spec.phases.lead), fault_wait_seconds=max(1, round(spec.phases.fault)),
+        anchor_at_ms=anchor,
     )
     expires_at = int(time.time() + spec.phases.baseline + plan.observe_seconds + LEASE_MARGIN_S)
     acquired: list[str] = []

@@ -13,12 +13,14 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -71,7 +73,11 @@ Percent = Annotated[float, Field(ge=0, le=100)]
 Slug = Annotated[str, Field(pattern=_SLUG)]
 
 Pattern = Literal["active-active", "active-passive", "canary", "blue-green"]
-FaultKind = Literal["http-abort", "http-delay", "traffic-shift", "scale-to-zero", "circuit-break"]
+FaultKind = Literal[
+    "http-abort", "http-delay", "traffic-shift", "scale-to-zero", "circuit-break", "fis", "webhook", "external"
+]
+# The kinds that patch a mesh object; the others are started by someone else (FIS, a webhook) or by nobody.
+MESH_KINDS = frozenset({"http-abort", "http-delay", "traffic-shift", "scale-to-zero", "circuit-break"})
 RegionRole = Literal["primary", "standby", "active"]
 
 
@@ -188,18 +194,60 @@ _KIND_PAYLOAD = {
     "delay": "http-delay",
     "weights": "traffic-shift",
     "connection_pool": "circuit-break",
+    "fis": "fis",
+    "webhook": "webhook",
 }
 _REQUIRED_PAYLOAD = {
     "http-abort": ("abort", "an abort section"),
     "http-delay": ("delay", "a delay section"),
     "traffic-shift": ("weights", "weights (subset: weight)"),
+    "fis": ("fis", "a fis section (experimentTemplateId)"),
+    "webhook": ("webhook", "a webhook section (inject and rollback calls)"),
 }
+# A Lambda step runs at most 120 s (the state machine's task timeout): every wait of a step stays well inside.
+MAX_STEP_WAIT_S = 90.0
+_URL = r"^https?://[^\s/]+(/\S*)?$"
+
+
+def _step_wait(seconds: float) -> float:
+    if seconds > MAX_STEP_WAIT_S:
+        raise ValueError(f"must be at most {format_duration(MAX_STEP_WAIT_S)} (one step's time limit)")
+    return seconds
+
+
+StepWait = Annotated[PositiveDuration, AfterValidator(_step_wait)]
+
+
+class FisExperiment(SpecModel):
+    """fault.kind fis: start an AWS FIS experiment from a template; stop it on rollback."""
+
+    experiment_template_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,64}$")]
+    region: str | None = Field(default=None, description="the AWS region of the template (default: fault.region)")
+    start_timeout: StepWait = Field(default=60.0, description="how long Inject waits for the experiment to run")
+    stop_timeout: StepWait = Field(default=60.0, description="how long Rollback waits for it to end once stopped")
+
+
+class WebhookCall(SpecModel):
+    """One HTTP call: headers come from a Secrets Manager secret (a JSON object) and are never logged."""
+
+    url: Annotated[str, Field(pattern=_URL)]
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    headers_secret: Annotated[str, Field(min_length=1)] | None = None
+    body: dict[str, Any] | list[Any] | str | None = None
+    timeout: StepWait = 10.0
+
+
+class WebhookFault(SpecModel):
+    """fault.kind webhook: ``inject`` starts the fault, ``rollback`` ends it (called by every rollback path)."""
+
+    inject: WebhookCall
+    rollback: WebhookCall
 
 
 class Fault(SpecModel):
     kind: FaultKind
     region: str
-    target: FaultTarget
+    target: FaultTarget | None = Field(default=None, validate_default=True)
     abort: AbortFault | None = None
     delay: DelayFault | None = None
     weights: Annotated[dict[Annotated[str, Field(min_length=1)], RouteWeight], Field(min_length=1)] | None = Field(
@@ -208,14 +256,51 @@ class Fault(SpecModel):
     connection_pool: ConnectionPoolSqueeze | None = Field(
         default=None, description="circuit-break: the limits to squeeze to (default: all four limits 1)"
     )
+    fis: FisExperiment | None = None
+    webhook: WebhookFault | None = None
+
+    @field_validator("target")
+    @classmethod
+    def _target_only_for_mesh_kinds(cls, target: FaultTarget | None, info: ValidationInfo) -> FaultTarget | None:
+        kind = info.data.get("kind")
+        if target is None and (kind is None or kind in MESH_KINDS):
+            raise ValueError(f"required for kind {kind}" if kind else "Field required")
+        if target is not None and kind is not None and kind not in MESH_KINDS:
+            raise ValueError(f"kind {kind} touches no mesh object: remove target")
+        return target
+
+    @property
+    def in_mesh(self) -> bool:
+        return self.kind in MESH_KINDS
+
+    @property
+    def subject(self) -> str:
+        """What the fault acts on, in words (reports)."""
+        if self.target is not None:
+            target = self.target
+            objects = [
+                f"{kind} {name}"
+                for kind, name in (
+                    ("VirtualService", target.virtual_service),
+                    ("DestinationRule", target.destination_rule),
+                    ("Deployment", target.deployment),
+                )
+                if name
+            ]
+            return f"{target.namespace}: {', '.join(objects) or '—'}"
+        if self.fis is not None:
+            return f"FIS experiment template {self.fis.experiment_template_id}"
+        if self.webhook is not None:
+            return f"webhook {self.webhook.inject.method} {self.webhook.inject.url}"
+        return "observed only: nothing injected"
 
     @model_validator(mode="after")
     def _payload_matches_kind(self) -> Fault:
         required = _REQUIRED_PAYLOAD.get(self.kind)
         if required is not None and getattr(self, required[0]) is None:
             raise ValueError(f"kind {self.kind} needs {required[1]}")
-        target_field = _KIND_TARGET[self.kind]
-        if not getattr(self.target, target_field):
+        target_field = _KIND_TARGET.get(self.kind)
+        if target_field is not None and not getattr(self.target, target_field):
             raise ValueError(f"kind {self.kind} needs target.{to_camel(target_field)}")
         for section, kind in _KIND_PAYLOAD.items():
             if getattr(self, section) is not None and self.kind != kind:
@@ -274,7 +359,7 @@ class AbortIf(SpecModel):
 
 
 class Guardrails(SpecModel):
-    allowed_namespaces: Annotated[list[Slug], Field(min_length=1)]
+    allowed_namespaces: list[Slug] = Field(default=[], description="required (non-empty) for a mesh fault")
     allowed_clusters: list[str] = []
     abort_if: AbortIf | None = None
     alarms: list[str] = []
@@ -299,7 +384,7 @@ class DrillSpec(SpecModel):
     phases: Phases
     probes: Probes = Probes()
     objectives: Objectives = Objectives()
-    guardrails: Guardrails
+    guardrails: Guardrails = Guardrails()
     vantages: list[Vantage] = []
 
     @field_validator("regions")
@@ -315,11 +400,12 @@ class DrillSpec(SpecModel):
         region = self.region(self.fault.region)
         if region is None:
             raise ValueError(f"fault.region {self.fault.region!r} is not one of the spec's regions")
-        if region.cluster is None:
+        target = self.fault.target
+        if target is not None and region.cluster is None:  # a fault outside the mesh needs no cluster
             raise ValueError(f"fault.region {self.fault.region!r} has no cluster to inject into")
-        if self.fault.target.namespace not in self.guardrails.allowed_namespaces:
+        if target is not None and target.namespace not in self.guardrails.allowed_namespaces:
             raise ValueError(
-                f"fault.target.namespace {self.fault.target.namespace!r} is not in "
+                f"fault.target.namespace {target.namespace!r} is not in "
                 "guardrails.allowedNamespaces"
             )
         if self.pattern == "active-passive" and not any(r.role == "standby" for r in self.regions):

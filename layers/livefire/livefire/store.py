@@ -54,6 +54,7 @@ class FaultRecord(BaseModel):
     restored_at_ms: int | None = None
     detail: str | None = None
     restored_by: str | None = None
+    external_id: str | None = None  # what identifies a fault outside the mesh (an FIS experiment id)
 
 
 class Lease(BaseModel):
@@ -413,7 +414,7 @@ class DrillStore:
             planned=PlannedFault.model_validate(json.loads(item["planned"])),
             snapshot_key=item["snapshotKey"], expires_at=item["expiresAt"],
             injected_at_ms=item.get("injectedAtMs"), restored_at_ms=item.get("restoredAtMs"),
-            detail=item.get("detail"), restored_by=item.get("restoredBy"),
+            detail=item.get("detail"), restored_by=item.get("restoredBy"), external_id=item.get("externalId"),
         )
 
     # -- the guardian's mark on a drill record -------------------------------------------------------

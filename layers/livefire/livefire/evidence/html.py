@@ -144,13 +144,9 @@ def _header(ctx: ReportContext) -> str:
     reason = (assessment.verdict_reason if assessment is not None
               else f"the drill ended with outcome {ctx.outcome} and was not assessed")
     colour = VERDICT_COLOURS.get(verdict, UNJUDGED_COLOUR)
-    target = spec.fault.target
-    objects = ", ".join(f"{kind} {name}" for kind, name in (
-        ("VirtualService", target.virtual_service), ("DestinationRule", target.destination_rule),
-        ("Deployment", target.deployment)) if name)
     facts = [
         ("Service", spec.metadata.service), ("Pattern", spec.pattern), ("Outcome", ctx.outcome),
-        ("Fault", f"{spec.fault.kind} in {spec.fault.region} ({target.namespace}: {objects or DASH})"),
+        ("Fault", f"{spec.fault.kind} in {spec.fault.region} ({spec.fault.subject})"),
         ("Drill id", ctx.drill_id), ("Execution", ctx.execution_arn),
     ]
     if assessment is not None:
@@ -519,6 +515,9 @@ def _fault(ctx: ReportContext, fault: Mapping[str, Any], prefix: str) -> str:
     names = {moment: before_name.replace("-before.json", f"-{moment}.json") for moment in ("after", "restored")}
     before = ctx.snapshots.get(before_name)
     parts = [f"<h3>Fault {_e(fault_id)}: {_e(what)}</h3>", _facts(facts)]
+    if isinstance(before, Mapping) and before.get("kind") in ("fis", "webhook"):
+        parts.append(_outside_mesh(before_name, before))
+        return "".join(parts)
     if before is None:
         parts.append(f"<p>No snapshot from before the fault ({_e(before_name or 'not recorded')}).</p>")
         return "".join(parts)
@@ -541,6 +540,26 @@ def _fault(ctx: ReportContext, fault: Mapping[str, Any], prefix: str) -> str:
         else:
             parts.append('<p class="ok"><strong>Restored exactly:</strong> after the rollback the object equals '
                          "the snapshot taken before the fault.</p>")
+    return "".join(parts)
+
+
+def _outside_mesh(name: str, doc: Mapping[str, Any]) -> str:
+    """An FIS experiment's states and stop conditions, or a webhook's calls (the fault's own document)."""
+    parts = [f"<p>What started and ended this fault: {_link(name)}.</p>"]
+    if doc.get("kind") == "fis":
+        parts.append(_facts([
+            ("Experiment", doc.get("experimentId")), ("Template", doc.get("experimentTemplateId")),
+            ("AWS region", doc.get("region")), ("Stop requested by", doc.get("stopRequestedBy")),
+            ("FIS stop condition fired", doc.get("stopConditionFired")),
+        ]))
+        rows = [(_e(state.get("status")), _e(iso_time(state.get("seenAtMs"))), _e(state.get("reason")))
+                for state in doc.get("states") or [] if isinstance(state, Mapping)]
+        parts.append(_table(["State", "Seen at", "Reason"], rows))
+        return "".join(parts)
+    rows = [(_e(c.get("action")), _e(f"{c.get('method')} {c.get('url')}"), _e(iso_time(c.get("sent_at_ms"))),
+             _e(c.get("status") if c.get("status") is not None else c.get("error")))
+            for c in doc.get("calls") or [] if isinstance(c, Mapping)]
+    parts.append(_table(["Call", "Request", "Sent at", "Answer"], rows))
     return "".join(parts)
 
 

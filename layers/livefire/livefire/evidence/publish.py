@@ -82,18 +82,25 @@ def _service_host(spec: DrillSpec, snapshots: Mapping[str, Any]) -> str:
                     if host:
                         return str(host)
     target = spec.fault.target
-    return target.virtual_service or target.deployment or spec.metadata.service
+    return (target.virtual_service or target.deployment if target else None) or spec.metadata.service
 
 
 def audit_mesh(spec: DrillSpec, snapshots: Mapping[str, Any]) -> list[dict[str, Any]] | None:
-    """Read-only posture audit of every region's cluster; None when no region names a cluster."""
+    """Read-only posture audit of every region's cluster; None when no region names a cluster. A fault outside
+    the mesh names no namespace and host to audit: every region is listed as skipped, with the reason."""
+    target = spec.fault.target
+    if target is None:
+        reason = (f"fault kind {spec.fault.kind} touches no mesh object, so there is no namespace and host to "
+                  "audit; the posture audit was skipped")
+        return [{"region": region.name, "cluster": region.cluster.key if region.cluster else "no cluster",
+                 "namespace": "-", "host": "-", "findings": [], "skipped": reason} for region in spec.regions]
     regions = [(region, region.cluster) for region in spec.regions if region.cluster is not None]
     if not regions:
         return None
     from livefire.mesh.kube import api_client_for  # the kubernetes client is only loaded when there is a mesh
     from livefire.mesh.posture import audit_posture
 
-    namespace, host = spec.fault.target.namespace, _service_host(spec, snapshots)
+    namespace, host = target.namespace, _service_host(spec, snapshots)
     audits = []
     for region, cluster in regions:
         audit: dict[str, Any] = {"region": region.name, "cluster": cluster.key, "namespace": namespace,

@@ -95,16 +95,6 @@ def _header(
         verdict = outcome if outcome != "COMPLETED" else "ERROR"
         reason = f"the drill ended with outcome {outcome} and was not assessed"
     fault = spec.fault
-    target = fault.target
-    objects = [
-        f"{kind} {name}"
-        for kind, name in (
-            ("VirtualService", target.virtual_service),
-            ("DestinationRule", target.destination_rule),
-            ("Deployment", target.deployment),
-        )
-        if name
-    ]
     rows: list[tuple[str, object]] = [
         ("Verdict", f"**{verdict}** {DASH} {reason}"),
         ("Outcome", outcome),
@@ -112,7 +102,7 @@ def _header(
         ("Pattern", spec.pattern),
         ("Drill id", f"`{drill_id}`"),
         ("Execution", f"`{execution_arn}`"),
-        ("Fault", f"{fault.kind} in {fault.region} ({target.namespace}: {', '.join(objects) or DASH})"),
+        ("Fault", f"{fault.kind} in {fault.region} ({fault.subject})"),
     ]
     if assessment is not None:
         rows += [

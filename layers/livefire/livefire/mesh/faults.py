@@ -116,7 +116,8 @@ def format_istio_duration(seconds: float) -> str:
 
 
 def _describe(planned: PlannedFault) -> str:
-    return f"{planned.object_kind} {planned.namespace}/{planned.object_name} on {planned.cluster.key}"
+    cluster = planned.cluster.key if planned.cluster is not None else "no cluster"
+    return f"{planned.object_kind} {planned.namespace}/{planned.object_name} on {cluster}"
 
 
 # ---------------------------------------------------------------- API calls
@@ -211,7 +212,7 @@ def _http_fault(fault: Fault) -> dict[str, Any]:
 
 def _matched_routes(obj: dict[str, Any], fault: Fault, planned: PlannedFault) -> list[int]:
     routes = (obj.get("spec") or {}).get("http") or []
-    wanted = fault.target.route
+    wanted = fault.target.route if fault.target is not None else None
     matched = [i for i, route in enumerate(routes) if wanted is None or route.get("name") == wanted]
     if not matched:
         which = f"an http route named {wanted!r}" if wanted else "any http route"

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import coldinit, drill, rto, schedule
-from bench.report import Section, machine_description, render, short_machine
+from bench.report import NOT_MEASURED, Section, machine_description, render, short_machine
 
 BENCHMARKS: dict[str, Callable[[str], Section]] = {
     "coldinit": coldinit.run,
@@ -58,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     text = render(sections, machine=machine, started=started_at, total_seconds=time.monotonic() - started)
     args.output.write_text(text)
     print(f"bench: wrote {args.output} in {time.monotonic() - started:.0f} s", flush=True)
-    return 1 if failed else 0
+    unmeasured = [row.metric for section in sections for row in section.rows if row.livefire == NOT_MEASURED]
+    for metric in unmeasured:
+        print(f"bench: NOT MEASURED: {metric}", file=sys.stderr)
+    return 1 if failed or unmeasured else 0
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from bench.report import Row, Section, ratio, status
+from bench.report import NOT_MEASURED, Row, Section, ratio, status
 from livefire.cost import LIST_PRICES, DrillCost, drill_cost, execution_history, fis_cost
 from livefire.planning import OBSERVE_SLACK_S
 from livefire.probing.window import DRILL_SLACK_S
@@ -195,7 +195,7 @@ def _overhead_rows(section: Section, machine: str) -> Path | None:
 
 def _not_measured(section: Section, metric: str, machine: str) -> None:
     error = traceback.format_exc(limit=3)
-    section.rows.append(Row(metric, "NOT MEASURED", "—", "—", "—", "MISSED (the benchmark failed, see notes)",
+    section.rows.append(Row(metric, NOT_MEASURED, "—", "—", "—", "MISSED (the benchmark failed, see notes)",
                             machine))
     section.notes.append(f"{metric} failed: " + " ".join(error.split())[-1500:])
 

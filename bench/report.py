@@ -8,6 +8,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+NOT_MEASURED = "NOT MEASURED"
+
 
 @dataclass
 class Row:

@@ -460,7 +460,7 @@ def test_a_failover_is_bracketed_by_burst_probes_within_the_burst_interval():
 
 # Outage lengths that are multiples of neither the 100 ms interval nor the 10 ms burst interval, two trials
 # each, every trial on its own regional service and all probed by one engine run (as a drill probes targets).
-OUTAGES_S = (0.237, 0.418, 0.655)
+OUTAGES_S = (0.237, 0.655, 1.513)
 TRIALS = 2
 OUTAGE_DEPLOYMENT = {
     "apiVersion": "apps/v1", "kind": "Deployment",

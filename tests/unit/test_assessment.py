@@ -879,3 +879,13 @@ def test_availability_counts_only_scheduled_probes_not_the_watch_around_an_outag
     assert availability is not None
     assert availability.measured == pytest.approx(100 * (1 - 2 / 400))
     assert availability.status == "PASS"
+
+
+def test_a_shift_without_probes_before_the_injection_is_inconclusive() -> None:
+    spec = shift_spec("canary", {"v1": 80, "v2": 20})
+    pieces = [(INJECT, RESTORE, canary_every_fifth()), (RESTORE, END, only("v1"))]
+
+    result = run(spec, [*versions("entry", *pieces), *versions("useast1", *pieces)])
+
+    assert result.verdict == "INCONCLUSIVE"
+    assert "entry from local in the baseline phase: 0" in result.verdict_reason

@@ -152,6 +152,17 @@ def test_a_new_version_after_a_cutover_is_degraded_but_a_new_region_of_the_refer
     assert tracker.state == State(ok=True, server=EAST_V2)
 
 
+def test_only_a_success_elsewhere_that_held_counts_as_settled_elsewhere():
+    tracker = _learned(EAST, EAST, hold=2)
+    tracker.observe(2.0, True, WEST, base=True)
+    assert not tracker.settled_elsewhere
+
+    tracker.observe(3.0, True, WEST, base=False)
+    assert tracker.settled_elsewhere
+    tracker.observe(4.0, False, NOBODY, base=False)
+    assert not tracker.settled_elsewhere
+
+
 def test_a_failure_of_any_region_is_the_same_failed_state():
     tracker = _learned(EAST, EAST, hold=2)
     tracker.observe(2.0, False, EAST, base=True)
@@ -361,6 +372,25 @@ def test_an_endless_outage_spends_the_bucket_then_goes_on_at_the_refill_rate():
     base = [s.scheduled_ms for s in samples if not s.burst]
     late = [s.scheduled_ms for s in samples if s.burst][15:]
     assert all(min(abs(w - b) for b in base) == pytest.approx(25.0, abs=0.01) for w in late)  # midway
+
+
+def test_a_target_settled_on_a_standby_is_watched_only_midway_between_base_sends():
+    west = ProbeOutcome(ok=True, status=200, served_by="us-west-2", version="v1")
+
+    def failover(_url: str, at: float) -> ProbeOutcome:
+        return OK_EAST if at < 0.21 else west
+
+    settings = ProbeSettings(interval=0.05, timeout=0.5, burst_interval=0.005, burst_hold=4, reference_probes=3)
+    engine = ProbeEngine(settings, vantage="local", probe=_scripted(failover))
+
+    samples, _ = _run(engine, _targets("entry"), duration=1.0)
+
+    base = [s.scheduled_ms for s in samples if not s.burst]
+    watched = sorted(s.scheduled_ms for s in samples if s.burst)
+    settled = [w for w in watched if w > watched[0] + 20.0]  # past the burst that confirmed the new state
+    assert 3 <= len(watched) - len(settled) <= 4
+    assert all(min(abs(w - b) for b in base) == pytest.approx(25.0, abs=0.01) for w in settled)
+    assert len(settled) >= 12  # about one per base interval from ~0.25 s to 1 s
 
 
 def test_without_a_budget_the_watch_stops_once_the_bucket_is_empty():

@@ -365,7 +365,10 @@ class _Drill:
         return [s for s in self.series(vantage, target) if self.phase(s) in phases]
 
     def healthy(self, sample: Sample) -> bool:
-        """A success served by a region the fault does not hit (the faulted region counts once restored)."""
+        """A success served by a region the fault does not hit (the faulted region counts once restored).
+        Outside the mesh (fis, webhook, external) what the fault hits is unknown: every success counts."""
+        if not self.spec.fault.in_mesh:
+            return sample.ok
         return sample.ok and not (self.phase(sample) == "fault" and sample.served_by == self.fault_region)
 
     def pointer(
@@ -419,6 +422,8 @@ def _effect_predicate(drill: _Drill, vantage: str, target: str) -> Callable[[Sam
     traffic shift an answer from a version that did not serve the target before the injection."""
     if drill.spec.fault.kind == "traffic-shift":
         before = {s.version for s in drill.in_phase(vantage, target, "baseline") if s.ok}
+        if not before:
+            return lambda s: not s.ok  # nothing to compare versions with: only a failure shows the fault
         return lambda s: not s.ok or s.version not in before
     delay = drill.spec.fault.delay
     if delay is None:
@@ -655,7 +660,60 @@ def _finding(
     )
 
 
+def _incident_finding(drill: _Drill, detections: Sequence[Detection]) -> Finding:
+    """An external drill injects nothing: what it audits is a failure someone else caused, if one was seen."""
+    title = "A failure was observed to audit"
+    first = _earliest(detections)
+    where = f"the entrypoint or the endpoint of {drill.fault_region}"
+    status: Status = "INCONCLUSIVE"
+    if drill.injected is None:
+        detail = f"nothing failed at {where} during the observed window: there was no failover to audit"
+    elif first is None:
+        detail = f"nothing failed at {where} after the anchor: there was no failover to audit"
+    else:
+        detail = (f"{first.target} first failed {first.seconds:.3f} s after the anchor "
+                  f"(vantage {first.vantage}, seq {first.first_failure_seq})")
+        status = "PASS"
+    return _finding(
+        "faultTookEffect", title, measured=first.seconds if first else None, unit="s", threshold=None,
+        status=status, detail=detail,
+        evidence=drill.pointer(
+            first.target if first else drill.entrypoint, first.vantage if first else None, drill.injected,
+            first.first_failure_ms if first else None, [first.first_failure_seq] if first else [],
+        ),
+    )
+
+
+def observed_incident(spec: DrillSpec, plan: Plan, samples: Iterable[Sample]) -> tuple[float | None, float | None]:
+    """The timeline of an external drill: (start, end) in epoch ms.
+
+    It starts at ``plan.anchor_at_ms`` (the execution input's ``anchorAt``), else at the first failure seen at
+    the entrypoint or at the endpoint of ``fault.region``, from any vantage. It ends when that endpoint, having
+    failed, starts its first sustained run of successes (the last vantage to see it); None while it has not."""
+    entrypoint = _entrypoint_target(spec, plan)
+    faulted = {t.name for t in plan.targets if t.region == spec.fault.region and t is not entrypoint}
+    watched = faulted | ({entrypoint.name} if entrypoint else set())
+    groups = _group(samples)
+    first_failure = min((s.sent_ms for (_, target), series in groups.items() if target in watched
+                         for s in series if not s.ok), default=None)
+    start = float(plan.anchor_at_ms) if plan.anchor_at_ms is not None else first_failure
+    if start is None:
+        return None, None
+    ends: list[float] = []
+    for (_, target), series in groups.items():
+        failed = next((i for i, s in enumerate(series) if target in faulted and s.sent_ms >= start and not s.ok), None)
+        if failed is None:
+            continue
+        run = _first_sustained_run(series, failed + 1, lambda s: s.ok, spec.probes.sustain * 1000.0)
+        if run is None:
+            return start, None
+        ends.append(series[run].sent_ms)
+    return start, max(ends, default=None)
+
+
 def _fault_effect_finding(drill: _Drill, detections: Sequence[Detection]) -> Finding:
+    if drill.spec.fault.kind == "external":
+        return _incident_finding(drill, detections)
     title = "The fault took effect"
     faulted = [d for d in detections if d.target in drill.faulted_endpoints]
     first = _earliest(faulted)
@@ -689,11 +747,16 @@ def _fault_effect_finding(drill: _Drill, detections: Sequence[Detection]) -> Fin
 
 def _coverage_finding(drill: _Drill) -> Finding:
     """Enough samples to judge: per vantage, the entrypoint in the fault and recovery phases and the faulted
-    endpoint in the fault phase."""
+    endpoint in the fault phase; for canary and blue-green also the entrypoint before the injection (the
+    versions that served then are what the shift is judged against)."""
     needs: list[tuple[str, str | None, PhaseName]] = []
     for vantage in drill.vantages:
         needs += [(vantage, drill.entrypoint, "fault"), (vantage, drill.entrypoint, "recovery")]
         needs += [(vantage, target, "fault") for target in drill.faulted_endpoints]
+        if not drill.failover:
+            needs.append((vantage, drill.entrypoint, "baseline"))
+    if drill.spec.fault.kind == "external" and drill.restored is None:  # an incident not over: no recovery yet
+        needs = [need for need in needs if need[2] != "recovery"]
     counts = [(v, t, p, len(drill.in_phase(v, t, p))) for v, t, p in needs]
     short = [c for c in counts if c[3] < MIN_SAMPLES]
     fewest = min((c[3] for c in counts), default=0)
@@ -1145,6 +1208,8 @@ def assess(
     if injected_at_ms is not None and restored_at_ms is not None and restored_at_ms < injected_at_ms:
         raise ValueError("restored_at_ms is before injected_at_ms")
     all_samples = list(samples)
+    if spec.fault.kind == "external" and injected_at_ms is None:  # nothing injected: anchor on what was observed
+        injected_at_ms, restored_at_ms = observed_incident(spec, plan, all_samples)
     groups = _group(all_samples)
     entrypoint = _entrypoint_target(spec, plan)
     seen_vantages = sorted({s.vantage for s in all_samples})

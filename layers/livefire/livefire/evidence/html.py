@@ -556,10 +556,10 @@ def _outside_mesh(name: str, doc: Mapping[str, Any]) -> str:
                 for state in doc.get("states") or [] if isinstance(state, Mapping)]
         parts.append(_table(["State", "Seen at", "Reason"], rows))
         return "".join(parts)
-    rows = [(_e(c.get("action")), _e(f"{c.get('method')} {c.get('url')}"), _e(iso_time(c.get("sent_at_ms"))),
-             _e(c.get("status") if c.get("status") is not None else c.get("error")))
-            for c in doc.get("calls") or [] if isinstance(c, Mapping)]
-    parts.append(_table(["Call", "Request", "Sent at", "Answer"], rows))
+    calls = [(_e(c.get("action")), _e(f"{c.get('method')} {c.get('url')}"), _e(iso_time(c.get("sent_at_ms"))),
+              _e(c.get("status") if c.get("status") is not None else c.get("error")))
+             for c in doc.get("calls") or [] if isinstance(c, Mapping)]
+    parts.append(_table(["Call", "Request", "Sent at", "Answer"], calls))
     return "".join(parts)
 
 

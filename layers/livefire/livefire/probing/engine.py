@@ -3,18 +3,22 @@
 Base probes: send ``i`` of a target happens at ``start + offset + i * interval`` whatever the earlier probes are
 doing: every probe is its own task, so a slow answer never delays the next send (no coordinated omission).
 
-Watching: a target is also probed on a finer grid (``burst_interval``, aligned with its base grid) while its
-state needs it: right after any transition, until the new state held for ``burst_hold`` consecutive probes,
-and for as long as the target is *degraded*. The state of a probe is failed, or the server (region, version)
-of a success, where every *reference* server counts as one: the servers that answered the first
-``reference_probes`` base probes before any failure (both regions of an active-active pair, the primary of an
-active-passive one). Degraded = failing, or served by a non-reference server (a standby after failover, a new
-version after a cutover). Because the watch is already running when a degraded target comes back, every
-transition out of a degraded state — recovery from failure, failback to the primary, rollback to the old
-version — lies between two sends at most ``burst_interval`` apart (1.1x when ``interval`` is not a multiple
-of it) for as long as the bucket below lasts. A transition out of a healthy reference state can only be
-noticed by a base probe: it is bracketed by the base interval, and the watch it starts brackets whatever
-follows (flapping, an ejection).
+States: a probe either failed or succeeded served by a server (region, version); every *reference* server
+counts as one: those that answered the first ``reference_probes`` base probes before any failure (both regions
+of an active-active pair, the primary of an active-passive one). A target is *degraded* while it fails or is
+served by a non-reference server (a standby after failover, a new version after a cutover).
+
+Watching: besides its base probes, a target is probed on a finer grid aligned with its base grid
+- at the burst interval right after any transition, until the new state held for ``burst_hold`` probes, and
+  for as long as it fails: the end of an outage (the RTO) lies between two sends at most ``burst_interval``
+  apart (1.1x when ``interval`` is not a multiple of it) while the bucket below lasts;
+- once between base sends (midway with the default budget) while it stays settled on a non-reference server:
+  a failover or a cutover usually lasts until the rollback and beyond, longer than any bucket could watch at
+  the burst interval, so the failback is bracketed to ``interval / (1 + burst_budget)`` and the bucket is kept
+  for the next outage.
+A transition out of a healthy reference state can only be noticed by a base probe (bracketed by the base
+interval); the watch it starts brackets whatever follows. No schedule can bracket an instant nobody can
+predict to a burst interval without probing at that rate all along.
 
 Load: every watch probe spends a token from a per-target bucket that holds at most ``burst_capacity``
 tokens, starts full and refills continuously at ``burst_budget`` tokens per base interval (1.0: at the base
@@ -24,13 +28,12 @@ rate). So over a window of ``T`` seconds one target is sent at most
 
 probes (``ProbeSettings.max_sends``): at most (1 + burst_budget) times the base rate plus a one-off
 ``burst_capacity``. A healthy target costs exactly the base rate; only degraded time is paid for, and probes
-spent during an outage are earned back by the quiet time around it. A full bucket watches a degraded spell
-of ``burst_capacity / (1 / burst_interval - burst_budget / interval)`` seconds at the burst interval (1.1 s
-with the defaults and a 100 ms interval). Past that the watch goes on at the refill rate, spaced evenly
-between the base sends, so a transition at the end of a long degraded spell (a failback half a minute after
-the failover) is bracketed to ``interval / (1 + burst_budget)``: no schedule can bracket an instant nobody can
-predict to a burst interval without probing at that rate all along. Bounded in count by the bucket and in
-time by the window; a watch ends as soon as the state no longer needs it.
+spent during an outage are earned back by the quiet time around it (at equal average load, a slower base
+interval pays for them). A full bucket watches an outage of
+``burst_capacity / (1 / burst_interval - burst_budget / interval)`` seconds at the burst interval (3.3 s with
+the defaults and a 100 ms interval); past that the watch goes on at the refill rate, midway between base
+sends. Bounded in count by the bucket and in time by the window; a watch ends as soon as the state no longer
+needs it.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from livefire.probing.http import ProbeOutcome, parse_url, probe_once
 from livefire.spec import Expect, Probes, ServedBy
 
 BURST_HOLD = 5
-BURST_CAPACITY = 100
+BURST_CAPACITY = 300
 BURST_BUDGET = 1.0
 REFERENCE_PROBES = 10
 _GRID_TOLERANCE = 0.1  # of a burst interval: a watch slot this close to a base send is that base send
@@ -154,6 +157,11 @@ class TransitionTracker:
     @property
     def needs_watch(self) -> bool:
         return self.state is not None and (self.degraded or self.held < self.hold)
+
+    @property
+    def settled_elsewhere(self) -> bool:
+        """Served by a non-reference server, and that held: a failover or a cutover in place."""
+        return self.state is not None and self.state.ok and self.state.server is not None and self.held >= self.hold
 
 
 class TokenBucket:
@@ -378,12 +386,15 @@ class _Run:
                 if self.stopped or not target.tracker.needs_watch:
                     return
                 now = time.monotonic()
-                position = slot / ratio
+                woke, position = slot, slot / ratio
                 # Unlike base sends, slots missed while the loop was busy are not caught up: probes sent
                 # back to back would see the same instant.
                 slot = max(slot + 1, math.ceil((now - target.first_send) / step))
                 if abs(position - round(position)) * ratio < _GRID_TOLERANCE:
                     continue  # a base probe goes out at this instant anyway
+                if target.tracker.settled_elsewhere and woke != self._spread_slot(target, moment - step / 2):
+                    slot = max(slot, self._spread_slot(target, now))  # settled elsewhere: midway probes only
+                    continue
                 if not target.bucket.take(now):
                     wait = target.bucket.wait(now)
                     if math.isinf(wait):
@@ -395,8 +406,8 @@ class _Run:
             target.watching = False
 
     def _spread_slot(self, target: _Target, ready: float) -> int:
-        """Out of tokens, the watch goes on at the refill rate: the first instant from ``ready`` on that splits
-        the base interval evenly (midway between base sends with a budget of 1.0), as a watch slot."""
+        """The watch slot of the first instant from ``ready`` on that splits the base interval evenly (midway
+        between base sends with a budget of 1.0): where the watch probes go at the refill rate."""
         settings = self.settings
         spread = settings.interval / (1.0 + settings.burst_budget)
         share = math.ceil((ready - target.first_send) / spread - 1e-9)

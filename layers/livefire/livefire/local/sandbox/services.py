@@ -294,6 +294,14 @@ class RegionalService:
             self._outages.append(outage)
         return outage
 
+    def end_outages(self) -> int:
+        """End every scripted outage, current or still to come, now; how many had not ended yet."""
+        now = self.clock()
+        with self._lock:
+            count = sum(1 for outage in self._outages if outage.end > now)
+            self._outages.clear()
+        return count
+
     # -- request handling ------------------------------------------------------------------------------
     def _chance(self, percent: float) -> bool:
         if percent <= 0:

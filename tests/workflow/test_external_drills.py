@@ -1,0 +1,223 @@
+"""Drills whose failover something other than the mesh triggers, through the real state machine under moto:
+an FIS experiment (started, and stopped by the rollback or the guardian), a webhook that scripts a sandbox outage
+of known length (the RTO bracket holds the true recovery instant), and observe-only drills (nothing injected)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.fis.models import fis_backends
+from moto.moto_api import state_manager
+
+from livefire.assessment import Assessment
+from livefire.evidence.manifest import verify_evidence_dir
+from livefire.external import fis
+from livefire.local.aws import REGION, LocalStack
+from livefire.local.runner import copy_evidence, follow_execution, sandbox_session, start_drill
+from livefire.local.sandbox.mesh import SandboxMesh
+from livefire.spec import parse_spec
+from livefire.store import DrillStore, FaultRecord
+from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
+
+pytestmark = pytest.mark.slow
+Session = tuple[SandboxMesh, LocalStack]
+SHORT = {"baseline": "1s", "lead": "0s", "fault": "2s", "recovery": "1s"}
+# Outage lengths that are multiples of neither the 100 ms interval nor the 10 ms burst interval.
+OUTAGES_S = (0.537, 0.918, 1.355)
+
+
+def run(stack: LocalStack, drill_id: str, document: dict[str, Any], **execution_input: Any) -> dict[str, Any]:
+    arn = start_drill(stack, drill_id, {"spec": document, **execution_input})
+    return follow_execution(stack, arn, 90.0, lambda _event: None)  # + the guardian's status-change rule
+
+
+def assessment(stack: LocalStack, drill_id: str) -> Assessment:
+    body = stack.s3.get_object(Bucket=stack.bucket, Key=f"drills/payments/{drill_id}/assessment.json")["Body"]
+    return Assessment.model_validate_json(body.read())
+
+
+def store(stack: LocalStack) -> DrillStore:
+    return DrillStore(boto3.resource("dynamodb", region_name=REGION).Table(stack.table))
+
+
+def only_fault(stack: LocalStack, drill_id: str) -> FaultRecord:
+    [fault] = store(stack).faults_of(drill_id)
+    return fault
+
+
+# ---------------------------------------------------------------- webhook: a sandbox outage of known length
+
+
+@pytest.fixture(scope="class")
+def no_failover() -> Iterator[Session]:
+    """The webhook drill's sandbox with a primary that never fails over: the entrypoint recovers exactly when the
+    outage the webhook started ends."""
+    spec = parse_spec(webhook_document(1.0))
+    with sandbox_session(spec, MESH_DIR, ROOT) as session:
+        yield session
+
+
+def webhook_document(outage_s: float) -> dict[str, Any]:
+    document = sandbox_spec_document("webhook-outage", phases=SHORT, objectives={"rto": "5s"})
+    document["regions"][0]["cluster"] = {"sandbox": "payments-broken-use1"}
+    document["probes"]["sustain"] = "500ms"
+    document["fault"]["webhook"]["inject"]["url"] += f"&seconds={outage_s}"
+    return document
+
+
+class TestWebhook:
+    """One sandbox session (class scope) for the several outage lengths."""
+
+    @pytest.mark.parametrize("outage_s", OUTAGES_S)
+    def test_a_webhook_outage_of_known_length_ends_inside_the_reported_rto_bracket(
+            self, no_failover: Session, outage_s: float, unique_id: str) -> None:
+        mesh, stack = no_failover
+        before = len(mesh.control.outages)
+
+        execution = run(stack, unique_id, webhook_document(outage_s))
+
+        assert execution["status"] in ("SUCCEEDED", "FAILED"), execution.get("cause")
+        [outage] = mesh.control.outages[before:]
+        assert outage.end_ms - outage.start_ms == pytest.approx(outage_s * 1000.0)
+        result = assessment(stack, unique_id)
+        fault = only_fault(stack, unique_id)
+        assert (fault.status, fault.restored_by) == ("RESTORED", "rollback")
+        assert result.injected_at_ms == fault.injected_at_ms and result.injected_at_ms is not None
+        assert result.injected_at_ms <= outage.start_ms  # the inject call's send time comes first
+        bracket = result.rto_bracket
+        assert bracket is not None and bracket.contains(outage.end_ms), (bracket, outage)
+        assert result.rto_seconds is not None
+        assert result.rto_seconds == pytest.approx((bracket.first_success_ms - result.injected_at_ms) / 1000.0)
+        assert [request for request in mesh.control.requests if request[0] == "DELETE"]  # the rollback call
+
+
+# ---------------------------------------------------------------- fis and observe-only drills
+
+
+@pytest.fixture(scope="class")
+def sandbox() -> Iterator[Session]:
+    with sandbox_session(parse_spec(sandbox_spec_document()), MESH_DIR, ROOT) as (mesh, stack):
+        # moto moves an experiment on by half a state per GetExperiment: it runs after four polls and keeps
+        # running until it is stopped (Inject polls; nothing else reads it before the Rollback).
+        state_manager.set_transition(model_name="fis::experiment", transition={"progression": "manual", "times": 2})
+        fis._client.cache_clear()
+        try:
+            yield mesh, stack
+            assert stack.lambdas.wait_idle(15.0)
+        finally:
+            state_manager.unset_transition("fis::experiment")
+
+
+def fis_document(template_id: str) -> dict[str, Any]:
+    document = sandbox_spec_document(phases={**SHORT, "lead": "1s"}, objectives={})
+    document["fault"] = {"kind": "fis", "region": REGION,
+                         "fis": {"experimentTemplateId": template_id, "startTimeout": "10s", "stopTimeout": "10s"}}
+    return document
+
+
+def external_document(**phases: str) -> dict[str, Any]:
+    document = sandbox_spec_document(phases={**SHORT, **phases})
+    document["fault"] = {"kind": "external", "region": "us-east-1"}
+    return document
+
+
+def new_template(name: str) -> str:
+    created = boto3.client("fis", region_name=REGION).create_experiment_template(
+        clientToken=name, description=name, stopConditions=[{"source": "none"}],
+        actions={"wait": {"actionId": "aws:fis:wait", "parameters": {"duration": "PT5M"}}},
+        roleArn="arn:aws:iam::123456789012:role/fis",
+    )
+    return str(created["experimentTemplate"]["id"])
+
+
+def experiment_status(experiment_id: str) -> str:
+    return str(fis_backends["123456789012"][REGION].experiments[experiment_id].status)
+
+
+class TestOutsideTheMesh:
+    """One sandbox session (class scope) for the fis and observe-only drills."""
+
+    def test_fis_experiments_are_stopped_by_the_rollback_or_the_guardian_and_an_observed_outage_is_timed(
+            self, sandbox: Session, unique_id: str, tmp_path: Path) -> None:
+        mesh, stack = sandbox
+        before = mesh.snapshot()
+        planned, stopped, observed = f"{unique_id}-fis", f"{unique_id}-stop", f"{unique_id}-seen"
+        # Three drills at once (none touches the mesh or another's lease): a planned rollback, an execution stopped
+        # while its experiment runs (the guardian ends it), and an observe-only drill during an incident.
+        arns = {
+            planned: start_drill(stack, planned, {"spec": fis_document(new_template(planned))}),
+            stopped: start_drill(stack, stopped, {"spec": fis_document(new_template(stopped))}),
+            observed: start_drill(stack, observed, {"spec": external_document(fault="3s", recovery="4s")}),
+        }
+        wait_until(lambda: "Inject" in states_entered(stack, arns[observed]), "the observed drill's window began")
+        wait_until(lambda: injected(stack, planned) and injected(stack, stopped), "both experiments ran")
+        stack.sfn.stop_execution(executionArn=arns[stopped], error="Operator", cause="stopped mid-fault")
+        wall_ms, mono = time.time() * 1000.0, time.monotonic()
+        outage = mesh.regional["us-east-1"].script_outage(0.3, 1.5)  # nobody injects it: an incident
+        start_ms, end_ms = wall_ms + (outage.start - mono) * 1000.0, wall_ms + (outage.end - mono) * 1000.0
+        executions = {drill: follow_execution(stack, arn, 90.0, lambda _event: None) for drill, arn in arns.items()}
+
+        # the planned rollback stopped the experiment, and the evidence holds its id and states
+        fault = only_fault(stack, planned)
+        assert (fault.status, fault.restored_by) == ("RESTORED", "rollback")
+        assert fault.external_id is not None and experiment_status(fault.external_id) == "stopped"
+        evidence = copy_evidence(stack, f"drills/payments/{planned}/", tmp_path / planned)
+        assert verify_evidence_dir(evidence).ok
+        doc = (evidence / "faults" / "fis-us-east-1-fis.json").read_text()
+        for expected in (fault.external_id, '"running"', '"stopped"', '"stopConditionFired": false'):
+            assert expected in doc
+        report = (evidence / "report.md").read_text()
+        assert "fis in us-east-1 (FIS experiment template" in report and "touches no mesh object" in report
+
+        # the stopped execution's experiment was stopped by the guardian
+        assert executions[stopped]["status"] in ("ABORTED", "FAILED")
+        fault = only_fault(stack, stopped)
+        assert (fault.status, fault.restored_by) == ("RESTORED", "guardian")
+        assert fault.external_id is not None and experiment_status(fault.external_id) == "stopped"
+
+        # the observed incident is timed from its first failure, and ends when the primary's endpoint recovered
+        result = assessment(stack, observed)
+        assert result.injected_at_ms is not None and start_ms <= result.injected_at_ms <= start_ms + 150
+        detections = [d for d in (result.detection_seconds, result.entrypoint_detection_seconds) if d is not None]
+        assert min(detections) == 0.0  # the anchor is the first failure seen
+        assert result.restored_at_ms is not None and end_ms - 50 <= result.restored_at_ms <= end_ms + 150
+        assert result.rto_seconds is not None and 0 < result.rto_seconds < 1.5  # the entrypoint failed over
+        assert result.rto_bracket is not None and result.rto_bracket.last_failure_ms is not None
+        assert result.failback_seconds is not None
+        assert executions[observed]["status"] == "SUCCEEDED" and result.verdict == "PASS", result.verdict_reason
+        assert store(stack).faults_of(observed) == []
+        assert store(stack).active_leases() == [] and mesh.snapshot() == before
+
+    def test_an_observe_only_drill_during_which_nothing_fails_is_inconclusive_and_says_so(
+            self, sandbox: Session, unique_id: str) -> None:
+        _mesh, stack = sandbox
+
+        execution = run(stack, unique_id, external_document())
+
+        assert execution["status"] == "FAILED" and execution.get("error") == "DrillVerdictFail"
+        result = assessment(stack, unique_id)
+        assert result.verdict == "INCONCLUSIVE" and result.injected_at_ms is None
+        assert result.verdict_reason.startswith("nothing failed at the entrypoint or the endpoint of us-east-1")
+        record = store(stack).get_drill(unique_id)
+        assert record is not None and record["verdict"] == "INCONCLUSIVE"
+
+
+def wait_until(condition: Callable[[], bool], what: str, limit_s: float = 30.0) -> None:
+    give_up = time.monotonic() + limit_s
+    while not condition():
+        assert time.monotonic() < give_up, f"never: {what}"
+        time.sleep(0.05)
+
+
+def injected(stack: LocalStack, drill_id: str) -> bool:
+    return any(f.status == "INJECTED" for f in store(stack).faults_of(drill_id))
+
+
+def states_entered(stack: LocalStack, arn: str) -> list[str]:
+    events = stack.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    return [e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")]

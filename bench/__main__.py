@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import traceback
@@ -16,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import coldinit, drill, rto, schedule
-from bench.report import NOT_MEASURED, Section, machine_description, render, short_machine
+from bench.report import NOT_MEASURED, OtherLoad, Section, machine_description, render, short_machine
 
 BENCHMARKS: dict[str, Callable[[str], Section]] = {
     "coldinit": coldinit.run,
@@ -43,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     for name in chosen:
         print(f"bench: {name} ...", flush=True)
-        load_before = os.getloadavg()[0]
+        meter = OtherLoad()
         began = time.monotonic()
         try:
             section = BENCHMARKS[name](short_machine())
@@ -52,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             section = Section(f"{name}: FAILED", notes=["The benchmark raised:", "```", traceback.format_exc(), "```"])
             print(traceback.format_exc(), file=sys.stderr)
         section.seconds = time.monotonic() - began
-        section.load = (load_before, os.getloadavg()[0])
+        section.others = meter.share()
         print(f"bench: {name} done in {section.seconds:.0f} s", flush=True)
         sections.append(section)
     text = render(sections, machine=machine, started=started_at, total_seconds=time.monotonic() - started)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import statistics
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 NOT_MEASURED = "NOT MEASURED"
+QUIET = 0.05  # share of the CPU others may use while the machine still counts as quiet
 
 
 @dataclass
@@ -30,7 +33,7 @@ class Section:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after
+    others: float = 0.0  # share of the machine's CPU that other processes used meanwhile
 
 
 def _cpu_name() -> str:
@@ -45,6 +48,33 @@ def _cpu_name() -> str:
 def short_machine() -> str:
     """The machine column of a row; the full description heads results.md."""
     return f"{os.cpu_count()} cores, {_cpu_name()}"
+
+
+class OtherLoad:
+    """How much of the machine processes other than this benchmark (and its children) used, from now on.
+
+    All CPU time the kernel counts as busy (/proc/stat), minus this process's and its reaped children's.
+    """
+
+    def __init__(self) -> None:
+        self._busy, self._mine, self._wall = self._busy_seconds(), self._my_seconds(), time.monotonic()
+
+    @staticmethod
+    def _busy_seconds() -> float:
+        with open("/proc/stat") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _my_seconds() -> float:
+        return sum(u.ru_utime + u.ru_stime
+                   for u in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+    def share(self) -> float:
+        others = (self._busy_seconds() - self._busy) - (self._my_seconds() - self._mine)
+        available = (time.monotonic() - self._wall) * (os.cpu_count() or 1)
+        return max(0.0, others) / available if available > 0 else 0.0
 
 
 def machine_description() -> str:
@@ -98,17 +128,15 @@ def _cell(text: str) -> str:
 
 
 def render(sections: Sequence[Section], *, machine: str, started: str, total_seconds: float) -> str:
-    busiest = max((max(section.load) for section in sections), default=0.0)
-    cores = os.cpu_count() or 1
+    busiest = max((section.others for section in sections), default=0.0)
     lines = [
         "# livefire benchmarks",
         "",
         f"Written by `make bench` on {started} in {total_seconds:.0f} s. Machine: {machine}.",
         "Benchmarks are programs, not tests: nothing here is asserted by the test suite. Every baseline was",
         "measured in the same run, on the same machine, against the same loopback endpoints.",
-        f"Highest 1-minute load average seen around a benchmark: {busiest:.2f} on {cores} cores"
-        + (" — other processes were busy on this machine, so timings are pessimistic." if busiest > cores / 2
-           else " (a quiet machine)."),
+        f"Other processes used at most {busiest:.0%} of the machine's CPU during any one benchmark"
+        + (": the machine was shared, so timings are pessimistic." if busiest > QUIET else " (a quiet machine)."),
         "",
         "| metric | livefire | baseline (same run) | ratio | budget (DESIGN §9) | budget status | machine |",
         "|---|---|---|---|---|---|---|",
@@ -119,7 +147,7 @@ def render(sections: Sequence[Section], *, machine: str, started: str, total_sec
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     for section in sections:
         lines += ["", f"## {section.title}", "",
-                  f"(ran {section.seconds:.0f} s; 1-minute load average {section.load[0]:.2f} before, "
-                  f"{section.load[1]:.2f} after)", ""]
+                  f"(ran {section.seconds:.0f} s; other processes used {section.others:.0%} of the machine's CPU "
+                  "meanwhile)", ""]
         lines += [f"- {note}" for note in section.notes]
     return "\n".join(lines) + "\n"

@@ -186,7 +186,7 @@ def test_an_inject_error_after_the_start_leaves_the_experiment_to_the_emergency_
 
     fault = record(stack, unique_id)
     assert (fault.status, fault.restored_by) == ("RESTORED", "emergency-rollback")
-    assert experiment(fault.external_id).status == "stopped"
+    assert fault.external_id is not None and experiment(fault.external_id).status == "stopped"
 
 
 def test_a_retried_inject_gets_the_same_experiment_not_a_second_one(stack: EvidenceStack, unique_id: str) -> None:

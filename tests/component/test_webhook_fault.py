@@ -43,7 +43,7 @@ class Receiver:
     """A loopback webhook receiver: records every request and answers from a script (default 200)."""
 
     answers: dict[str, list[int]] = field(default_factory=dict)  # path -> statuses to answer, in order
-    during: dict[str, Callable[[], None]] = field(default_factory=dict)  # path -> run once before answering
+    during: dict[str, Callable[[], object]] = field(default_factory=dict)  # path -> run once before answering
     seen: list[tuple[str, str, dict[str, str], float]] = field(default_factory=list)
     server: LoopbackServer = field(init=False)
 
@@ -59,7 +59,8 @@ class Receiver:
             hook = self.during.pop(request.path, None)
         if hook is not None:
             hook()
-        return Response(status, {"content-type": "application/json"}, json.dumps({"path": request.path}).encode())
+        echo = {"path": request.path, "headers": dict(request.headers)}  # like httpbin: the headers come back
+        return Response(status, {"content-type": "application/json"}, json.dumps(echo).encode())
 
     def paths(self) -> list[str]:
         return [path for _, path, _, _ in self.seen]
@@ -138,6 +139,7 @@ def test_inject_sends_the_secret_headers_and_injects_at_the_send_time_without_wr
     assert state.status == fault.status == "INJECTED"
     assert fault.injected_at_ms == inject["sent_at_ms"] == state.injected_at_ms
     assert inject["sent_at_ms"] <= received_ms + 1 and inject["status"] == 200
+    assert "[redacted]" in inject["response"]  # the receiver echoed the headers back
     assert b"s3cr3t" not in every_object(stack)
     assert "s3cr3t" not in caplog.text
 
@@ -200,6 +202,17 @@ def test_an_inject_whose_record_a_rollback_closed_meanwhile_calls_the_rollback_u
     assert receiver.paths() == ["/start", "/stop", "/stop"]
     fault = record(stack, unique_id)
     assert (fault.status, fault.restored_by) == ("RESTORED", "inject")
+
+
+def test_a_dry_run_calls_nothing_and_skips_the_fault(stack: EvidenceStack, receiver: Receiver,
+                                                   unique_id: str) -> None:
+    drill = plan(stack, unique_id, {**webhook_document(receiver.server.url), "mode": "dry-run"})
+
+    [state] = inject_faults(InjectRequest(plan=drill), stack.runtime).faults
+    rollback_faults(RollbackRequest(plan=drill), stack.runtime)
+
+    assert state.status == "SKIPPED" and receiver.seen == []
+    assert record(stack, unique_id).status == "SKIPPED"
 
 
 # ---------------------------------------------------------------- rollback paths

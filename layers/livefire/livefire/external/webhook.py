@@ -5,18 +5,20 @@ made, with its send time and answer; it and the PENDING record exist before the 
 instant is the inject request's send time. A non-2xx answer (or no answer) is an injection error: the record is
 FAILED and the catch path's rollback calls the rollback URL, since the inject may have started something anyway.
 Headers come from a Secrets Manager secret (a JSON object of header names to values) and are never written to a
-log, an error or the evidence. Each request names the drill and fault (``x-livefire-*``) and carries an
-``Idempotency-Key``, so the receiver can tell a retried call from a new one.
+log, an error or the evidence (an answer that echoes them is redacted). Each request names the drill and fault
+(``x-livefire-*``) and carries an ``Idempotency-Key``, so the receiver can tell a retried call from a new one.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import socket
 import ssl
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import cache
 from typing import Any
@@ -27,7 +29,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from livefire.contracts import FaultState, PlannedFault
 from livefire.errors import FaultInjectionFailed, RollbackFailed
-from livefire.probing.window import resolve_from_env
 from livefire.runtime import Runtime
 from livefire.spec import Fault, WebhookCall
 from livefire.store import FaultRecord
@@ -35,6 +36,8 @@ from livefire.store import FaultRecord
 USER_AGENT = "livefire-webhook"
 RESPONSE_LIMIT = 2000  # characters of an answer kept in the evidence
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# The sandbox's DNS override, as the probes read it (probing/window.py): {"host:port": "ip:port"}.
+RESOLVE_ENV = "LIVEFIRE_RESOLVE"
 
 
 def _now_ms() -> int:
@@ -99,12 +102,26 @@ def _secret_headers(name: str) -> dict[str, str]:
     return {str(k): v for k, v in headers.items()}
 
 
+def _redact(text: str, values: Iterable[str]) -> str:
+    for value in values:
+        if value:
+            text = text.replace(value, "[redacted]")
+    return text
+
+
 def _encode(body: Any) -> tuple[bytes | None, str | None]:
     if body is None:
         return None, None
     if isinstance(body, str):
         return body.encode(), "text/plain; charset=utf-8"
     return json.dumps(body).encode(), "application/json"
+
+
+def _resolved(host_port: str) -> str | None:
+    raw = os.environ.get(RESOLVE_ENV, "").strip()
+    mapping = json.loads(raw) if raw else {}
+    value = mapping.get(host_port) if isinstance(mapping, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
@@ -116,7 +133,7 @@ def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, s
     context = ssl.create_default_context() if https else None
     connection = (http.client.HTTPSConnection(host, port, timeout=timeout, context=context) if https
                   else http.client.HTTPConnection(host, port, timeout=timeout))
-    mapped = resolve_from_env().get(f"{host}:{port}")
+    mapped = _resolved(f"{host}:{port}")
     if mapped is None:
         connection.connect()
     else:
@@ -133,6 +150,7 @@ def call(spec: WebhookCall, *, action: str, drill_id: str, fault_id: str) -> Cal
     status: int | None = None
     error: str | None = None
     response: str | None = None
+    secret: dict[str, str] = {}
     try:
         headers = {"User-Agent": USER_AGENT, "x-livefire-drill-id": drill_id, "x-livefire-fault-id": fault_id,
                    "Idempotency-Key": f"{drill_id}/{fault_id}/{action}"}
@@ -140,14 +158,15 @@ def call(spec: WebhookCall, *, action: str, drill_id: str, fault_id: str) -> Cal
         if content_type is not None:
             headers["Content-Type"] = content_type
         if spec.headers_secret is not None:
-            headers |= _secret_headers(spec.headers_secret)
+            secret = _secret_headers(spec.headers_secret)
+            headers |= secret
         connection, target = _connection(spec.url, spec.timeout)
         try:
             sent_at_ms = _now_ms()
             connection.request(spec.method, target, body=body, headers=headers)
             answer = connection.getresponse()
             status = answer.status
-            response = answer.read(RESPONSE_LIMIT).decode("utf-8", "replace")
+            response = _redact(answer.read(RESPONSE_LIMIT).decode("utf-8", "replace"), secret.values())
         finally:
             connection.close()
     except _CallError as exc:

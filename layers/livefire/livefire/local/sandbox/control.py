@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
-from livefire.local.sandbox.services import LoopbackServer, RegionalService, Request, Response
+from livefire.local.sandbox.services import LoopbackServed, LoopbackServer, RegionalService, Request, Response
 
 UNTIL_ENDED_S = 3600.0
 
@@ -34,7 +34,7 @@ def _json(status: int, document: object) -> Response:
     return Response(status, {"content-type": "application/json"}, json.dumps(document).encode())
 
 
-class OutageControl:
+class OutageControl(LoopbackServed):
     def __init__(self, services: Mapping[str, RegionalService], *, token: str | None = None) -> None:
         self._services = dict(services)
         self._token = token
@@ -43,26 +43,6 @@ class OutageControl:
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request, authorized or not
         self._server = LoopbackServer(self.handle)
 
-    def start(self) -> str:
-        return self._server.start()
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> OutageControl:
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
-    @property
-    def url(self) -> str:
-        return self._server.url
 
     def handle(self, request: Request) -> Response:
         parts = urlsplit(request.path)

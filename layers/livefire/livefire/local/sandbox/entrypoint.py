@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from livefire.local.sandbox.services import (
+    LoopbackServed,
     LoopbackServer,
     Request,
     Responder,
@@ -78,7 +79,7 @@ def _priority(policy: Mapping[str, Any], names: Sequence[str]) -> list[str] | No
     return order + [n for n in names if n not in order]
 
 
-class Entrypoint:
+class Entrypoint(LoopbackServed):
     """Forwards each request in-process to one region's ``handle`` and returns that region's answer."""
 
     def __init__(
@@ -100,28 +101,6 @@ class Entrypoint:
         self._health = {name: _Health() for name in self._names}
         self._next = 0
         self._server = LoopbackServer(self.handle)
-
-    # -- lifecycle -------------------------------------------------------------------------------------
-    def start(self) -> str:
-        return self._server.start()
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> Entrypoint:
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
-    @property
-    def url(self) -> str:
-        return self._server.url
 
     def ejected(self) -> list[str]:
         """The regions ejected right now, in region order."""

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, Self, cast
 
 from livefire.local.sandbox.store import ClusterStore
 
@@ -166,6 +166,33 @@ class LoopbackServer:
         return f"http://{LOOPBACK}:{self.port}"
 
 
+class LoopbackServed:
+    """The lifecycle every HTTP-facing part of the sandbox shares: one LoopbackServer answering ``handle``."""
+
+    _server: LoopbackServer
+
+    def start(self) -> str:
+        return self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+
 @dataclass(frozen=True)
 class Outage:
     """A scripted outage window in ``time.monotonic()`` seconds: [start, end)."""
@@ -243,7 +270,7 @@ def pool_capacity(rule: Mapping[str, Any] | None) -> int | None:
 
 
 @dataclass
-class RegionalService:
+class RegionalService(LoopbackServed):
     """The service of one region: routes, faults, weights and replica counts come from ``store``."""
 
     region: str
@@ -265,26 +292,11 @@ class RegionalService:
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> str:
         self._stopping.clear()
-        return self._server.start()
+        return super().start()
 
     def stop(self) -> None:
         self._stopping.set()  # wakes requests sleeping in a delay fault
-        self._server.stop()
-
-    def __enter__(self) -> RegionalService:
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
-    @property
-    def url(self) -> str:
-        return self._server.url
+        super().stop()
 
     def script_outage(self, start_s: float, duration_s: float, status: int = 503) -> Outage:
         """Answer ``status`` for ``duration_s`` seconds starting ``start_s`` seconds from now."""

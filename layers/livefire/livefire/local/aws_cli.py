@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
-FAILING_VERDICTS = {"FAIL", "INCONCLUSIVE", "NOT_STEADY", "ABORTED"}
+from livefire.local.verdicts import EXIT_ERROR, exit_code_for
+
 OUTPUTS = {"state_machine_arn": "StateMachineArn", "table": "DrillTableName", "bucket": "EvidenceBucketName"}
 # On AWS the steps also pay for cold starts and retries; past phases + this, the drill is stopped (the guardian
 # then restores whatever it left).
@@ -63,11 +63,7 @@ class StackDrill:
 
     @property
     def exit_code(self) -> int:
-        if self.verdict == "PASS":
-            return EXIT_PASS
-        if self.verdict in FAILING_VERDICTS:
-            return EXIT_FAIL
-        return EXIT_ERROR
+        return exit_code_for(self.verdict)
 
 
 def _session(region: str | None) -> Any:

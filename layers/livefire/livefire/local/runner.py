@@ -24,10 +24,9 @@ from livefire.local.aws import LocalStack, local_stack
 from livefire.local.guardian_rule import deliver_status_change, deliver_when_ended
 from livefire.local.lambda_server import Invocation
 from livefire.local.sandbox.mesh import SandboxMesh
+from livefire.local.verdicts import exit_code_for
 from livefire.spec import DrillSpec, parse_spec
 
-EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
-FAILING_VERDICTS = {"FAIL", "INCONCLUSIVE", "NOT_STEADY", "ABORTED"}
 # Beyond the drill's own phases, how long the steps themselves may take before the runner gives up.
 STEP_ALLOWANCE_S = 120.0
 # How long a stopped execution may take to end (an in-flight Lambda call finishes first).
@@ -56,11 +55,7 @@ class DrillRun:
 
     @property
     def exit_code(self) -> int:
-        if self.verdict == "PASS":
-            return EXIT_PASS
-        if self.verdict in FAILING_VERDICTS:
-            return EXIT_FAIL
-        return EXIT_ERROR
+        return exit_code_for(self.verdict)
 
 
 class Progress:

@@ -36,6 +36,7 @@ SHORT_PHASES = {"baseline": "1s", "lead": "1s", "fault": "3s", "recovery": "4s"}
 EXAMPLE_PHASES = {"baseline": 5.0, "lead": 10.0, "fault": 120.0, "recovery": 120.0}  # DESIGN §3 (baseline default)
 DRILL_TIMEOUT_S = 180.0
 OVERHEAD_BUDGET_S = 5.0
+WHOLE_DRILL_EXITS = (0, 1)  # DESIGN §7: 0 PASS, 1 FAIL/INCONCLUSIVE (still a whole drill), 2 error
 _PROGRESS = re.compile(r"^\[\s*([\d.]+)s\] (.*)$")
 _EVIDENCE = re.compile(r"^evidence: (\S+) \(\d+ files\)$")
 
@@ -87,7 +88,6 @@ def sandbox_cost() -> tuple[DrillSpec, DrillCost, DrillCost, float, DrillCost]:
 
 def livefire_run_overhead() -> tuple[float, float, dict[str, float], Path | None]:
     """(wall seconds of `livefire run`, configured phase seconds, where the time went, its evidence folder)."""
-    from livefire.local.runner import EXIT_FAIL, EXIT_PASS
     spec = parse_spec(_sandbox_document())
     phases = spec.phases.baseline + spec.observe_seconds
     command = [str(Path(sys.executable).with_name("livefire")), "run", str(SANDBOX / "active-passive.yaml"),
@@ -107,7 +107,7 @@ def livefire_run_overhead() -> tuple[float, float, dict[str, float], Path | None
             process.wait(timeout=10)
     wall = time.monotonic() - started
     reader.join(timeout=10)
-    if code not in (EXIT_PASS, EXIT_FAIL):  # a FAIL verdict is still a whole drill; an error is not
+    if code not in WHOLE_DRILL_EXITS:
         raise RuntimeError(f"livefire run exited {code}: {''.join(line for _, line in lines)[-3000:]}")
     evidence = next((Path(m.group(1)) for _, line in lines if (m := _EVIDENCE.match(line.strip()))), None)
     progress = [(arrived, float(m.group(1)), m.group(2)) for arrived, line in lines

@@ -170,3 +170,18 @@ def test_a_real_execution_history_counts_one_transition_per_state(unique_id: str
 
     assert events[0]["type"] == "ExecutionStarted"
     assert count_state_transitions(events) == (3, 0)
+
+
+def test_the_evidence_step_prices_each_function_at_its_memory_in_the_template() -> None:
+    from livefire.evidence.publish import FUNCTION_MEMORY_MB
+    from livefire.local.template import LocalTemplate
+    from tests.conftest import ROOT
+
+    template = LocalTemplate.load(ROOT)
+    default = template.document["Globals"]["Function"]["MemorySize"]
+    sizes = {
+        logical_id: resource["Properties"].get("MemorySize", default)
+        for logical_id, resource in template.resources_of_type("AWS::Serverless::Function").items()
+    }
+
+    assert {name: size for name, size in sizes.items() if size != default} == FUNCTION_MEMORY_MB

@@ -28,6 +28,10 @@ class Runtime:
         return boto3.client("s3")
 
     @cached_property
+    def sfn(self) -> Any:
+        return boto3.client("stepfunctions")
+
+    @cached_property
     def events(self) -> Any:
         return boto3.client("events")
 

@@ -14,9 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
 
 from livefire.assessment import Assessment
 from livefire.contracts import EvidenceRequest, EvidenceResult, Plan, Sample, Verdict
+from livefire.cost import drill_cost, execution_history
 from livefire.errors import EvidenceError
 from livefire.evidence.chain import MANIFEST_DIGEST_METADATA
 from livefire.evidence.html import ReportContext, render_html
@@ -28,6 +30,9 @@ from livefire.spec import DrillSpec
 
 REPORT_MD, REPORT_HTML, POSTURE, COST = "report.md", "report.html", "posture.json", "cost.json"
 CHAIN_ATTEMPTS = 8
+# Memory of the functions that differ from the template's Globals (512 MB); tests/unit/test_template.py keeps
+# this in step with template.yaml.
+FUNCTION_MEMORY_MB = {"AssessFunction": 1024}
 DEFAULT_METRICS_NAMESPACE = "Livefire"
 
 
@@ -164,8 +169,9 @@ def _write_evidence(request: EvidenceRequest, runtime: Runtime, verdict: str, as
     posture = audit_mesh(spec, snapshots)
     if posture is not None:
         artifacts[POSTURE] = runtime.put_json(f"{prefix}{POSTURE}", posture)
-    cost = _json_artifacts(artifacts, COST).get(COST)  # written beside the evidence by whoever prices the drill
-    cost = cost if isinstance(cost, dict) else None
+    cost = _price(runtime, plan)
+    if cost is not None:
+        artifacts[COST] = runtime.put_json(f"{prefix}{COST}", cost)
     error = f"{request.error.error}: {request.error.cause}" if request.error is not None else None
     markdown = render_markdown(
         spec, assessment, outcome=request.outcome, faults=faults, error=error, drill_id=plan.drill_id,
@@ -184,6 +190,21 @@ def _write_evidence(request: EvidenceRequest, runtime: Runtime, verdict: str, as
                               ContentType=content_type)
         artifacts[name] = body
     return _link_into_chain(runtime, plan, verdict, artifacts)
+
+
+def _price(runtime: Runtime, plan: Plan) -> dict[str, Any] | None:
+    """What the drill cost so far (state transitions and Lambda GB-s at list prices), from its execution history.
+
+    The Evidence step runs inside the execution, so its own task and the final states are not priced yet; the
+    note in the document says so. Pricing is informative: an unreadable history leaves the cost out, never the
+    evidence."""
+    try:
+        history = execution_history(runtime.sfn, plan.execution_arn)
+    except (ClientError, BotoCoreError):
+        return None
+    report = drill_cost(history, memory_mb=FUNCTION_MEMORY_MB).to_report()
+    report["note"] = f"{report['note']} Priced at the Evidence step: the last states are not included."
+    return report
 
 
 def _link_into_chain(runtime: Runtime, plan: Plan, verdict: str, artifacts: Mapping[str, bytes]) -> str:

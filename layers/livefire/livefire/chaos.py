@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -33,8 +34,6 @@ from livefire.contracts import (
 )
 from livefire.errors import FaultInjectionFailed, RollbackFailed
 from livefire.external import fis, webhook
-from livefire.mesh.faults import apply_fault, read_target, restore_fault
-from livefire.mesh.kube import api_client_for
 from livefire.runtime import Runtime
 from livefire.spec import DrillSpec
 from livefire.store import FaultRecord
@@ -56,9 +55,19 @@ def _state(record: FaultRecord) -> FaultState:
     )
 
 
+def _mesh_faults() -> ModuleType:
+    """The mesh modules load the kubernetes client (~190 ms at import): only mesh faults need it, so FIS,
+    webhook and observe-only drills, and a guardian sweep with nothing to restore, never pay for it."""
+    from livefire.mesh import faults
+
+    return faults
+
+
 def _api(planned: PlannedFault) -> Any:
     if planned.cluster is None:
         raise FaultInjectionFailed(f"{planned.fault_id}: a {planned.kind} fault has no cluster")
+    from livefire.mesh.kube import api_client_for
+
     return api_client_for(planned.cluster, region=planned.region)
 
 
@@ -93,7 +102,7 @@ def _inject_one(plan: Plan, planned: PlannedFault, record: FaultRecord | None, r
     store = runtime.store
     api = _api(planned)
     if record is None:
-        before = read_target(api, planned)
+        before = _mesh_faults().read_target(api, planned)
         before_key = snapshot_key(plan.evidence_prefix, planned.fault_id, "before")
         runtime.put_json(before_key, before)
         expires_at = int(time.time() + spec.phases.fault + EXPIRY_MARGIN_S)
@@ -109,7 +118,7 @@ def _inject_one(plan: Plan, planned: PlannedFault, record: FaultRecord | None, r
         store.mark_fault(plan.drill_id, planned.fault_id, "SKIPPED", expect="PENDING", detail=DRY_RUN_DETAIL)
         return FaultState(fault_id=planned.fault_id, status="SKIPPED", snapshot_key=record.snapshot_key,
                           detail=DRY_RUN_DETAIL)
-    after = apply_fault(api, planned, spec.fault, drill_id=plan.drill_id,
+    after = _mesh_faults().apply_fault(api, planned, spec.fault, drill_id=plan.drill_id,
                         expires_at=datetime.fromtimestamp(record.expires_at, UTC), before=before)
     injected_at_ms = _now_ms()
     runtime.put_json(snapshot_key(plan.evidence_prefix, planned.fault_id, "after"), after)
@@ -146,7 +155,7 @@ def _undo_late_injection(record: FaultRecord, before: dict[str, Any], runtime: R
     store = runtime.store
     late = f"{record.fault_id}: the drill was rolled back while the fault was being applied"
     try:
-        outcome = restore_fault(_api(record.planned), record.planned, before, drill_id=record.drill_id)
+        outcome = _mesh_faults().restore_fault(_api(record.planned), record.planned, before, drill_id=record.drill_id)
     except Exception as exc:  # the fault is live and nothing else will see it: back into the sweeper's index
         store.reopen_fault(record, f"{late}; undoing it failed: {type(exc).__name__}: {exc}")
         raise RollbackFailed(f"{late}; undoing it failed: {exc}") from None
@@ -227,7 +236,7 @@ def _restore_one(record: FaultRecord, runtime: Runtime, actor: str) -> tuple[Fau
         return restore(record, runtime, actor)
     store = runtime.store
     before = runtime.get_json(record.snapshot_key)
-    outcome = restore_fault(_api(record.planned), record.planned, before, drill_id=record.drill_id)
+    outcome = _mesh_faults().restore_fault(_api(record.planned), record.planned, before, drill_id=record.drill_id)
     restored_key = record.snapshot_key.replace("-before.json", "-restored.json")
     runtime.put_json(restored_key, outcome.current)
     if outcome.status == "CONFLICT":

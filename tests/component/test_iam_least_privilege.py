@@ -26,7 +26,11 @@ from tests.conftest import ROOT
 REGION = "us-east-1"
 PACKAGE = ROOT / "layers" / "livefire"
 KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0b9e6c3e-1f7c-4a53-9d5e-2c1c3a4b5d6e"
-CONFIGURATIONS = {"default": {}, "with a KMS key": {"KmsKeyArn": KMS_KEY}}
+FIS_TEMPLATES = ["EXTa1b2c3d4e5f6g7", "EXT7g6f5e4d3c2b1a"]
+WEBHOOK_SECRETS = ["livefire/webhooks/runbook", "chaos-bot"]
+OUTSIDE_THE_MESH = {"AllowedFisTemplates": ",".join(FIS_TEMPLATES), "AllowedWebhookSecrets": ",".join(WEBHOOK_SECRETS)}
+CONFIGURATIONS = {"default": {}, "with a KMS key": {"KmsKeyArn": KMS_KEY},
+                  "with FIS templates and webhook secrets": OUTSIDE_THE_MESH}
 
 # Calls the sandbox cannot make, mapped from the code that makes them: a function whose handler reaches the module
 # (its imports, followed from functions/<step>/app.py) makes the call; the marker proves the module still does.
@@ -41,12 +45,37 @@ CODE_CALLS = {
         Call("cloudwatch:DescribeAlarms", f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:payments-5xx"),
     ),
 }
+# Faults outside the mesh (livefire/external/): the sandbox has neither FIS nor Secrets Manager, so their calls are
+# mapped per function from the code that makes them, and only when the deployment allows some template or secret:
+#   Inject (chaos.inject_faults -> fis.inject): StartExperiment (authorized on the template and on the experiment it
+#     creates, tagged at creation: TagResource), GetExperiment polls, StopExperiment when a rollback closed the record
+#     while the experiment was starting (_undo_late_start).
+#   Rollback, Guardian (chaos.rollback_faults / restore_drill -> fis.restore): GetExperiment, StopExperiment, and
+#     ListExperiments to find by its tags an experiment whose id an Inject never stored.
+#   All three (webhook.inject / restore -> call): GetSecretValue of a fault's headersSecret.
+# Each entry: (module, marker proving it still makes the call, action); the handler must reach the module.
+_FIS_STOP = [("livefire.external.fis", "get_experiment(", "fis:GetExperiment"),
+             ("livefire.external.fis", "stop_experiment(", "fis:StopExperiment")]
+_WEBHOOK = [("livefire.external.webhook", "get_secret_value(", "secretsmanager:GetSecretValue")]
+EXTERNAL_CALLS = {
+    "InjectFunction": [("livefire.external.fis", "start_experiment(", "fis:StartExperiment"),
+                       ("livefire.external.fis", "tags={TAG_DRILL", "fis:TagResource"), *_FIS_STOP, *_WEBHOOK],
+    "RollbackFunction": [*_FIS_STOP, ("livefire.external.fis", '"list_experiments"', "fis:ListExperiments"),
+                         *_WEBHOOK],
+    "GuardianFunction": [*_FIS_STOP, ("livefire.external.fis", '"list_experiments"', "fis:ListExperiments"),
+                         *_WEBHOOK],
+}
+# The experiment a fis fault starts, in the fault's region (any region of the drill).
+EXPERIMENT = f"arn:aws:fis:us-west-2:{ACCOUNT}:experiment/EXPq1w2e3r4t5y6u7"
+# The one action a function role is granted on Resource "*": ListExperiments has no resource-level permission.
+STAR_ACTIONS = {"fis:ListExperiments"}
 # The only resource patterns with a wildcard a function may be granted, and why each needs one.
 WILDCARD_RESOURCES = {
     "arn:aws:s3:::livefire-local-evidencebucket/drills/*": "evidence objects of every drill",
     f"arn:aws:eks:*:{ACCOUNT}:cluster/*": "clusters are named by drill specs, in any region",
     f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:*": "alarms are named by drill specs",
     f"arn:aws:states:{REGION}:{ACCOUNT}:execution:livefire-local-DrillStateMachine:*": "the drill executions",
+    f"arn:aws:fis:*:{ACCOUNT}:experiment/*": "experiments are created by StartExperiment, in the fault's region",
 }
 # Resource "*" is granted only through these managed policies, for actions without resource-level permissions.
 STAR_POLICIES = {
@@ -179,6 +208,43 @@ def code_calls(stack: Stack, function: str) -> set[Call]:
     return calls
 
 
+def listed(stack: Stack, parameter: str) -> list[str]:
+    value = str(stack.template.parameter(parameter))
+    return value.split(",") if value else []
+
+
+def external_resources(stack: Stack, action: str) -> list[str]:
+    """The resources of one external call, for each template or secret the deployment allows (none when unset)."""
+    templates, secrets = listed(stack, "AllowedFisTemplates"), listed(stack, "AllowedWebhookSecrets")
+    if action == "secretsmanager:GetSecretValue":
+        return [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-AbC123" for name in secrets]
+    if not templates:
+        return []
+    if action == "fis:ListExperiments":
+        return ["*"]
+    if action == "fis:StartExperiment":
+        return [f"arn:aws:fis:us-west-2:{ACCOUNT}:experiment-template/{id_}" for id_ in templates] + [EXPERIMENT]
+    return [EXPERIMENT]
+
+
+def external_calls(stack: Stack, function: str) -> set[Call]:
+    reached = modules_reached(ROOT / stack.template.resources[function]["Properties"]["CodeUri"] / "app.py")
+    calls = set()
+    for module, marker, action in EXTERNAL_CALLS.get(function, []):
+        path = _module_path(module)
+        assert path is not None and marker in path.read_text(), f"{module} lacks {marker}: update EXTERNAL_CALLS"
+        assert module in reached, f"{function} no longer reaches {module}: update EXTERNAL_CALLS"
+        calls |= {Call(action, resource) for resource in external_resources(stack, action)}
+    return calls
+
+
+def external_wildcards(stack: Stack) -> set[str]:
+    """The per-template and per-secret grants: Fn::Join's delimiter is a literal, so partition, region and account
+    are wildcards (template.yaml)."""
+    return {f"arn:*:fis:*:*:experiment-template/{id_}" for id_ in listed(stack, "AllowedFisTemplates")} | {
+        f"arn:*:secretsmanager:*:*:secret:{name}-??????" for name in listed(stack, "AllowedWebhookSecrets")}
+
+
 def runtime_calls(stack: Stack, function: str, recorded: set[Call]) -> set[Call]:
     """What the Lambda service does with the function's role: its logs, its dead-letter queue, and (SSE-KMS) the
     key operations S3 makes on the caller's behalf for each object it reads or writes."""
@@ -198,7 +264,8 @@ def runtime_calls(stack: Stack, function: str, recorded: set[Call]) -> set[Call]
 
 def used_by(stack: Stack, function: str) -> set[Call]:
     recorded = replay().calls_of(function)
-    return recorded | code_calls(stack, function) | runtime_calls(stack, function, recorded)
+    return (recorded | code_calls(stack, function) | external_calls(stack, function)
+            | runtime_calls(stack, function, recorded))
 
 
 def _functions() -> Iterator[str]:
@@ -218,10 +285,10 @@ def test_each_function_role_grants_exactly_the_calls_its_code_makes(function: st
     assert [call for call in used if call.resource == UNMAPPED] == []
     assert missing == [], f"{function} calls these but its role does not allow them"
     assert extra == [], f"{function}'s role grants these but its code never needs them"
-    assert all(grant.resource != "*" for grant in grants)
+    assert {grant.action for grant in grants if grant.resource == "*"} <= STAR_ACTIONS
     for grant in grants:
-        if "*" in grant.resource and not grant.resource.startswith("arn:aws:logs:"):
-            assert grant.resource in WILDCARD_RESOURCES, grant
+        if "*" in grant.resource and grant.resource != "*" and not grant.resource.startswith("arn:aws:logs:"):
+            assert grant.resource in WILDCARD_RESOURCES or grant.resource in external_wildcards(stack), grant
 
 
 @pytest.mark.slow
@@ -353,3 +420,86 @@ def test_probe_only_stacks_are_invoked_only_when_their_functions_are_named() -> 
     added = [grant for grant in with_vantages if grant not in default]
 
     assert added == [Grant("lambda:InvokeFunction", arn, "") for arn in vantages]
+
+
+def _role_actions(stack: Stack) -> dict[str, set[str]]:
+    roles = stack.template.resources_of_type("AWS::IAM::Role")
+    return {role: {grant.action for grant in grants_of(stack.inline_statements(role))} for role in roles}
+
+
+def test_without_fis_templates_or_webhook_secrets_no_role_may_touch_fis_or_secrets() -> None:
+    stack = Stack({})
+
+    touching = {role: sorted(a for a in actions if a.startswith(("fis:", "secretsmanager:")))
+                for role, actions in _role_actions(stack).items()}
+
+    assert touching == {role: [] for role in touching}
+    assert external_calls(stack, "InjectFunction") == set()
+
+
+def test_fis_templates_and_webhook_secrets_reach_only_the_functions_that_start_and_end_faults() -> None:
+    stack = Stack(OUTSIDE_THE_MESH)
+
+    touching = {role for role, actions in _role_actions(stack).items()
+                if any(a.startswith(("fis:", "secretsmanager:")) for a in actions)}
+
+    assert touching == {"InjectFunctionRole", "RollbackFunctionRole", "GuardianFunctionRole"}
+
+
+def test_inject_may_start_only_the_listed_experiment_templates() -> None:
+    stack = Stack({"AllowedFisTemplates": FIS_TEMPLATES[0]})
+    grants = grants_of(stack.inline_statements("InjectFunctionRole"))
+
+    def startable(template_id: str) -> bool:
+        call = Call("fis:StartExperiment", f"arn:aws:fis:eu-west-1:{ACCOUNT}:experiment-template/{template_id}")
+        return any(allows(grant, call) for grant in grants)
+
+    assert startable(FIS_TEMPLATES[0])
+    assert not startable(FIS_TEMPLATES[1])
+    assert not startable(FIS_TEMPLATES[0] + "x")
+
+
+def test_a_webhook_secret_is_readable_only_by_its_own_name() -> None:
+    stack = Stack({"AllowedWebhookSecrets": "hooks"})
+    grants = grants_of(stack.inline_statements("RollbackFunctionRole"))
+
+    def readable(secret_arn: str) -> bool:
+        return any(allows(grant, Call("secretsmanager:GetSecretValue", secret_arn)) for grant in grants)
+
+    assert readable(f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:hooks-AbC123")
+    assert not readable(f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:hooks-prod-AbC123")
+    assert not readable(f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:other-AbC123")
+
+
+def test_the_check_names_a_fis_action_a_rollback_role_gains_without_using_it() -> None:
+    stack = Stack(OUTSIDE_THE_MESH)
+    statements = stack.inline_statements("RollbackFunctionRole")
+    statements.append({"Effect": "Allow", "Action": ["fis:StartExperiment"],
+                       "Resource": f"arn:*:fis:*:*:experiment-template/{FIS_TEMPLATES[0]}"})
+
+    extra, missing = unused_and_missing(grants_of(statements), used_by(stack, "RollbackFunction"))
+
+    assert extra == [Grant("fis:StartExperiment", f"arn:*:fis:*:*:experiment-template/{FIS_TEMPLATES[0]}", "")]
+    assert missing == []
+
+
+def test_the_check_names_the_secrets_a_guardian_reads_without_a_grant() -> None:
+    stack = Stack(OUTSIDE_THE_MESH)
+    statements = [s for s in stack.inline_statements("GuardianFunctionRole")
+                  if "secretsmanager:GetSecretValue" not in s["Action"]]
+
+    _extra, missing = unused_and_missing(grants_of(statements), used_by(stack, "GuardianFunction"))
+
+    assert missing == sorted((Call("secretsmanager:GetSecretValue",
+                                   f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-AbC123")
+                              for name in WEBHOOK_SECRETS), key=str)
+
+
+def test_list_experiments_is_the_only_function_grant_on_every_resource() -> None:
+    stack = Stack(OUTSIDE_THE_MESH)
+
+    star = {role: sorted(g.action for g in grants_of(stack.inline_statements(stack.role_of(f))) if g.resource == "*")
+            for f in stack.functions() for role in [stack.role_of(f)]}
+
+    assert {role: actions for role, actions in star.items() if actions} == {
+        "RollbackFunctionRole": ["fis:ListExperiments"], "GuardianFunctionRole": ["fis:ListExperiments"]}

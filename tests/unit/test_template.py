@@ -209,3 +209,28 @@ def test_local_resolution_drops_what_a_false_condition_removes() -> None:
     assert load({"ObjectLockMode": "GOVERNANCE"}).condition("ObjectLockOn") is True
     with pytest.raises(KeyError):
         load({"NoSuchParameter": "x"})
+
+
+@pytest.mark.parametrize(("parameter", "accepted", "refused"), [
+    ("AllowedFisTemplates", ["", "EXTa1b2c3", "EXTa1b2c3,EXT9z8y7"], ["EXTa, EXTb", "EXTa,", ",EXTa", "arn:aws:fis"]),
+    ("AllowedWebhookSecrets", ["", "hooks", "livefire/webhooks/runbook,chaos-bot"], ["a, b", "a,", "a*", "a,,b"]),
+])
+def test_the_allow_lists_outside_the_mesh_refuse_what_their_split_would_turn_into_a_wrong_arn(
+        parameter: str, accepted: list[str], refused: list[str]) -> None:
+    declared = load().document["Parameters"][parameter]
+    pattern = re.compile(declared["AllowedPattern"])
+
+    assert declared["Default"] == ""
+    assert [value for value in accepted if not pattern.fullmatch(value)] == []
+    assert [value for value in refused if pattern.fullmatch(value)] == []
+
+
+def test_local_resolution_builds_one_arn_per_listed_name_with_split_sub_and_join() -> None:
+    template = load({"AllowedFisTemplates": "EXTa,EXTb"})
+    expression = {"Fn::Split": [",", {"Fn::Sub": ["p/${Ids}", {"Ids": {"Fn::Join": [",p/", {
+        "Fn::Split": [",", {"Ref": "AllowedFisTemplates"}]}]}}]}]}
+
+    assert template.resolve(expression) == ["p/EXTa", "p/EXTb"]
+    assert template.condition("HasFisTemplates") is True
+    assert load().condition("HasFisTemplates") is False
+    assert load().condition("HasWebhookSecrets") is False

@@ -169,8 +169,8 @@ class LocalTemplate:
         if key == "Fn::Sub":
             text, variables = (arg[0], {k: self.resolve(v) for k, v in arg[1].items()}) if isinstance(arg, list) \
                 else (arg, {})
-            return re.sub(r"\$\{([^}!]+)\}", lambda m: str(variables.get(m.group(1), self._sub(m.group(1)))),
-                          str(text))
+            return re.sub(r"\$\{([^}!]+)\}", lambda m: str(variables[m.group(1)] if m.group(1) in variables
+                                                           else self._sub(m.group(1))), str(text))
         if key == "Fn::If":
             name, when_true, when_false = arg
             return self.resolve(when_true if self.condition(name) else when_false)

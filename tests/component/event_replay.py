@@ -126,7 +126,7 @@ def to_calls(service: str, operation: str, params: dict[str, Any]) -> set[Call]:
         return {Call(action, f"{table}/index/{params['IndexName']}" if "IndexName" in params else table)}
     if action == "events:PutEvents":
         return {Call(action, _bus_arn(entry.get("EventBusName", "default"))) for entry in params["Entries"]}
-    if action == "states:DescribeExecution":
+    if action in ("states:DescribeExecution", "states:GetExecutionHistory"):
         return {Call(action, params["executionArn"])}
     if action == "cloudwatch:DescribeAlarms":
         return {Call(action, f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}") for name in params["AlarmNames"]}

@@ -10,7 +10,6 @@ from typing import Any
 import boto3
 import pytest
 
-from livefire.cost import drill_cost
 from livefire.evidence.chain import download_evidence
 from livefire.evidence.manifest import manifest_digest, verify_evidence_dir
 from livefire.evidence.publish import publish_evidence
@@ -197,18 +196,37 @@ def test_publishing_releases_the_drills_lease(evidence_stack: EvidenceStack, uni
     assert evidence_stack.store.lease_holder(lease) is None
 
 
-def test_a_cost_written_beside_the_evidence_is_shown_in_both_reports_and_listed(
+def test_the_drill_is_priced_from_its_execution_history_in_both_reports_and_listed(
     evidence_stack: EvidenceStack, unique_id: str
 ) -> None:
-    request = evidence_stack.stage(unique_id)
-    cost = drill_cost([], durations=[("EvidenceFunction", 0.25)], memory_mb={"EvidenceFunction": 1024})
-    evidence_stack.runtime.put_json(f"{prefix(unique_id)}cost.json", cost.to_report())
+    staged = evidence_stack.stage(unique_id)
+    sfn = boto3.client("stepfunctions")
+    machine = sfn.create_state_machine(
+        name=f"m-{unique_id}", roleArn="arn:aws:iam::123456789012:role/livefire-test",
+        definition=json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}),
+    )["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=machine, name=unique_id)["executionArn"]
+    request = staged.model_copy(update={"plan": staged.plan.model_copy(update={"execution_arn": execution})})
 
     publish_evidence(request, evidence_stack.runtime)
 
+    cost = json.loads(evidence_stack.s3.get_object(Bucket=evidence_stack.bucket,
+                                                   Key=f"{prefix(unique_id)}cost.json")["Body"].read())
     html = evidence_stack.s3.get_object(Bucket=evidence_stack.bucket, Key=f"{prefix(unique_id)}report.html")
     markdown = evidence_stack.s3.get_object(Bucket=evidence_stack.bucket, Key=f"{prefix(unique_id)}report.md")
-    total = f"Total: ${cost.total_usd:.6f}"
+    total = f"Total: ${cost['total_usd']:.6f}"
+    assert cost["total_usd"] > 0
     assert total in html["Body"].read().decode()
     assert total in markdown["Body"].read().decode()
     assert "cost.json" in [a["name"] for a in json.loads(manifest_of(evidence_stack, unique_id)[0])["artifacts"]]
+
+
+def test_an_unreadable_execution_history_leaves_the_cost_out_not_the_evidence(
+    evidence_stack: EvidenceStack, unique_id: str
+) -> None:
+    request = evidence_stack.stage(unique_id)  # its execution does not exist in this account
+
+    publish_evidence(request, evidence_stack.runtime)
+
+    listed = [a["name"] for a in json.loads(manifest_of(evidence_stack, unique_id)[0])["artifacts"]]
+    assert "cost.json" not in listed and "report.html" in listed

@@ -81,7 +81,8 @@ def test_a_drill_that_fails_over_passes_and_leaves_verified_evidence(drill: Dril
     assert record is not None and record["verdict"] == "PASS"
     assert record["rtoSeconds"] is not None and float(record["rtoSeconds"]) < 5
     evidence = copy_evidence(drill.stack, f"drills/payments/{unique_id}/", tmp_path / unique_id)
-    for artifact in ("spec.json", "plan.json", "assessment.json", "report.md", "manifest.json"):
+    for artifact in ("spec.json", "plan.json", "assessment.json", "report.md", "report.html", "cost.json",
+                     "manifest.json"):
         assert (evidence / artifact).is_file(), artifact
     assert list((evidence / "samples").rglob("*.jsonl.gz"))
     assert verify_evidence_dir(evidence).ok

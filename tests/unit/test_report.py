@@ -8,30 +8,11 @@ from livefire.assessment import Assessment, assess
 from livefire.contracts import Plan, ProbeTarget, Sample
 from livefire.evidence.report import render_markdown
 from livefire.spec import DrillSpec, Vantage, parse_spec
+from tests.evidence_data import SPEC_DOCUMENT
 
 T0 = 1_700_000_000_000.0
 PREFIX = "drills/payments/d-7/"
-SPEC: dict[str, Any] = {
-    "apiVersion": "livefire/v1",
-    "kind": "Drill",
-    "metadata": {"name": "payments-ap", "service": "payments"},
-    "pattern": "active-passive",
-    "regions": [
-        {"name": "east", "role": "primary", "cluster": {"sandbox": "e"}, "endpoint": "http://east/healthz"},
-        {"name": "west", "role": "standby", "cluster": {"sandbox": "w"}, "endpoint": "http://west/healthz"},
-    ],
-    "entrypoint": "http://entry/healthz",
-    "fault": {
-        "kind": "http-abort",
-        "region": "east",
-        "target": {"namespace": "payments", "virtualService": "payments"},
-        "abort": {"httpStatus": 503},
-    },
-    "phases": {"fault": "4s", "recovery": "4s"},
-    "probes": {"interval": "100ms", "sustain": "500ms"},
-    "objectives": {"rto": "2s", "availability": 50},
-    "guardrails": {"allowedNamespaces": ["payments"]},
-}
+SPEC: dict[str, Any] = SPEC_DOCUMENT  # the same synthetic drill the evidence tests use
 FAULTS: list[dict[str, Any]] = [
     {
         "drill_id": "d-7",

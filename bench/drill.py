@@ -1,6 +1,6 @@
 """Whole drills on the sandbox: what one costs at list prices, and how long `livefire run` adds to its phases.
 
-Cost: a sandbox drill with short phases runs through livefire.local.runner (the real state machine under
+Cost: a sandbox drill with short phases runs through livefire_local.runner (the real state machine under
 moto, the handlers behind the in-process Lambda endpoint); ``livefire.cost`` prices its execution history —
 state transitions, and Lambda GB-seconds both from the history's task times and from the durations the
 Lambda endpoint measured. The baseline is AWS FIS for the same fault, priced per action-minute. A projection
@@ -56,7 +56,7 @@ def _probe_windows(spec: DrillSpec, baseline: float, observe: float) -> list[flo
 
 def sandbox_cost() -> tuple[DrillSpec, DrillCost, DrillCost, float, DrillCost]:
     """(spec, cost from the history, cost from measured durations, wall seconds, projected example cost)."""
-    from livefire.local.runner import follow_execution, sandbox_session, start_drill
+    from livefire_local.runner import follow_execution, sandbox_session, start_drill
 
     document = _sandbox_document(SHORT_PHASES)
     spec = parse_spec(document)

@@ -25,10 +25,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "layers" / "livefire"))
 
-from livefire.local.aws import LocalStack  # noqa: E402
-from livefire.local.runner import follow_execution, new_drill_id, sandbox_session, start_drill  # noqa: E402
-from livefire.local.template import ACCOUNT  # noqa: E402
 from livefire.spec import parse_spec  # noqa: E402
+from livefire_local.aws import LocalStack  # noqa: E402
+from livefire_local.runner import follow_execution, new_drill_id, sandbox_session, start_drill  # noqa: E402
+from livefire_local.template import ACCOUNT  # noqa: E402
 
 EVENTS = ROOT / "events"
 SANDBOX = ROOT / "drills" / "sandbox"

@@ -26,12 +26,12 @@ import boto3
 import botocore.handlers
 from botocore.awsrequest import AWSResponse
 
-from livefire.local.aws import REGION, LocalStack
-from livefire.local.lambda_server import LambdaContext
-from livefire.local.runner import sandbox_session
-from livefire.local.sandbox.mesh import SandboxMesh
-from livefire.local.template import ACCOUNT
 from livefire.spec import parse_spec
+from livefire_local.aws import REGION, LocalStack
+from livefire_local.lambda_server import LambdaContext
+from livefire_local.runner import sandbox_session
+from livefire_local.sandbox.mesh import SandboxMesh
+from livefire_local.template import ACCOUNT
 from tests.conftest import MESH_DIR, ROOT
 
 EVENTS = ROOT / "events"

@@ -16,11 +16,11 @@ from livefire.artifacts import snapshot_key
 from livefire.config import Settings
 from livefire.contracts import AssessSummary, EvidenceRequest, Plan
 from livefire.evidence.publish import publish_evidence
-from livefire.local.template import LocalTemplate
 from livefire.mesh.kube import SANDBOX_CLUSTERS_ENV
 from livefire.probing.chunks import encode_chunk
 from livefire.runtime import Runtime
 from livefire.store import DrillStore
+from livefire_local.template import LocalTemplate
 from tests.conftest import ROOT
 from tests.evidence_data import (
     FAULT_ID,

@@ -18,10 +18,10 @@ import yaml
 from kubernetes.client import ApiClient
 
 from livefire.contracts import PlannedFault
-from livefire.local.sandbox.kube_api import FakeKubeApi
-from livefire.local.sandbox.store import ClusterStore, ObjectKey
 from livefire.mesh.kube import SANDBOX_CLUSTERS_ENV, SANDBOX_TOKEN_ENV, api_client_for
 from livefire.spec import ClusterRef, Fault
+from livefire_local.sandbox.kube_api import FakeKubeApi
+from livefire_local.sandbox.store import ClusterStore, ObjectKey
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "drills" / "sandbox" / "mesh" / "payments-use1.yaml"

@@ -12,10 +12,10 @@ from typing import Any
 import boto3
 import pytest
 
-from livefire.cli import main
-from livefire.local.aws import LocalStack
-from livefire.local.runner import sandbox_session
 from livefire.spec import parse_spec
+from livefire_local.aws import LocalStack
+from livefire_local.cli import main
+from livefire_local.runner import sandbox_session
 from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
 
 

@@ -18,8 +18,8 @@ from livefire.contracts import (
     SteadyResult,
 )
 from livefire.guardian import GuardianReport
-from livefire.local.template import LocalTemplate
 from livefire.spec import parse_spec
+from livefire_local.template import LocalTemplate
 from tests.component.event_replay import ORDER, SCHEDULED_DRILL_ID, Step, event_files, function_of, load_event, replay
 from tests.conftest import ROOT
 

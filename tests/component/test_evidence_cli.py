@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from livefire.cli import main
 from livefire.evidence.manifest import manifest_bytes, manifest_digest
+from livefire_local.cli import main
 from tests.component.evidence_stack import REGION, EvidenceStack, evidence_stack
 from tests.evidence_data import T0, prefix
 

@@ -15,7 +15,6 @@ import yaml
 from pydantic import ValidationError
 
 from livefire.errors import FaultConflict, FaultInjectionFailed, RollbackFailed
-from livefire.local.sandbox.store import ObjectKey, canonical_bytes
 from livefire.mesh.faults import (
     DRILL_ID,
     EXPIRES_AT,
@@ -25,6 +24,7 @@ from livefire.mesh.faults import (
 )
 from livefire.mesh.posture import PostureFinding, audit_posture
 from livefire.spec import Fault
+from livefire_local.sandbox.store import ObjectKey, canonical_bytes
 from tests.component.kube_fixtures import (
     DEPLOYMENT_KEY,
     SEED,

@@ -15,13 +15,13 @@ from livefire.config import Settings
 from livefire.contracts import FaultStatus, InjectRequest, Plan, PlanRequest
 from livefire.errors import FaultInjectionFailed
 from livefire.guardian import GuardianEvent, GuardianReport, guard
-from livefire.local.runner import sandbox_session
-from livefire.local.sandbox.mesh import SandboxMesh
-from livefire.local.sandbox.store import ObjectKey
 from livefire.planning import plan_drill
 from livefire.runtime import Runtime
 from livefire.spec import parse_spec
 from livefire.store import DrillStore
+from livefire_local.runner import sandbox_session
+from livefire_local.sandbox.mesh import SandboxMesh
+from livefire_local.sandbox.store import ObjectKey
 from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
 
 PRIMARY = "payments-use1"

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from livefire.local.template import ACCOUNT, LocalTemplate
+from livefire_local.template import ACCOUNT, LocalTemplate
 from tests.component.event_replay import UNMAPPED, Call, replay
 from tests.conftest import ROOT
 

@@ -13,10 +13,10 @@ import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
 
-from livefire.local.aws import LocalStack
-from livefire.local.runner import sandbox_session
-from livefire.local.sandbox.mesh import SandboxMesh
 from livefire.spec import parse_spec
+from livefire_local.aws import LocalStack
+from livefire_local.runner import sandbox_session
+from livefire_local.sandbox.mesh import SandboxMesh
 from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
 
 PRIMARY = "payments-use1"

@@ -15,9 +15,9 @@ from kubernetes.client import ApiClient, AppsV1Api, Configuration, CustomObjects
 from kubernetes.client.exceptions import ApiException
 
 from livefire.errors import MeshAccessError
-from livefire.local.sandbox.kube_api import FakeKubeApi, JsonPatchError, json_patch, merge_patch
 from livefire.mesh.kube import SANDBOX_CLUSTERS_ENV, api_client_for
 from livefire.spec import ClusterRef
+from livefire_local.sandbox.kube_api import FakeKubeApi, JsonPatchError, json_patch, merge_patch
 from tests.component.kube_fixtures import VS_KEY, Sandbox, running_sandbox, seeded_store
 
 ISTIO = ("networking.istio.io", "v1", "payments", "virtualservices")

@@ -27,13 +27,13 @@ from livefire.artifacts import sample_key
 from livefire.assessment import assess
 from livefire.contracts import Plan, ProbeRequest, ProbeTarget, Sample
 from livefire.errors import GuardrailBreached
-from livefire.local.sandbox.services import RegionalService
-from livefire.local.sandbox.store import ClusterStore
 from livefire.probing.chunks import SampleChunkWriter, load_samples
 from livefire.probing.engine import ProbeEngine, ProbeSettings
 from livefire.probing.http import BODY_LIMIT, ProbeOutcome, probe_once
 from livefire.probing.window import probe_window
 from livefire.spec import DrillSpec, Expect, ServedBy, Vantage, parse_spec
+from livefire_local.sandbox.services import RegionalService
+from livefire_local.sandbox.store import ClusterStore
 
 LOOPBACK = "127.0.0.1"
 REGION_HEADERS = {"x-served-region": "us-east-1", "x-version": "v1"}

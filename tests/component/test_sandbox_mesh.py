@@ -19,9 +19,10 @@ import pytest
 import yaml
 
 from livefire.errors import InvalidDrillSpec
-from livefire.local.sandbox.entrypoint import Entrypoint
-from livefire.local.sandbox.mesh import ENV_CLUSTERS, ENV_RESOLVE, ENV_TOKEN, SandboxMesh
-from livefire.local.sandbox.services import (
+from livefire.spec import DrillSpec, parse_spec
+from livefire_local.sandbox.entrypoint import Entrypoint
+from livefire_local.sandbox.mesh import ENV_CLUSTERS, ENV_RESOLVE, ENV_TOKEN, SandboxMesh
+from livefire_local.sandbox.services import (
     APP_ERROR,
     APP_ERROR_PERCENT,
     BACKGROUND_REQUESTS,
@@ -34,8 +35,7 @@ from livefire.local.sandbox.services import (
     parse_istio_duration,
     pool_capacity,
 )
-from livefire.local.sandbox.store import ClusterStore, ObjectKey
-from livefire.spec import DrillSpec, parse_spec
+from livefire_local.sandbox.store import ClusterStore, ObjectKey
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_FILE = ROOT / "drills" / "sandbox" / "active-passive.yaml"

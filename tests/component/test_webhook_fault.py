@@ -23,13 +23,13 @@ from livefire.errors import FaultInjectionFailed, RollbackFailed
 from livefire.external import webhook
 from livefire.external.webhook import call
 from livefire.guardian import GuardianEvent, guard
-from livefire.local.sandbox.control import OutageControl
-from livefire.local.sandbox.mesh import SandboxMesh, host_port, plain_store
-from livefire.local.sandbox.services import LoopbackServer, RegionalService, Request, Response
 from livefire.planning import plan_drill
 from livefire.probing.window import RESOLVE_ENV
 from livefire.spec import WebhookCall, parse_spec
 from livefire.store import FaultRecord
+from livefire_local.sandbox.control import OutageControl
+from livefire_local.sandbox.mesh import SandboxMesh, host_port, plain_store
+from livefire_local.sandbox.services import LoopbackServer, RegionalService, Request, Response
 from tests.component.evidence_stack import REGION, EvidenceStack, evidence_stack
 from tests.conftest import MESH_DIR, sandbox_spec_document
 

@@ -15,7 +15,7 @@ from tests.conftest import MESH_DIR, sandbox_spec_document
 
 
 def livefire(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "livefire.cli", *args], cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "livefire_local.cli", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, check=False)
 
 

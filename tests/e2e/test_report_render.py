@@ -96,7 +96,7 @@ def screenshot(page: Path, out: Path, profile: Path) -> Image:
 
 
 def livefire(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "livefire.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "livefire_local.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=180, check=False)
 
 

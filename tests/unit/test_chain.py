@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from livefire.cli import main
 from livefire.evidence.chain import verify_chain_dir
 from livefire.evidence.manifest import build_manifest, manifest_bytes, manifest_digest
+from livefire_local.cli import main
 
 DRILLS = ("d-1", "d-2", "d-3")
 

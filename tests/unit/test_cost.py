@@ -174,7 +174,7 @@ def test_a_real_execution_history_counts_one_transition_per_state(unique_id: str
 
 def test_the_evidence_step_prices_each_function_at_its_memory_in_the_template() -> None:
     from livefire.evidence.publish import FUNCTION_MEMORY_MB
-    from livefire.local.template import LocalTemplate
+    from livefire_local.template import LocalTemplate
     from tests.conftest import ROOT
 
     template = LocalTemplate.load(ROOT)

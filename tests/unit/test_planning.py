@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from livefire.config import Settings
 from livefire.contracts import PlanRequest
 from livefire.errors import DrillInProgress, GuardrailViolation, InvalidDrillSpec
-from livefire.local.aws import local_stack
 from livefire.planning import check_blast_radius, plan_drill, planned_faults
 from livefire.runtime import Runtime
 from livefire.spec import DrillSpec, parse_spec
+from livefire_local.aws import local_stack
 from tests.conftest import ROOT, sandbox_spec_document
 
 DEPLOYMENT = Settings(bucket="b", table="t", event_bus="default", allowed_namespaces=("payments",),

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from livefire.local.aws_cli import OUTPUTS
-from livefire.local.template import ACCOUNT, LocalTemplate
+from livefire_local.aws_cli import OUTPUTS
+from livefire_local.template import ACCOUNT, LocalTemplate
 from tests.conftest import ROOT
 
 KMS_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/0b9e6c3e-1f7c-4a53-9d5e-2c1c3a4b5d6e"

@@ -11,11 +11,11 @@ import boto3
 import pytest
 
 from livefire.evidence.manifest import verify_evidence_dir
-from livefire.local.aws import LocalStack
-from livefire.local.runner import copy_evidence, follow_execution, sandbox_session, start_drill
-from livefire.local.sandbox.mesh import SandboxMesh
-from livefire.local.sandbox.store import ObjectKey
 from livefire.spec import parse_spec
+from livefire_local.aws import LocalStack
+from livefire_local.runner import copy_evidence, follow_execution, sandbox_session, start_drill
+from livefire_local.sandbox.mesh import SandboxMesh
+from livefire_local.sandbox.store import ObjectKey
 from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
 
 pytestmark = pytest.mark.slow

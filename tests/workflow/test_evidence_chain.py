@@ -10,11 +10,11 @@ from pathlib import Path
 import boto3
 import pytest
 
-from livefire.cli import main
 from livefire.evidence.chain import verify_chain_dir
 from livefire.evidence.manifest import manifest_digest
-from livefire.local.runner import copy_evidence, follow_execution, sandbox_session, start_drill
 from livefire.spec import parse_spec
+from livefire_local.cli import main
+from livefire_local.runner import copy_evidence, follow_execution, sandbox_session, start_drill
 from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
 
 pytestmark = pytest.mark.slow

@@ -17,11 +17,11 @@ from moto.moto_api import state_manager
 from livefire.assessment import Assessment
 from livefire.evidence.manifest import verify_evidence_dir
 from livefire.external import fis
-from livefire.local.aws import REGION, LocalStack
-from livefire.local.runner import copy_evidence, follow_execution, sandbox_session, start_drill
-from livefire.local.sandbox.mesh import SandboxMesh
 from livefire.spec import parse_spec
 from livefire.store import DrillStore, FaultRecord
+from livefire_local.aws import REGION, LocalStack
+from livefire_local.runner import copy_evidence, follow_execution, sandbox_session, start_drill
+from livefire_local.sandbox.mesh import SandboxMesh
 from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
 
 pytestmark = pytest.mark.slow

@@ -16,12 +16,12 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from livefire.local.aws import LocalStack
-from livefire.local.guardian_rule import sweep
-from livefire.local.runner import follow_execution, sandbox_session, start_drill
-from livefire.local.sandbox.mesh import SandboxMesh
 from livefire.spec import parse_spec
 from livefire.store import DrillStore
+from livefire_local.aws import LocalStack
+from livefire_local.guardian_rule import sweep
+from livefire_local.runner import follow_execution, sandbox_session, start_drill
+from livefire_local.sandbox.mesh import SandboxMesh
 from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
 
 pytestmark = pytest.mark.slow

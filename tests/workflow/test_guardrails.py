@@ -13,13 +13,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from livefire.guardrails import ALARM_POLL_S, AlarmWatch, first_breach
-from livefire.local.aws import LocalStack, local_stack
-from livefire.local.runner import follow_execution, sandbox_session, start_drill
-from livefire.local.sandbox.mesh import SandboxMesh
 from livefire.probing.chunks import load_samples
 from livefire.probing.window import ErrorRateGuard
 from livefire.spec import parse_spec
 from livefire.store import DrillStore
+from livefire_local.aws import LocalStack, local_stack
+from livefire_local.runner import follow_execution, sandbox_session, start_drill
+from livefire_local.sandbox.mesh import SandboxMesh
 from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
 
 PRIMARY = "payments-use1"

@@ -11,10 +11,10 @@ import boto3
 import pytest
 
 from livefire.errors import DrillInProgress
-from livefire.local.aws import local_stack
-from livefire.local.runner import follow_execution, sandbox_session, start_drill
 from livefire.spec import parse_spec
 from livefire.store import DrillStore
+from livefire_local.aws import local_stack
+from livefire_local.runner import follow_execution, sandbox_session, start_drill
 from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
 
 TARGET = "sandbox:payments-use1/payments/VirtualService/payments"

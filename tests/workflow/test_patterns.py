@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from livefire.local.runner import DrillRun, run_drill
+from livefire_local.runner import DrillRun, run_drill
 from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
 
 pytestmark = pytest.mark.slow

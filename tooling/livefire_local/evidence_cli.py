@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-EXIT_INTACT, EXIT_TAMPERED, EXIT_ERROR = 0, 1, 2
+from livefire_local.verdicts import EXIT_ERROR, EXIT_FAIL, EXIT_PASS
+
+EXIT_INTACT, EXIT_TAMPERED = EXIT_PASS, EXIT_FAIL
 
 
 def _store(table: str, region: str | None) -> Any:

@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import unquote
 
-from livefire.local.template import ACCOUNT, LocalFunction
+from livefire_local.template import ACCOUNT, LocalFunction
 
 Handler = Callable[[dict[str, Any], Any], Any]
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from livefire.local.verdicts import EXIT_ERROR, exit_code_for
+from livefire_local.verdicts import EXIT_ERROR, exit_code_for
 
 OUTPUTS = {"state_machine_arn": "StateMachineArn", "table": "DrillTableName", "bucket": "EvidenceBucketName"}
 # On AWS the steps also pay for cold starts and retries; past phases + this, the drill is stopped (the guardian
@@ -82,8 +82,8 @@ def start_on_stack(spec_path: Path, *, stack_name: str, region: str | None = Non
                    poll_s: float = AWS_POLL_S, allowance_s: float = AWS_STEP_ALLOWANCE_S,
                    drill_id: str | None = None) -> StackDrill:
     """Start one drill on the deployed stack and follow it to its end; InvalidDrillSpec before anything starts."""
-    from livefire.local.runner import Progress, follow_execution, load_spec_document, new_drill_id
     from livefire.spec import parse_spec
+    from livefire_local.runner import Progress, follow_execution, load_spec_document, new_drill_id
 
     document = load_spec_document(spec_path)
     spec = parse_spec(document)
@@ -155,8 +155,8 @@ def print_status(drill_id: str, *, stack_name: str, region: str | None = None, o
 def cmd_start(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from livefire.cli import print_verdict
     from livefire.errors import InvalidDrillSpec
+    from livefire_local.cli import print_verdict
 
     try:
         drill = start_on_stack(Path(args.spec), stack_name=args.stack, region=args.region)

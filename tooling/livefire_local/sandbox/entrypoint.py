@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from livefire.local.sandbox.services import (
+from livefire_local.sandbox.services import (
     LoopbackServed,
     LoopbackServer,
     Request,

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from livefire.errors import InvalidDrillSpec
-from livefire.local.aws_cli import add_aws_commands
-from livefire.local.evidence_cli import add_evidence_commands
-
-EXIT_ERROR = 2
+from livefire_local.aws_cli import add_aws_commands
+from livefire_local.evidence_cli import add_evidence_commands
+from livefire_local.verdicts import EXIT_ERROR
 
 
 def find_root(start: Path) -> Path:
@@ -20,7 +19,7 @@ def find_root(start: Path) -> Path:
     for folder in [start, *start.parents]:
         if (folder / "template.yaml").is_file():
             return folder
-    return Path(__file__).resolve().parents[3]
+    return Path(__file__).resolve().parents[2]
 
 
 def _fmt_seconds(value: Any) -> str:
@@ -62,7 +61,7 @@ def _fmt_value(value: Any, unit: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from livefire.local.runner import run_drill  # the local runner pulls in moto: only load it when asked
+    from livefire_local.runner import run_drill  # the local runner pulls in moto: only load it when asked
 
     root = find_root(Path.cwd())
     try:

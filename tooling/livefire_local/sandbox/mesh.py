@@ -19,12 +19,12 @@ from urllib.parse import urlsplit
 import yaml
 
 from livefire.errors import InvalidDrillSpec
-from livefire.local.sandbox.control import OutageControl
-from livefire.local.sandbox.entrypoint import Entrypoint
-from livefire.local.sandbox.kube_api import FakeKubeApi
-from livefire.local.sandbox.services import LOOPBACK, RegionalService
-from livefire.local.sandbox.store import ClusterStore, ObjectKey
 from livefire.spec import DrillSpec
+from livefire_local.sandbox.control import OutageControl
+from livefire_local.sandbox.entrypoint import Entrypoint
+from livefire_local.sandbox.kube_api import FakeKubeApi
+from livefire_local.sandbox.services import LOOPBACK, RegionalService
+from livefire_local.sandbox.store import ClusterStore, ObjectKey
 
 ENV_CLUSTERS = "LIVEFIRE_SANDBOX_CLUSTERS"
 ENV_TOKEN = "LIVEFIRE_SANDBOX_TOKEN"

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
-from livefire.local.sandbox.services import LoopbackServed, LoopbackServer, RegionalService, Request, Response
+from livefire_local.sandbox.services import LoopbackServed, LoopbackServer, RegionalService, Request, Response
 
 UNTIL_ENDED_S = 3600.0
 

@@ -20,12 +20,12 @@ from typing import Any, TextIO
 
 import yaml
 
-from livefire.local.aws import LocalStack, local_stack
-from livefire.local.guardian_rule import deliver_status_change, deliver_when_ended
-from livefire.local.lambda_server import Invocation
-from livefire.local.sandbox.mesh import SandboxMesh
-from livefire.local.verdicts import exit_code_for
 from livefire.spec import DrillSpec, parse_spec
+from livefire_local.aws import LocalStack, local_stack
+from livefire_local.guardian_rule import deliver_status_change, deliver_when_ended
+from livefire_local.lambda_server import Invocation
+from livefire_local.sandbox.mesh import SandboxMesh
+from livefire_local.verdicts import exit_code_for
 
 # Beyond the drill's own phases, how long the steps themselves may take before the runner gives up.
 STEP_ALLOWANCE_S = 120.0

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from livefire.local.sandbox.store import KINDS, ClusterStore, ObjectKey
+from livefire_local.sandbox.store import KINDS, ClusterStore, ObjectKey
 
 # (group, plural) -> the versions served
 _SERVED: dict[tuple[str, str], tuple[str, ...]] = {

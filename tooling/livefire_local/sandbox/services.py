@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol, Self, cast
 
-from livefire.local.sandbox.store import ClusterStore
+from livefire_local.sandbox.store import ClusterStore
 
 LOOPBACK = "127.0.0.1"
 NO_HEALTHY_UPSTREAM = b"no healthy upstream"

@@ -16,8 +16,8 @@ from typing import Any
 
 import boto3
 
-from livefire.local.aws import REGION, LocalStack
-from livefire.local.template import LocalTemplate
+from livefire_local.aws import REGION, LocalStack
+from livefire_local.template import LocalTemplate
 
 GUARDIAN = "GuardianFunction"
 RULE_NAME = "livefire-local-guardian-rule"

@@ -13,8 +13,8 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from livefire.local.lambda_server import Invocation, LocalLambdaServer
-from livefire.local.template import ACCOUNT, LocalTemplate
+from livefire_local.lambda_server import Invocation, LocalLambdaServer
+from livefire_local.template import ACCOUNT, LocalTemplate
 
 REGION = "us-east-1"
 _FAKE_CREDENTIALS = {

@@ -4,7 +4,7 @@ Cost: a sandbox drill with short phases runs through livefire_local.runner (the 
 moto, the handlers behind the in-process Lambda endpoint); ``livefire.cost`` prices its execution history —
 state transitions, and Lambda GB-seconds both from the history's task times and from the durations the
 Lambda endpoint measured. The baseline is AWS FIS for the same fault, priced per action-minute. A projection
-prices the DESIGN §3 example drill (lead 10 s, fault 2 m, recovery 2 m) the same way: same transitions, the
+prices the example drill of docs/architecture.md §4 (lead 10 s, fault 2 m, recovery 2 m) the same way: same transitions, the
 probe windows stretched to its phases.
 
 Overhead: wall time of the `livefire run` command on the shipped drills/sandbox/active-passive.yaml minus the
@@ -33,10 +33,10 @@ from livefire.spec import DrillSpec, parse_spec
 ROOT = Path(__file__).resolve().parents[1]
 SANDBOX = ROOT / "drills" / "sandbox"
 SHORT_PHASES = {"baseline": "1s", "lead": "1s", "fault": "3s", "recovery": "4s"}
-EXAMPLE_PHASES = {"baseline": 5.0, "lead": 10.0, "fault": 120.0, "recovery": 120.0}  # DESIGN §3 (baseline default)
+EXAMPLE_PHASES = {"baseline": 5.0, "lead": 10.0, "fault": 120.0, "recovery": 120.0}  # the example of docs/architecture.md §4 (baseline default)
 DRILL_TIMEOUT_S = 180.0
 OVERHEAD_BUDGET_S = 5.0
-WHOLE_DRILL_EXITS = (0, 1)  # DESIGN §7: 0 PASS, 1 FAIL/INCONCLUSIVE (still a whole drill), 2 error
+WHOLE_DRILL_EXITS = (0, 1)  # README "The two commands": 0 PASS, 1 FAIL/INCONCLUSIVE (still a whole drill), 2 error
 _PROGRESS = re.compile(r"^\[\s*([\d.]+)s\] (.*)$")
 _EVIDENCE = re.compile(r"^evidence: (\S+) \(\d+ files\)$")
 
@@ -140,7 +140,7 @@ def _cost_rows(section: Section, machine: str, report_prints_cost: str) -> None:
             f"{_usd(fis)}: AWS FIS, {fault:g} s fault = {round(fis / LIST_PRICES.fis_action_minute)} action-minute",
             ratio(from_measured.total_usd, fis), "computed from the execution and printed in the report",
             report_prints_cost, machine),
-        Row("Cost of the DESIGN §3 example drill (projected: fault 2 m, recovery 2 m)",
+        Row("Cost of the example drill of docs/architecture.md §4 (projected: fault 2 m, recovery 2 m)",
             f"{_usd(projected.total_usd)}: {projected.state_transitions} transitions, "
             f"{projected.lambda_gb_seconds:.1f} GB-s",
             f"{_usd(fis_example)}: AWS FIS, 2 action-minutes", ratio(projected.total_usd, fis_example), "—", "—",

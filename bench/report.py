@@ -21,7 +21,7 @@ class Row:
     baseline: str
     ratio: str
     budget: str
-    status: str  # "met", "MISSED by ...", or "—" when DESIGN §9 sets no budget for the row
+    status: str  # "met", "MISSED by ...", or "—" when docs/architecture.md §13 sets no budget for the row
     machine: str
 
 
@@ -138,7 +138,7 @@ def render(sections: Sequence[Section], *, machine: str, started: str, total_sec
         f"Other processes used at most {busiest:.0%} of the machine's CPU during any one benchmark"
         + (": the machine was shared, so timings are pessimistic." if busiest > QUIET else " (a quiet machine)."),
         "",
-        "| metric | livefire | baseline (same run) | ratio | budget (DESIGN §9) | budget status | machine |",
+        "| metric | livefire | baseline (same run) | ratio | budget (docs/architecture.md §13) | budget status | machine |",
         "|---|---|---|---|---|---|---|",
     ]
     for section in sections:

@@ -1,4 +1,4 @@
-"""Structural rules of DESIGN §1: runtime code never imports local tooling, handlers stay thin."""
+"""Structural rules of docs/architecture.md §1: runtime code never imports local tooling, handlers stay thin."""
 
 from __future__ import annotations
 

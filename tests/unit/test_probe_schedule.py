@@ -13,15 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from livefire.contracts import ProbeTarget, Sample
-from livefire.probing.engine import (
-    ProbeEngine,
-    ProbeSettings,
-    State,
-    TokenBucket,
-    TransitionTracker,
-    WallClock,
-)
+from livefire.probing.engine import ProbeEngine, ProbeSettings, WallClock
 from livefire.probing.http import ProbeOutcome
+from livefire.probing.watch import State, TokenBucket, TransitionTracker
 from livefire.probing.window import ErrorRateGuard, resolve_from_env
 from livefire.spec import AbortIf, Expect, ServedBy
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from livefire_local.verdicts import EXIT_ERROR, exit_code_for
+from livefire_local.verdicts import EXIT_ERROR, exit_code_for, print_verdict
 
 OUTPUTS = {"state_machine_arn": "StateMachineArn", "table": "DrillTableName", "bucket": "EvidenceBucketName"}
 # On AWS the steps also pay for cold starts and retries; past phases + this, the drill is stopped (the guardian
@@ -156,7 +156,6 @@ def cmd_start(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from livefire.errors import InvalidDrillSpec
-    from livefire_local.cli import print_verdict
 
     try:
         drill = start_on_stack(Path(args.spec), stack_name=args.stack, region=args.region)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from livefire.errors import InvalidDrillSpec
 from livefire_local.aws_cli import add_aws_commands
 from livefire_local.evidence_cli import add_evidence_commands
-from livefire_local.verdicts import EXIT_ERROR
+from livefire_local.verdicts import EXIT_ERROR, print_verdict
 
 
 def find_root(start: Path) -> Path:
@@ -20,44 +18,6 @@ def find_root(start: Path) -> Path:
         if (folder / "template.yaml").is_file():
             return folder
     return Path(__file__).resolve().parents[2]
-
-
-def _fmt_seconds(value: Any) -> str:
-    return "-" if value is None else f"{float(value):.3f}s"
-
-
-def print_verdict(evidence_dir: Path | None, verdict: str | None, rto: float | None, out: Any) -> None:
-    print("", file=out)
-    print(f"VERDICT: {verdict or 'NONE'}    RTO: {_fmt_seconds(rto)}", file=out)
-    assessment_path = evidence_dir / "assessment.json" if evidence_dir else None
-    if assessment_path is not None and assessment_path.is_file():
-        assessment = json.loads(assessment_path.read_text())
-        bracket = assessment.get("rto_bracket") or {}
-        injected = assessment.get("injected_at_ms")
-        if bracket.get("last_failure_ms") is not None and injected is not None:
-            print(f"RTO bracket: [+{(bracket['last_failure_ms'] - injected) / 1000:.3f}s, "
-                  f"+{(bracket['first_success_ms'] - injected) / 1000:.3f}s] after injection, "
-                  f"width {bracket['first_success_ms'] - bracket['last_failure_ms']:.1f} ms", file=out)
-        findings = assessment.get("findings", [])
-        if findings:
-            print(f"{'status':<13} {'finding':<34} {'measured':>14} {'threshold':>14}", file=out)
-        for finding in findings:
-            measured = finding.get("measured")
-            threshold = finding.get("threshold")
-            unit = finding.get("unit") or ""
-            print(f"{finding.get('status', ''):<13} {finding.get('title', finding.get('id', ''))[:34]:<34} "
-                  f"{_fmt_value(measured, unit):>14} {_fmt_value(threshold, unit):>14}", file=out)
-    if evidence_dir is not None:
-        count = sum(1 for p in evidence_dir.rglob("*") if p.is_file())
-        print(f"evidence: {evidence_dir} ({count} files)", file=out)
-
-
-def _fmt_value(value: Any, unit: str) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3f}{unit and ' ' + unit}"
-    return f"{value}{unit and ' ' + unit}"
 
 
 def cmd_run(args: argparse.Namespace) -> int:

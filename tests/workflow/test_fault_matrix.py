@@ -131,6 +131,7 @@ def nothing(_mesh: SandboxMesh, _stack: LocalStack) -> None:
 
 
 DRILL_ERROR = "DrillError"
+EVIDENCE_FAILED = "EvidenceFailed"  # the Catch on Evidence: the execution fails, so the guardian runs
 SCENARIOS = [
     Scenario("plan: times out after taking the lease", lambda_failure("PlanFunction", "Sandbox.Timedout", after=True),
              "Sandbox.Timedout", "guardian", guardian_releases=True),
@@ -146,7 +147,7 @@ SCENARIOS = [
     Scenario("rollback: planned and emergency rollback both fail", lambda_failure("RollbackFunction", "RollbackFailed",
              times=2), DRILL_ERROR, "guardian"),
     Scenario("assess: error", lambda_failure("AssessFunction", "ValueError", skip=1), DRILL_ERROR, "rollback"),
-    Scenario("evidence: error", lambda_failure("EvidenceFunction", "EvidenceError"), "EvidenceError", "rollback",
+    Scenario("evidence: error", lambda_failure("EvidenceFunction", "EvidenceError"), EVIDENCE_FAILED, "rollback",
              guardian_releases=True),
     Scenario("kube apply: 500", kube_failure(500, times=1), DRILL_ERROR, "emergency-rollback"),
     Scenario("kube apply: 409 twice", kube_failure(409, times=2), DRILL_ERROR, "emergency-rollback"),
@@ -155,8 +156,8 @@ SCENARIOS = [
     Scenario("kube restore: 409 three times", kube_failure(409, times=3, skip=1), DRILL_ERROR, "emergency-rollback"),
     Scenario("stopped: execution stopped mid-fault", nothing, ("States.Runtime", ""), "guardian",
              guardian_releases=True, stop_mid_fault=True),
-    Scenario("evidence s3: PutObject 500", evidence_s3_error, "ClientError", "rollback", guardian_releases=True),
-    Scenario("evidence dynamodb: UpdateItem 500", evidence_dynamodb_error, "InternalServerError", "rollback",
+    Scenario("evidence s3: PutObject 500", evidence_s3_error, EVIDENCE_FAILED, "rollback", guardian_releases=True),
+    Scenario("evidence dynamodb: UpdateItem 500", evidence_dynamodb_error, EVIDENCE_FAILED, "rollback",
              guardian_releases=True),
     Scenario("guardian down: rollbacks and guardian fail, the sweeper restores",
              both(lambda_failure("RollbackFunction", "RollbackFailed", times=2),

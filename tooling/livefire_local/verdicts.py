@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from livefire.assessment import Assessment
+
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 FAILING_VERDICTS = frozenset({"FAIL", "INCONCLUSIVE", "NOT_STEADY", "ABORTED"})
+COUNT_UNITS = frozenset({"samples", "probes", "errors"})
 
 
 def exit_code_for(verdict: str | None) -> int:
@@ -28,30 +30,33 @@ def print_verdict(evidence_dir: Path | None, verdict: str | None, rto: float | N
     print(f"VERDICT: {verdict or 'NONE'}    RTO: {_fmt_seconds(rto)}", file=out)
     assessment_path = evidence_dir / "assessment.json" if evidence_dir else None
     if assessment_path is not None and assessment_path.is_file():
-        assessment = json.loads(assessment_path.read_text())
-        bracket = assessment.get("rto_bracket") or {}
-        injected = assessment.get("injected_at_ms")
-        if bracket.get("last_failure_ms") is not None and injected is not None:
-            print(f"RTO bracket: [+{(bracket['last_failure_ms'] - injected) / 1000:.3f}s, "
-                  f"+{(bracket['first_success_ms'] - injected) / 1000:.3f}s] after injection, "
-                  f"width {bracket['first_success_ms'] - bracket['last_failure_ms']:.1f} ms", file=out)
-        findings = assessment.get("findings", [])
-        if findings:
-            print(f"{'status':<13} {'finding':<34} {'measured':>14} {'threshold':>14}", file=out)
-        for finding in findings:
-            measured = finding.get("measured")
-            threshold = finding.get("threshold")
-            unit = finding.get("unit") or ""
-            print(f"{finding.get('status', ''):<13} {finding.get('title', finding.get('id', ''))[:34]:<34} "
-                  f"{_fmt_value(measured, unit):>14} {_fmt_value(threshold, unit):>14}", file=out)
+        _print_assessment(Assessment.model_validate_json(assessment_path.read_bytes()), out)
     if evidence_dir is not None:
         count = sum(1 for p in evidence_dir.rglob("*") if p.is_file())
         print(f"evidence: {evidence_dir} ({count} files)", file=out)
 
 
-def _fmt_value(value: Any, unit: str) -> str:
+def _print_assessment(assessment: Assessment, out: Any) -> None:
+    """The RTO bracket relative to the injection, then one row per finding with its whole title."""
+    bracket, injected = assessment.rto_bracket, assessment.injected_at_ms
+    if bracket is not None and bracket.last_failure_ms is not None and injected is not None:
+        print(f"RTO bracket: [+{(bracket.last_failure_ms - injected) / 1000:.3f}s, "
+              f"+{(bracket.first_success_ms - injected) / 1000:.3f}s] after injection, "
+              f"width {bracket.first_success_ms - bracket.last_failure_ms:.1f} ms", file=out)
+    if not assessment.findings:
+        return
+    width = max(len("finding"), *(len(f.title) for f in assessment.findings))
+    print(f"{'status':<13} {'finding':<{width}} {'measured':>14} {'threshold':>14}", file=out)
+    for finding in assessment.findings:
+        print(f"{finding.status:<13} {finding.title:<{width}} {_fmt_value(finding.measured, finding.unit):>14} "
+              f"{_fmt_value(finding.threshold, finding.unit):>14}", file=out)
+
+
+def _fmt_value(value: float | None, unit: str) -> str:
+    """A count (samples, probes, errors) prints as a whole number, anything else with three decimals."""
     if value is None:
         return "-"
-    if isinstance(value, float):
-        return f"{value:.3f}{unit and ' ' + unit}"
-    return f"{value}{unit and ' ' + unit}"
+    suffix = f" {unit}" if unit else ""
+    if unit in COUNT_UNITS and float(value).is_integer():
+        return f"{int(value)}{suffix}"
+    return f"{value:.3f}{suffix}"

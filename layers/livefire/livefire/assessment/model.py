@@ -1,0 +1,186 @@
+"""The result of an assessment: assessment.json, the source of truth of a drill's outcome.
+
+Absolute times are UTC epoch milliseconds (as in ``Sample``); recovery durations are seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from livefire.spec import Pattern
+
+Status = Literal["PASS", "FAIL", "INCONCLUSIVE"]
+PhaseName = Literal["baseline", "fault", "recovery"]
+PHASES: tuple[PhaseName, ...] = ("baseline", "fault", "recovery")
+VantageName = Annotated[str, Field(description="the vantage that probed")]
+
+
+class AssessmentModel(BaseModel):
+    """Base of the assessment's parts: unknown keys rejected, immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Latency(AssessmentModel):
+    """Nearest-rank percentiles of the latency of successful probes."""
+
+    p50_ms: float | None = Field(default=None, description="median latency, ms; None without a success")
+    p95_ms: float | None = Field(default=None, description="95th percentile latency, ms")
+    p99_ms: float | None = Field(default=None, description="99th percentile latency, ms")
+
+
+class TargetStats(AssessmentModel):
+    """What one vantage saw of one target in one phase."""
+
+    phase: PhaseName = Field(description="baseline (before the injection), fault, or recovery (after the restore)")
+    vantage: VantageName
+    target: str = Field(description="the probe target's name (see the plan's targets)")
+    sent: int = Field(description="probes sent, watch (burst) probes included")
+    ok: int = Field(description="probes that met the expectation")
+    availability_pct: float | None = Field(description="100 * ok / sent; None when nothing was sent")
+    errors: dict[str, int] = Field(description="failed probes by error class (http-503, timeout, ...)")
+    latency: Latency = Field(description="latency percentiles of the successful probes")
+    served_by: dict[str, int] = Field(description="successful probes by serving region[@version]")
+
+
+class PhaseWindow(AssessmentModel):
+    """When a phase began and ended, as the assessment cut the timeline."""
+
+    name: PhaseName = Field(description="the phase")
+    from_ms: float | None = Field(description="its start (the first sample, the injection or the restore)")
+    to_ms: float | None = Field(description="its end (the injection, the restore or the last sample's end)")
+
+
+class Bracket(AssessmentModel):
+    """The transition lies between the last bad sample and the first sample of the sustained run.
+
+    By send times, ``[last_failure_ms, first_success_ms]`` brackets the instant from which a request *sent*
+    succeeds (the users' view); ``width_ms`` is that send gap, the probing resolution. The server itself flips
+    a little later (the request's way in): a probe observes the server between its send and its end, so the
+    server-side instant lies in ``[last_failure_ms, first_success_ended_ms]`` (``contains``).
+    """
+
+    last_failure_ms: float | None = Field(description="send time of the last sample before the run that was not good")
+    last_failure_seq: int | None = Field(description="its sequence number")
+    first_success_ms: float = Field(description="send time of the first sample of the sustained good run")
+    first_success_seq: int = Field(description="its sequence number")
+    first_success_ended_ms: float | None = Field(default=None, description="when that first good sample ended")
+
+    @property
+    def width_ms(self) -> float | None:
+        return None if self.last_failure_ms is None else self.first_success_ms - self.last_failure_ms
+
+    def contains(self, instant_ms: float) -> bool:
+        """Whether a server-side transition at ``instant_ms`` is consistent with the probes."""
+        upper = self.first_success_ms if self.first_success_ended_ms is None else self.first_success_ended_ms
+        return self.last_failure_ms is not None and self.last_failure_ms <= instant_ms <= upper
+
+
+class Recovery(AssessmentModel):
+    """Time from a moment (injection or rollback) to the first sustained healthy run, seen by one vantage."""
+
+    vantage: VantageName
+    target: str = Field(description="the target recovering (the entrypoint)")
+    seconds: float | None = Field(description="from the moment to the start of the run; None when never seen")
+    bracket: Bracket | None = Field(description="where the transition lies; None without a failure before it")
+    note: str = Field(description="what was seen, in words")
+
+
+class Detection(AssessmentModel):
+    """Injection to the first sample that showed the fault, for one vantage and target."""
+
+    vantage: VantageName
+    target: str = Field(description="the target (the faulted region's endpoint or the entrypoint)")
+    seconds: float | None = Field(description="injection to that sample's send; None when nothing showed")
+    first_failure_ms: float | None = Field(description="send time of the first sample showing the fault")
+    first_failure_seq: int | None = Field(description="its sequence number")
+
+
+class Outage(AssessmentModel):
+    """A run of consecutive failures at the entrypoint, seen by one vantage."""
+
+    vantage: VantageName
+    target: str = Field(description="the entrypoint")
+    duration_ms: float = Field(description="to_ms - from_ms")
+    from_ms: float = Field(description="send time of the first failure")
+    to_ms: float = Field(description="send time of the next success (or the end of the last failure)")
+    failures: int = Field(description="failed probes in the run")
+
+
+class ServedSegment(AssessmentModel):
+    """A stretch of time during which one region (and version) answered the entrypoint for one vantage."""
+
+    vantage: VantageName
+    region: str | None = Field(description="the serving region the answers named")
+    version: str | None = Field(description="the serving version the answers named")
+    from_ms: float = Field(description="send time of the first answer")
+    to_ms: float = Field(description="send time of the last answer")
+    samples: int = Field(description="answers in the segment")
+
+
+class EvidencePointer(AssessmentModel):
+    """Where in the raw samples a finding can be checked."""
+
+    target: str | None = Field(default=None, description="the target")
+    vantage: str | None = Field(default=None, description="the vantage (None: every vantage)")
+    from_ms: float | None = Field(default=None, description="start of the time range to look at")
+    to_ms: float | None = Field(default=None, description="end of the time range to look at")
+    seqs: list[int] = Field(default=[], description="sequence numbers of the samples that decided")
+    sample_keys: list[str] = Field(default=[], description="S3 keys of the sample chunks (of the vantage)")
+
+
+class Finding(AssessmentModel):
+    """One judged rule: an objective, a gate, or a pattern's assertion."""
+
+    id: str = Field(description="stable identifier (rto, sampleCoverage, standbyServedDuringFault, ...)")
+    title: str = Field(description="the rule, in words")
+    measured: float | None = Field(description="the measured value, in unit; None when not measured")
+    unit: str = Field(description="unit of measured and threshold (s, ms, %, samples, probes, errors)")
+    threshold: float | None = Field(description="the threshold the rule compares with, if any")
+    status: Status = Field(description="PASS, FAIL or INCONCLUSIVE (not enough evidence to judge)")
+    detail: str = Field(description="why, in words, with the numbers")
+    evidence: EvidencePointer = Field(description="where to check it in the samples")
+
+
+class Assessment(AssessmentModel):
+    """The source of truth of a drill's outcome, stored as assessment.json."""
+
+    drill_id: str = Field(description="the drill (the execution name)")
+    service: str = Field(description="the service drilled")
+    pattern: Pattern = Field(description="the DR pattern judged")
+    fault_region: str = Field(description="the region the fault hit")
+    entrypoint: str | None = Field(description="the entrypoint target's name; None when the plan has none")
+    faulted_endpoints: list[str] = Field(description="the targets of the faulted region's own endpoint")
+    injected_at_ms: float | None = Field(description="the earliest injection (None: nothing injected)")
+    restored_at_ms: float | None = Field(description="the latest restore (None: not restored)")
+    phases: list[PhaseWindow] = Field(description="the phases as cut by the injection and the restore")
+    stats: list[TargetStats] = Field(description="per phase, vantage and target")
+    fault_took_effect: bool = Field(description="whether the fault showed in the probes")
+    detection: list[Detection] = Field(description="per vantage and target")
+    detection_seconds: float | None = Field(description="earliest detection at the faulted endpoint")
+    entrypoint_detection_seconds: float | None = Field(description="earliest detection at the entrypoint")
+    rto_seconds: float | None = Field(description="the worst vantage's RTO at the entrypoint")
+    rto_bracket: Bracket | None = Field(description="that vantage's recovery bracket")
+    rto_note: str = Field(description="what the worst vantage saw, in words")
+    rto_by_vantage: list[Recovery] = Field(description="RTO per vantage")
+    failback_seconds: float | None = Field(description="the worst vantage's time from the restore to failback")
+    failback_bracket: Bracket | None = Field(description="that vantage's failback bracket")
+    failback_note: str = Field(description="what the worst vantage saw, in words")
+    failback_by_vantage: list[Recovery] = Field(description="failback per vantage")
+    max_outage_ms: float = Field(description="the longest run of failures at the entrypoint (0 without one)")
+    max_outage: Outage | None = Field(description="that run")
+    served_by_timeline: list[ServedSegment] = Field(description="who served the entrypoint, when")
+    findings: list[Finding] = Field(description="every judged rule, gates first")
+    verdict: Status = Field(description="PASS only when every finding passed")
+    verdict_reason: str = Field(description="why, in words")
+    sample_keys: list[str] = Field(description="every sample chunk judged")
+
+    def finding(self, finding_id: str) -> Finding | None:
+        return next((f for f in self.findings if f.id == finding_id), None)
+
+    def stats_for(self, phase: PhaseName, vantage: str, target: str) -> TargetStats | None:
+        return next(
+            (s for s in self.stats if (s.phase, s.vantage, s.target) == (phase, vantage, target)), None
+        )

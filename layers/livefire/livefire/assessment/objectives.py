@@ -1,0 +1,213 @@
+"""Findings every drill gets (the fault took effect, enough samples) and one per objective of the spec:
+rto, failbackRto, availability, p99Latency (docs/architecture.md §7)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from livefire.assessment.model import Detection, Finding, PhaseName, Recovery, Status
+from livefire.assessment.recovery import earliest, failback_target
+from livefire.assessment.timeline import MIN_SAMPLES, DrillTimeline, availability_of, percentile, scheduled
+
+
+def _incident_finding(drill: DrillTimeline, detections: Sequence[Detection]) -> Finding:
+    """An external drill injects nothing: what it audits is a failure someone else caused, if one was seen."""
+    title = "A failure was observed to audit"
+    first = earliest(detections)
+    where = f"the entrypoint or the endpoint of {drill.fault_region}"
+    status: Status = "INCONCLUSIVE"
+    if drill.injected is None:
+        detail = f"nothing failed at {where} during the observed window: there was no failover to audit"
+    elif first is None:
+        detail = f"nothing failed at {where} after the anchor: there was no failover to audit"
+    else:
+        detail = (f"{first.target} first failed {first.seconds:.3f} s after the anchor "
+                  f"(vantage {first.vantage}, seq {first.first_failure_seq})")
+        status = "PASS"
+    return Finding(
+        id="faultTookEffect", title=title, measured=first.seconds if first else None, unit="s", threshold=None,
+        status=status, detail=detail,
+        evidence=drill.pointer(
+            first.target if first else drill.entrypoint, first.vantage if first else None, drill.injected,
+            first.first_failure_ms if first else None, [first.first_failure_seq] if first else [],
+        ),
+    )
+
+
+def fault_effect_finding(drill: DrillTimeline, detections: Sequence[Detection]) -> Finding:
+    if drill.spec.fault.kind == "external":
+        return _incident_finding(drill, detections)
+    title = "The fault took effect"
+    faulted = [d for d in detections if d.target in drill.faulted_endpoints]
+    first = earliest(faulted)
+    status: Status = "INCONCLUSIVE"
+    if drill.injected is None:
+        detail = "the fault was never injected"
+    elif not drill.faulted_endpoints:
+        detail = f"no probe target is the endpoint of the faulted region {drill.fault_region}"
+    elif first is None:
+        detail = (
+            f"the fault never showed in the probes: the endpoint of {drill.fault_region} did not fail "
+            "during the fault"
+        )
+    else:
+        detail = (
+            f"{first.target} first showed the fault {first.seconds:.3f} s after injection "
+            f"(vantage {first.vantage}, seq {first.first_failure_seq})"
+        )
+        status = "PASS"
+    return Finding(
+        id="faultTookEffect", title=title, measured=first.seconds if first else None, unit="s", threshold=None,
+        status=status, detail=detail,
+        evidence=drill.pointer(
+            first.target if first else (drill.faulted_endpoints[0] if drill.faulted_endpoints else None),
+            first.vantage if first else None,
+            drill.injected, first.first_failure_ms if first else drill.restored,
+            [first.first_failure_seq] if first else [],
+        ),
+    )
+
+
+def coverage_finding(drill: DrillTimeline) -> Finding:
+    """Enough samples to judge: per vantage, the entrypoint in the fault and recovery phases and the faulted
+    endpoint in the fault phase; for canary and blue-green also the entrypoint before the injection (the
+    versions that served then are what the shift is judged against)."""
+    needs: list[tuple[str, str | None, PhaseName]] = []
+    for vantage in drill.vantages:
+        needs += [(vantage, drill.entrypoint, "fault"), (vantage, drill.entrypoint, "recovery")]
+        needs += [(vantage, target, "fault") for target in drill.faulted_endpoints]
+        if not drill.failover:
+            needs.append((vantage, drill.entrypoint, "baseline"))
+    if drill.spec.fault.kind == "external" and drill.restored is None:  # an incident not over: no recovery yet
+        needs = [need for need in needs if need[2] != "recovery"]
+    counts = [(v, t, p, len(drill.in_phase(v, t, p))) for v, t, p in needs]
+    short = [c for c in counts if c[3] < MIN_SAMPLES]
+    fewest = min((c[3] for c in counts), default=0)
+    status: Status = "INCONCLUSIVE"
+    if drill.entrypoint is None:
+        detail = "the plan has no entrypoint target"
+    elif not drill.vantages:
+        detail = "no samples at all"
+    elif short:
+        detail = "too few samples: " + "; ".join(
+            f"{t} from {v} in the {p} phase: {n} (need {MIN_SAMPLES})" for v, t, p, n in short
+        )
+    else:
+        detail, status = f"at least {fewest} samples per target, vantage and phase judged", "PASS"
+    first_short = short[0] if short else None
+    return Finding(
+        id="sampleCoverage", title="Enough samples to judge", measured=float(fewest), unit="samples",
+        threshold=float(MIN_SAMPLES), status=status, detail=detail,
+        evidence=drill.pointer(
+            first_short[1] if first_short else drill.entrypoint, first_short[0] if first_short else None
+        ),
+    )
+
+
+def rto_finding(drill: DrillTimeline, objective: float, worst: Recovery | None) -> Finding:
+    title = f"Recovery time at the entrypoint within {objective:g} s"
+    if not drill.failover:
+        return Finding(
+            id="rto", title=title, measured=None, unit="s", threshold=objective, status="INCONCLUSIVE",
+            detail=f"RTO does not apply to pattern {drill.spec.pattern} (nothing fails over); "
+            "judge the revert with failbackRto",
+            evidence=drill.pointer(drill.entrypoint, None),
+        )
+    if worst is None:
+        return Finding(
+            id="rto", title=title, measured=None, unit="s", threshold=objective, status="INCONCLUSIVE",
+            detail="no entrypoint samples", evidence=drill.pointer(drill.entrypoint, None),
+        )
+    bracket = worst.bracket
+    if worst.seconds is None:
+        status: Status = "FAIL"
+        detail = f"no sustained recovery seen from {worst.vantage}: {worst.note}"
+    elif drill.restored is not None and bracket is not None and bracket.first_success_ms >= drill.restored:
+        status = "FAIL"
+        detail = (
+            f"no working failover: the entrypoint recovered only after the rollback, {worst.seconds:.3f} s "
+            f"after the injection (from {worst.vantage})"
+        )
+    else:
+        status = "PASS" if worst.seconds <= objective else "FAIL"
+        detail = f"RTO {worst.seconds:.3f} s from {worst.vantage} ({worst.note})"
+        if bracket is not None and bracket.width_ms is not None:
+            detail += f"; bracket {bracket.width_ms:.1f} ms"
+    return Finding(
+        id="rto", title=title, measured=worst.seconds, unit="s", threshold=objective, status=status, detail=detail,
+        evidence=drill.pointer(
+            drill.entrypoint, worst.vantage,
+            bracket.last_failure_ms if bracket else drill.injected,
+            bracket.first_success_ms if bracket else None,
+            [bracket.last_failure_seq, bracket.first_success_seq] if bracket else [],
+        ),
+    )
+
+
+def failback_finding(drill: DrillTimeline, objective: float, worst: Recovery | None) -> Finding:
+    what = "Failback to" if drill.failover else "Traffic back on"
+    title = f"{what} {failback_target(drill)} within {objective:g} s of the rollback"
+    bracket = worst.bracket if worst else None
+    if worst is None or drill.restored is None:
+        status: Status = "INCONCLUSIVE"
+        detail = "the fault was not restored, so there is no failback to time"
+    elif worst.seconds is None:
+        status, detail = "FAIL", f"from {worst.vantage}: {worst.note}"
+    else:
+        status = "PASS" if worst.seconds <= objective else "FAIL"
+        detail = f"failback {worst.seconds:.3f} s after the rollback from {worst.vantage}"
+    return Finding(
+        id="failbackRto", title=title, measured=worst.seconds if worst else None, unit="s", threshold=objective,
+        status=status, detail=detail,
+        evidence=drill.pointer(
+            drill.entrypoint, worst.vantage if worst else None,
+            bracket.last_failure_ms if bracket else drill.restored,
+            bracket.first_success_ms if bracket else None,
+            [bracket.last_failure_seq, bracket.first_success_seq] if bracket else [],
+        ),
+    )
+
+
+def availability_finding(drill: DrillTimeline, objective: float) -> Finding:
+    per_vantage = [
+        (v, availability_of(scheduled(drill.in_phase(v, drill.entrypoint, "fault", "recovery"))))
+        for v in drill.vantages
+    ]
+    measured = [(v, a) for v, a in per_vantage if a is not None]
+    title = f"Entrypoint availability during fault and recovery at least {objective:g}%"
+    if drill.injected is None or not measured:
+        return Finding(
+            id="availability", title=title, measured=None, unit="%", threshold=objective, status="INCONCLUSIVE",
+            detail="no entrypoint samples after the injection",
+            evidence=drill.pointer(drill.entrypoint, None),
+        )
+    vantage, worst = min(measured, key=lambda m: m[1])
+    detail = ", ".join(f"{v}: {a:.3f}%" for v, a in measured)
+    return Finding(
+        id="availability", title=title, measured=round(worst, 6), unit="%", threshold=objective,
+        status="PASS" if worst >= objective else "FAIL", detail=detail,
+        evidence=drill.pointer(drill.entrypoint, vantage, drill.injected, None),
+    )
+
+
+def latency_finding(drill: DrillTimeline, objective_s: float) -> Finding:
+    threshold = objective_s * 1000.0
+    title = f"Entrypoint p99 latency during the fault at most {threshold:g} ms"
+    per_vantage = [
+        (v, percentile([s.latency_ms for s in drill.in_phase(v, drill.entrypoint, "fault") if s.ok], 99))
+        for v in drill.vantages
+    ]
+    measured = [(v, p) for v, p in per_vantage if p is not None]
+    if not measured:
+        return Finding(
+            id="p99Latency", title=title, measured=None, unit="ms", threshold=threshold, status="INCONCLUSIVE",
+            detail="no successful entrypoint probe during the fault",
+            evidence=drill.pointer(drill.entrypoint, None, drill.injected, drill.restored),
+        )
+    vantage, worst = max(measured, key=lambda m: m[1])
+    return Finding(
+        id="p99Latency", title=title, measured=worst, unit="ms", threshold=threshold,
+        status="PASS" if worst <= threshold else "FAIL",
+        detail=", ".join(f"{v}: {p:.1f} ms" for v, p in measured),
+        evidence=drill.pointer(drill.entrypoint, vantage, drill.injected, drill.restored),
+    )

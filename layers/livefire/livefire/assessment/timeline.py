@@ -1,0 +1,236 @@
+"""The sample timeline: samples grouped by vantage and target in send order, cut into phases by the injection
+and the restore, and the statistics of each group (docs/architecture.md §7).
+
+Samples are ordered by send time, so a slow answer never reorders the timeline. Rates and shares
+(availability, a canary's split and error share) count only fixed-schedule probes: watch (burst) probes crowd
+around transitions by design and would weigh outages more than their duration. Times (RTO, brackets,
+failback, mixed-version windows) use every probe.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from livefire.assessment.model import PHASES, EvidencePointer, Latency, PhaseName, PhaseWindow, TargetStats
+from livefire.contracts import Plan, ProbeTarget, Sample
+from livefire.spec import DrillSpec
+
+ENTRYPOINT_ROLE = "entrypoint"
+MIN_SAMPLES = 3
+FAILOVER_PATTERNS = ("active-passive", "active-active")
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile: the smallest value with at least q% of the values at or below it."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def send_order(sample: Sample) -> tuple[float, float, int]:
+    return (sample.sent_ms, sample.scheduled_ms, sample.seq)
+
+
+def error_class(sample: Sample) -> str:
+    if sample.error:
+        return sample.error
+    if sample.status is not None:
+        return f"http-{sample.status}"
+    return "unknown"
+
+
+def _served_label(sample: Sample) -> str:
+    region = sample.served_by or "unknown"
+    return f"{region}@{sample.version}" if sample.version else region
+
+
+def availability_of(samples: Sequence[Sample]) -> float | None:
+    if not samples:
+        return None
+    return 100.0 * sum(1 for s in samples if s.ok) / len(samples)
+
+
+def scheduled(samples: Iterable[Sample]) -> list[Sample]:
+    """The fixed-schedule probes only (see the module docstring)."""
+    return [s for s in samples if not s.burst]
+
+
+def _stats(phase: PhaseName, vantage: str, target: str, samples: Sequence[Sample]) -> TargetStats:
+    ok = [s for s in samples if s.ok]
+    latencies = [s.latency_ms for s in ok]
+    return TargetStats(
+        phase=phase,
+        vantage=vantage,
+        target=target,
+        sent=len(samples),
+        ok=len(ok),
+        availability_pct=availability_of(samples),
+        errors=dict(sorted(Counter(error_class(s) for s in samples if not s.ok).items())),
+        latency=Latency(
+            p50_ms=percentile(latencies, 50),
+            p95_ms=percentile(latencies, 95),
+            p99_ms=percentile(latencies, 99),
+        ),
+        served_by=dict(sorted(Counter(_served_label(s) for s in ok).items())),
+    )
+
+
+def first_sustained_run(
+    series: Sequence[Sample],
+    start: int,
+    accept: Callable[[Sample], bool],
+    sustain_ms: float,
+    head: Callable[[Sample], bool] | None = None,
+) -> int | None:
+    """Index of the sample opening the first run of accepted samples that lasts ``sustain_ms`` (send time)."""
+    i = start
+    while i < len(series):
+        if not accept(series[i]) or (head is not None and not head(series[i])):
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(series) and accept(series[j + 1]):
+            j += 1
+            if series[j].sent_ms - series[i].sent_ms >= sustain_ms:
+                return i
+        i = j + 1
+    return None
+
+
+def group_samples(samples: Iterable[Sample]) -> dict[tuple[str, str], list[Sample]]:
+    """Samples by (vantage, target), each list in send order."""
+    groups: dict[tuple[str, str], list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault((sample.vantage, sample.target), []).append(sample)
+    for series in groups.values():
+        series.sort(key=send_order)
+    return groups
+
+
+def entrypoint_target(spec: DrillSpec, plan: Plan) -> ProbeTarget | None:
+    by_role = next((t for t in plan.targets if t.role == ENTRYPOINT_ROLE), None)
+    return by_role or next((t for t in plan.targets if t.url == spec.entrypoint and t.region is None), None)
+
+
+def seconds_between(from_ms: float, to_ms: float) -> float:
+    return round((to_ms - from_ms) / 1000.0, 6)
+
+
+@dataclass
+class DrillTimeline:
+    """What every computation needs: the spec, the timeline and the samples grouped by vantage and target."""
+
+    spec: DrillSpec
+    injected: float | None
+    restored: float | None
+    groups: dict[tuple[str, str], list[Sample]]
+    vantages: list[str]
+    entrypoint: str | None
+    faulted_endpoints: list[str]
+    sample_keys: list[str]
+    fault_wait_s: float = math.inf
+
+    @property
+    def fault_region(self) -> str:
+        return self.spec.fault.region
+
+    @property
+    def sustain_ms(self) -> float:
+        return self.spec.probes.sustain * 1000.0
+
+    @property
+    def failover(self) -> bool:
+        return self.spec.pattern in FAILOVER_PATTERNS
+
+    @property
+    def baseline_versions(self) -> set[str]:
+        """The versions that served the entrypoint before the injection (every vantage)."""
+        return {
+            s.version for v in self.vantages for s in self.in_phase(v, self.entrypoint, "baseline")
+            if s.ok and s.version
+        }
+
+    @property
+    def shift_end(self) -> float:
+        """Until when the fault surely held: the restore is recorded only once it is verified, but the rollback
+        cannot start before the workflow's fault wait is over."""
+        if self.injected is None:
+            return -math.inf
+        held = self.injected + self.fault_wait_s * 1000.0
+        return held if self.restored is None else min(held, self.restored)
+
+    @property
+    def shifted_to(self) -> set[str]:
+        """The versions the traffic shift sends traffic to that did not serve before it."""
+        weights = self.spec.fault.weights or {}
+        return {v for v, w in weights.items() if w > 0} - self.baseline_versions
+
+    def phase(self, sample: Sample) -> PhaseName:
+        if self.injected is None or sample.sent_ms < self.injected:
+            return "baseline"
+        if self.restored is None or sample.sent_ms < self.restored:
+            return "fault"
+        return "recovery"
+
+    def series(self, vantage: str, target: str | None) -> list[Sample]:
+        return [] if target is None else self.groups.get((vantage, target), [])
+
+    def in_phase(self, vantage: str, target: str | None, *phases: PhaseName) -> list[Sample]:
+        return [s for s in self.series(vantage, target) if self.phase(s) in phases]
+
+    def healthy(self, sample: Sample) -> bool:
+        """A success served by a region the fault does not hit (the faulted region counts once restored).
+        Outside the mesh (fis, webhook, external) what the fault hits is unknown: every success counts."""
+        if not self.spec.fault.in_mesh:
+            return sample.ok
+        return sample.ok and not (self.phase(sample) == "fault" and sample.served_by == self.fault_region)
+
+    def pointer(
+        self,
+        target: str | None,
+        vantage: str | None,
+        from_ms: float | None = None,
+        to_ms: float | None = None,
+        seqs: Iterable[int | None] = (),
+    ) -> EvidencePointer:
+        keys = self.sample_keys
+        if vantage is not None:
+            keys = [k for k in keys if f"samples/{vantage}/" in k]
+        return EvidencePointer(
+            target=target,
+            vantage=vantage,
+            from_ms=from_ms,
+            to_ms=to_ms,
+            seqs=[s for s in seqs if s is not None],
+            sample_keys=keys,
+        )
+
+
+def phase_windows(drill: DrillTimeline, samples: Sequence[Sample]) -> list[PhaseWindow]:
+    first = min((s.sent_ms for s in samples), default=None)
+    last = max((s.ended_ms for s in samples), default=None)
+    if drill.injected is None:
+        return [PhaseWindow(name="baseline", from_ms=first, to_ms=last)]
+    fault_end = drill.restored if drill.restored is not None else last
+    windows = [
+        PhaseWindow(name="baseline", from_ms=first, to_ms=drill.injected),
+        PhaseWindow(name="fault", from_ms=drill.injected, to_ms=fault_end),
+    ]
+    if drill.restored is not None:
+        windows.append(PhaseWindow(name="recovery", from_ms=drill.restored, to_ms=last))
+    return windows
+
+
+def all_stats(drill: DrillTimeline) -> list[TargetStats]:
+    stats = []
+    for (vantage, target), series in sorted(drill.groups.items()):
+        for phase in PHASES:
+            in_phase = [s for s in series if drill.phase(s) == phase]
+            if in_phase or phase == "baseline" or drill.injected is not None:
+                stats.append(_stats(phase, vantage, target, in_phase))
+    return stats

@@ -1,0 +1,142 @@
+"""The judgement: every finding of a drill, and the verdict they add up to (docs/architecture.md §7)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from livefire.assessment.model import Assessment, Finding, Status
+from livefire.assessment.objectives import (
+    availability_finding,
+    coverage_finding,
+    failback_finding,
+    fault_effect_finding,
+    latency_finding,
+    rto_finding,
+)
+from livefire.assessment.patterns import pattern_findings
+from livefire.assessment.recovery import (
+    detections_of,
+    earliest,
+    failback_of,
+    observed_incident,
+    outages_of,
+    rto_of,
+    served_timeline,
+    slowest,
+)
+from livefire.assessment.timeline import (
+    DrillTimeline,
+    all_stats,
+    entrypoint_target,
+    group_samples,
+    phase_windows,
+)
+from livefire.contracts import Plan, Sample
+from livefire.spec import DrillSpec
+
+
+def judge(findings: Sequence[Finding]) -> tuple[Status, str]:
+    """The verdict: INCONCLUSIVE when a gate (the fault took effect, enough samples) did not pass, else FAIL
+    when any finding failed, else INCONCLUSIVE when any was not judged, else PASS."""
+    by_id = {f.id: f for f in findings}
+    for gate in ("faultTookEffect", "sampleCoverage"):
+        if by_id[gate].status != "PASS":
+            return "INCONCLUSIVE", by_id[gate].detail
+    failed = [f.id for f in findings if f.status == "FAIL"]
+    if failed:
+        return "FAIL", "failed: " + ", ".join(failed)
+    open_ = [f.id for f in findings if f.status == "INCONCLUSIVE"]
+    if open_:
+        return "INCONCLUSIVE", "not judged: " + ", ".join(open_)
+    return "PASS", f"all {len(findings)} findings passed"
+
+
+def assess(
+    spec: DrillSpec,
+    plan: Plan,
+    samples: Iterable[Sample],
+    *,
+    injected_at_ms: float | None,
+    restored_at_ms: float | None,
+    sample_keys: Sequence[str],
+) -> Assessment:
+    """Judge a drill: ``injected_at_ms`` is the earliest injection, ``restored_at_ms`` the latest restore."""
+    if injected_at_ms is None and restored_at_ms is not None:
+        raise ValueError("restored_at_ms given without injected_at_ms")
+    if injected_at_ms is not None and restored_at_ms is not None and restored_at_ms < injected_at_ms:
+        raise ValueError("restored_at_ms is before injected_at_ms")
+    all_samples = list(samples)
+    if spec.fault.kind == "external" and injected_at_ms is None:  # nothing injected: anchor on what was observed
+        injected_at_ms, restored_at_ms = observed_incident(spec, plan, all_samples)
+    groups = group_samples(all_samples)
+    entrypoint = entrypoint_target(spec, plan)
+    seen_vantages = sorted({s.vantage for s in all_samples})
+    drill = DrillTimeline(
+        spec=spec,
+        injected=injected_at_ms,
+        restored=restored_at_ms,
+        groups=groups,
+        vantages=[v.name for v in plan.vantages] or seen_vantages,
+        entrypoint=entrypoint.name if entrypoint else None,
+        faulted_endpoints=[
+            t.name for t in plan.targets if t.region == spec.fault.region and t is not entrypoint
+        ],
+        sample_keys=sorted(sample_keys),
+        fault_wait_s=float(plan.fault_wait_seconds),
+    )
+    detections = detections_of(drill)
+    rtos = [rto_of(drill, v) for v in drill.vantages] if drill.entrypoint and drill.failover else []
+    failbacks = [failback_of(drill, v) for v in drill.vantages] if drill.entrypoint else []
+    worst_rto, worst_failback = slowest(rtos), slowest(failbacks)
+    outages = [o for v in drill.vantages for o in outages_of(drill, v)]
+    longest = max(outages, key=lambda o: o.duration_ms, default=None)
+
+    fault_effect = fault_effect_finding(drill, detections)
+    findings = [fault_effect, coverage_finding(drill)]
+    objectives = spec.objectives
+    if objectives.rto is not None:
+        findings.append(rto_finding(drill, objectives.rto, worst_rto))
+    if objectives.failback_rto is not None:
+        findings.append(failback_finding(drill, objectives.failback_rto, worst_failback))
+    if objectives.availability is not None:
+        findings.append(availability_finding(drill, objectives.availability))
+    if objectives.p99_latency is not None:
+        findings.append(latency_finding(drill, objectives.p99_latency))
+    findings += pattern_findings(drill, worst_failback)
+    verdict, reason = judge(findings)
+
+    entry_detection = earliest(d for d in detections if d.target == drill.entrypoint)
+    faulted_detection = earliest(d for d in detections if d.target in drill.faulted_endpoints)
+    return Assessment(
+        drill_id=plan.drill_id,
+        service=plan.service,
+        pattern=spec.pattern,
+        fault_region=spec.fault.region,
+        entrypoint=drill.entrypoint,
+        faulted_endpoints=drill.faulted_endpoints,
+        injected_at_ms=injected_at_ms,
+        restored_at_ms=restored_at_ms,
+        phases=phase_windows(drill, all_samples),
+        stats=all_stats(drill),
+        fault_took_effect=fault_effect.status == "PASS",
+        detection=detections,
+        detection_seconds=faulted_detection.seconds if faulted_detection else None,
+        entrypoint_detection_seconds=entry_detection.seconds if entry_detection else None,
+        rto_seconds=worst_rto.seconds if worst_rto else None,
+        rto_bracket=worst_rto.bracket if worst_rto else None,
+        rto_note=worst_rto.note if worst_rto else (
+            "no entrypoint target" if drill.failover else f"RTO does not apply to pattern {spec.pattern}"
+        ),
+        rto_by_vantage=rtos,
+        failback_seconds=worst_failback.seconds if worst_failback else None,
+        failback_bracket=worst_failback.bracket if worst_failback else None,
+        failback_note=worst_failback.note if worst_failback else "no entrypoint target",
+        failback_by_vantage=failbacks,
+        max_outage_ms=longest.duration_ms if longest else 0.0,
+        max_outage=longest,
+        served_by_timeline=served_timeline(drill) if drill.entrypoint else [],
+        findings=findings,
+        verdict=verdict,
+        verdict_reason=reason,
+        sample_keys=drill.sample_keys,
+    )

@@ -1,0 +1,197 @@
+"""Recovery math: detection, RTO and its bracket, failback, outages and who served."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.assessment.scenarios import (
+    END,
+    FAIL,
+    INJECT,
+    RESTORE,
+    T0,
+    USE1,
+    USW2,
+    failover_entry,
+    make_spec,
+    regions,
+    run,
+    status,
+    stream,
+)
+
+
+def test_detection_times_count_from_the_injection_to_the_first_failure() -> None:
+    spec = make_spec()
+
+    result = run(spec, [*regions(), *failover_entry()])
+
+    assert result.fault_took_effect is True
+    assert result.detection_seconds == 0.0
+    assert result.entrypoint_detection_seconds == 0.1
+    entry = next(d for d in result.detection if d.target == "entry")
+    assert (entry.first_failure_ms, entry.first_failure_seq) == (T0 + 3100, 31)
+
+
+def test_the_longest_outage_runs_from_the_first_failure_to_the_next_success() -> None:
+    spec = make_spec()
+
+    result = run(spec, [*regions(), *failover_entry()])
+
+    assert result.max_outage_ms == 2100
+    assert result.max_outage is not None
+    assert (result.max_outage.from_ms, result.max_outage.to_ms, result.max_outage.failures) == (
+        T0 + 3100,
+        T0 + 5200,
+        21,
+    )
+
+
+def test_the_served_by_timeline_shows_primary_then_standby_then_primary() -> None:
+    spec = make_spec()
+
+    result = run(spec, [*regions(), *failover_entry()])
+
+    timeline = [(s.region, s.from_ms - T0, s.to_ms - T0, s.samples) for s in result.served_by_timeline]
+    assert timeline == [
+        (USE1, 0, 3000, 31),
+        (USW2, 5200, 24900, 198),
+        (USE1, 25000, 42900, 180),
+    ]
+
+
+def test_burst_samples_narrow_the_rto_bracket_to_the_burst_interval() -> None:
+    spec = make_spec()
+    entry = failover_entry()
+    burst = stream("entry", (5110, 5200, FAIL), step=10)
+    for extra in burst:
+        entry.append(extra.model_copy(update={"seq": 1000 + extra.seq, "burst": True}))
+
+    result = run(spec, [*regions(), *entry])
+
+    assert result.rto_bracket is not None
+    assert result.rto_bracket.last_failure_ms == T0 + 5190
+    assert result.rto_bracket.width_ms == 10
+    assert result.rto_seconds == 2.2
+
+
+def test_a_success_blip_shorter_than_sustain_is_not_recovery() -> None:
+    spec = make_spec()
+    entry = stream(
+        "entry",
+        (0, INJECT + 100, USE1),
+        (INJECT + 100, 4000, FAIL),
+        (4000, 4500, USW2),
+        (4500, 6000, FAIL),
+        (6000, 25000, USW2),
+        (25000, END, USE1),
+    )
+
+    result = run(spec, [*regions(), *entry])
+
+    assert result.rto_seconds == 3.0
+    assert result.rto_bracket is not None
+    assert result.rto_bracket.last_failure_ms == T0 + 5900
+
+
+def test_successes_served_by_the_faulted_region_during_the_fault_are_not_recovery() -> None:
+    spec = make_spec()
+    entry = stream(
+        "entry",
+        (0, INJECT + 100, USE1),
+        (INJECT + 100, 4000, FAIL),
+        (4000, 6000, USE1),
+        (6000, 25000, USW2),
+        (25000, END, USE1),
+    )
+
+    result = run(spec, [*regions(), *entry])
+
+    assert result.rto_seconds == 3.0
+    assert result.rto_bracket is not None
+    assert result.rto_bracket.last_failure_ms == T0 + 5900
+
+
+def test_an_entrypoint_that_never_recovers_has_no_rto_and_fails() -> None:
+    spec = make_spec()
+    entry = stream("entry", (0, INJECT + 100, USE1), (INJECT + 100, END, FAIL))
+
+    result = run(spec, [*regions(), *entry])
+
+    assert result.verdict == "FAIL"
+    assert result.rto_seconds is None
+    assert result.rto_bracket is None
+    assert "never recovered" in result.rto_note
+    assert status(result, "rto") == "FAIL"
+    assert status(result, "failbackRto") == "FAIL"
+    assert result.max_outage_ms == pytest.approx(END - 100 + 20 - (INJECT + 100))
+
+
+def test_recovery_only_after_the_rollback_is_measured_and_named() -> None:
+    spec = make_spec(objectives={"rto": "30s"})
+    entry = stream("entry", (0, INJECT + 100, USE1), (INJECT + 100, RESTORE + 300, FAIL), (RESTORE + 300, END, USE1))
+
+    result = run(spec, [*regions(), *entry])
+
+    assert result.rto_seconds == 20.3
+    assert "only after the rollback" in result.rto_note
+    assert status(result, "standbyServedDuringFault") == "FAIL"
+    assert result.verdict == "FAIL"
+
+
+def test_a_seamless_failover_has_rto_zero_and_says_so() -> None:
+    spec = make_spec()
+    entry = stream("entry", (0, INJECT + 100, USE1), (INJECT + 100, 25000, USW2), (25000, END, USE1))
+
+    result = run(spec, [*regions(), *entry])
+
+    assert result.verdict == "PASS", result.verdict_reason
+    assert result.rto_seconds == 0.0
+    assert result.rto_bracket is None
+    assert "seamless" in result.rto_note
+    assert result.max_outage_ms == 0.0
+
+
+def test_the_headline_rto_is_the_worst_vantage() -> None:
+    spec = make_spec()
+    samples = [
+        *regions("local"),
+        *failover_entry(vantage="local"),
+        *regions("far"),
+        *failover_entry(outage_end=7000, vantage="far"),
+    ]
+
+    result = run(spec, samples, vantages=("local", "far"))
+
+    assert sorted((r.vantage, r.seconds) for r in result.rto_by_vantage) == [("far", 4.0), ("local", 2.2)]
+    assert result.rto_seconds == 4.0
+    rto = result.finding("rto")
+    assert rto is not None
+    assert rto.evidence.vantage == "far"
+    assert rto.evidence.sample_keys == ["drills/payments/d-1/samples/far/drill-0000.jsonl.gz"]
+
+
+def test_active_active_failback_waits_for_the_faulted_region_to_serve_again() -> None:
+    spec = make_spec(
+        pattern="active-active",
+        regions=[
+            {"name": USE1, "role": "active", "cluster": {"sandbox": "use1"}, "endpoint": "http://use1/healthz"},
+            {"name": USW2, "role": "active", "cluster": {"sandbox": "usw2"}, "endpoint": "http://usw2/healthz"},
+        ],
+        objectives={"failbackRto": "5s"},
+    )
+    entry = [
+        s.model_copy(update={"served_by": USE1 if (s.sent_ms - T0) % 200 == 0 else USW2})
+        for s in stream("entry", (0, END, USW2))
+    ]
+    entry = [s.model_copy(update={"served_by": USW2}) if INJECT <= s.sent_ms - T0 < 24000 else s for s in entry]
+
+    result = run(spec, [*regions(), *entry])
+
+    assert result.failback_seconds == 1.0
+    assert result.failback_bracket is not None
+    # from the last probe us-west-2 answered to the first one us-east-1 answered again
+    assert (result.failback_bracket.last_failure_ms, result.failback_bracket.first_success_ms) == (
+        T0 + 23900, T0 + 24000,
+    )
+    assert status(result, "failbackRto") == "PASS"

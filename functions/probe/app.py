@@ -17,7 +17,7 @@ runtime = Runtime.from_env()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = ProbeRequest.model_validate(event)
     logger.append_keys(drill_id=request.plan.drill_id, vantage=request.vantage.name, window=request.window)
-    spec = runtime.spec(request.plan.spec_key)
+    spec = runtime.spec(request.plan)
     summary = probe_window(request, spec, s3_client=runtime.s3, bucket=runtime.settings.bucket)
     logger.info("window probed", extra={"targets": [t.to_state() for t in summary.targets]})
     return summary.to_state()

@@ -83,7 +83,7 @@ _OUTSIDE_MESH = {
 
 def inject_faults(request: InjectRequest, runtime: Runtime) -> InjectResult:
     plan = request.plan
-    spec = runtime.spec(plan.spec_key)
+    spec = runtime.spec(plan)
     existing = {record.fault_id: record for record in runtime.store.faults_of(plan.drill_id)}
     states: list[FaultState] = []
     for planned in plan.faults:

@@ -39,3 +39,7 @@ class RollbackFailed(LivefireError):
 
 class EvidenceError(LivefireError):
     """Evidence could not be written or does not verify."""
+
+
+class SpecDigestMismatch(LivefireError):
+    """The drill's stored spec no longer has the digest its Plan recorded: it was changed after planning."""

@@ -13,14 +13,14 @@ def _keys(summaries: list[ProbeSummary]) -> list[str]:
 
 
 def check_steady(request: SteadyRequest, runtime: Runtime) -> SteadyResult:
-    spec = runtime.spec(request.plan.spec_key)
+    spec = runtime.spec(request.plan)
     samples = load_samples(runtime.s3, runtime.settings.bucket, _keys(request.baseline))
     return steady_state(spec, samples, expected_targets=[t.name for t in request.plan.targets])
 
 
 def evaluate_drill(request: AssessRequest, runtime: Runtime) -> AssessSummary:
     plan = request.plan
-    spec = runtime.spec(plan.spec_key)
+    spec = runtime.spec(plan)
     keys = _keys(request.observations)
     samples = load_samples(runtime.s3, runtime.settings.bucket, keys)
     faults = runtime.store.faults_of(plan.drill_id)

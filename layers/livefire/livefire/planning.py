@@ -18,7 +18,7 @@ from livefire.config import Settings
 from livefire.contracts import Plan, PlannedFault, PlanRequest, ProbeTarget
 from livefire.errors import DrillInProgress, GuardrailViolation, InvalidDrillSpec
 from livefire.runtime import Runtime
-from livefire.spec import ClusterRef, DrillSpec, Fault, Vantage, parse_spec
+from livefire.spec import ClusterRef, DrillSpec, Vantage, parse_spec
 
 # Steps take a little time (Lambda calls, patches); observing this much longer keeps the recovery window whole.
 OBSERVE_SLACK_S = 2.0
@@ -35,22 +35,6 @@ def spec_document(execution_input: dict[str, Any]) -> Any:
     if "apiVersion" in execution_input:
         return execution_input
     raise InvalidDrillSpec('spec: missing (start the execution with {"spec": {...drill spec...}})')
-
-
-def _target_object(fault: Fault) -> tuple[str, str]:
-    target = fault.target
-    assert target is not None  # a mesh kind always has one (DrillSpec validation)
-    if fault.kind == "scale-to-zero":
-        if not target.deployment:
-            raise InvalidDrillSpec("fault.target.deployment: required for kind scale-to-zero")
-        return "Deployment", target.deployment
-    if fault.kind == "circuit-break":
-        if not target.destination_rule:
-            raise InvalidDrillSpec("fault.target.destinationRule: required for kind circuit-break")
-        return "DestinationRule", target.destination_rule
-    if not target.virtual_service:
-        raise InvalidDrillSpec(f"fault.target.virtualService: required for kind {fault.kind}")
-    return "VirtualService", target.virtual_service
 
 
 def planned_faults(spec: DrillSpec) -> list[PlannedFault]:
@@ -75,7 +59,7 @@ def planned_faults(spec: DrillSpec) -> list[PlannedFault]:
         )]
     region = spec.region(fault.region)
     assert region is not None and region.cluster is not None and fault.target is not None  # DrillSpec validation
-    object_kind, object_name = _target_object(fault)
+    object_kind, object_name = fault.target_object
     lease_key = f"{region.cluster.key}/{fault.target.namespace}/{object_kind}/{object_name}"
     return [
         PlannedFault(
@@ -105,7 +89,8 @@ def cluster_name(cluster: ClusterRef) -> str:
 
 
 def check_blast_radius(spec: DrillSpec, faults: list[PlannedFault], settings: Settings) -> None:
-    """Refuse any fault outside the spec's and the deployment's allowed namespaces and clusters.
+    """Refuse any fault outside the deployment's allowed namespaces and outside the spec's and the deployment's
+    allowed clusters (the spec's own allowedNamespaces is checked by spec validation).
 
     The deployment's namespace list fails closed (empty allows nothing); its cluster list, when empty, allows any
     cluster the functions' role can reach (template parameter ``AllowedClusters``).
@@ -113,11 +98,6 @@ def check_blast_radius(spec: DrillSpec, faults: list[PlannedFault], settings: Se
     for fault in faults:
         if fault.cluster is None:
             continue  # not a mesh fault: FIS checks its own templates (IAM), a webhook is the user's own endpoint
-        if fault.namespace not in spec.guardrails.allowed_namespaces:
-            raise GuardrailViolation(
-                f"fault.target.namespace: {fault.namespace!r} is not in guardrails.allowedNamespaces "
-                f"{list(spec.guardrails.allowed_namespaces)}"
-            )
         if fault.namespace not in settings.allowed_namespaces:
             raise GuardrailViolation(
                 f"fault.target.namespace: {fault.namespace!r} is outside this deployment's allowed "

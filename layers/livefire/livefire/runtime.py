@@ -10,6 +10,8 @@ from typing import Any
 import boto3
 
 from livefire.config import Settings
+from livefire.contracts import Plan
+from livefire.errors import SpecDigestMismatch
 from livefire.spec import DrillSpec, parse_spec
 from livefire.store import DrillStore
 
@@ -17,7 +19,7 @@ from livefire.store import DrillStore
 @dataclass
 class Runtime:
     settings: Settings
-    _specs: dict[str, DrillSpec] = field(default_factory=dict)
+    _specs: dict[tuple[str, str], DrillSpec] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> Runtime:
@@ -47,8 +49,16 @@ class Runtime:
     def get_json(self, key: str) -> Any:
         return json.loads(self.s3.get_object(Bucket=self.settings.bucket, Key=key)["Body"].read())
 
-    def spec(self, key: str) -> DrillSpec:
-        """The drill's validated spec, read from its evidence copy once per container."""
-        if key not in self._specs:
-            self._specs[key] = parse_spec(self.get_json(key))
-        return self._specs[key]
+    def spec(self, plan: Plan) -> DrillSpec:
+        """The drill's validated spec, read from its evidence copy once per container and checked against the
+        digest its Plan recorded (``SpecDigestMismatch`` if the stored copy was changed since)."""
+        cached = (plan.spec_key, plan.spec_digest)
+        if cached not in self._specs:
+            spec = parse_spec(self.get_json(plan.spec_key))
+            if spec.digest() != plan.spec_digest:
+                raise SpecDigestMismatch(
+                    f"{plan.spec_key} has digest {spec.digest()}, not the {plan.spec_digest} the Plan recorded: "
+                    "the stored spec was changed after planning"
+                )
+            self._specs[cached] = spec
+        return self._specs[cached]

@@ -161,7 +161,7 @@ def _write_evidence(request: EvidenceRequest, runtime: Runtime, verdict: str, as
     """Fault records, posture, both reports and the manifest, linked into the chain; the manifest's digest."""
     plan = request.plan
     prefix = plan.evidence_prefix
-    spec = runtime.spec(plan.spec_key)
+    spec = runtime.spec(plan)
     faults = [record.model_dump(mode="json") for record in runtime.store.faults_of(plan.drill_id)]
     runtime.put_json(f"{prefix}faults/records.json", faults)
     artifacts = _artifacts(runtime, prefix)

@@ -1,0 +1,51 @@
+"""The drill spec: the user's interface, validated strictly, in one place (docs/architecture.md §4).
+
+Unknown keys are errors, every error names its field path (``fault.abort.percent``), and durations are strings
+such as ``250ms``, ``30s`` or ``2m``. ``parse_spec`` is the single entry point of validation: the planner and
+every other step only read a validated ``DrillSpec``.
+"""
+
+from livefire.spec.base import Slug, SpecModel
+from livefire.spec.document import parse_spec
+from livefire.spec.drill import DrillSpec
+from livefire.spec.durations import MAX_STEP_WAIT_S, Duration, PositiveDuration, format_duration, parse_duration
+from livefire.spec.faults import (
+    DEFAULT_SQUEEZE,
+    KIND_TARGET,
+    MESH_KINDS,
+    AbortFault,
+    ConnectionPoolSqueeze,
+    DelayFault,
+    Fault,
+    FaultKind,
+    FaultTarget,
+    FisExperiment,
+    ObjectKind,
+    WebhookCall,
+    WebhookFault,
+)
+from livefire.spec.sections import (
+    AbortIf,
+    ClusterRef,
+    Expect,
+    Guardrails,
+    Metadata,
+    Objectives,
+    Pattern,
+    Percent,
+    Phases,
+    Probes,
+    Region,
+    RegionRole,
+    ServedBy,
+    Vantage,
+)
+from livefire.spec.urls import HttpUrl
+
+__all__ = [
+    "DEFAULT_SQUEEZE", "KIND_TARGET", "MAX_STEP_WAIT_S", "MESH_KINDS", "AbortFault", "AbortIf", "ClusterRef",
+    "ConnectionPoolSqueeze", "DelayFault", "DrillSpec", "Duration", "Expect", "Fault", "FaultKind", "FaultTarget",
+    "FisExperiment", "Guardrails", "HttpUrl", "Metadata", "ObjectKind", "Objectives", "Pattern", "Percent",
+    "Phases", "PositiveDuration", "Probes", "Region", "RegionRole", "ServedBy", "Slug", "SpecModel", "Vantage",
+    "WebhookCall", "WebhookFault", "format_duration", "parse_duration", "parse_spec",
+]

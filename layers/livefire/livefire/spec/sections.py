@@ -1,0 +1,120 @@
+"""The sections of a drill spec around the fault: metadata, regions, probes, phases, objectives, guardrails."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from livefire.spec.base import Slug, SpecModel
+from livefire.spec.durations import Duration, PositiveDuration
+from livefire.spec.urls import HttpUrl
+
+Percent = Annotated[float, Field(ge=0, le=100)]
+Pattern = Literal["active-active", "active-passive", "canary", "blue-green"]
+RegionRole = Literal["primary", "standby", "active"]
+
+
+class Metadata(SpecModel):
+    name: Slug
+    service: Slug
+    owner: str | None = None
+    description: str | None = None
+
+
+class ClusterRef(SpecModel):
+    """How to reach a cluster's Kubernetes API: exactly one of eks, kubeconfig or sandbox."""
+
+    eks: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    sandbox: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_access_mode(self) -> ClusterRef:
+        modes = [m for m in ("eks", "kubeconfig", "sandbox") if getattr(self, m)]
+        if len(modes) != 1:
+            raise ValueError("give exactly one of eks, kubeconfig or sandbox")
+        if self.context and not self.kubeconfig:
+            raise ValueError("context is only valid with kubeconfig")
+        return self
+
+    @property
+    def key(self) -> str:
+        """A stable name for the cluster, used in leases, records and logs."""
+        if self.eks:
+            return f"eks:{self.eks}"
+        if self.sandbox:
+            return f"sandbox:{self.sandbox}"
+        return f"kubeconfig:{self.context or 'current'}"
+
+
+class Region(SpecModel):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    role: RegionRole
+    cluster: ClusterRef | None = None
+    endpoint: HttpUrl
+
+
+class ServedBy(SpecModel):
+    """How a response names the region (and version) that served it."""
+
+    header: str | None = "x-served-region"
+    version_header: str | None = "x-version"
+    json_field: str | None = None
+
+
+class Phases(SpecModel):
+    baseline: PositiveDuration = 5.0
+    lead: Duration = 5.0
+    fault: PositiveDuration
+    recovery: PositiveDuration
+
+
+class Expect(SpecModel):
+    status: Annotated[list[Annotated[int, Field(ge=100, le=599)]], Field(min_length=1)] = [200]
+    body_contains: str | None = None
+
+
+class Probes(SpecModel):
+    interval: PositiveDuration = 0.25
+    timeout: PositiveDuration = 2.0
+    expect: Expect = Expect()
+    fresh_connections: bool = True
+    burst_interval: PositiveDuration = 0.01
+    sustain: PositiveDuration = Field(default=1.0, description="how long success must hold to count")
+
+    @model_validator(mode="after")
+    def _burst_not_slower_than_base(self) -> Probes:
+        if self.burst_interval > self.interval:
+            raise ValueError("burstInterval must not be longer than interval")
+        return self
+
+
+class Objectives(SpecModel):
+    rto: PositiveDuration | None = None
+    failback_rto: PositiveDuration | None = None
+    availability: Percent | None = None
+    p99_latency: PositiveDuration | None = None
+    mixed_version_window: Duration | None = Field(
+        default=None,
+        description="blue-green: how long both versions may serve after the cutover (default: one probe interval)",
+    )
+
+
+class AbortIf(SpecModel):
+    error_rate_over: Percent
+    for_: PositiveDuration = Field(alias="for")
+
+
+class Guardrails(SpecModel):
+    allowed_namespaces: list[Slug] = Field(default=[], description="required (non-empty) for a mesh fault")
+    allowed_clusters: list[str] = []
+    abort_if: AbortIf | None = None
+    alarms: list[str] = []
+
+
+class Vantage(SpecModel):
+    name: Slug
+    region: str
+    function_arn: str | None = None

@@ -34,8 +34,9 @@ def test_a_seamless_entrypoint_still_served_by_the_faulted_region_fails_the_patt
 
     result = run(spec, [*regions(), *entry])
 
-    assert result.rto_seconds == 0.0
+    assert result.rto_seconds is None
     assert "faulted region us-east-1 served" in result.rto_note
+    assert status(result, "rto") == "INCONCLUSIVE"
     assert status(result, "standbyServedDuringFault") == "FAIL"
     assert result.verdict == "FAIL"
 
@@ -126,7 +127,7 @@ def test_a_canary_that_gets_its_weight_passes_with_bounded_errors_and_a_timed_re
     assert result.rto_seconds is None and "does not apply" in result.rto_note
     assert [f.id for f in result.findings] == [
         "faultTookEffect", "sampleCoverage", "failbackRto", "canarySplit", "canaryErrorsBounded",
-        "revertedAfterRollback",
+        "revertedAfterRollback", "steadyAfterRollback",
     ]
 
 
@@ -279,3 +280,25 @@ def test_a_failover_that_never_happened_fails_and_says_so() -> None:
     assert standby.detail.startswith("failover never happened")
     rto = result.finding("rto")
     assert rto is not None and rto.status == "FAIL" and "only after the rollback" in rto.detail
+
+
+def test_active_active_without_any_outage_passes_its_rto_with_no_rto_value() -> None:
+    spec = make_spec(
+        pattern="active-active",
+        regions=[
+            {"name": USE1, "role": "active", "cluster": {"sandbox": "use1"}, "endpoint": "http://use1/healthz"},
+            {"name": USW2, "role": "active", "cluster": {"sandbox": "usw2"}, "endpoint": "http://usw2/healthz"},
+        ],
+        objectives={"rto": "5s"},
+    )
+    entry = [s.model_copy(update={"served_by": USW2 if (s.sent_ms - T0) % 200 or INJECT <= s.sent_ms - T0 < RESTORE
+                                  else USE1}) for s in stream("entry", (0, END, USE1))]
+
+    result = run(spec, [*regions(), *entry])
+
+    rto = result.finding("rto")
+    assert rto is not None
+    assert (rto.status, rto.measured) == ("PASS", None)
+    assert "no outage observed" in rto.detail
+    assert result.rto_seconds is None
+    assert result.verdict == "PASS", result.verdict_reason

@@ -139,17 +139,30 @@ def test_recovery_only_after_the_rollback_is_measured_and_named() -> None:
     assert result.verdict == "FAIL"
 
 
-def test_a_seamless_failover_has_rto_zero_and_says_so() -> None:
+def test_no_outage_observed_is_no_rto_not_an_rto_of_zero() -> None:
     spec = make_spec()
     entry = stream("entry", (0, INJECT + 100, USE1), (INJECT + 100, 25000, USW2), (25000, END, USE1))
 
     result = run(spec, [*regions(), *entry])
 
-    assert result.verdict == "PASS", result.verdict_reason
-    assert result.rto_seconds == 0.0
+    assert result.rto_seconds is None
     assert result.rto_bracket is None
-    assert "seamless" in result.rto_note
+    assert result.rto_note.startswith("no outage observed")
     assert result.max_outage_ms == 0.0
+    rto = result.finding("rto")
+    assert rto is not None and rto.measured is None
+    assert (rto.status, "no outage observed" in rto.detail) == ("INCONCLUSIVE", True)  # active-passive fails over
+
+
+def test_a_vantage_without_outage_does_not_hide_the_rto_another_vantage_measured() -> None:
+    spec = make_spec()
+    calm = stream("entry", (0, INJECT + 100, USE1), (INJECT + 100, 25000, USW2), (25000, END, USE1), vantage="far")
+    samples = [*regions("local"), *failover_entry(vantage="local"), *regions("far"), *calm]
+
+    result = run(spec, samples, vantages=("local", "far"))
+
+    assert result.rto_seconds == 2.2
+    assert status(result, "rto") == "PASS"
 
 
 def test_the_headline_rto_is_the_worst_vantage() -> None:
@@ -195,3 +208,46 @@ def test_active_active_failback_waits_for_the_faulted_region_to_serve_again() ->
         T0 + 23900, T0 + 24000,
     )
     assert status(result, "failbackRto") == "PASS"
+
+
+# --- fault instants are brackets [request sent, answer received] ---------------------------------------------
+
+
+def test_a_fault_that_takes_effect_while_the_patch_is_in_flight_changes_no_finding() -> None:
+    spec = make_spec()
+    samples = [*regions(), *failover_entry()]  # the entrypoint fails 100 ms after the patch was sent
+
+    answered_late = run(spec, samples, injection_answered_at_ms=T0 + INJECT + 500)
+    answered_at_once = run(spec, samples)
+
+    assert answered_late.rto_seconds == answered_at_once.rto_seconds == 2.2  # from the send, not the answer
+    assert [(f.id, f.status) for f in answered_late.findings] == [(f.id, f.status) for f in answered_at_once.findings]
+    assert answered_late.verdict == "PASS", answered_late.verdict_reason
+    assert answered_late.injection is not None
+    assert (answered_late.injection.sent_ms, answered_late.injection.answered_ms) == (T0 + INJECT, T0 + INJECT + 500)
+
+
+def test_a_standby_answer_inside_the_injection_bracket_is_neither_before_nor_during_the_fault() -> None:
+    spec = make_spec()
+    entry = stream("entry", (0, INJECT, USE1), (INJECT, INJECT + 400, USW2), (INJECT + 400, 5200, FAIL),
+                   (5200, 25000, USW2), (25000, END, USE1))
+
+    bracketed = run(spec, [*regions(), *entry], injection_answered_at_ms=T0 + INJECT + 500)
+    stamped_at_the_answer = run(spec, [*regions(), *entry], injected_at_ms=T0 + INJECT + 500)
+
+    standby = bracketed.finding("standbyServedDuringFault")
+    assert standby is not None
+    assert standby.status == "PASS", standby.detail
+    assert standby.measured == 178  # 5.2 s to 23 s; the 4 answers inside the bracket are not counted
+    late = stamped_at_the_answer.finding("standbyServedDuringFault")
+    assert late is not None and late.status == "FAIL" and "before the injection" in late.detail
+
+
+def test_failback_counts_from_the_restore_request_and_the_assessment_states_both_brackets() -> None:
+    spec = make_spec()
+
+    result = run(spec, [*regions(), *failover_entry()], restore_answered_at_ms=T0 + RESTORE + 800)
+
+    assert result.failback_seconds == 2.0
+    assert result.restore is not None
+    assert (result.restore.sent_ms, result.restore.answered_ms) == (T0 + RESTORE, T0 + RESTORE + 800)

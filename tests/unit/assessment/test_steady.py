@@ -1,17 +1,22 @@
-"""The baseline steadiness gate."""
+"""Steady state: the baseline gate before the fault and the steadyAfterRollback finding at the end of recovery."""
 
 from __future__ import annotations
 
 from livefire.assessment import steady_state
+from livefire.contracts import Sample
 from tests.unit.assessment.scenarios import (
+    END,
     FAIL,
     INJECT,
+    RESTORE,
     T0,
     USE1,
     USW2,
     failover_entry,
     make_spec,
     regions,
+    run,
+    status,
     stream,
 )
 
@@ -37,13 +42,47 @@ def test_an_unsteady_baseline_names_the_target() -> None:
     assert "uswest2" not in result.reason
 
 
+def every_tenth_failing(until: int = INJECT) -> list[Sample]:
+    return [s.model_copy(update={"ok": False, "status": 503, "served_by": None}) if s.seq % 10 == 9 else s
+            for s in stream("entry", (0, until, USE1))]
+
+
 def test_a_lower_availability_objective_relaxes_the_steady_floor() -> None:
+    strict, lenient = make_spec(objectives={}), make_spec(objectives={"availability": 80})
+
+    assert steady_state(lenient, every_tenth_failing()).steady is True
+    unsteady = steady_state(strict, every_tenth_failing())
+    assert unsteady.steady is False
+    assert "steady.availability: 90.00% < 99% (27/30 ok)" in unsteady.reason
+
+
+def test_the_steady_floor_can_be_set_in_the_spec() -> None:
+    spec = make_spec(steady={"availability": 85})
+
+    assert steady_state(spec, every_tenth_failing()).steady is True
+
+
+def test_a_run_of_failures_longer_than_allowed_is_not_steady_even_above_the_floor() -> None:
     spec = make_spec(objectives={"availability": 80})
     entry = stream("entry", (0, 2500, USE1), (2500, INJECT, FAIL))
 
     result = steady_state(spec, entry)
 
-    assert result.steady is True, result.reason
+    assert result.steady is False
+    assert "steady.maxConsecutiveErrors: 5 failed probes in a row from seq 25 (at most 2)" in result.reason
+    assert steady_state(make_spec(objectives={"availability": 80}, steady={"maxConsecutiveErrors": 5}),
+                        entry).steady is True
+
+
+def test_a_slow_baseline_is_not_steady_when_the_spec_caps_its_p99() -> None:
+    spec = make_spec(steady={"p99Latency": "50ms"})
+    entry = stream("entry", (0, INJECT, USE1), latency=80.0)
+
+    result = steady_state(spec, entry)
+
+    assert result.steady is False
+    assert "steady.p99Latency: p99 80.0 ms > 50 ms" in result.reason
+    assert steady_state(make_spec(), entry).steady is True
 
 
 def test_a_target_with_too_few_or_no_samples_is_not_steady() -> None:
@@ -53,11 +92,96 @@ def test_a_target_with_too_few_or_no_samples_is_not_steady() -> None:
     result = steady_state(spec, entry, expected_targets=["entry", "uswest2"])
 
     assert result.steady is False
-    assert "target entry from vantage local: 2 samples" in result.reason
-    assert "target uswest2 from vantage local: 0 samples" in result.reason
+    assert "target entry from vantage local: 2 probes (need at least 3)" in result.reason
+    assert "target uswest2 from vantage local: 0 probes" in result.reason
 
 
 def test_no_baseline_samples_at_all_is_not_steady() -> None:
     result = steady_state(make_spec(), [])
 
     assert (result.steady, result.reason) == (False, "no baseline samples")
+
+
+# --- after the rollback: the last third of the recovery phase (23 s to 42.9 s: from 36.3 s) ---------------------
+
+
+def test_a_clean_recovery_is_steady_after_the_rollback_over_the_last_third_of_recovery() -> None:
+    result = run(make_spec(), [*regions(), *failover_entry()])
+
+    steady = result.finding("steadyAfterRollback")
+    assert steady is not None
+    assert steady.status == "PASS", steady.detail
+    assert steady.evidence.from_ms == T0 + 36300  # 42.9 s - (42.9 s - 23 s) / 3, to the next probe
+    assert (steady.required_samples, steady.samples) == (3, 67)
+
+
+def test_a_rollback_that_leaves_the_entrypoint_failing_fails_steady_after_rollback() -> None:
+    entry = [s.model_copy(update={"ok": False, "status": 503, "served_by": None})
+             if s.sent_ms >= T0 + 38000 and s.seq % 5 == 0 else s for s in failover_entry()]
+
+    result = run(make_spec(), [*regions(), *entry])
+
+    steady = result.finding("steadyAfterRollback")
+    assert steady is not None and steady.status == "FAIL"
+    assert "steady.availability" in steady.detail
+    assert result.verdict == "FAIL"
+
+
+def test_a_rollback_that_leaves_the_entrypoint_slow_fails_steady_after_rollback() -> None:
+    entry = [s.model_copy(update={"latency_ms": 200.0}) if s.sent_ms >= T0 + RESTORE else s for s in failover_entry()]
+
+    result = run(make_spec(), [*regions(), *entry])
+
+    steady = result.finding("steadyAfterRollback")
+    assert steady is not None and steady.status == "FAIL"
+    assert "median latency 200.0 ms > 70.0 ms (baseline median 20.0 ms)" in steady.detail
+
+
+def test_an_active_passive_entrypoint_still_on_the_standby_is_not_steady_after_rollback() -> None:
+    entry = stream("entry", (0, INJECT + 100, USE1), (INJECT + 100, 5200, FAIL), (5200, 40000, USW2),
+                   (40000, END, USE1))
+
+    result = run(make_spec(objectives={}), [*regions(), *entry])
+
+    steady = result.finding("steadyAfterRollback")
+    assert steady is not None and steady.status == "FAIL"
+    assert "the primary does not serve again: us-west-2 served 37 of 67 probes" in steady.detail
+
+
+def test_steady_after_rollback_judges_the_window_the_spec_sets() -> None:
+    entry = stream("entry", (0, INJECT + 100, USE1), (INJECT + 100, 5200, FAIL), (5200, 40000, USW2),
+                   (40000, END, USE1))
+
+    result = run(make_spec(objectives={}, steady={"window": "2s"}), [*regions(), *entry])
+
+    assert status(result, "steadyAfterRollback") == "PASS"
+
+
+def test_steady_after_rollback_is_inconclusive_without_a_restore() -> None:
+    result = run(make_spec(), [*regions(), *failover_entry()], restored_at_ms=None)
+
+    steady = result.finding("steadyAfterRollback")
+    assert steady is not None and (steady.status, steady.detail) == ("INCONCLUSIVE", "the fault was not restored")
+
+
+def test_too_few_probes_after_the_rollback_make_it_inconclusive() -> None:
+    entry = [s for s in failover_entry() if s.sent_ms < T0 + RESTORE + 200]
+
+    result = run(make_spec(), [*regions(), *entry])
+
+    steady = result.finding("steadyAfterRollback")
+    assert steady is not None and steady.status == "INCONCLUSIVE"
+    assert "(need 3)" in steady.detail
+
+
+def test_steady_after_rollback_counts_every_vantage() -> None:
+    degraded = [s.model_copy(update={"ok": False, "status": 503, "served_by": None})
+                if s.sent_ms >= T0 + 40000 else s for s in failover_entry(vantage="far")]
+    samples = [*regions("local"), *failover_entry(vantage="local"), *regions("far"), *degraded]
+
+    result = run(make_spec(), samples, vantages=("local", "far"))
+
+    steady = result.finding("steadyAfterRollback")
+    assert steady is not None and steady.status == "FAIL"
+    assert steady.evidence.vantage == "far"
+    assert "local:" in steady.detail and "far:" in steady.detail

@@ -39,6 +39,7 @@ def test_a_clean_active_passive_failover_passes_with_the_exact_rto_and_bracket()
         "availability",
         "standbyServedDuringFault",
         "primaryServedAfterFailback",
+        "steadyAfterRollback",
     ]
     assert all(f.status == "PASS" for f in result.findings)
 

@@ -86,6 +86,17 @@ class Recovery(AssessmentModel):
     seconds: float | None = Field(description="from the moment to the start of the run; None when never seen")
     bracket: Bracket | None = Field(description="where the transition lies; None without a failure before it")
     note: str = Field(description="what was seen, in words")
+    no_outage: bool = Field(
+        default=False, description="nothing failed to recover from (seconds is None: no outage observed, not 0)"
+    )
+
+
+class FaultInstants(AssessmentModel):
+    """When a change to the mesh was asked for and when the answer came back: it took effect somewhere in
+    between. A sample sent inside the bracket is neither before nor after the change."""
+
+    sent_ms: float = Field(description="when the first request was sent: the earliest the change can take effect")
+    answered_ms: float = Field(description="when the last answer came back: the change is in effect by then")
 
 
 class Detection(AssessmentModel):
@@ -142,6 +153,10 @@ class Finding(AssessmentModel):
     status: Status = Field(description="PASS, FAIL or INCONCLUSIVE (not enough evidence to judge)")
     detail: str = Field(description="why, in words, with the numbers")
     evidence: EvidencePointer = Field(description="where to check it in the samples")
+    required_samples: int | None = Field(
+        default=None, description="the fewest samples per vantage the rule needs to be judged (its sufficiency rule)"
+    )
+    samples: int | None = Field(default=None, description="the fewest samples a vantage had for the rule")
 
 
 class Assessment(AssessmentModel):
@@ -153,15 +168,24 @@ class Assessment(AssessmentModel):
     fault_region: str = Field(description="the region the fault hit")
     entrypoint: str | None = Field(description="the entrypoint target's name; None when the plan has none")
     faulted_endpoints: list[str] = Field(description="the targets of the faulted region's own endpoint")
-    injected_at_ms: float | None = Field(description="the earliest injection (None: nothing injected)")
-    restored_at_ms: float | None = Field(description="the latest restore (None: not restored)")
+    injected_at_ms: float | None = Field(
+        description="when the first injection request was sent: the fault phase starts here (None: nothing injected)"
+    )
+    restored_at_ms: float | None = Field(
+        description="when the first restore request was sent: the recovery phase starts here (None: not restored)"
+    )
+    injection: FaultInstants | None = Field(default=None, description="the injection's [sent, answered] bracket")
+    restore: FaultInstants | None = Field(default=None, description="the restore's [sent, answered] bracket")
     phases: list[PhaseWindow] = Field(description="the phases as cut by the injection and the restore")
     stats: list[TargetStats] = Field(description="per phase, vantage and target")
     fault_took_effect: bool = Field(description="whether the fault showed in the probes")
     detection: list[Detection] = Field(description="per vantage and target")
     detection_seconds: float | None = Field(description="earliest detection at the faulted endpoint")
     entrypoint_detection_seconds: float | None = Field(description="earliest detection at the entrypoint")
-    rto_seconds: float | None = Field(description="the worst vantage's RTO at the entrypoint")
+    rto_seconds: float | None = Field(
+        description="the worst vantage's RTO at the entrypoint; None when no outage was observed, the entrypoint "
+        "never recovered, or RTO does not apply (rto_note says which)"
+    )
     rto_bracket: Bracket | None = Field(description="that vantage's recovery bracket")
     rto_note: str = Field(description="what the worst vantage saw, in words")
     rto_by_vantage: list[Recovery] = Field(description="RTO per vantage")

@@ -3,11 +3,20 @@ rto, failbackRto, availability, p99Latency (docs/architecture.md §7)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from livefire.assessment.model import Detection, Finding, PhaseName, Recovery, Status
 from livefire.assessment.recovery import earliest, failback_target
-from livefire.assessment.timeline import MIN_SAMPLES, DrillTimeline, availability_of, percentile, scheduled
+from livefire.assessment.sufficiency import (
+    Measure,
+    combine,
+    fewest,
+    latency_measure,
+    percentile_samples_needed,
+    share_measure,
+    share_samples_needed,
+)
+from livefire.assessment.timeline import MIN_SAMPLES, DrillTimeline, scheduled
 
 
 def _incident_finding(drill: DrillTimeline, detections: Sequence[Detection]) -> Finding:
@@ -105,6 +114,8 @@ def coverage_finding(drill: DrillTimeline) -> Finding:
 
 
 def rto_finding(drill: DrillTimeline, objective: float, worst: Recovery | None) -> Finding:
+    """RTO at the entrypoint, worst vantage. With no outage observed there is nothing to time: that PASSes only
+    for active-active (the survivors are expected to absorb the traffic), else it is INCONCLUSIVE."""
     title = f"Recovery time at the entrypoint within {objective:g} s"
     if not drill.failover:
         return Finding(
@@ -119,8 +130,15 @@ def rto_finding(drill: DrillTimeline, objective: float, worst: Recovery | None) 
             detail="no entrypoint samples", evidence=drill.pointer(drill.entrypoint, None),
         )
     bracket = worst.bracket
-    if worst.seconds is None:
-        status: Status = "FAIL"
+    if worst.no_outage:
+        seamless = drill.spec.pattern == "active-active" and "faulted region" not in worst.note
+        status: Status = "PASS" if seamless else "INCONCLUSIVE"
+        detail = f"{worst.note} (from every vantage); " + (
+            "the surviving regions absorbed the traffic, as active-active should" if seamless
+            else "nothing to time: this pattern is expected to show an outage before it fails over"
+        )
+    elif worst.seconds is None:
+        status = "FAIL"
         detail = f"no sustained recovery seen from {worst.vantage}: {worst.note}"
     elif drill.restored is not None and bracket is not None and bracket.first_success_ms >= drill.restored:
         status = "FAIL"
@@ -141,6 +159,7 @@ def rto_finding(drill: DrillTimeline, objective: float, worst: Recovery | None) 
             bracket.first_success_ms if bracket else None,
             [bracket.last_failure_seq, bracket.first_success_seq] if bracket else [],
         ),
+        required_samples=MIN_SAMPLES, samples=_fewest_at_entrypoint(drill, "fault"),
     )
 
 
@@ -165,49 +184,60 @@ def failback_finding(drill: DrillTimeline, objective: float, worst: Recovery | N
             bracket.first_success_ms if bracket else None,
             [bracket.last_failure_seq, bracket.first_success_seq] if bracket else [],
         ),
+        required_samples=MIN_SAMPLES, samples=_fewest_at_entrypoint(drill, "recovery"),
     )
 
 
 def availability_finding(drill: DrillTimeline, objective: float) -> Finding:
-    per_vantage = [
-        (v, availability_of(scheduled(drill.in_phase(v, drill.entrypoint, "fault", "recovery"))))
+    """Availability at the entrypoint over the fault and recovery phases (fixed-schedule probes), worst vantage."""
+    measures = [
+        share_measure(v, scheduled(drill.in_phase(v, drill.entrypoint, "fault", "recovery")), objective)
         for v in drill.vantages
     ]
-    measured = [(v, a) for v, a in per_vantage if a is not None]
     title = f"Entrypoint availability during fault and recovery at least {objective:g}%"
-    if drill.injected is None or not measured:
-        return Finding(
-            id="availability", title=title, measured=None, unit="%", threshold=objective, status="INCONCLUSIVE",
-            detail="no entrypoint samples after the injection",
-            evidence=drill.pointer(drill.entrypoint, None),
-        )
-    vantage, worst = min(measured, key=lambda m: m[1])
-    detail = ", ".join(f"{v}: {a:.3f}%" for v, a in measured)
-    return Finding(
-        id="availability", title=title, measured=round(worst, 6), unit="%", threshold=objective,
-        status="PASS" if worst >= objective else "FAIL", detail=detail,
-        evidence=drill.pointer(drill.entrypoint, vantage, drill.injected, None),
+    return _measured_finding(
+        drill, "availability", title, measures, unit="%", threshold=objective, worst=min,
+        empty="no entrypoint samples after the injection", required=share_samples_needed(objective),
     )
 
 
 def latency_finding(drill: DrillTimeline, objective_s: float) -> Finding:
+    """p99 latency at the entrypoint during the fault (fixed-schedule probes, timeouts counted), worst vantage."""
     threshold = objective_s * 1000.0
-    title = f"Entrypoint p99 latency during the fault at most {threshold:g} ms"
-    per_vantage = [
-        (v, percentile([s.latency_ms for s in drill.in_phase(v, drill.entrypoint, "fault") if s.ok], 99))
+    timeout_ms = drill.spec.probes.timeout * 1000.0
+    measures = [
+        latency_measure(v, scheduled(drill.in_phase(v, drill.entrypoint, "fault")), 99, threshold, timeout_ms)
         for v in drill.vantages
     ]
-    measured = [(v, p) for v, p in per_vantage if p is not None]
-    if not measured:
-        return Finding(
-            id="p99Latency", title=title, measured=None, unit="ms", threshold=threshold, status="INCONCLUSIVE",
-            detail="no successful entrypoint probe during the fault",
-            evidence=drill.pointer(drill.entrypoint, None, drill.injected, drill.restored),
-        )
-    vantage, worst = max(measured, key=lambda m: m[1])
-    return Finding(
-        id="p99Latency", title=title, measured=worst, unit="ms", threshold=threshold,
-        status="PASS" if worst <= threshold else "FAIL",
-        detail=", ".join(f"{v}: {p:.1f} ms" for v, p in measured),
-        evidence=drill.pointer(drill.entrypoint, vantage, drill.injected, drill.restored),
+    title = f"Entrypoint p99 latency during the fault at most {threshold:g} ms"
+    return _measured_finding(
+        drill, "p99Latency", title, measures, unit="ms", threshold=threshold, worst=max,
+        empty="no entrypoint probe during the fault", required=percentile_samples_needed(99), until=drill.restored,
+        rule=f"timeouts count as at least the probe timeout ({timeout_ms:g} ms)",
     )
+
+
+def _measured_finding(
+    drill: DrillTimeline, finding_id: str, title: str, measures: Sequence[Measure], *, unit: str,
+    threshold: float, worst: Callable[..., Measure], empty: str, required: int, until: float | None = None,
+    rule: str = "",
+) -> Finding:
+    """A finding from per-vantage measures: the worst judged (else measured) vantage is the headline."""
+    valued = [m for m in measures if m.value is not None]
+    judged = [m for m in valued if m.passed is not None] or valued
+    headline = worst(judged, key=lambda m: m.value) if judged else None
+    detail = "; ".join(m.text for m in measures) if valued else empty
+    if rule:
+        detail += f" ({rule})"
+    measured = headline.value if headline is not None else None
+    return Finding(
+        id=finding_id, title=title, measured=None if measured is None else round(measured, 6), unit=unit,
+        threshold=threshold, status=combine(measures) if drill.injected is not None else "INCONCLUSIVE",
+        detail=detail, evidence=drill.pointer(drill.entrypoint, headline.vantage if headline else None,
+                                              drill.injected, until),
+        required_samples=required, samples=fewest(measures),
+    )
+
+
+def _fewest_at_entrypoint(drill: DrillTimeline, phase: PhaseName) -> int:
+    return min((len(drill.in_phase(v, drill.entrypoint, phase)) for v in drill.vantages), default=0)

@@ -13,10 +13,9 @@ from collections import Counter
 
 from livefire.assessment.model import Finding, PhaseName, Recovery, Status
 from livefire.assessment.recovery import effect_predicate, failback_target
-from livefire.assessment.steady import STEADY_AVAILABILITY
+from livefire.assessment.sufficiency import combine, fewest, share_measure, share_samples_needed
 from livefire.assessment.timeline import (
     DrillTimeline,
-    availability_of,
     error_class,
     first_sustained_run,
     scheduled,
@@ -24,6 +23,7 @@ from livefire.assessment.timeline import (
     send_order,
 )
 from livefire.contracts import Sample
+from livefire.spec.assurance import DEFAULT_STEADY_AVAILABILITY
 
 MIN_SPLIT_SAMPLES = 20
 SPLIT_SIGMAS = 4.0
@@ -36,11 +36,13 @@ def _tolerance(share: float, count: int) -> float:
 
 
 def _standby_finding(drill: DrillTimeline) -> Finding:
+    """The standby served once the fault was surely in effect, and never before the injection request was sent
+    (a probe sent while the injection was in flight is neither before nor after it)."""
     standby = {r.name for r in drill.spec.regions if r.role == "standby"}
     title = "Standby served during the fault, and only after failover"
     during = [
         s for v in drill.vantages for s in drill.in_phase(v, drill.entrypoint, "fault")
-        if s.ok and s.served_by in standby
+        if s.ok and s.served_by in standby and drill.surely_faulted(s)
     ]
     before = [
         s for v in drill.vantages for s in drill.in_phase(v, drill.entrypoint, "baseline")
@@ -99,13 +101,15 @@ def _served_again_finding(drill: DrillTimeline, worst: Recovery | None) -> Findi
 
 
 def _kept_serving_finding(drill: DrillTimeline) -> Finding:
+    """Active-active: the entrypoint's availability during the fault (the availability objective, else 99%,
+    with enough probes to judge it), and every surviving region that served before still served."""
     threshold = drill.spec.objectives.availability
-    threshold = STEADY_AVAILABILITY if threshold is None else threshold
+    threshold = DEFAULT_STEADY_AVAILABILITY if threshold is None else threshold
     title = f"Entrypoint kept serving through the fault (availability at least {threshold:g}%)"
-    per_vantage = [
-        (v, availability_of(scheduled(drill.in_phase(v, drill.entrypoint, "fault")))) for v in drill.vantages
+    measures = [
+        share_measure(v, scheduled(drill.in_phase(v, drill.entrypoint, "fault")), threshold) for v in drill.vantages
     ]
-    measured = [(v, a) for v, a in per_vantage if a is not None]
+    measured = [m for m in measures if m.value is not None]
     if drill.injected is None or not measured:
         return Finding(
             id="entrypointKeptServing", title=title, measured=None, unit="%", threshold=threshold,
@@ -120,15 +124,16 @@ def _kept_serving_finding(drill: DrillTimeline) -> Finding:
         }
 
     silent = sorted(served("baseline") - {drill.fault_region} - served("fault"))
-    vantage, worst = min(measured, key=lambda m: m[1])
-    status: Status = "PASS" if worst >= threshold and not silent else "FAIL"
-    detail = ", ".join(f"{v}: {a:.3f}%" for v, a in measured)
+    worst = min(measured, key=lambda m: m.value or 0.0)
+    status: Status = "FAIL" if silent else combine(measures)
+    detail = "; ".join(m.text for m in measures)
     if silent:
         detail += f"; surviving regions that stopped serving: {', '.join(silent)}"
     return Finding(
-        id="entrypointKeptServing", title=title, measured=round(worst, 6), unit="%", threshold=threshold,
-        status=status, detail=detail,
-        evidence=drill.pointer(drill.entrypoint, vantage, drill.injected, drill.restored),
+        id="entrypointKeptServing", title=title, measured=round(worst.value or 0.0, 6), unit="%",
+        threshold=threshold, status=status, detail=detail,
+        evidence=drill.pointer(drill.entrypoint, worst.vantage, drill.injected, drill.restored),
+        required_samples=share_samples_needed(threshold), samples=fewest(measures),
     )
 
 

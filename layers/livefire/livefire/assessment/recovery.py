@@ -80,11 +80,13 @@ def rto_of(drill: DrillTimeline, vantage: str) -> Recovery:
         return _unrecovered(vantage, target, "no entrypoint samples during the fault")
     first_failure = next((i for i in fault_indices if not series[i].ok), None)
     if first_failure is None:
-        note = "seamless failover: the entrypoint never failed during the fault"
-        by_faulted = sum(1 for i in fault_indices if series[i].served_by == drill.fault_region)
+        note = "no outage observed: the entrypoint never failed during the fault"
+        by_faulted = sum(
+            1 for i in fault_indices if series[i].served_by == drill.fault_region and drill.surely_faulted(series[i])
+        )
         if by_faulted:
             note += f", but the faulted region {drill.fault_region} served {by_faulted} of its probes then"
-        return Recovery(vantage=vantage, target=target, seconds=0.0, bracket=None, note=note)
+        return Recovery(vantage=vantage, target=target, seconds=None, bracket=None, note=note, no_outage=True)
     start = first_sustained_run(series, first_failure + 1, drill.healthy, drill.sustain_ms)
     if start is None:
         return _unrecovered(
@@ -177,11 +179,13 @@ def failback_of(drill: DrillTimeline, vantage: str) -> Recovery:
 
 
 def slowest(recoveries: Sequence[Recovery]) -> Recovery | None:
-    """The vantage that recovered last; a vantage that never recovered is the worst of all."""
+    """The vantage that recovered last; a vantage that never recovered is the worst of all, and one that saw no
+    outage at all the best."""
     if not recoveries:
         return None
-    never = next((r for r in recoveries if r.seconds is None), None)
-    return never or max(recoveries, key=lambda r: r.seconds or 0.0)
+    never = next((r for r in recoveries if r.seconds is None and not r.no_outage), None)
+    timed = [r for r in recoveries if r.seconds is not None]
+    return never or max(timed, key=lambda r: r.seconds or 0.0, default=recoveries[0])
 
 
 def outages_of(drill: DrillTimeline, vantage: str) -> list[Outage]:

@@ -1,46 +1,157 @@
-"""Is the baseline steady? The gate before any fault is injected (docs/architecture.md §7)."""
+"""Steady state: the gate before any fault is injected, and the steadyAfterRollback finding at the end of the
+recovery phase (docs/architecture.md §7). Both judge the criteria of the spec's ``steady`` section.
+
+Rates and runs count fixed-schedule probes only (watch probes crowd around transitions); a timed-out probe
+counts as a latency of at least the probe timeout.
+
+- The baseline is steady when every vantage saw every target with at least ``MIN_SAMPLES`` probes, an
+  availability at or above ``steady.availability`` (default 99%, or the availability objective when lower), no
+  more than ``steady.maxConsecutiveErrors`` failures in a row (default 2) and, when ``steady.p99Latency`` is
+  set, a p99 latency at or below it (nearest rank: the slowest probe when there are fewer than 100).
+- steadyAfterRollback judges, from every vantage, the entrypoint over the last third of the recovery phase
+  (``steady.window`` to set the length): the same criteria, a median latency of at most the baseline's median
+  plus the larger of itself and ``steady.latencyTolerance`` (default 50 ms), and for active-passive every
+  success served by the primary again.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from livefire.assessment.timeline import MIN_SAMPLES, availability_of, group_samples
+from livefire.assessment.model import Finding, Status
+from livefire.assessment.sufficiency import latency_quantile
+from livefire.assessment.timeline import MIN_SAMPLES, DrillTimeline, availability_of, group_samples, scheduled
 from livefire.contracts import Sample, SteadyResult
-from livefire.spec import DrillSpec
+from livefire.spec import DrillSpec, SteadyState
 
-STEADY_AVAILABILITY = 99.0
+AFTER_ROLLBACK_SHARE = 1.0 / 3.0  # steadyAfterRollback judges the last third of the recovery phase by default
+
+
+def _longest_failure_run(series: Sequence[Sample]) -> tuple[int, Sample | None]:
+    """The longest run of consecutive failures and the sample that opened it."""
+    longest, opener, run, start = 0, None, 0, None
+    for sample in series:
+        if sample.ok:
+            run = 0
+            continue
+        run, start = run + 1, sample if run == 0 else start
+        if run > longest:
+            longest, opener = run, start
+    return longest, opener
+
+
+def _criteria_problems(series: Sequence[Sample], criteria: SteadyState, floor: float, timeout_ms: float) -> list[str]:
+    """What keeps ``series`` (fixed-schedule probes in send order) from being steady, each naming its criterion."""
+    if len(series) < MIN_SAMPLES:
+        return [f"{len(series)} probes (need at least {MIN_SAMPLES})"]
+    problems = []
+    availability = availability_of(series) or 0.0
+    if availability < floor:
+        ok = sum(1 for s in series if s.ok)
+        problems.append(f"steady.availability: {availability:.2f}% < {floor:g}% ({ok}/{len(series)} ok)")
+    run, opener = _longest_failure_run(series)
+    if run > criteria.max_consecutive_errors and opener is not None:
+        problems.append(f"steady.maxConsecutiveErrors: {run} failed probes in a row from seq {opener.seq} "
+                        f"(at most {criteria.max_consecutive_errors})")
+    if criteria.p99_latency is not None:
+        p99 = latency_quantile(series, 99, timeout_ms)
+        limit = criteria.p99_latency * 1000.0
+        if p99 is not None and p99.value_ms > limit:
+            problems.append(f"steady.p99Latency: p99 {p99.value_ms:.1f} ms > {limit:g} ms")
+    return problems
 
 
 def steady_state(
     spec: DrillSpec, samples: Iterable[Sample], *, expected_targets: Sequence[str] = ()
 ) -> SteadyResult:
-    """Is the baseline steady? Every (vantage, target) needs at least MIN_SAMPLES samples and an availability
-    of at least 99% (or the availability objective, if lower). ``expected_targets`` (the plan's target
-    names) makes a target with no samples at all unsteady too."""
-    objective = spec.objectives.availability
-    floor = STEADY_AVAILABILITY if objective is None else min(STEADY_AVAILABILITY, objective)
+    """Is the baseline steady (see the module docstring)? ``expected_targets`` (the plan's target names) makes a
+    target with no samples at all unsteady too. The reason names every criterion that failed, and where."""
+    criteria = spec.steady or SteadyState()
+    floor = criteria.availability_floor(spec.objectives.availability)
     groups = group_samples(samples)
     vantages = sorted({v for v, _ in groups}) or ["(any vantage)"]
     targets = sorted({t for _, t in groups} | set(expected_targets))
     if not targets:
         return SteadyResult(steady=False, reason="no baseline samples")
-    problems = []
-    for vantage in vantages:
-        for target in targets:
-            series = groups.get((vantage, target), [])
-            where = f"target {target} from vantage {vantage}"
-            if len(series) < MIN_SAMPLES:
-                problems.append(f"{where}: {len(series)} samples (need at least {MIN_SAMPLES})")
-                continue
-            availability = availability_of(series) or 0.0
-            if availability < floor:
-                ok = sum(1 for s in series if s.ok)
-                problems.append(
-                    f"{where}: availability {availability:.2f}% < {floor:g}% ({ok}/{len(series)} ok)"
-                )
+    problems = [
+        f"target {target} from vantage {vantage}: {problem}"
+        for vantage in vantages for target in targets
+        for problem in _criteria_problems(
+            scheduled(groups.get((vantage, target), [])), criteria, floor, spec.probes.timeout * 1000.0
+        )
+    ]
     if problems:
         return SteadyResult(steady=False, reason="not steady: " + "; ".join(problems))
     return SteadyResult(
         steady=True,
-        reason=f"steady: {len(targets)} targets from {len(vantages)} vantages at or above {floor:g}%",
+        reason=f"steady: {len(targets)} targets from {len(vantages)} vantages at or above {floor:g}%, "
+        f"at most {criteria.max_consecutive_errors} failures in a row",
+    )
+
+
+def after_rollback_window(drill: DrillTimeline, vantage: str) -> list[Sample]:
+    """The entrypoint's fixed-schedule probes over the last part of the recovery phase seen by ``vantage``."""
+    recovery = scheduled(drill.in_phase(vantage, drill.entrypoint, "recovery"))
+    if drill.restored is None or not recovery:
+        return []
+    criteria = drill.spec.steady or SteadyState()
+    last = recovery[-1].sent_ms
+    length = criteria.window * 1000.0 if criteria.window is not None else (last - drill.restored) * AFTER_ROLLBACK_SHARE
+    return [s for s in recovery if s.sent_ms >= last - length]
+
+
+def _after_rollback_problems(drill: DrillTimeline, vantage: str, window: Sequence[Sample]) -> list[str]:
+    spec = drill.spec
+    criteria = spec.steady or SteadyState()
+    timeout_ms = spec.probes.timeout * 1000.0
+    problems = _criteria_problems(window, criteria, criteria.availability_floor(spec.objectives.availability),
+                                  timeout_ms)
+    baseline = latency_quantile(scheduled(drill.in_phase(vantage, drill.entrypoint, "baseline")), 50, timeout_ms)
+    median = latency_quantile(window, 50, timeout_ms)
+    if baseline is not None and median is not None:
+        limit = baseline.value_ms + max(baseline.value_ms, criteria.latency_tolerance * 1000.0)
+        if median.value_ms > limit:
+            problems.append(f"median latency {median.value_ms:.1f} ms > {limit:.1f} ms "
+                            f"(baseline median {baseline.value_ms:.1f} ms)")
+    if spec.pattern == "active-passive":
+        primaries = {r.name for r in spec.regions if r.role == "primary"}
+        others = [s for s in window if s.ok and s.served_by not in primaries]
+        if others:
+            problems.append(f"the primary does not serve again: {others[-1].served_by or 'an unnamed region'} "
+                            f"served {len(others)} of {len(window)} probes (last seq {others[-1].seq})")
+    return problems
+
+
+def steady_after_rollback_finding(drill: DrillTimeline) -> Finding:
+    """At the end of the recovery phase every vantage sees the entrypoint steady again (module docstring)."""
+    title = "Steady again at the end of the recovery phase"
+    floor = (drill.spec.steady or SteadyState()).availability_floor(drill.spec.objectives.availability)
+    windows = {v: after_rollback_window(drill, v) for v in drill.vantages}
+    verdicts: list[tuple[str, Status, str]] = []
+    for vantage, window in windows.items():
+        span = f"{vantage}: {len(window)} probes from {(window[0].sent_ms - (drill.restored or 0)) / 1000:.3f} s " \
+            "after the rollback" if window else f"{vantage}: no probes"
+        if len(window) < MIN_SAMPLES:
+            verdicts.append((vantage, "INCONCLUSIVE", f"{span} (need {MIN_SAMPLES})"))
+            continue
+        problems = _after_rollback_problems(drill, vantage, window)
+        verdicts.append((vantage, "FAIL" if problems else "PASS", f"{span}: " + ("; ".join(problems) or "steady")))
+    status: Status = "INCONCLUSIVE"
+    if drill.restored is None:
+        detail = "the fault was not restored"
+    elif not verdicts:
+        detail = "no vantage"
+    else:
+        statuses = {s for _, s, _ in verdicts}
+        status = "FAIL" if "FAIL" in statuses else "INCONCLUSIVE" if "INCONCLUSIVE" in statuses else "PASS"
+        detail = "; ".join(text for _, _, text in verdicts)
+    worst_vantage = next((v for v, s, _ in verdicts if s == status), None)
+    worst = windows.get(worst_vantage or "", [])
+    availabilities = [a for a in (availability_of(w) for w in windows.values()) if a is not None]
+    return Finding(
+        id="steadyAfterRollback", title=title, measured=round(min(availabilities), 6) if availabilities else None,
+        unit="%", threshold=floor, status=status, detail=detail,
+        evidence=drill.pointer(drill.entrypoint, worst_vantage, worst[0].sent_ms if worst else drill.restored,
+                               worst[-1].sent_ms if worst else None),
+        required_samples=MIN_SAMPLES, samples=min((len(w) for w in windows.values()), default=0),
     )

@@ -123,7 +123,12 @@ def seconds_between(from_ms: float, to_ms: float) -> float:
 
 @dataclass
 class DrillTimeline:
-    """What every computation needs: the spec, the timeline and the samples grouped by vantage and target."""
+    """What every computation needs: the spec, the timeline and the samples grouped by vantage and target.
+
+    The phases are cut at the instants the requests were *sent* (``injected``, ``restored``): a change cannot
+    take effect before its request leaves, so the fault phase holds every sample the fault can have touched, and
+    recovery and detection times count from the send. ``injection_answered`` and ``restore_answered`` close the
+    brackets: a sample sent inside one is neither before nor after that change."""
 
     spec: DrillSpec
     injected: float | None
@@ -134,6 +139,8 @@ class DrillTimeline:
     faulted_endpoints: list[str]
     sample_keys: list[str]
     fault_wait_s: float = math.inf
+    injection_answered: float | None = None
+    restore_answered: float | None = None
 
     @property
     def fault_region(self) -> str:
@@ -157,8 +164,8 @@ class DrillTimeline:
 
     @property
     def shift_end(self) -> float:
-        """Until when the fault surely held: the restore is recorded only once it is verified, but the rollback
-        cannot start before the workflow's fault wait is over."""
+        """Until when the fault surely held: the restore request's send, and never later than the workflow's
+        fault wait after the injection (the rollback cannot start before that wait is over)."""
         if self.injected is None:
             return -math.inf
         held = self.injected + self.fault_wait_s * 1000.0
@@ -176,6 +183,12 @@ class DrillTimeline:
         if self.restored is None or sample.sent_ms < self.restored:
             return "fault"
         return "recovery"
+
+    def surely_faulted(self, sample: Sample) -> bool:
+        """Sent once the injection's answer was back (the fault surely in effect) and before the restore was
+        asked for; a sample inside the injection's bracket is neither before nor after it."""
+        answered = self.injection_answered if self.injection_answered is not None else self.injected
+        return answered is not None and sample.sent_ms >= answered and self.phase(sample) == "fault"
 
     def series(self, vantage: str, target: str | None) -> list[Sample]:
         return [] if target is None else self.groups.get((vantage, target), [])

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from livefire.assessment.model import Assessment, Finding, Status
+from livefire.assessment.model import Assessment, FaultInstants, Finding, Status
 from livefire.assessment.objectives import (
     availability_finding,
     coverage_finding,
@@ -14,6 +15,7 @@ from livefire.assessment.objectives import (
     rto_finding,
 )
 from livefire.assessment.patterns import pattern_findings
+from livefire.assessment.posture import posture_findings
 from livefire.assessment.recovery import (
     detections_of,
     earliest,
@@ -24,6 +26,7 @@ from livefire.assessment.recovery import (
     served_timeline,
     slowest,
 )
+from livefire.assessment.steady import steady_after_rollback_finding
 from livefire.assessment.timeline import (
     DrillTimeline,
     all_stats,
@@ -59,8 +62,14 @@ def assess(
     injected_at_ms: float | None,
     restored_at_ms: float | None,
     sample_keys: Sequence[str],
+    injection_answered_at_ms: float | None = None,
+    restore_answered_at_ms: float | None = None,
+    posture: Sequence[Mapping[str, Any]] | None = None,
 ) -> Assessment:
-    """Judge a drill: ``injected_at_ms`` is the earliest injection, ``restored_at_ms`` the latest restore."""
+    """Judge a drill. The fault instants are brackets: ``injected_at_ms`` is when the first injection request
+    was sent and ``injection_answered_at_ms`` when the last answer came back (likewise ``restored_at_ms`` and
+    ``restore_answered_at_ms`` for the restore); an answer instant left out closes the bracket at its send.
+    ``posture`` is the mesh audit (``livefire.mesh.posture.audit_mesh``), judged when the spec requires items."""
     if injected_at_ms is None and restored_at_ms is not None:
         raise ValueError("restored_at_ms given without injected_at_ms")
     if injected_at_ms is not None and restored_at_ms is not None and restored_at_ms < injected_at_ms:
@@ -83,6 +92,8 @@ def assess(
         ],
         sample_keys=sorted(sample_keys),
         fault_wait_s=float(plan.fault_wait_seconds),
+        injection_answered=injection_answered_at_ms,
+        restore_answered=restore_answered_at_ms,
     )
     detections = detections_of(drill)
     rtos = [rto_of(drill, v) for v in drill.vantages] if drill.entrypoint and drill.failover else []
@@ -103,6 +114,8 @@ def assess(
     if objectives.p99_latency is not None:
         findings.append(latency_finding(drill, objectives.p99_latency))
     findings += pattern_findings(drill, worst_failback)
+    findings.append(steady_after_rollback_finding(drill))
+    findings += posture_findings(spec, posture)
     verdict, reason = judge(findings)
 
     entry_detection = earliest(d for d in detections if d.target == drill.entrypoint)
@@ -116,6 +129,8 @@ def assess(
         faulted_endpoints=drill.faulted_endpoints,
         injected_at_ms=injected_at_ms,
         restored_at_ms=restored_at_ms,
+        injection=_instants(injected_at_ms, injection_answered_at_ms),
+        restore=_instants(restored_at_ms, restore_answered_at_ms),
         phases=phase_windows(drill, all_samples),
         stats=all_stats(drill),
         fault_took_effect=fault_effect.status == "PASS",
@@ -140,3 +155,9 @@ def assess(
         verdict_reason=reason,
         sample_keys=drill.sample_keys,
     )
+
+
+def _instants(sent_ms: float | None, answered_ms: float | None) -> FaultInstants | None:
+    if sent_ms is None:
+        return None
+    return FaultInstants(sent_ms=sent_ms, answered_ms=sent_ms if answered_ms is None else max(sent_ms, answered_ms))

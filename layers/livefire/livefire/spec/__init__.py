@@ -5,6 +5,7 @@ such as ``250ms``, ``30s`` or ``2m``. ``parse_spec`` is the single entry point o
 every other step only read a validated ``DrillSpec``.
 """
 
+from livefire.spec.assurance import Posture, PostureItem, SteadyState
 from livefire.spec.base import Slug, SpecModel
 from livefire.spec.document import parse_spec
 from livefire.spec.drill import DrillSpec
@@ -46,6 +47,7 @@ __all__ = [
     "DEFAULT_SQUEEZE", "KIND_TARGET", "MAX_STEP_WAIT_S", "MESH_KINDS", "AbortFault", "AbortIf", "ClusterRef",
     "ConnectionPoolSqueeze", "DelayFault", "DrillSpec", "Duration", "Expect", "Fault", "FaultKind", "FaultTarget",
     "FisExperiment", "Guardrails", "HttpUrl", "Metadata", "ObjectKind", "Objectives", "Pattern", "Percent",
-    "Phases", "PositiveDuration", "Probes", "Region", "RegionRole", "ServedBy", "Slug", "SpecModel", "Vantage",
+    "Phases", "PositiveDuration", "Posture", "PostureItem", "Probes", "Region", "RegionRole", "ServedBy", "Slug",
+    "SpecModel", "SteadyState", "Vantage",
     "WebhookCall", "WebhookFault", "format_duration", "parse_duration", "parse_spec",
 ]

@@ -8,8 +8,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from livefire.spec.assurance import Posture, SteadyState
+from livefire.redaction import redact_url
 from livefire.spec.base import SpecModel
+from livefire.spec.durations import format_duration
 from livefire.spec.faults import Fault
+from livefire.spec.limits import MAX_OBSERVE_S, MAX_REGIONS, probe_budget_problem
 from livefire.spec.sections import (
     Guardrails,
     Metadata,
@@ -21,7 +25,7 @@ from livefire.spec.sections import (
     ServedBy,
     Vantage,
 )
-from livefire.spec.urls import HttpUrl
+from livefire.spec.urls import HttpUrl, endpoint_of
 
 
 class DrillSpec(SpecModel):
@@ -30,7 +34,7 @@ class DrillSpec(SpecModel):
     metadata: Metadata
     pattern: Pattern
     mode: Literal["live", "dry-run"] = "live"
-    regions: Annotated[list[Region], Field(min_length=1)]
+    regions: Annotated[list[Region], Field(min_length=1, max_length=MAX_REGIONS)]
     entrypoint: HttpUrl
     served_by: ServedBy = ServedBy()
     fault: Fault
@@ -39,6 +43,8 @@ class DrillSpec(SpecModel):
     objectives: Objectives = Objectives()
     guardrails: Guardrails = Guardrails()
     vantages: list[Vantage] = []
+    steady: SteadyState | None = Field(default=None, description="what steady means (default: SteadyState())")
+    posture: Posture | None = Field(default=None, description="mesh settings the drill requires (default: none)")
 
     @field_validator("regions")
     @classmethod
@@ -52,17 +58,33 @@ class DrillSpec(SpecModel):
     def _fault_stays_inside_the_spec(self) -> DrillSpec:
         region = self.region(self.fault.region)
         if region is None:
-            raise ValueError(f"fault.region {self.fault.region!r} is not one of the spec's regions")
+            raise ValueError(f"fault.region: {self.fault.region!r} is not one of the spec's regions")
         target = self.fault.target
         if target is not None and region.cluster is None:  # a fault outside the mesh needs no cluster
-            raise ValueError(f"fault.region {self.fault.region!r} has no cluster to inject into")
+            raise ValueError(f"fault.region: {self.fault.region!r} has no cluster to inject into")
         if target is not None and target.namespace not in self.guardrails.allowed_namespaces:
             raise ValueError(
-                f"fault.target.namespace {target.namespace!r} is not in "
+                f"fault.target.namespace: {target.namespace!r} is not in "
                 "guardrails.allowedNamespaces"
             )
         if self.pattern == "active-passive" and not any(r.role == "standby" for r in self.regions):
-            raise ValueError("pattern active-passive needs a region with role standby")
+            raise ValueError("regions: pattern active-passive needs a region with role standby")
+        return self
+
+    @model_validator(mode="after")
+    def _measurable_within_limits(self) -> DrillSpec:
+        """The entrypoint is not a region's own endpoint (no failover could be measured), the observation is
+        bounded and the probe load fits one vantage's budget (livefire/spec/limits.py)."""
+        for index, region in enumerate(self.regions):
+            if endpoint_of(region.endpoint) == endpoint_of(self.entrypoint):
+                raise ValueError(f"entrypoint: is regions.{index}.endpoint ({region.name}'s own endpoint): a "
+                                 "failover cannot be measured where users do not go through it")
+        if self.observe_seconds > MAX_OBSERVE_S:
+            raise ValueError(f"phases: lead + fault + recovery is {format_duration(self.observe_seconds)}, over "
+                             f"the {format_duration(MAX_OBSERVE_S)} a drill may observe")
+        problem = probe_budget_problem(self.probes, len(self.regions) + 1)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     def region(self, name: str) -> Region | None:
@@ -73,8 +95,13 @@ class DrillSpec(SpecModel):
         return self.phases.lead + self.phases.fault + self.phases.recovery
 
     def to_document(self) -> dict[str, Any]:
-        """The normalized spec as the user would write it (camelCase keys, duration strings)."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        """The normalized spec as the user would write it (camelCase keys, duration strings), with the query
+        values of its URLs redacted: the form that is stored, shown and digested (``redact_url``)."""
+        document = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        document["entrypoint"] = redact_url(document["entrypoint"])
+        for region in document["regions"]:
+            region["endpoint"] = redact_url(region["endpoint"])
+        return document
 
     def digest(self) -> str:
         canonical = json.dumps(self.to_document(), sort_keys=True, separators=(",", ":"))

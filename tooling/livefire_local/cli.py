@@ -9,7 +9,8 @@ from pathlib import Path
 from livefire.errors import InvalidDrillSpec
 from livefire_local.aws_cli import add_aws_commands
 from livefire_local.evidence_cli import add_evidence_commands
-from livefire_local.verdicts import EXIT_ERROR, print_verdict
+from livefire_local.results import Results, add_result_options
+from livefire_local.verdicts import EXIT_ERROR, DrillOutcome
 
 
 def find_root(start: Path) -> Path:
@@ -21,22 +22,30 @@ def find_root(start: Path) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from livefire_local.runner import run_drill  # the local runner pulls in moto: only load it when asked
+    # the local runner pulls in moto: only load it when asked
+    from livefire_local.interrupt import Interrupted
+    from livefire_local.runner import run_drill
 
     root = find_root(Path.cwd())
+    results = Results.of(args)
     try:
-        run = run_drill(Path(args.spec), root=root, evidence_root=Path(args.evidence_dir),
-                        lambda_endpoint=args.lambda_endpoint)
+        with results.running() as live:
+            run = run_drill(Path(args.spec), root=root, evidence_root=Path(args.evidence_dir),
+                            lambda_endpoint=args.lambda_endpoint, live=live)
     except InvalidDrillSpec as exc:
         print(f"invalid drill spec: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    print_verdict(run.evidence_dir, run.verdict, run.rto_seconds, sys.stdout)
-    if run.error:
-        print(f"execution {run.status}: {run.error}", file=sys.stdout)
-    return run.exit_code
+    except Interrupted as interrupted:  # before the execution started: nothing was planned or injected
+        print(f"interrupted by {interrupted}: the drill had not started; nothing was injected", file=sys.stderr)
+        return interrupted.exit_code
+    if run.interrupted is not None:
+        print(f"interrupted by {run.interrupted}: {run.note}; evidence: {run.evidence_dir or 'none'}",
+              file=sys.stderr)
+        return run.exit_code
+    return results.publish(DrillOutcome.in_folder(run, run.evidence_dir))
 
 
 def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,6 +54,7 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--evidence-dir", default="livefire-evidence", help="where evidence is copied")
     run.add_argument("--lambda-endpoint", default=None,
                      help="use this Lambda endpoint (e.g. `sam local start-lambda` at http://127.0.0.1:3001)")
+    add_result_options(run)
     run.set_defaults(func=cmd_run)
 
 

@@ -131,12 +131,14 @@ def sweep(stack: LocalStack) -> dict[str, Any]:
     return invoke_guardian(stack, sweep_input(stack.template))
 
 
-def deliver_when_ended(stack: LocalStack, execution_arn: str, *, wait_s: float, poll_s: float = 0.2) -> None:
-    """After a stop: wait (bounded) for the execution to end, then deliver its status change."""
+def deliver_when_ended(stack: LocalStack, execution_arn: str, *, wait_s: float,
+                       poll_s: float = 0.2) -> list[dict[str, Any]]:
+    """After a stop: wait (bounded) for the execution to end, then deliver its status change (the guardian's
+    reports; none when it is still running, and then the sweeper restores its faults once they expire)."""
     sfn = boto3.client("stepfunctions", region_name=REGION)
     give_up = time.monotonic() + wait_s
     while sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING":
         if time.monotonic() > give_up:
-            return  # still running: the sweeper restores its faults once they expire
+            return []
         time.sleep(poll_s)
-    deliver_status_change(stack, execution_arn)
+    return deliver_status_change(stack, execution_arn)

@@ -13,17 +13,18 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
-from livefire.spec import DrillSpec, parse_spec
+from livefire.spec import DrillSpec, read_spec
+from livefire.store import DrillStore
 from livefire_local.aws import LocalStack, local_stack
 from livefire_local.guardian_rule import deliver_status_change, deliver_when_ended
+from livefire_local.interrupt import Interrupted, abort_drill, interruptible
 from livefire_local.lambda_server import Invocation
+from livefire_local.live import LiveView, watch_drill
 from livefire_local.sandbox.mesh import SandboxMesh
 from livefire_local.verdicts import exit_code_for
 
@@ -31,11 +32,6 @@ from livefire_local.verdicts import exit_code_for
 STEP_ALLOWANCE_S = 120.0
 # How long a stopped execution may take to end (an in-flight Lambda call finishes first).
 STOP_WAIT_S = 60.0
-
-
-def load_spec_document(path: Path) -> Any:
-    with path.open() as fh:
-        return yaml.safe_load(fh)
 
 
 def new_drill_id(spec: DrillSpec) -> str:
@@ -52,10 +48,12 @@ class DrillRun:
     evidence_dir: Path | None
     error: str | None
     wall_seconds: float
+    interrupted: Interrupted | None = None  # the signal that stopped the drill
+    note: str | None = None  # what an interrupted run did about it
 
     @property
     def exit_code(self) -> int:
-        return exit_code_for(self.verdict)
+        return self.interrupted.exit_code if self.interrupted else exit_code_for(self.verdict)
 
 
 class Progress:
@@ -157,24 +155,41 @@ def start_drill(stack: LocalStack, drill_id: str, execution_input: Any) -> str:
 def run_drill(spec_path: Path, *, root: Path, evidence_root: Path, out: TextIO = sys.stdout,
               lambda_endpoint: str | None = None, drill_id: str | None = None, mesh_dir: Path | None = None,
               before_start: Callable[[SandboxMesh], None] | None = None,
-              after_end: Callable[[SandboxMesh], None] | None = None) -> DrillRun:
-    """Run one drill end to end; raises InvalidDrillSpec before anything starts if the spec is invalid."""
-    document = load_spec_document(spec_path)
-    spec = parse_spec(document)
+              after_end: Callable[[SandboxMesh], None] | None = None, live: LiveView | None = None) -> DrillRun:
+    """Run one drill end to end; raises InvalidDrillSpec before anything starts if the spec is invalid.
+
+    With ``live``, progress lines go to the live view, which shows the drill while it runs."""
+    document, spec = read_spec(spec_path)
     drill_id = drill_id or new_drill_id(spec)
-    progress = Progress(out)
+    progress = Progress(live.stream if live is not None else out)
     started = time.monotonic()
     progress.line(f"drill {drill_id}: {spec.pattern}, fault {spec.fault.kind} on {spec.fault.region}")
     mesh_dir = mesh_dir or spec_path.parent / "mesh"
-    with sandbox_session(spec, mesh_dir, root, progress=progress, lambda_endpoint=lambda_endpoint) as (mesh, stack):
+    with interruptible(out) as guard, sandbox_session(spec, mesh_dir, root, progress=progress,
+                                                      lambda_endpoint=lambda_endpoint) as (mesh, stack):
         if before_start is not None:
             before_start(mesh)
         execution_arn = start_drill(stack, drill_id, {"spec": document})
         deadline = spec.phases.baseline + spec.observe_seconds + STEP_ALLOWANCE_S
-        execution = follow_execution(stack, execution_arn, deadline, progress.on_event)
+        try:
+            with watch_drill(live, spec, drill_id, progress.on_event, s3=stack.s3, bucket=stack.bucket,
+                             store=DrillStore(stack.dynamodb.Table(stack.table))) as on_event:
+                execution = follow_execution(stack, execution_arn, deadline, on_event)
+        except Interrupted as interrupted:
+            return _interrupted(stack, spec, drill_id, execution_arn, interrupted, evidence_root, started, out)
+        guard.shield()  # the drill has ended: a signal now must not cut the evidence copy short
         if after_end is not None:
             after_end(mesh)
         return _conclude(stack, spec, drill_id, execution, evidence_root, started)
+
+
+def _interrupted(stack: LocalStack, spec: DrillSpec, drill_id: str, execution_arn: str, interrupted: Interrupted,
+                 evidence_root: Path, started: float, out: TextIO) -> DrillRun:
+    aborted = abort_drill(stack, execution_arn, interrupted, wait_s=spec.observe_seconds + STOP_WAIT_S, out=out)
+    execution = {"status": "ABORTED", "error": "Interrupted", "cause": str(interrupted)}
+    run = _conclude(stack, spec, drill_id, execution, evidence_root, started)
+    note = f"{aborted.restored} fault(s) rolled back; {aborted.detail}"
+    return replace(run, interrupted=interrupted, note=note)
 
 
 def _conclude(stack: LocalStack, spec: DrillSpec, drill_id: str, execution: dict[str, Any],
@@ -182,9 +197,9 @@ def _conclude(stack: LocalStack, spec: DrillSpec, drill_id: str, execution: dict
     prefix = f"drills/{spec.metadata.service}/{drill_id}/"
     listed = stack.s3.list_objects_v2(Bucket=stack.bucket, Prefix=prefix).get("KeyCount", 0)
     evidence_dir = copy_evidence(stack, prefix, evidence_root / drill_id) if listed else None
-    record = stack.dynamodb.Table(stack.table).get_item(Key={"pk": f"DRILL#{drill_id}", "sk": "DRILL"}).get("Item")
-    verdict = str(record["verdict"]) if record and "verdict" in record else None
-    rto = float(record["rtoSeconds"]) if record and record.get("rtoSeconds") is not None else None
+    record = DrillStore(stack.dynamodb.Table(stack.table)).get_drill(drill_id)
+    verdict = record.verdict if record is not None else None
+    rto = record.rto_seconds if record is not None else None
     error = None
     if execution["status"] != "SUCCEEDED":
         error = f"{execution.get('error', '')}: {execution.get('cause', '')}".strip(": ")

@@ -17,7 +17,8 @@ from livefire.planning import planned_faults
 from livefire.probing.chunks import encode_chunk
 from livefire.spec import parse_spec
 from livefire.store import FaultRecord
-from livefire_local.live import LiveView, make_console, render, status_line
+from livefire_local.console import make_console
+from livefire_local.live import LiveView, render, status_line
 from livefire_local.live_feed import ChunkFeed, DrillWatch
 from tests.conftest import sandbox_spec_document
 
@@ -91,7 +92,7 @@ def drill_chunk() -> list[Sample]:
 def fault_record(status: str = "INJECTED", *, restored_at_ms: float | None = None,
                  detail: str | None = None) -> FaultRecord:
     planned = planned_faults(SPEC)[0]
-    return FaultRecord(drill_id=DRILL, fault_id=planned.fault_id, status=status, planned=planned,  # type: ignore[arg-type]
+    return FaultRecord(drill_id=DRILL, fault_id=planned.fault_id, status=status, planned=planned,
                        snapshot_key="snapshot", expires_at=0, injected_at_ms=int(INJECTED),
                        restored_at_ms=int(restored_at_ms) if restored_at_ms is not None else None, detail=detail)
 
@@ -127,7 +128,7 @@ def test_the_terminal_view_shows_the_phase_clock_availability_server_and_fault_s
     assert "fault" in text and "1.5 s of 3.0 s, 1.5 s left" in text
     assert re.search(r"default\s+entrypoint\s+50\.0% \(4/8 probes\)\s+200\s+us-west-2@v1", text), text
     assert re.search(r"default\s+us-east-1\s+0\.0% \(0/8 probes\)\s+http-503\s+-", text), text
-    assert re.search(r"default\s+us-west-2\s+no probes yet\s+200\s+us-west-2@v1", text), text
+    assert re.search(r"default\s+us-west-2\s+- \(no probes read yet\)\s+200\s+us-west-2@v1", text), text
     assert "fault http-abort on VirtualService payments in us-east-1: injected" in text
     assert "2 sample chunks read" in text
 
@@ -136,8 +137,8 @@ def test_the_plain_status_line_names_the_entrypoints_availability_and_who_serves
     line = status_line(recorded_watch(), NOW)
 
     assert line.startswith("~ fault 1.5 s of 3.0 s, 1.5 s left | ")
-    assert "entrypoint@default: 50.0% (4/8 probes) available in fault, last 200, served by us-west-2@v1" in line
-    assert "us-east-1@default: 0.0% (0/8 probes) available in fault, last http-503, served by nobody" in line
+    assert "entrypoint@default: available in fault 50.0% (4/8 probes), last 200, served by us-west-2@v1" in line
+    assert "us-east-1@default: available in fault 0.0% (0/8 probes), last http-503, served by nobody" in line
     assert "fault http-abort on VirtualService payments in us-east-1: injected" in line
     assert "\x1b" not in line
 
@@ -169,7 +170,8 @@ def test_the_phase_follows_the_states_and_concludes_with_the_last_probed_phase_s
 
     assert watch.phase == "concluding"
     assert watch.probe_phase == "fault"
-    assert status_line(watch, NOW + 2_000).startswith("~ concluding 2.0 s | entrypoint@default: 50.0%")
+    line = status_line(watch, NOW + 2_000)
+    assert line.startswith("~ concluding 2.0 s | entrypoint@default: available in fault 50.0%")
 
 
 def test_the_feed_reads_each_chunk_once_with_one_listing_per_vantage_and_poll() -> None:
@@ -228,7 +230,7 @@ def test_off_a_terminal_the_view_prints_a_status_line_every_poll_while_the_drill
     assert not view.terminal
     assert len(lines) >= 3
     assert all(re.match(r"\[\s*\d+\.\d\ds\] ~ fault ", line) for line in lines[-3:]), lines
-    assert "entrypoint@default: 50.0% (4/8 probes) available in fault" in lines[-1]
+    assert "entrypoint@default: available in fault 50.0% (4/8 probes)" in lines[-1]
 
 
 def test_on_a_terminal_progress_lines_written_in_pieces_print_whole() -> None:

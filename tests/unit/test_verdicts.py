@@ -1,34 +1,76 @@
-"""The verdict table `livefire run` prints at the end, read from assessment.json through the model."""
+"""The verdict table `livefire run` and `livefire start` print at the end: the report's findings table, readable."""
 
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
-from livefire_local.verdicts import print_verdict
+from livefire.assessment import Assessment
+from livefire_local.verdicts import DrillOutcome, print_verdict, read_assessment
 from tests.unit.assessment.scenarios import failover_entry, make_spec, regions, run
 
 
-def printed(tmp_path: Path) -> str:
-    assessment = run(make_spec(), [*regions(), *failover_entry()])
-    (tmp_path / "assessment.json").write_text(assessment.model_dump_json())
+def assessed() -> Assessment:
+    return run(make_spec(), [*regions(), *failover_entry()])
+
+
+def printed(assessment: Assessment, *, width: int = 200, evidence: str | None = None) -> str:
     out = io.StringIO()
-    print_verdict(tmp_path, assessment.verdict, assessment.rto_seconds, out)
+    outcome = DrillOutcome(drill_id="d-1", status="SUCCEEDED", verdict=assessment.verdict,
+                           rto_seconds=assessment.rto_seconds, exit_code=0, assessment=assessment, evidence=evidence)
+    print_verdict(outcome, out, width=width)
     return out.getvalue()
 
 
-def test_the_verdict_table_shows_whole_titles(tmp_path: Path) -> None:
-    text = printed(tmp_path)
+def row(text: str, title: str) -> list[str]:
+    line = next(line for line in text.splitlines() if title in line)
+    return [cell.strip() for cell in re.split(r"\s{2,}", line.strip())]
 
-    assert "Recovery time at the entrypoint within 5 s" in text
+
+def test_the_verdict_table_shows_whole_titles_with_their_ids() -> None:
+    text = printed(assessed())
+
+    assert "Recovery time at the entrypoint within 5 s (rto)" in text
     assert "Standby served during the fault, and only after failover" in text
 
 
-def test_counts_print_as_whole_numbers_and_times_with_three_decimals(tmp_path: Path) -> None:
-    text = printed(tmp_path)
+def test_counts_print_as_whole_numbers_and_every_value_with_its_unit() -> None:
+    text = printed(assessed())
 
-    coverage = next(line for line in text.splitlines() if "Enough samples to judge" in line)
-    assert coverage.split()[-4:] == ["200", "samples", "3", "samples"]
-    rto = next(line for line in text.splitlines() if line.startswith("PASS") and "Recovery time" in line)
-    assert rto.split()[-4:] == ["2.200", "s", "5.000", "s"]
-    assert "RTO bracket: [+2.100s, +2.200s] after injection, width 100.0 ms" in text
+    coverage = row(text, "Enough samples to judge")
+    assert coverage[2:4] == ["200 samples", "3 samples"]
+    assert row(text, "Recovery time at the entrypoint")[:4] == [
+        "PASS", "Recovery time at the entrypoint within 5 s (rto)", "2.200 s", "5.000 s"]
+    assert not re.search(r"\d\.\d+ (samples|probes|errors)\b", text)
+
+
+def test_the_rto_bracket_the_verdict_reason_and_the_evidence_path_are_shown(tmp_path: Path) -> None:
+    (tmp_path / "assessment.json").write_text("{}")
+
+    text = printed(assessed(), evidence=str(tmp_path))
+
+    assert "VERDICT: PASS    RTO: 2.200 s" in text
+    assert "RTO bracket: [+2.100 s, +2.200 s] after the injection, width 100.0 ms" in text
+    assert f"evidence: {tmp_path} (1 files)" in text
+
+
+def test_on_a_narrow_terminal_long_titles_and_details_wrap_instead_of_being_cut() -> None:
+    assessment = assessed()
+
+    text = printed(assessment, width=80)
+
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    words = set(text.split())
+    assert "…" not in text
+    for finding in assessment.findings:
+        assert set(finding.title.split()) <= words, finding.title
+        assert set(finding.detail.split()) <= words, finding.detail
+
+
+def test_the_assessment_is_read_through_the_model(tmp_path: Path) -> None:
+    assessment = assessed()
+    (tmp_path / "assessment.json").write_text(assessment.model_dump_json())
+
+    assert read_assessment(tmp_path) == assessment
+    assert read_assessment(tmp_path / "missing") is None

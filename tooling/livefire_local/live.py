@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from livefire.spec import DrillSpec
+from livefire_local.console import make_console
 from livefire_local.live_feed import (
     FAULT_WORDS,
     Availability,
@@ -37,17 +38,8 @@ from livefire_local.live_feed import (
 )
 
 POLL_S = 2.0
-PLAIN_WIDTH = 120  # columns when the output is not a terminal and COLUMNS is not set
 STATUS_MARK = "~"  # starts every plain status line
 OnEvent = Callable[[dict[str, Any]], None]
-
-
-def make_console(stream: TextIO, environ: Mapping[str, str] = os.environ) -> Console:
-    """A console on ``stream``: colours only on a terminal without ``NO_COLOR``; 120 columns off a terminal."""
-    terminal = stream.isatty()
-    width = None if terminal or environ.get("COLUMNS") else PLAIN_WIDTH
-    return Console(file=stream, width=width, no_color=bool(environ.get("NO_COLOR")), highlight=False,
-                   soft_wrap=False)
 
 
 def _seconds(value: float) -> str:
@@ -57,7 +49,7 @@ def _seconds(value: float) -> str:
 def _percent(availability: Availability) -> str:
     percent = availability.percent
     if percent is None:
-        return "no probes yet"
+        return "- (no probes read yet)"
     return f"{percent:.1f}% ({availability.ok}/{availability.sent} probes)"
 
 
@@ -82,7 +74,8 @@ def _fault_texts(watch: DrillWatch) -> list[tuple[str, str]]:
         planned = fault.planned
         what = f"{planned.kind} on {planned.object_kind} {planned.object_name} in {planned.region}"
         state = FAULT_WORDS.get(fault.status, fault.status.lower())
-        rows.append((what, state + (f" ({fault.detail})" if fault.detail and fault.status != "INJECTED" else "")))
+        explained = fault.detail and fault.status in ("CONFLICT", "FAILED")
+        rows.append((what, state + (f" ({fault.detail})" if explained else "")))
     return rows
 
 
@@ -103,8 +96,8 @@ def status_line(watch: DrillWatch, now_ms: float) -> str:
         if phase is None or last is None:
             continue
         served = served_label(last) if last.ok else None
-        parts.append(f"{target}@{vantage}: {_percent(watch.availability(vantage, target, phase))} available in "
-                     f"{phase}, last {status_text(last)}, served by {served or 'nobody'}")
+        parts.append(f"{target}@{vantage}: available in {phase} {_percent(watch.availability(vantage, target, phase))}"
+                     f", last {status_text(last)}, served by {served or 'nobody'}")
     parts += [f"fault {what}: {state}" for what, state in _fault_texts(watch)]
     parts.append(watch.problem or _probes_lag(watch, now_ms))
     return " | ".join(parts)
@@ -253,10 +246,13 @@ class LiveView:
             yield both
         finally:
             watcher.stopped.set()
-            watcher.thread.join()
-            if live is not None:
-                watcher.poll()
-                live.stop()
+            try:
+                watcher.thread.join()
+                if live is not None:
+                    watcher.poll()  # the last frame shows the drill as it ended
+            finally:
+                if live is not None:
+                    live.stop()
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from livefire.assessment import Assessment
 from livefire_local.verdicts import DrillOutcome, print_verdict, read_assessment
-from tests.unit.assessment.scenarios import failover_entry, make_spec, regions, run
+from tests.unit.assessment.scenarios import END, INJECT, USE1, USW2, failover_entry, make_spec, regions, run, stream
 
 
 def assessed() -> Assessment:
@@ -74,3 +74,11 @@ def test_the_assessment_is_read_through_the_model(tmp_path: Path) -> None:
 
     assert read_assessment(tmp_path) == assessment
     assert read_assessment(tmp_path / "missing") is None
+
+
+def test_a_drill_without_any_outage_prints_no_outage_observed_not_an_rto() -> None:
+    entry = stream("entry", (0, INJECT + 100, USE1), (INJECT + 100, 25000, USW2), (25000, END, USE1))
+
+    text = printed(run(make_spec(), [*regions(), *entry]))
+
+    assert "RTO: no outage observed" in text

@@ -120,7 +120,9 @@ def print_verdict(outcome: DrillOutcome, out: TextIO, *, width: int | None = Non
         console.width = width
     assessment = outcome.assessment
     console.print()
-    console.print(f"VERDICT: {outcome.verdict or 'NONE'}    RTO: {format_number(outcome.rto_seconds, 's')}",
+    no_outage = outcome.rto_seconds is None and assessment is not None and assessment.outage_observed is False
+    rto = "no outage observed" if no_outage else format_number(outcome.rto_seconds, "s")
+    console.print(f"VERDICT: {outcome.verdict or 'NONE'}    RTO: {rto}",
                   style=STATUS_STYLES.get(outcome.verdict or "", "bold"), markup=False)
     if assessment is not None:
         console.print(assessment.verdict_reason, markup=False, soft_wrap=True)

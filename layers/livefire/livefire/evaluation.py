@@ -1,4 +1,8 @@
-"""The Assess step: load the samples a window wrote to S3 and judge them (the math is in assessment.py)."""
+"""The Assess step: load the samples a window wrote to S3 and judge them (the math is in ``livefire.assessment``).
+
+The fault records give the instants as brackets [request sent, answer received]: the fault phase starts when the
+first injection request was sent and the recovery phase when the last restore request was sent; the answers
+close the brackets (docs/architecture.md §5, §7)."""
 
 from __future__ import annotations
 
@@ -25,11 +29,16 @@ def evaluate_drill(request: AssessRequest, runtime: Runtime) -> AssessSummary:
     samples = load_samples(runtime.s3, runtime.settings.bucket, keys)
     faults = runtime.store.faults_of(plan.drill_id)
     injected = [f.injected_at_ms for f in faults if f.injected_at_ms is not None]
-    restored = [f.restored_at_ms for f in faults if f.restored_at_ms is not None]
+    injection_answered = [f.injection_answered_at_ms for f in faults if f.injection_answered_at_ms is not None]
+    restores = [f for f in faults if f.restored_at_ms is not None]
+    restore_sent = [f.restore_requested_at_ms or f.restored_at_ms or 0 for f in restores]
+    restore_answered = [f.restored_at_ms or 0 for f in restores]
     assessment = assess(
         spec, plan, samples,
         injected_at_ms=min(injected) if injected else None,
-        restored_at_ms=max(restored) if injected and restored else None,
+        injection_answered_at_ms=max(injection_answered) if injected and injection_answered else None,
+        restored_at_ms=max(restore_sent) if injected and restores else None,
+        restore_answered_at_ms=max(restore_answered) if injected and restores else None,
         sample_keys=keys,
     )
     key = f"{plan.evidence_prefix}assessment.json"

@@ -148,6 +148,7 @@ def test_no_outage_observed_is_no_rto_not_an_rto_of_zero() -> None:
     assert result.rto_seconds is None
     assert result.rto_bracket is None
     assert result.rto_note.startswith("no outage observed")
+    assert result.outage_observed is False
     assert result.max_outage_ms == 0.0
     rto = result.finding("rto")
     assert rto is not None and rto.measured is None
@@ -162,6 +163,7 @@ def test_a_vantage_without_outage_does_not_hide_the_rto_another_vantage_measured
     result = run(spec, samples, vantages=("local", "far"))
 
     assert result.rto_seconds == 2.2
+    assert result.outage_observed is True
     assert status(result, "rto") == "PASS"
 
 

@@ -12,6 +12,7 @@ from livefire.assessment.model import (
     Bracket,
     Detection,
     EvidencePointer,
+    FaultInstants,
     Finding,
     Latency,
     Outage,
@@ -25,13 +26,14 @@ from livefire.assessment.model import (
 from livefire.assessment.recovery import observed_incident
 from livefire.assessment.steady import steady_state
 from livefire.assessment.timeline import percentile
-from livefire.assessment.verdict import assess
+from livefire.assessment.verdict import assess, with_posture
 
 __all__ = [
     "Assessment",
     "Bracket",
     "Detection",
     "EvidencePointer",
+    "FaultInstants",
     "Finding",
     "Latency",
     "Outage",
@@ -45,4 +47,5 @@ __all__ = [
     "observed_incident",
     "percentile",
     "steady_state",
+    "with_posture",
 ]

@@ -186,6 +186,10 @@ class Assessment(AssessmentModel):
         description="the worst vantage's RTO at the entrypoint; None when no outage was observed, the entrypoint "
         "never recovered, or RTO does not apply (rto_note says which)"
     )
+    outage_observed: bool | None = Field(
+        default=None, description="whether the entrypoint failed during the fault from any vantage; None when "
+        "RTO does not apply or nothing was probed"
+    )
     rto_bracket: Bracket | None = Field(description="that vantage's recovery bracket")
     rto_note: str = Field(description="what the worst vantage saw, in words")
     rto_by_vantage: list[Recovery] = Field(description="RTO per vantage")

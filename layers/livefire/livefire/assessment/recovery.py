@@ -178,6 +178,15 @@ def failback_of(drill: DrillTimeline, vantage: str) -> Recovery:
     )
 
 
+def outage_observed(drill: DrillTimeline) -> bool | None:
+    """Whether any vantage saw the entrypoint fail during the fault; None when RTO does not apply or the
+    entrypoint was not probed during the fault."""
+    if not drill.failover or drill.injected is None:
+        return None
+    during = [s for v in drill.vantages for s in drill.in_phase(v, drill.entrypoint, "fault")]
+    return any(not s.ok for s in during) if during else None
+
+
 def slowest(recoveries: Sequence[Recovery]) -> Recovery | None:
     """The vantage that recovered last; a vantage that never recovered is the worst of all, and one that saw no
     outage at all the best."""

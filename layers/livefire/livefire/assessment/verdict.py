@@ -21,6 +21,7 @@ from livefire.assessment.recovery import (
     earliest,
     failback_of,
     observed_incident,
+    outage_observed,
     outages_of,
     rto_of,
     served_timeline,
@@ -64,12 +65,11 @@ def assess(
     sample_keys: Sequence[str],
     injection_answered_at_ms: float | None = None,
     restore_answered_at_ms: float | None = None,
-    posture: Sequence[Mapping[str, Any]] | None = None,
 ) -> Assessment:
     """Judge a drill. The fault instants are brackets: ``injected_at_ms`` is when the first injection request
     was sent and ``injection_answered_at_ms`` when the last answer came back (likewise ``restored_at_ms`` and
     ``restore_answered_at_ms`` for the restore); an answer instant left out closes the bracket at its send.
-    ``posture`` is the mesh audit (``livefire.mesh.posture.audit_mesh``), judged when the spec requires items."""
+    The mesh posture the spec requires is judged later, on the Evidence step's audit (``with_posture``)."""
     if injected_at_ms is None and restored_at_ms is not None:
         raise ValueError("restored_at_ms given without injected_at_ms")
     if injected_at_ms is not None and restored_at_ms is not None and restored_at_ms < injected_at_ms:
@@ -115,7 +115,6 @@ def assess(
         findings.append(latency_finding(drill, objectives.p99_latency))
     findings += pattern_findings(drill, worst_failback)
     findings.append(steady_after_rollback_finding(drill))
-    findings += posture_findings(spec, posture)
     verdict, reason = judge(findings)
 
     entry_detection = earliest(d for d in detections if d.target == drill.entrypoint)
@@ -138,6 +137,7 @@ def assess(
         detection_seconds=faulted_detection.seconds if faulted_detection else None,
         entrypoint_detection_seconds=entry_detection.seconds if entry_detection else None,
         rto_seconds=worst_rto.seconds if worst_rto else None,
+        outage_observed=outage_observed(drill),
         rto_bracket=worst_rto.bracket if worst_rto else None,
         rto_note=worst_rto.note if worst_rto else (
             "no entrypoint target" if drill.failover else f"RTO does not apply to pattern {spec.pattern}"
@@ -161,3 +161,15 @@ def _instants(sent_ms: float | None, answered_ms: float | None) -> FaultInstants
     if sent_ms is None:
         return None
     return FaultInstants(sent_ms=sent_ms, answered_ms=sent_ms if answered_ms is None else max(sent_ms, answered_ms))
+
+
+def with_posture(assessment: Assessment, spec: DrillSpec, posture: Sequence[Mapping[str, Any]] | None) -> Assessment:
+    """The assessment with the findings of ``posture.require`` judged on the mesh audit (posture.json), and the
+    verdict they add up to. The Evidence step audits the mesh and calls this before the reports are written; a
+    required item that could not be audited (``posture`` None) is INCONCLUSIVE."""
+    required = posture_findings(spec, posture)
+    if not required:
+        return assessment
+    findings = [f for f in assessment.findings if f.id not in {r.id for r in required}] + required
+    verdict, reason = judge(findings)
+    return assessment.model_copy(update={"findings": findings, "verdict": verdict, "verdict_reason": reason})

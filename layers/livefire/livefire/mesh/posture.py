@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from kubernetes.client import ApiClient, CustomObjectsApi
@@ -12,6 +13,7 @@ from urllib3.exceptions import HTTPError
 from livefire.errors import MeshAccessError
 
 REQUEST_TIMEOUT = (5.0, 20.0)
+DEFAULT_ROOT_NAMESPACE = "istio-system"
 
 
 class PostureFinding(BaseModel):
@@ -90,24 +92,65 @@ def _destination_rule_findings(rule: dict[str, Any] | None, namespace: str, host
     return findings
 
 
-def _mtls_finding(policies: list[dict[str, Any]], namespace: str) -> PostureFinding:
-    wide = [p for p in policies if not ((p.get("spec") or {}).get("selector"))]
-    if not wide:
-        return PostureFinding(
-            check="mtls-strict", ok=False, detail=f"no namespace-wide PeerAuthentication in {namespace}"
+def _selects(policy: dict[str, Any], labels: Mapping[str, str]) -> bool:
+    match = ((policy.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    return bool(match) and all(labels.get(key) == value for key, value in match.items())
+
+
+def _oldest(policies: list[dict[str, Any]]) -> dict[str, Any]:
+    """Istio applies the oldest of several policies at one level."""
+    return min(policies, key=lambda p: (str(p["metadata"].get("creationTimestamp") or ""), p["metadata"]["name"]))
+
+
+def mtls_finding(
+    namespace_policies: list[dict[str, Any]],
+    root_policies: list[dict[str, Any]],
+    namespace: str,
+    root_namespace: str,
+    workload_labels: Mapping[str, str],
+) -> PostureFinding:
+    """STRICT mTLS as Istio resolves PeerAuthentication: a policy selecting the workload, else the namespace-wide
+    policy, else the mesh-wide one in the root namespace; a level whose mode is UNSET inherits from the next one,
+    and where nothing decides Istio's default is PERMISSIVE."""
+    levels = [
+        ("workload", namespace, [p for p in namespace_policies if _selects(p, workload_labels)]),
+        ("namespace", namespace, [p for p in namespace_policies if not (p.get("spec") or {}).get("selector")]),
+    ]
+    if root_namespace != namespace:
+        levels.append(
+            ("mesh-wide", root_namespace, [p for p in root_policies if not (p.get("spec") or {}).get("selector")])
         )
-    modes = {p["metadata"]["name"]: ((p.get("spec") or {}).get("mtls") or {}).get("mode", "UNSET") for p in wide}
-    ok = all(mode == "STRICT" for mode in modes.values())
-    detail = ", ".join(f"{name}: {mode}" for name, mode in sorted(modes.items()))
-    return PostureFinding(check="mtls-strict", ok=ok, detail=detail)
+    seen: list[str] = []
+    for level, where, policies in levels:
+        if not policies:
+            continue
+        policy = _oldest(policies)
+        mode = ((policy.get("spec") or {}).get("mtls") or {}).get("mode") or "UNSET"
+        seen.append(f"{level} {where}/{policy['metadata']['name']}: {mode}")
+        if mode != "UNSET":
+            return PostureFinding(check="mtls-strict", ok=mode == "STRICT", detail=" over ".join(reversed(seen)))
+    inherited = f" ({', '.join(seen)} inherit)" if seen else ""
+    return PostureFinding(
+        check="mtls-strict", ok=False,
+        detail=f"no PeerAuthentication decides for {namespace} or mesh-wide in {root_namespace}{inherited}: "
+        "Istio's default is PERMISSIVE",
+    )
 
 
-def audit_posture(api: ApiClient, namespace: str, host: str) -> list[PostureFinding]:
-    """Findings on outlier detection, locality failover and STRICT mTLS for ``host`` in ``namespace``."""
+def audit_posture(
+    api: ApiClient, namespace: str, host: str, *, root_namespace: str = DEFAULT_ROOT_NAMESPACE,
+    workload_labels: Mapping[str, str] | None = None,
+) -> list[PostureFinding]:
+    """Findings on outlier detection, locality failover and STRICT mTLS for ``host`` in ``namespace``. The
+    workload's labels default to ``app: <service>`` (Istio's convention for the service a pod serves)."""
     rules = [
         r for r in _list(api, "networking.istio.io", namespace, "destinationrules")
         if _host_matches(str((r.get("spec") or {}).get("host", "")), host, namespace)
     ]
     findings = _destination_rule_findings(rules[0] if rules else None, namespace, host)
-    findings.append(_mtls_finding(_list(api, "security.istio.io", namespace, "peerauthentications"), namespace))
+    policies = _list(api, "security.istio.io", namespace, "peerauthentications")
+    root = policies if root_namespace == namespace else _list(api, "security.istio.io", root_namespace,
+                                                               "peerauthentications")
+    labels = workload_labels if workload_labels is not None else {"app": _short_host(host, namespace)}
+    findings.append(mtls_finding(policies, root, namespace, root_namespace, labels))
     return findings

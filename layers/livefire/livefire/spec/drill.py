@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from livefire.spec.assurance import Posture, SteadyState
 from livefire.redaction import redact_url
+from livefire.spec.assurance import Posture, SteadyState
 from livefire.spec.base import SpecModel
 from livefire.spec.durations import format_duration
 from livefire.spec.faults import Fault

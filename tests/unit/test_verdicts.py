@@ -6,8 +6,10 @@ import io
 import re
 from pathlib import Path
 
+from botocore.exceptions import ClientError
+
 from livefire.assessment import Assessment
-from livefire_local.verdicts import DrillOutcome, print_verdict, read_assessment
+from livefire_local.verdicts import DrillOutcome, fetch_assessment, print_verdict, read_assessment
 from tests.unit.assessment.scenarios import END, INJECT, USE1, USW2, failover_entry, make_spec, regions, run, stream
 
 
@@ -82,3 +84,26 @@ def test_a_drill_without_any_outage_prints_no_outage_observed_not_an_rto() -> No
     text = printed(run(make_spec(), [*regions(), *entry]))
 
     assert "RTO: no outage observed" in text
+
+
+class Bucket:
+    """An evidence bucket holding one drill's assessment.json, or refusing every read."""
+
+    def __init__(self, body: bytes | None, refusal: str = "NoSuchKey") -> None:
+        self.body, self.refusal = body, refusal
+
+    def get_object(self, *, Bucket: str, Key: str) -> dict[str, io.BytesIO]:  # noqa: N803 (boto3's names)
+        if self.body is None:
+            raise ClientError({"Error": {"Code": self.refusal, "Message": self.refusal}}, "GetObject")
+        assert Key == "drills/payments/d-1/assessment.json"
+        return {"Body": io.BytesIO(self.body)}
+
+
+def test_a_stacks_assessment_is_read_from_the_evidence_bucket_and_missing_when_unreadable() -> None:
+    assessment = assessed()
+
+    found = fetch_assessment(Bucket(assessment.model_dump_json().encode()), "bucket", "drills/payments/d-1/")
+
+    assert found == assessment
+    assert fetch_assessment(Bucket(None), "bucket", "drills/payments/d-1/") is None
+    assert fetch_assessment(Bucket(None, "AccessDenied"), "bucket", "drills/payments/d-1/") is None

@@ -80,10 +80,14 @@ def read_assessment(evidence_dir: Path | None) -> Assessment | None:
 
 
 def fetch_assessment(s3: Any, bucket: str, prefix: str) -> Assessment | None:
-    """assessment.json of a drill in the evidence bucket (``prefix``: drills/<service>/<drill id>/), if assessed."""
+    """assessment.json of a drill in the evidence bucket (``prefix``: drills/<service>/<drill id>/); None when the
+    drill was not assessed or these credentials may not read it (the verdict and exit code come from the drill
+    record, so they stand either way)."""
+    from botocore.exceptions import ClientError
+
     try:
         body = s3.get_object(Bucket=bucket, Key=f"{prefix}assessment.json")["Body"].read()
-    except s3.exceptions.NoSuchKey:
+    except ClientError:
         return None
     return Assessment.model_validate_json(body)
 

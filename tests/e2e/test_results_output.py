@@ -58,7 +58,7 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> Ran:
     result = livefire("run", str(spec), "--evidence-dir", str(folder / "evidence"), "--output", "json",
                       "--junit", str(junit), cwd=folder, timeout=240)
 
-    drills = list((folder / "evidence").iterdir())
+    drills = [path for path in (folder / "evidence").iterdir() if not path.name.startswith(".")]  # not .chain
     assert len(drills) == 1, result.stderr
     return Ran(result.returncode, result.stdout, result.stderr, drills[0], junit)
 

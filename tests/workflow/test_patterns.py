@@ -1,5 +1,6 @@
 """Each sandbox drill spec, run end to end (real ASL under moto, sandbox mesh) with short phases, gives the
-verdict its pattern promises: four PASS, and broken-failover FAIL because failover never happened."""
+verdict its pattern promises: four PASS (steady again after the rollback among their findings), and
+broken-failover FAIL because failover never happened."""
 
 from __future__ import annotations
 
@@ -17,12 +18,15 @@ from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
 pytestmark = pytest.mark.slow
 # Short enough for ~12 s per drill, long enough for the sandbox's ejections (2 s / 5 s) to expire in recovery.
 PHASES = {"baseline": "1s", "lead": "1s", "fault": "3s", "recovery": "3s"}
+# active-active judges a p99 latency objective: a p99 needs 100 entrypoint probes in the fault (10 Hz), and the
+# repeated ejections of a long fault take longer to expire after the rollback.
+ACTIVE_ACTIVE_PHASES = {"baseline": "1s", "lead": "1s", "fault": "11s", "recovery": "8s"}
 
 
 def _run(name: str, write_spec: Callable[[dict[str, Any]], Path], tmp_path: Path, drill_id: str,
          **overrides: Any) -> tuple[DrillRun, dict[str, Any]]:
     out = io.StringIO()
-    spec = write_spec(sandbox_spec_document(name, phases=PHASES, **overrides))
+    spec = write_spec(sandbox_spec_document(name, **({"phases": PHASES} | overrides)))
     result = run_drill(spec, root=ROOT, evidence_root=tmp_path / "evidence", out=out, drill_id=drill_id,
                        mesh_dir=MESH_DIR)
     assert result.evidence_dir is not None, out.getvalue()
@@ -40,11 +44,13 @@ def _explain(result: DrillRun, assessment: dict[str, Any]) -> str:
 
 
 def test_active_active_keeps_serving_from_the_survivor_and_passes(write_spec, tmp_path, unique_id):
-    result, assessment = _run("active-active", write_spec, tmp_path, unique_id)
+    result, assessment = _run("active-active", write_spec, tmp_path, unique_id, phases=ACTIVE_ACTIVE_PHASES)
 
     assert result.verdict == "PASS", _explain(result, assessment)
+    assert _findings(assessment)["steadyAfterRollback"]["status"] == "PASS"
     findings = _findings(assessment)
     assert findings["entrypointKeptServing"]["status"] == "PASS"
+    assert findings["p99Latency"]["status"] == "PASS"
     served_during_fault = {s["region"] for s in assessment["served_by_timeline"]}
     assert served_during_fault == {"us-east-1", "us-west-2"}
     assert assessment["rto_bracket"] is not None
@@ -54,6 +60,7 @@ def test_active_passive_fails_over_with_a_tight_bracket_and_passes(write_spec, t
     result, assessment = _run("active-passive", write_spec, tmp_path, unique_id)
 
     assert result.verdict == "PASS", _explain(result, assessment)
+    assert _findings(assessment)["steadyAfterRollback"]["status"] == "PASS"
     bracket = assessment["rto_bracket"]
     width = bracket["first_success_ms"] - bracket["last_failure_ms"]
     assert 0 < width <= 10 + 10  # burst interval + 10 ms: the entrypoint was watched while it failed
@@ -63,6 +70,7 @@ def test_canary_split_and_errors_stay_within_the_canary_share_and_pass(write_spe
     result, assessment = _run("canary", write_spec, tmp_path, unique_id)
 
     assert result.verdict == "PASS", _explain(result, assessment)
+    assert _findings(assessment)["steadyAfterRollback"]["status"] == "PASS"
     findings = _findings(assessment)
     assert findings["canarySplit"]["threshold"] == 20.0
     assert findings["canaryErrorsBounded"]["measured"] > 0  # the broken canary really served and failed
@@ -73,6 +81,7 @@ def test_blue_green_cuts_over_without_errors_and_rolls_back_to_blue(write_spec, 
     result, assessment = _run("blue-green", write_spec, tmp_path, unique_id)
 
     assert result.verdict == "PASS", _explain(result, assessment)
+    assert _findings(assessment)["steadyAfterRollback"]["status"] == "PASS"
     findings = _findings(assessment)
     assert findings["zeroErrors"]["measured"] == 0.0
     assert findings["mixedVersionWindow"]["status"] == "PASS"
@@ -98,6 +107,7 @@ def test_a_circuit_break_on_the_primary_sheds_its_traffic_and_the_entrypoint_fai
     result, assessment = _run("active-passive", write_spec, tmp_path, unique_id, fault=squeeze)
 
     assert result.verdict == "PASS", _explain(result, assessment)
+    assert _findings(assessment)["steadyAfterRollback"]["status"] == "PASS"
     assert result.evidence_dir is not None
     errors = next(s for s in assessment["stats"] if s["phase"] == "fault" and s["target"] == "us-east-1")["errors"]
     assert set(errors) == {"http_5xx"}

@@ -15,6 +15,7 @@ from moto import mock_aws
 from livefire.artifacts import snapshot_key
 from livefire.config import Settings
 from livefire.contracts import AssessSummary, EvidenceRequest, Plan
+from livefire.egress import EgressPolicy
 from livefire.evidence.publish import publish_evidence
 from livefire.mesh.kube import SANDBOX_CLUSTERS_ENV
 from livefire.probing.chunks import encode_chunk
@@ -107,5 +108,5 @@ def evidence_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[EvidenceStack]:
         boto3.client("s3", region_name=REGION).create_bucket(Bucket=bucket)
         table = _create_table(template)
         settings = Settings(bucket=bucket, table=table, event_bus="default", allowed_namespaces=(),
-                            allowed_clusters=())
+                            allowed_clusters=(), egress=EgressPolicy.from_ranges("loopback"))
         yield EvidenceStack(Runtime(settings=settings), bucket, table)

@@ -477,7 +477,7 @@ def _recovery_spec(url: str) -> DrillSpec:
         "pattern": "active-passive",
         "regions": [
             {"name": "us-east-1", "role": "primary", "cluster": {"sandbox": "a"}, "endpoint": "http://use1.test/"},
-            {"name": "us-west-2", "role": "standby", "cluster": {"sandbox": "b"}, "endpoint": url},
+            {"name": "us-west-2", "role": "standby", "cluster": {"sandbox": "b"}, "endpoint": "http://usw2.test/"},
         ],
         "entrypoint": url,
         "fault": {"kind": "http-abort", "region": "us-east-1", "abort": {},

@@ -12,8 +12,9 @@ from livefire.config import Settings
 from livefire.contracts import Plan, ProbeTarget, Sample
 from livefire.errors import InvalidDrillSpec
 from livefire.evidence.publish import audit_mesh
-from livefire.planning import anchor_at, check_blast_radius, planned_faults
+from livefire.planning import check_blast_radius, planned_faults
 from livefire.spec import DrillSpec, Vantage, parse_spec
+from livefire.spec.execution import anchor_at
 
 T0 = 1_764_000_000_000.0
 USE1, USW2, FAIL = "us-east-1", "us-west-2", "FAIL"
@@ -63,7 +64,7 @@ def test_the_fis_section_has_bounded_waits_and_defaults_the_region_to_the_faults
     assert spec.fault.fis is not None
     assert (spec.fault.fis.region, spec.fault.fis.start_timeout, spec.fault.fis.stop_timeout) == (None, 60.0, 60.0)
     slow = {**FIS, "fis": {**FIS["fis"], "stopTimeout": "2m"}}  # type: ignore[dict-item]
-    assert refusal(document(slow)) == "fault.fis.stopTimeout: must be at most 90s (one step's time limit)"
+    assert refusal(document(slow)) == "fault.fis.stopTimeout: must be at most 90s, one step's time limit (got '2m')"
 
 
 @pytest.mark.parametrize(("fault", "message"), [
@@ -72,7 +73,7 @@ def test_the_fis_section_has_bounded_waits_and_defaults_the_region_to_the_faults
     ({"kind": "webhook", "region": USE1, "webhook": {"inject": {"url": "https://a/b"}}},
      "fault.webhook.rollback: Field required"),
     ({**WEBHOOK, "webhook": {"inject": {"url": "ftp://a/b"}, "rollback": {"url": "https://a/c"}}},
-     "fault.webhook.inject.url: String should match"),
+     "fault.webhook.inject.url: must be an http(s) URL like https://host/path (got 'ftp://a/b')"),
     ({**EXTERNAL, "fis": FIS["fis"]}, "fault: fis is only valid with kind fis, not external"),
     ({**EXTERNAL, "target": {"namespace": "payments", "virtualService": "p"}},
      "fault.target: kind external touches no mesh object: remove target"),

@@ -119,7 +119,8 @@ def fis_document(template_id: str) -> dict[str, Any]:
     """An FIS drill that probes the standby's endpoint as its entrypoint: its probes never go through the
     sandbox entrypoint, whose outlier detection an observe-only drill running beside it audits."""
     document = sandbox_spec_document(phases={**SHORT, "lead": "1s"}, objectives={})
-    document["entrypoint"] = document["regions"][1]["endpoint"]
+    # Another path of the standby's service: an entrypoint may not be a region's own endpoint (spec validation).
+    document["entrypoint"] = document["regions"][1]["endpoint"].replace("/healthz", "/entry")
     document["fault"] = {"kind": "fis", "region": REGION,
                          "fis": {"experimentTemplateId": template_id, "startTimeout": "10s", "stopTimeout": "10s"}}
     return document

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from livefire.egress import LOCAL_RANGES, parse_ranges
 from livefire.errors import InvalidDrillSpec
 from livefire_local.aws_cli import add_aws_commands
 from livefire_local.evidence_cli import add_evidence_commands
@@ -29,9 +30,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     root = find_root(Path.cwd())
     results = Results.of(args)
     try:
+        parse_ranges(args.allowed_ranges)
         with results.running() as live:
             run = run_drill(Path(args.spec), root=root, evidence_root=Path(args.evidence_dir),
-                            lambda_endpoint=args.lambda_endpoint, live=live)
+                            lambda_endpoint=args.lambda_endpoint, live=live, allowed_ranges=args.allowed_ranges)
     except InvalidDrillSpec as exc:
         print(f"invalid drill spec: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -50,10 +52,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser("run", help="run a whole drill locally on the sandbox mesh")
-    run.add_argument("spec", help="drill spec (YAML or JSON), e.g. drills/sandbox/active-passive.yaml")
+    run.add_argument("spec", help="drill spec (YAML or JSON; - reads standard input), "
+                                  "e.g. drills/sandbox/active-passive.yaml")
     run.add_argument("--evidence-dir", default="livefire-evidence", help="where evidence is copied")
     run.add_argument("--lambda-endpoint", default=None,
                      help="use this Lambda endpoint (e.g. `sam local start-lambda` at http://127.0.0.1:3001)")
+    run.add_argument("--allowed-ranges", default=LOCAL_RANGES, metavar="RANGES",
+                     help="non-public addresses probes and webhooks may reach: CIDRs and loopback, link-local, "
+                          f"private, comma-separated; '' allows public addresses only (default: {LOCAL_RANGES})")
     add_result_options(run)
     run.set_defaults(func=cmd_run)
 

@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from livefire.egress import LOCAL_RANGES, RANGES_ENV
+from livefire.redaction import redact_urls_in_text
 from livefire.spec import DrillSpec, read_spec
 from livefire.store import DrillStore
 from livefire_local.aws import LocalStack, local_stack
@@ -65,7 +67,8 @@ class Progress:
         self._entered: dict[str, float] = {}
 
     def line(self, text: str) -> None:
-        print(f"[{time.monotonic() - self._t0:6.2f}s] {text}", file=self._out, flush=True)
+        shown = redact_urls_in_text(text)  # query values of URLs in error messages are never printed
+        print(f"[{time.monotonic() - self._t0:6.2f}s] {shown}", file=self._out, flush=True)
 
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event["type"]
@@ -136,10 +139,15 @@ def copy_evidence(stack: LocalStack, prefix: str, destination: Path) -> Path:
 
 @contextmanager
 def sandbox_session(spec: DrillSpec, mesh_dir: Path, root: Path, *, progress: Progress | None = None,
-                    lambda_endpoint: str | None = None) -> Iterator[tuple[SandboxMesh, LocalStack]]:
-    """The sandbox mesh for ``spec`` plus the local stack wired to it: everything a drill runs against."""
+                    lambda_endpoint: str | None = None,
+                    allowed_ranges: str = LOCAL_RANGES) -> Iterator[tuple[SandboxMesh, LocalStack]]:
+    """The sandbox mesh for ``spec`` plus the local stack wired to it: everything a drill runs against.
+
+    ``allowed_ranges`` plays the template parameter AllowedTargetRanges: locally the person running the drill is
+    the deployment, so their loopback and private services may be probed and called (livefire/egress.py)."""
     with SandboxMesh.from_spec(spec, mesh_dir) as mesh:
-        env = {**mesh.environment(), "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+        env = {**mesh.environment(), "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true",
+               RANGES_ENV: allowed_ranges}
         with local_stack(root, extra_env=env, lambda_endpoint=lambda_endpoint,
                          on_invoke=progress.on_invoke if progress else None) as stack:
             yield mesh, stack
@@ -155,7 +163,8 @@ def start_drill(stack: LocalStack, drill_id: str, execution_input: Any) -> str:
 def run_drill(spec_path: Path, *, root: Path, evidence_root: Path, out: TextIO = sys.stdout,
               lambda_endpoint: str | None = None, drill_id: str | None = None, mesh_dir: Path | None = None,
               before_start: Callable[[SandboxMesh], None] | None = None,
-              after_end: Callable[[SandboxMesh], None] | None = None, live: LiveView | None = None) -> DrillRun:
+              after_end: Callable[[SandboxMesh], None] | None = None, live: LiveView | None = None,
+              allowed_ranges: str = LOCAL_RANGES) -> DrillRun:
     """Run one drill end to end; raises InvalidDrillSpec before anything starts if the spec is invalid.
 
     With ``live``, progress lines go to the live view, which shows the drill while it runs."""
@@ -166,6 +175,7 @@ def run_drill(spec_path: Path, *, root: Path, evidence_root: Path, out: TextIO =
     progress.line(f"drill {drill_id}: {spec.pattern}, fault {spec.fault.kind} on {spec.fault.region}")
     mesh_dir = mesh_dir or spec_path.parent / "mesh"
     with interruptible(out) as guard, sandbox_session(spec, mesh_dir, root, progress=progress,
+                                                      allowed_ranges=allowed_ranges,
                                                       lambda_endpoint=lambda_endpoint) as (mesh, stack):
         if before_start is not None:
             before_start(mesh)

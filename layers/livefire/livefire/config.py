@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from livefire.egress import EgressPolicy, current_policy
 
 
 def _csv(value: str | None) -> tuple[str, ...]:
@@ -17,6 +19,8 @@ class Settings:
     event_bus: str
     allowed_namespaces: tuple[str, ...]
     allowed_clusters: tuple[str, ...]
+    # Where probes and webhooks may connect (template parameter AllowedTargetRanges, livefire/egress.py).
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -26,4 +30,5 @@ class Settings:
             event_bus=os.environ.get("EVENT_BUS_NAME", "default"),
             allowed_namespaces=_csv(os.environ.get("ALLOWED_NAMESPACES")),
             allowed_clusters=_csv(os.environ.get("ALLOWED_CLUSTERS")),
+            egress=current_policy(),
         )

@@ -9,32 +9,23 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Any
 
 from botocore.exceptions import ClientError
 
 from livefire.artifacts import evidence_prefix
 from livefire.config import Settings
 from livefire.contracts import Plan, PlannedFault, PlanRequest, ProbeTarget
+from livefire.egress import EgressRefused, check_targets
 from livefire.errors import DrillInProgress, GuardrailViolation, InvalidDrillSpec
+from livefire.redaction import redact_url, redact_urls_in_text
 from livefire.runtime import Runtime
-from livefire.spec import ClusterRef, DrillSpec, Vantage, parse_spec
+from livefire.spec import ClusterRef, DrillSpec, Vantage
+from livefire.spec.execution import parse_execution_input
 
 # Steps take a little time (Lambda calls, patches); observing this much longer keeps the recovery window whole.
 OBSERVE_SLACK_S = 2.0
 # A lease outlives the drill by this much, so a crashed drill's lease frees itself even without the guardian.
 LEASE_MARGIN_S = 15 * 60
-# An anchorAt before 2001-09-09 is surely seconds (or nonsense), not epoch milliseconds.
-EARLIEST_ANCHOR_MS = 1_000_000_000_000
-
-
-def spec_document(execution_input: dict[str, Any]) -> Any:
-    """The execution input is ``{"spec": {...}}`` (console, schedules) or the spec document itself."""
-    if "spec" in execution_input:
-        return execution_input["spec"]
-    if "apiVersion" in execution_input:
-        return execution_input
-    raise InvalidDrillSpec('spec: missing (start the execution with {"spec": {...drill spec...}})')
 
 
 def planned_faults(spec: DrillSpec) -> list[PlannedFault]:
@@ -68,19 +59,6 @@ def planned_faults(spec: DrillSpec) -> list[PlannedFault]:
             object_name=object_name, lease_key=lease_key,
         )
     ]
-
-
-def anchor_at(execution_input: dict[str, Any], spec: DrillSpec) -> int | None:
-    """``anchorAt`` (epoch ms) of the execution input: when an observed incident began, for external drills."""
-    if "anchorAt" not in execution_input:
-        return None
-    value = execution_input["anchorAt"]
-    if spec.fault.kind != "external":
-        raise InvalidDrillSpec(f"anchorAt: only valid with fault kind external (this drill injects {spec.fault.kind} "
-                               "and measures from its own injection)")
-    if isinstance(value, bool) or not isinstance(value, int) or value < EARLIEST_ANCHOR_MS:
-        raise InvalidDrillSpec(f"anchorAt: must be an epoch time in milliseconds (got {value!r})")
-    return value
 
 
 def cluster_name(cluster: ClusterRef) -> str:
@@ -117,6 +95,27 @@ def check_blast_radius(spec: DrillSpec, faults: list[PlannedFault], settings: Se
             )
 
 
+def check_egress(spec: DrillSpec, settings: Settings) -> None:
+    """Refuse a probe or webhook URL whose host resolves, now, to an address outside the deployment's egress
+    rules (livefire/egress.py). The probes and the webhook check again on every connection."""
+    urls = [("entrypoint", spec.entrypoint)]
+    urls += [(f"regions.{index}.endpoint", region.endpoint) for index, region in enumerate(spec.regions)]
+    if spec.fault.webhook is not None:
+        urls += [(f"fault.webhook.{action}.url", call.url)
+                 for action, call in (("inject", spec.fault.webhook.inject), ("rollback", spec.fault.webhook.rollback))]
+    try:
+        check_targets(urls, settings.egress)
+    except EgressRefused as exc:
+        raise GuardrailViolation(str(exc)) from None
+
+
+def redacted(plan: Plan) -> Plan:
+    """The plan as it is stored: its targets' query values redacted. The plan the steps pass on keeps them
+    (it lives only in the execution, beside the input that carried them)."""
+    targets = [target.model_copy(update={"url": redact_url(target.url)}) for target in plan.targets]
+    return plan.model_copy(update={"targets": targets})
+
+
 def probe_targets(spec: DrillSpec) -> list[ProbeTarget]:
     targets = [ProbeTarget(name="entrypoint", url=spec.entrypoint, region=None, role="entrypoint")]
     targets += [ProbeTarget(name=r.name, url=r.endpoint, region=r.name, role=r.role) for r in spec.regions]
@@ -132,12 +131,13 @@ def default_vantages(spec: DrillSpec) -> list[Vantage]:
 def plan_drill(request: PlanRequest, runtime: Runtime) -> Plan:
     store = runtime.store
     try:
-        spec = parse_spec(spec_document(request.execution_input))
+        spec, anchor = parse_execution_input(request.execution_input)
         faults = planned_faults(spec)
         check_blast_radius(spec, faults, runtime.settings)
-        anchor = anchor_at(request.execution_input, spec)
+        check_egress(spec, runtime.settings)
     except (InvalidDrillSpec, GuardrailViolation) as refusal:
-        store.record_rejected_attempt(request.drill_id, request.execution_arn, f"{type(refusal).__name__}: {refusal}")
+        reason = redact_urls_in_text(f"{type(refusal).__name__}: {refusal}")
+        store.record_rejected_attempt(request.drill_id, request.execution_arn, reason)
         raise
 
     started_at_ms = int(time.time() * 1000)
@@ -158,8 +158,8 @@ def plan_drill(request: PlanRequest, runtime: Runtime) -> Plan:
             store.acquire_lease(fault.lease_key, request.drill_id, expires_at, request.execution_arn)
             acquired.append(fault.lease_key)
         plan = _record_drill(plan, acquired, runtime)
-        runtime.put_json(plan.spec_key, spec.to_document())
-        runtime.put_json(f"{prefix}plan.json", plan.to_state())
+        runtime.put_json(plan.spec_key, spec.to_document())  # query values redacted (DrillSpec.to_document)
+        runtime.put_json(f"{prefix}plan.json", redacted(plan).to_state())
     except DrillInProgress as busy:
         for key in acquired:
             store.release_lease(key, request.drill_id)

@@ -25,6 +25,7 @@ from livefire.spec.faults import (
     WebhookCall,
     WebhookFault,
 )
+from livefire.spec.reader import load_document, read_spec
 from livefire.spec.sections import (
     AbortIf,
     ClusterRef,
@@ -49,5 +50,5 @@ __all__ = [
     "FisExperiment", "Guardrails", "HttpUrl", "Metadata", "ObjectKind", "Objectives", "Pattern", "Percent",
     "Phases", "PositiveDuration", "Posture", "PostureItem", "Probes", "Region", "RegionRole", "ServedBy", "Slug",
     "SpecModel", "SteadyState", "Vantage",
-    "WebhookCall", "WebhookFault", "format_duration", "parse_duration", "parse_spec",
+    "WebhookCall", "WebhookFault", "format_duration", "load_document", "parse_duration", "parse_spec", "read_spec",
 ]

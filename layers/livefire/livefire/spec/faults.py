@@ -9,7 +9,6 @@ from pydantic.alias_generators import to_camel
 
 from livefire.spec.base import Slug, SpecModel
 from livefire.spec.durations import PositiveDuration, StepWait
-from livefire.spec.sections import Percent
 from livefire.spec.urls import HttpUrl
 
 FaultKind = Literal[
@@ -52,14 +51,18 @@ class FaultTarget(SpecModel):
     route: str | None = Field(default=None, description="match only the http route with this name")
 
 
+# The share of requests a fault hits: a 0 % fault would be injected and change nothing.
+FaultPercent = Annotated[float, Field(gt=0, le=100)]
+
+
 class AbortFault(SpecModel):
     http_status: Annotated[int, Field(ge=200, le=599)] = 503
-    percent: Percent = 100.0
+    percent: FaultPercent = 100.0
 
 
 class DelayFault(SpecModel):
     fixed_delay: PositiveDuration
-    percent: Percent = 100.0
+    percent: FaultPercent = 100.0
 
 
 PoolLimit = Annotated[int, Field(ge=1, le=2**31 - 1)]

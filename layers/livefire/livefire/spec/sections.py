@@ -7,10 +7,20 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from livefire.spec.base import Slug, SpecModel
-from livefire.spec.durations import Duration, PositiveDuration
+from livefire.spec.durations import AS_DURATION, HOUR, MINUTE, MS, SECOND, Duration, PositiveDuration, bounded
 from livefire.spec.urls import HttpUrl
 
 Percent = Annotated[float, Field(ge=0, le=100)]
+# The limits of each duration field: (minimum, maximum, resolution). Lead and fault are waited by the state
+# machine in whole seconds; everything probed or measured has millisecond resolution.
+BaselinePhase = Annotated[float, bounded(SECOND, 15 * MINUTE), AS_DURATION]
+LeadPhase = Annotated[float, bounded(0.0, HOUR, SECOND), AS_DURATION]
+FaultPhase = Annotated[float, bounded(SECOND, HOUR, SECOND), AS_DURATION]
+RecoveryPhase = Annotated[float, bounded(SECOND, HOUR), AS_DURATION]
+ProbeInterval = Annotated[float, bounded(10 * MS, MINUTE), AS_DURATION]
+ProbeTimeout = Annotated[float, bounded(10 * MS, 30 * SECOND), AS_DURATION]
+BurstInterval = Annotated[float, bounded(5 * MS, MINUTE), AS_DURATION]
+Sustain = Annotated[float, bounded(MS, 10 * MINUTE), AS_DURATION]
 Pattern = Literal["active-active", "active-passive", "canary", "blue-green"]
 RegionRole = Literal["primary", "standby", "active"]
 
@@ -65,10 +75,10 @@ class ServedBy(SpecModel):
 
 
 class Phases(SpecModel):
-    baseline: PositiveDuration = 5.0
-    lead: Duration = 5.0
-    fault: PositiveDuration
-    recovery: PositiveDuration
+    baseline: BaselinePhase = 5.0
+    lead: LeadPhase = 5.0
+    fault: FaultPhase
+    recovery: RecoveryPhase
 
 
 class Expect(SpecModel):
@@ -77,12 +87,12 @@ class Expect(SpecModel):
 
 
 class Probes(SpecModel):
-    interval: PositiveDuration = 0.25
-    timeout: PositiveDuration = 2.0
+    interval: ProbeInterval = 0.25
+    timeout: ProbeTimeout = 2.0
     expect: Expect = Expect()
     fresh_connections: bool = True
-    burst_interval: PositiveDuration = 0.01
-    sustain: PositiveDuration = Field(default=1.0, description="how long success must hold to count")
+    burst_interval: BurstInterval = 0.01
+    sustain: Sustain = Field(default=1.0, description="how long success must hold to count")
 
     @model_validator(mode="after")
     def _burst_not_slower_than_base(self) -> Probes:

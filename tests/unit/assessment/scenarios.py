@@ -50,6 +50,18 @@ def make_spec(**overrides: Any) -> DrillSpec:
     return parse_spec(document)
 
 
+def active_active_spec(**objectives: Any) -> DrillSpec:
+    """Both regions active, the fault on us-east-1."""
+    return make_spec(
+        pattern="active-active",
+        regions=[
+            {"name": USE1, "role": "active", "cluster": {"sandbox": "use1"}, "endpoint": "http://use1/healthz"},
+            {"name": USW2, "role": "active", "cluster": {"sandbox": "usw2"}, "endpoint": "http://usw2/healthz"},
+        ],
+        objectives=objectives,
+    )
+
+
 def make_plan(spec: DrillSpec, vantages: Iterable[str] = ("local",)) -> Plan:
     targets = [ProbeTarget(name="entry", url=spec.entrypoint, region=None, role="entrypoint")]
     targets += [

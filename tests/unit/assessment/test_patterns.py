@@ -13,6 +13,7 @@ from tests.unit.assessment.scenarios import (
     T0,
     USE1,
     USW2,
+    active_active_spec,
     blue_green_run,
     canary_every_fifth,
     canary_run,
@@ -67,14 +68,7 @@ def test_a_standby_that_served_before_the_injection_fails_the_pattern() -> None:
 
 
 def test_active_active_passes_when_the_surviving_region_keeps_serving() -> None:
-    spec = make_spec(
-        pattern="active-active",
-        regions=[
-            {"name": USE1, "role": "active", "cluster": {"sandbox": "use1"}, "endpoint": "http://use1/healthz"},
-            {"name": USW2, "role": "active", "cluster": {"sandbox": "usw2"}, "endpoint": "http://usw2/healthz"},
-        ],
-        objectives={"rto": "5s", "availability": 99},
-    )
+    spec = active_active_spec(rto="5s", availability=99)
     both = [s for s in stream("entry", (0, END, USE1)) if (s.sent_ms - T0) % 200 == 0]
     both += [
         s.model_copy(update={"served_by": USW2})
@@ -94,14 +88,7 @@ def test_active_active_passes_when_the_surviving_region_keeps_serving() -> None:
 
 
 def test_active_active_fails_when_the_entrypoint_drops_below_the_slo() -> None:
-    spec = make_spec(
-        pattern="active-active",
-        regions=[
-            {"name": USE1, "role": "active", "cluster": {"sandbox": "use1"}, "endpoint": "http://use1/healthz"},
-            {"name": USW2, "role": "active", "cluster": {"sandbox": "usw2"}, "endpoint": "http://usw2/healthz"},
-        ],
-        objectives={},
-    )
+    spec = active_active_spec()
 
     result = run(spec, [*regions(), *failover_entry()])
 
@@ -283,14 +270,7 @@ def test_a_failover_that_never_happened_fails_and_says_so() -> None:
 
 
 def test_active_active_without_any_outage_passes_its_rto_with_no_rto_value() -> None:
-    spec = make_spec(
-        pattern="active-active",
-        regions=[
-            {"name": USE1, "role": "active", "cluster": {"sandbox": "use1"}, "endpoint": "http://use1/healthz"},
-            {"name": USW2, "role": "active", "cluster": {"sandbox": "usw2"}, "endpoint": "http://usw2/healthz"},
-        ],
-        objectives={"rto": "5s"},
-    )
+    spec = active_active_spec(rto="5s")
     entry = [s.model_copy(update={"served_by": USW2 if (s.sent_ms - T0) % 200 or INJECT <= s.sent_ms - T0 < RESTORE
                                   else USE1}) for s in stream("entry", (0, END, USE1))]
 

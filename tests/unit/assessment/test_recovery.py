@@ -12,6 +12,7 @@ from tests.unit.assessment.scenarios import (
     T0,
     USE1,
     USW2,
+    active_active_spec,
     failover_entry,
     make_spec,
     regions,
@@ -187,14 +188,7 @@ def test_the_headline_rto_is_the_worst_vantage() -> None:
 
 
 def test_active_active_failback_waits_for_the_faulted_region_to_serve_again() -> None:
-    spec = make_spec(
-        pattern="active-active",
-        regions=[
-            {"name": USE1, "role": "active", "cluster": {"sandbox": "use1"}, "endpoint": "http://use1/healthz"},
-            {"name": USW2, "role": "active", "cluster": {"sandbox": "usw2"}, "endpoint": "http://usw2/healthz"},
-        ],
-        objectives={"failbackRto": "5s"},
-    )
+    spec = active_active_spec(failbackRto="5s")
     entry = [
         s.model_copy(update={"served_by": USE1 if (s.sent_ms - T0) % 200 == 0 else USW2})
         for s in stream("entry", (0, END, USW2))

@@ -77,3 +77,15 @@ def test_percentile_uses_the_nearest_rank() -> None:
     assert percentile([5.0, 1.0, 4.0, 2.0, 3.0], 50) == 3.0
     assert percentile([7.0], 99) == 7.0
     assert percentile([], 50) is None
+
+
+def test_every_finding_states_its_rule_in_one_sentence() -> None:
+    failover = run(make_spec(objectives={"rto": "5s", "failbackRto": "15s", "availability": 90, "p99Latency": "1s"}),
+                   [*regions(), *failover_entry()])
+
+    rules = {f.id: f.rule for f in failover.findings}
+
+    assert set(rules) == {"faultTookEffect", "sampleCoverage", "rto", "failbackRto", "availability", "p99Latency",
+                          "standbyServedDuringFault", "primaryServedAfterFailback", "steadyAfterRollback"}
+    assert all(rule.endswith(".") for rule in rules.values()), rules
+    assert "needs 100 probes per vantage" in rules["p99Latency"]

@@ -5,7 +5,9 @@ Absolute times are UTC epoch milliseconds (as in ``Sample``); recovery durations
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Literal, ParamSpec
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -157,6 +159,24 @@ class Finding(AssessmentModel):
         default=None, description="the fewest samples per vantage the rule needs to be judged (its sufficiency rule)"
     )
     samples: int | None = Field(default=None, description="the fewest samples a vantage had for the rule")
+    rule: str = Field(default="", description="the rule in one sentence: what is measured, over which samples, "
+                      "and when it passes")
+
+
+P = ParamSpec("P")
+
+
+def rule(sentence: str) -> Callable[[Callable[P, Finding]], Callable[P, Finding]]:
+    """Declare, on a finding function, the one-sentence rule every finding it returns carries."""
+
+    def declare(judge: Callable[P, Finding]) -> Callable[P, Finding]:
+        @wraps(judge)
+        def judged(*args: P.args, **kwargs: P.kwargs) -> Finding:
+            return judge(*args, **kwargs).model_copy(update={"rule": sentence})
+
+        return judged
+
+    return declare
 
 
 class Assessment(AssessmentModel):

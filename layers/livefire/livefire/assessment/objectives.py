@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from livefire.assessment.model import Detection, Finding, PhaseName, Recovery, Status
+from livefire.assessment.model import Detection, Finding, PhaseName, Recovery, Status, rule
 from livefire.assessment.recovery import earliest, failback_target
 from livefire.assessment.sufficiency import (
     Measure,
@@ -19,6 +19,8 @@ from livefire.assessment.sufficiency import (
 from livefire.assessment.timeline import MIN_SAMPLES, DrillTimeline, scheduled
 
 
+@rule("External drills: PASS when a failure was seen at the entrypoint or at the endpoint of fault.region from "
+      "the anchor on; otherwise INCONCLUSIVE, as there is no failover to audit.")
 def _incident_finding(drill: DrillTimeline, detections: Sequence[Detection]) -> Finding:
     """An external drill injects nothing: what it audits is a failure someone else caused, if one was seen."""
     title = "A failure was observed to audit"
@@ -43,6 +45,9 @@ def _incident_finding(drill: DrillTimeline, detections: Sequence[Detection]) -> 
     )
 
 
+@rule("PASS when the faulted region's own endpoint shows the fault after the injection request was sent (a "
+      "failure; for http-delay an answer slowed by half the delay; for traffic-shift a version that did not serve "
+      "before); otherwise INCONCLUSIVE: a fault that never showed proves nothing.")
 def fault_effect_finding(drill: DrillTimeline, detections: Sequence[Detection]) -> Finding:
     if drill.spec.fault.kind == "external":
         return _incident_finding(drill, detections)
@@ -77,6 +82,9 @@ def fault_effect_finding(drill: DrillTimeline, detections: Sequence[Detection]) 
     )
 
 
+@rule("PASS when every vantage has at least 3 probes of the entrypoint in the fault and recovery phases and of "
+      "the faulted endpoint in the fault phase (canary, blue-green: also of the entrypoint before the injection); "
+      "otherwise INCONCLUSIVE, and the verdict with it.")
 def coverage_finding(drill: DrillTimeline) -> Finding:
     """Enough samples to judge: per vantage, the entrypoint in the fault and recovery phases and the faulted
     endpoint in the fault phase; for canary and blue-green also the entrypoint before the injection (the
@@ -113,6 +121,9 @@ def coverage_finding(drill: DrillTimeline) -> Finding:
     )
 
 
+@rule("From the injection request's send to the first sustained (probes.sustain) run of successes served by a "
+      "healthy region, worst vantage, at most the objective; recovering only after the rollback FAILs; no outage "
+      "observed is no RTO (null) and PASSes only for active-active.")
 def rto_finding(drill: DrillTimeline, objective: float, worst: Recovery | None) -> Finding:
     """RTO at the entrypoint, worst vantage. With no outage observed there is nothing to time: that PASSes only
     for active-active (the survivors are expected to absorb the traffic), else it is INCONCLUSIVE."""
@@ -163,6 +174,9 @@ def rto_finding(drill: DrillTimeline, objective: float, worst: Recovery | None) 
     )
 
 
+@rule("From the restore request's send to the first sustained run served by the primary again (active-passive), "
+      "with the faulted region back (active-active), or by the versions that served before only (canary, "
+      "blue-green), worst vantage, at most the objective.")
 def failback_finding(drill: DrillTimeline, objective: float, worst: Recovery | None) -> Finding:
     what = "Failback to" if drill.failover else "Traffic back on"
     title = f"{what} {failback_target(drill)} within {objective:g} s of the rollback"
@@ -188,6 +202,9 @@ def failback_finding(drill: DrillTimeline, objective: float, worst: Recovery | N
     )
 
 
+@rule("Share of the fixed-schedule entrypoint probes that succeeded over the fault and recovery phases, worst "
+      "vantage, at least the objective A; it needs ceil(100 / (100 - A)) probes per vantage (at least 3, at most "
+      "1000), else INCONCLUSIVE.")
 def availability_finding(drill: DrillTimeline, objective: float) -> Finding:
     """Availability at the entrypoint over the fault and recovery phases (fixed-schedule probes), worst vantage."""
     measures = [
@@ -201,6 +218,9 @@ def availability_finding(drill: DrillTimeline, objective: float) -> Finding:
     )
 
 
+@rule("Nearest-rank p99 of the fixed-schedule entrypoint probes during the fault that succeeded or timed out (a "
+      "timeout counts as at least the probe timeout), worst vantage, at most the objective; it needs 100 probes "
+      "per vantage, else INCONCLUSIVE.")
 def latency_finding(drill: DrillTimeline, objective_s: float) -> Finding:
     """p99 latency at the entrypoint during the fault (fixed-schedule probes, timeouts counted), worst vantage."""
     threshold = objective_s * 1000.0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from livefire.assessment.model import Finding, PhaseName, Recovery, Status
+from livefire.assessment.model import Finding, PhaseName, Recovery, Status, rule
 from livefire.assessment.recovery import effect_predicate, failback_target
 from livefire.assessment.sufficiency import combine, fewest, share_measure, share_samples_needed
 from livefire.assessment.timeline import (
@@ -35,6 +35,9 @@ def _tolerance(share: float, count: int) -> float:
     return SPLIT_SIGMAS * math.sqrt(share * (1.0 - share) / count) + 1.0 / count
 
 
+@rule("Active-passive: PASS when a standby answered the entrypoint after the injection's answer came back and "
+      "before the rollback, and none answered before the injection request was sent (answers in between count for "
+      "neither).")
 def _standby_finding(drill: DrillTimeline) -> Finding:
     """The standby served once the fault was surely in effect, and never before the injection request was sent
     (a probe sent while the injection was in flight is neither before nor after it)."""
@@ -72,6 +75,8 @@ def _standby_finding(drill: DrillTimeline) -> Finding:
     )
 
 
+@rule("After the rollback what served before the drill serves a sustained run again, from every vantage: the "
+      "primary (active-passive), only the versions that served before (canary, blue-green).")
 def _served_again_finding(drill: DrillTimeline, worst: Recovery | None) -> Finding:
     """After the rollback, what served before the drill serves again: the primary (active-passive), or only the
     versions that served before the shift (canary, blue-green)."""
@@ -100,6 +105,8 @@ def _served_again_finding(drill: DrillTimeline, worst: Recovery | None) -> Findi
     )
 
 
+@rule("Active-active: the entrypoint's availability during the fault at least the availability objective (else "
+      "99%), with enough probes to judge it, and every surviving region that served before still serving.")
 def _kept_serving_finding(drill: DrillTimeline) -> Finding:
     """Active-active: the entrypoint's availability during the fault (the availability objective, else 99%,
     with enough probes to judge it), and every surviving region that served before still served."""
@@ -145,6 +152,8 @@ def _shifted_window(drill: DrillTimeline, vantage: str) -> list[Sample]:
     return [] if first is None else samples[first:]
 
 
+@rule("Canary: each version's share of the fixed-schedule entrypoint probes, from the first that shows the shift "
+      "until the fault surely ended, within 4 binomial sigmas plus one probe of its weight; it needs 20 probes.")
 def _canary_split_finding(drill: DrillTimeline) -> Finding:
     """The observed share of each version against ``fault.weights``, within the binomial tolerance."""
     weights = drill.spec.fault.weights or {}
@@ -183,6 +192,8 @@ def _canary_split_finding(drill: DrillTimeline) -> Finding:
     )
 
 
+@rule("Canary: the failure rate over the same probes at most the canary's weight plus that tolerance; it needs "
+      "20 probes.")
 def _canary_errors_finding(drill: DrillTimeline) -> Finding:
     """User-facing errors during the shift are at most the canary's share (within the binomial tolerance)."""
     weights = drill.spec.fault.weights or {}
@@ -221,6 +232,8 @@ def _canary_errors_finding(drill: DrillTimeline) -> Finding:
     )
 
 
+@rule("Blue-green: from the first answer by the new version to the last answer by the old one before the new "
+      "version held alone for probes.sustain, at most objectives.mixedVersionWindow (default one probe interval).")
 def _mixed_version_finding(drill: DrillTimeline) -> Finding:
     """Blue-green cutover: from the first answer by the new version to the last answer by the old one before
     the new version held alone for ``sustain`` (later old answers are the rollback, not the cutover)."""
@@ -275,6 +288,7 @@ def _mixed_version_finding(drill: DrillTimeline) -> Finding:
     )
 
 
+@rule("Blue-green: no entrypoint probe failed from the injection to the end of the recovery phase.")
 def _zero_errors_finding(drill: DrillTimeline) -> Finding:
     title = "No user-facing error through the cutover and the rollback"
     failures = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from livefire.assessment.model import EvidencePointer, Finding, Status
+from livefire.assessment.model import EvidencePointer, Finding, Status, rule
 from livefire.spec import DrillSpec, PostureItem
 
 POSTURE_ARTIFACT = "posture.json"
@@ -23,6 +23,9 @@ TITLES: dict[PostureItem, str] = {
 }
 
 
+@rule("Required by posture.require: PASS when every region's audit finds the item (mtlsStrict: STRICT by Istio's "
+      "PeerAuthentication precedence; outlierDetection; localityFailover, which needs outlierDetection); FAIL when a "
+      "region lacks it; INCONCLUSIVE when a region was not audited.")
 def _finding(item: PostureItem, audits: Sequence[Mapping[str, Any]] | None) -> Finding:
     """PASS when every region's audit has the item's check ok; FAIL when one region's check failed;
     INCONCLUSIVE when a region could not be audited (or nothing was)."""

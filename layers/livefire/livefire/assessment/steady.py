@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from livefire.assessment.model import Finding, Status
+from livefire.assessment.model import Finding, Status, rule
 from livefire.assessment.sufficiency import latency_quantile
 from livefire.assessment.timeline import MIN_SAMPLES, DrillTimeline, availability_of, group_samples, scheduled
 from livefire.contracts import Sample, SteadyResult
@@ -122,6 +122,10 @@ def _after_rollback_problems(drill: DrillTimeline, vantage: str, window: Sequenc
     return problems
 
 
+@rule("Over the last third of the recovery phase (steady.window), every vantage sees the entrypoint steady "
+      "again: the steady availability floor, at most steady.maxConsecutiveErrors failures in a row, a median latency "
+      "at most the baseline's plus the larger of itself and steady.latencyTolerance, steady.p99Latency if set, and "
+      "for active-passive every success served by the primary.")
 def steady_after_rollback_finding(drill: DrillTimeline) -> Finding:
     """At the end of the recovery phase every vantage sees the entrypoint steady again (module docstring)."""
     title = "Steady again at the end of the recovery phase"

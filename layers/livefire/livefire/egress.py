@@ -128,25 +128,30 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def _literal(host: str) -> str | None:
+def ip_literal(host: str) -> str | None:
+    """The address a host name is written as (``10.0.0.1``, ``[fd00::1]``), or None for a name to resolve."""
     try:
         return str(ipaddress.ip_address(host.strip("[]").split("%", 1)[0]))
     except ValueError:
         return None
 
 
-def connect_addresses(host: str, port: int, policy: EgressPolicy,
-                      resolve: Resolver = system_resolver) -> list[str]:
-    """The addresses to connect to for ``host``: resolved once, every one checked; EgressRefused if any is
-    refused (a name that may resolve to a refused address is not trusted to resolve elsewhere next time).
-    ``socket.gaierror`` (no such name) passes through."""
-    literal = _literal(host)
-    addresses = [literal] if literal is not None else resolve(host, port)
+def check_addresses(host: str, addresses: list[str], policy: EgressPolicy) -> list[str]:
+    """``addresses`` (what ``host`` resolved to), if the policy allows every one; EgressRefused otherwise (a name
+    that may resolve to a refused address is not trusted to resolve elsewhere next time)."""
     for address in addresses:
         why = policy.refusal(address)
         if why is not None:
             raise EgressRefused(f"{host}: {why}")
     return addresses
+
+
+def connect_addresses(host: str, port: int, policy: EgressPolicy,
+                      resolve: Resolver = system_resolver) -> list[str]:
+    """The addresses to connect to for ``host``, resolved once and checked (``check_addresses``).
+    ``socket.gaierror`` (no such name) passes through."""
+    literal = ip_literal(host)
+    return check_addresses(host, [literal] if literal is not None else resolve(host, port), policy)
 
 
 def check_targets(urls: Iterable[tuple[str, str]], policy: EgressPolicy, *, resolve: Resolver = system_resolver,
@@ -190,7 +195,8 @@ def url_within(url: str, prefix: str) -> bool:
         return False
     if (scheme, host, port) != (p_scheme, p_host, p_port) or not host:
         return False
-    return path == p_path or path.startswith(p_path if p_path.endswith("/") else p_path + "/")
+    folder = p_path.rstrip("/")
+    return path == folder or path.startswith(folder + "/")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from livefire.egress import EgressPolicy, EgressRefused, check_addresses, current_policy, ip_literal
 from livefire.spec import Expect, ServedBy
 
 BODY_LIMIT = 64 * 1024
@@ -30,6 +31,7 @@ DNS = "dns"
 TLS = "tls"
 RESET = "reset"
 PROTOCOL = "protocol"
+EGRESS = "egress_refused"  # the target resolved to an address the egress rules refuse (livefire/egress.py)
 HTTP_5XX = "http_5xx"
 STATUS = "status"
 BODY = "body"
@@ -160,7 +162,19 @@ async def _open(
     if url.scheme == "https":
         tls = {"ssl": ssl_context or ssl.create_default_context(), "server_hostname": url.host}
     try:
-        return await asyncio.open_connection(host, port, limit=_HEADER_LINE_LIMIT, **tls)
+        policy = current_policy()
+        if policy.unrestricted:
+            return await asyncio.open_connection(host, port, limit=_HEADER_LINE_LIMIT, **tls)
+        # Resolved once and checked here: the address connected to is the address the egress rules allowed.
+        addresses = await _allowed_addresses(host, port, policy)
+        for address in addresses[:-1]:
+            try:
+                return await asyncio.open_connection(address, port, limit=_HEADER_LINE_LIMIT, **tls)
+            except OSError:
+                continue  # the next address of the name, as a resolving connect would try it
+        return await asyncio.open_connection(addresses[-1], port, limit=_HEADER_LINE_LIMIT, **tls)
+    except EgressRefused:
+        raise _ConnectError(EGRESS) from None
     except socket.gaierror:
         raise _ConnectError(DNS) from None
     except TimeoutError:
@@ -172,6 +186,14 @@ async def _open(
         raise _ConnectError(RESET) from None
     except OSError:
         raise _ConnectError(CONNECT_REFUSED) from None
+
+
+async def _allowed_addresses(host: str, port: int, policy: EgressPolicy) -> list[str]:
+    literal = ip_literal(host)
+    if literal is not None:
+        return check_addresses(host, [literal], policy)
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return check_addresses(host, list(dict.fromkeys(str(info[4][0]) for info in infos)), policy)
 
 
 async def _exchange(

@@ -24,6 +24,7 @@ from livefire.spec.limits import MAX_DEPTH, MAX_SPEC_BYTES
 # At most this many problems are listed; the rest are counted.
 MAX_PROBLEMS = 5
 _ENVELOPE = len('{"spec":}')
+_UNION_TAG = re.compile(r"^(str|int|float|bool|none|[a-z-]+\[.*\])$")
 _PATH_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*): (.+)$", re.DOTALL)
 
 
@@ -40,8 +41,10 @@ def _one_line(text: str) -> str:
     return " ".join(redact_urls_in_text(text).split())
 
 
-def _describe(error: Any) -> str:
-    loc = tuple(error["loc"])
+def _describe(error: Any) -> tuple[str, str]:
+    """(field path, problem) of one pydantic error; the tags pydantic adds for the members of a union
+    (``'dict[str,any]'``, ``str``) are not fields and are left out."""
+    loc = tuple(part for part in error["loc"] if not _UNION_TAG.match(str(part)))
     message = str(error["msg"])
     if error["type"] == "extra_forbidden":
         message = "unknown field"
@@ -51,7 +54,7 @@ def _describe(error: Any) -> str:
         if named is not None:  # a check spanning fields names the field it is about
             loc = (*loc, *named.group(1).split("."))
             message = named.group(2)
-    return f"{_dotted(loc)}: {_one_line(message)}"
+    return _dotted(loc), _one_line(message)
 
 
 def _json_size(value: str) -> int:
@@ -68,7 +71,7 @@ def check_document(document: Any) -> None:
     while stack:
         value, path = stack.pop()
         if len(path) > MAX_DEPTH:
-            raise InvalidDrillSpec(f"{_dotted(path[:MAX_DEPTH])}: nested deeper than {MAX_DEPTH} levels")
+            raise InvalidDrillSpec(f"{_dotted(path[:4])}...: nested deeper than {MAX_DEPTH} levels")
         if isinstance(value, dict):
             size += 2 + max(len(value) - 1, 0)
             for key, item in value.items():
@@ -99,7 +102,11 @@ def parse_spec(document: Any) -> DrillSpec:
     try:
         return DrillSpec.model_validate(document)
     except ValidationError as exc:
-        problems = [_describe(error) for error in exc.errors()]
+        by_path: dict[str, list[str]] = {}
+        for error in exc.errors():
+            path, message = _describe(error)
+            by_path.setdefault(path, []).append(message)
+        problems = [f"{path}: {' or '.join(dict.fromkeys(messages))}" for path, messages in by_path.items()]
         more = len(problems) - MAX_PROBLEMS
         listed = "; ".join(problems[:MAX_PROBLEMS]) + (f"; (spec): and {more} more problems" if more > 0 else "")
         raise InvalidDrillSpec(listed) from None

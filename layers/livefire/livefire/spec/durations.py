@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, PlainSerializer
 
 _DURATION = re.compile(r"^\s*(\d{1,15}(?:\.\d{1,9})?)\s*(ms|s|m|h)\s*$")
+_TOO_LARGE_S = 10**15  # the most digits a duration string may have, as a number of seconds
 _UNIT_MS = {"ms": Decimal(1), "s": Decimal(1000), "m": Decimal(60_000), "h": Decimal(3_600_000)}
 # A Lambda step runs at most 120 s (the state machine's task timeout): every wait of a step stays well inside.
 MAX_STEP_WAIT_S = 90.0
@@ -35,6 +36,8 @@ def _milliseconds(value: Any) -> Decimal:
     if isinstance(value, int | float):
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"must be a finite duration (got {value})")
+        if abs(value) >= _TOO_LARGE_S:
+            raise ValueError(f"is far too large for a duration (got {_shown(value)})")
         try:
             return Decimal(str(value)) * 1000
         except InvalidOperation:
@@ -82,16 +85,16 @@ def bounded(minimum: float, maximum: float, resolution: float = MS, *, exclusive
         milliseconds = _milliseconds(value)
         if milliseconds < 0:
             raise ValueError(f"must not be negative (got {_shown(value)})")
-        if milliseconds % step_ms:
-            unit = "a whole number of seconds" if resolution == SECOND else f"a multiple of {_human(resolution)}"
-            raise ValueError(f"must be {unit}: {_human(resolution)} is this field's resolution (got {_shown(value)})")
         seconds = float(milliseconds / 1000)
-        if seconds < minimum or (exclusive_minimum and seconds == minimum):
-            relation = "greater than" if exclusive_minimum else "at least"
-            raise ValueError(f"must be {relation} {_human(minimum)} (got {_shown(value)})")
         if seconds > maximum:
             why = f", {why_maximum}" if why_maximum else ""
             raise ValueError(f"must be at most {_human(maximum)}{why} (got {_shown(value)})")
+        if milliseconds % step_ms:
+            unit = "a whole number of seconds" if resolution == SECOND else f"a multiple of {_human(resolution)}"
+            raise ValueError(f"must be {unit}: {_human(resolution)} is this field's resolution (got {_shown(value)})")
+        if seconds < minimum or (exclusive_minimum and seconds == minimum):
+            relation = "greater than" if exclusive_minimum else "at least"
+            raise ValueError(f"must be {relation} {_human(minimum)} (got {_shown(value)})")
         return seconds
 
     return BeforeValidator(check)

@@ -92,10 +92,9 @@ def _marked(error: yaml.YAMLError, text: str, source: str) -> str:
     """``source:line:column: problem`` (1-based) for any YAML error."""
     if isinstance(error, yaml.MarkedYAMLError):
         mark = error.problem_mark or error.context_mark
-        problem = error.problem or error.context or "not valid YAML"
-        context = f" ({error.context})" if error.context and error.problem else ""
+        problem = ", ".join(part for part in (error.context, error.problem) if part) or "not valid YAML"
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
-        return f"{where}: {problem}{context}"
+        return f"{where}: {problem}"
     if isinstance(error, yaml.reader.ReaderError):
         before = text[: error.position]
         line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from collections.abc import Iterator
 
@@ -28,7 +29,8 @@ from livefire.errors import GuardrailViolation
 from livefire.planning import check_egress
 from livefire.probing.http import EGRESS, probe_once
 from livefire.spec import Expect, ServedBy, parse_spec
-from tests.conftest import sandbox_spec_document
+from livefire_local.template import LocalTemplate
+from tests.conftest import ROOT, sandbox_spec_document
 
 AWS = EgressPolicy.from_ranges("")  # the template's default: global addresses only
 # What the names of these tests resolve to (no DNS is asked).
@@ -199,3 +201,18 @@ def test_url_within_compares_origins_and_whole_path_segments() -> None:
     assert url_within("https://h.example/a", "https://h.example/a/")
     assert not url_within("https://h.example/ab", "https://h.example/a")
     assert not url_within("http://h.example/a", "https://h.example/a")
+
+
+# ---------------------------------------------------------------- the deployment's setting
+
+
+@pytest.mark.parametrize("template_file", ["template.yaml", "probe-vantage.yaml"])
+def test_every_function_gets_the_deployments_ranges_public_only_by_default(template_file: str) -> None:
+    template = LocalTemplate.load(ROOT, template_file=template_file)
+    declared = template.document["Parameters"]["AllowedTargetRanges"]
+    pattern = re.compile(declared["AllowedPattern"])
+
+    assert declared["Default"] == ""
+    assert {function.environment[RANGES_ENV] for function in template.functions()} == {""}
+    assert [v for v in ("", "private", "loopback,10.1.0.0/16", "fd00::/8,link-local") if not pattern.fullmatch(v)] == []
+    assert [v for v in ("privat", "loopback, private", "10.0.0.0", "loopback,") if pattern.fullmatch(v)] == []

@@ -137,24 +137,34 @@ def test_a_rollback_that_leaves_the_entrypoint_slow_fails_steady_after_rollback(
     assert "median latency 200.0 ms > 70.0 ms (baseline median 20.0 ms)" in steady.detail
 
 
-def test_an_active_passive_entrypoint_still_on_the_standby_is_not_steady_after_rollback() -> None:
-    entry = stream("entry", (0, INJECT + 100, USE1), (INJECT + 100, 5200, FAIL), (5200, 40000, USW2),
-                   (40000, END, USE1))
+def failing_back_at(at: int) -> list[Sample]:
+    return stream("entry", (0, INJECT + 100, USE1), (INJECT + 100, 5200, FAIL), (5200, at, USW2), (at, END, USE1))
 
-    result = run(make_spec(objectives={}), [*regions(), *entry])
+
+def test_an_active_passive_entrypoint_still_on_the_standby_at_the_end_is_not_steady_after_rollback() -> None:
+    result = run(make_spec(objectives={}), [*regions(), *failing_back_at(42500)])
 
     steady = result.finding("steadyAfterRollback")
     assert steady is not None and steady.status == "FAIL"
-    assert "the primary does not serve again: us-west-2 served 37 of 67 probes" in steady.detail
+    assert "the primary does not serve again: 6 of the last 11 probes (1 s) were not answered by it (last seq " \
+        "424, us-west-2)" in steady.detail
+
+
+def test_a_failback_inside_the_window_that_holds_to_the_end_is_steady() -> None:
+    result = run(make_spec(objectives={}), [*regions(), *failing_back_at(40000)])
+
+    assert status(result, "steadyAfterRollback") == "PASS"
 
 
 def test_steady_after_rollback_judges_the_window_the_spec_sets() -> None:
-    entry = stream("entry", (0, INJECT + 100, USE1), (INJECT + 100, 5200, FAIL), (5200, 40000, USW2),
-                   (40000, END, USE1))
+    entry = [s.model_copy(update={"ok": False, "status": 503, "served_by": None}) if s.seq == 380 else s
+             for s in failover_entry()]  # one failure at 38 s, inside the last third but not the last 2 s
 
-    result = run(make_spec(objectives={}, steady={"window": "2s"}), [*regions(), *entry])
+    default = run(make_spec(objectives={}), [*regions(), *entry])
+    last_two_seconds = run(make_spec(objectives={}, steady={"window": "2s"}), [*regions(), *entry])
 
-    assert status(result, "steadyAfterRollback") == "PASS"
+    assert status(default, "steadyAfterRollback") == "FAIL"
+    assert status(last_two_seconds, "steadyAfterRollback") == "PASS"
 
 
 def test_steady_after_rollback_is_inconclusive_without_a_restore() -> None:

@@ -142,7 +142,11 @@ def rto_finding(drill: DrillTimeline, objective: float, worst: Recovery | None) 
         )
     bracket = worst.bracket
     if worst.no_outage:
-        seamless = drill.spec.pattern == "active-active" and "faulted region" not in worst.note
+        faulted_served = any(
+            s.ok and s.served_by == drill.fault_region and drill.surely_faulted(s)
+            for v in drill.vantages for s in drill.series(v, drill.entrypoint)
+        )
+        seamless = drill.spec.pattern == "active-active" and not faulted_served
         status: Status = "PASS" if seamless else "INCONCLUSIVE"
         detail = f"{worst.note} (from every vantage); " + (
             "the surviving regions absorbed the traffic, as active-active should" if seamless

@@ -10,8 +10,8 @@ counts as a latency of at least the probe timeout.
   set, a p99 latency at or below it (nearest rank: the slowest probe when there are fewer than 100).
 - steadyAfterRollback judges, from every vantage, the entrypoint over the last third of the recovery phase
   (``steady.window`` to set the length): the same criteria, a median latency of at most the baseline's median
-  plus the larger of itself and ``steady.latencyTolerance`` (default 50 ms), and for active-passive every
-  success served by the primary again.
+  plus the larger of itself and ``steady.latencyTolerance`` (default 50 ms), and for active-passive the
+  window's last ``probes.sustain`` answered by the primary (a failback inside the window is fine once it holds).
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ from collections.abc import Iterable, Sequence
 
 from livefire.assessment.model import Finding, Status, rule
 from livefire.assessment.sufficiency import latency_quantile
-from livefire.assessment.timeline import MIN_SAMPLES, DrillTimeline, availability_of, group_samples, scheduled
+from livefire.assessment.timeline import (
+    MIN_SAMPLES,
+    DrillTimeline,
+    availability_of,
+    error_class,
+    group_samples,
+    scheduled,
+)
 from livefire.contracts import Sample, SteadyResult
 from livefire.spec import DrillSpec, SteadyState
 
@@ -115,17 +122,19 @@ def _after_rollback_problems(drill: DrillTimeline, vantage: str, window: Sequenc
                             f"(baseline median {baseline.value_ms:.1f} ms)")
     if spec.pattern == "active-passive":
         primaries = {r.name for r in spec.regions if r.role == "primary"}
-        others = [s for s in window if s.ok and s.served_by not in primaries]
+        tail = [s for s in window if s.sent_ms >= window[-1].sent_ms - drill.sustain_ms]
+        others = [s for s in tail if not (s.ok and s.served_by in primaries)]
         if others:
-            problems.append(f"the primary does not serve again: {others[-1].served_by or 'an unnamed region'} "
-                            f"served {len(others)} of {len(window)} probes (last seq {others[-1].seq})")
+            problems.append(f"the primary does not serve again: {len(others)} of the last {len(tail)} probes "
+                            f"({spec.probes.sustain:g} s) were not answered by it (last seq {others[-1].seq}, "
+                            f"{others[-1].served_by or error_class(others[-1])})")
     return problems
 
 
 @rule("Over the last third of the recovery phase (steady.window), every vantage sees the entrypoint steady "
       "again: the steady availability floor, at most steady.maxConsecutiveErrors failures in a row, a median latency "
       "at most the baseline's plus the larger of itself and steady.latencyTolerance, steady.p99Latency if set, and "
-      "for active-passive every success served by the primary.")
+      "for active-passive the window's last probes.sustain answered by the primary.")
 def steady_after_rollback_finding(drill: DrillTimeline) -> Finding:
     """At the end of the recovery phase every vantage sees the entrypoint steady again (module docstring)."""
     title = "Steady again at the end of the recovery phase"

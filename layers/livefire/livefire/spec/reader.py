@@ -25,6 +25,9 @@ from livefire.spec.limits import MAX_DEPTH, MAX_SPEC_BYTES
 
 STDIN = "-"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+# The parser's own guard against deep nesting (its composer recurses); anything deeper than MAX_DEPTH but within
+# this is refused by parse_spec with its field path, as the same document given as an execution input would be.
+PARSER_DEPTH = 4 * MAX_DEPTH
 # YAML types with no JSON equivalent, and what to write instead.
 _NOT_JSON = {
     "tag:yaml.org,2002:timestamp": "a YAML date or time is not a JSON value: quote it",
@@ -45,7 +48,7 @@ class _SpecLoader(yaml.SafeLoader):
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         self._depth += 1
         try:
-            if self._depth > MAX_DEPTH:
+            if self._depth > PARSER_DEPTH:
                 mark = self.peek_event().start_mark
                 raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)
             return super().compose_node(parent, index)
@@ -138,7 +141,7 @@ def read_spec(path: Path, *, stdin: BinaryIO | None = None) -> tuple[Any, DrillS
     source = "<stdin>" if str(path) == STDIN else str(path)
     data = _read_bytes(path, stdin if stdin is not None else sys.stdin.buffer)
     if len(data) > MAX_SPEC_BYTES:
-        raise InvalidDrillSpec(f"{source}: larger than {MAX_SPEC_BYTES} bytes, the most a Step Functions "
+        raise InvalidDrillSpec(f"{source}: (spec): larger than {MAX_SPEC_BYTES} bytes, the most a Step Functions "
                                "execution input may carry")
     try:
         text = data.decode("utf-8-sig")

@@ -15,9 +15,14 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from livefire_local.verdicts import EXIT_ERROR, exit_code_for, print_verdict
+from livefire.assessment import Assessment
+from livefire_local.results import Results, add_result_options
+from livefire_local.verdicts import EXIT_ERROR, DrillOutcome, exit_code_for, fetch_assessment
+
+if TYPE_CHECKING:
+    from livefire_local.live import LiveView
 
 OUTPUTS = {"state_machine_arn": "StateMachineArn", "table": "DrillTableName", "bucket": "EvidenceBucketName"}
 # On AWS the steps also pay for cold starts and retries; past phases + this, the drill is stopped (the guardian
@@ -60,6 +65,8 @@ class StackDrill:
     rto_seconds: float | None
     error: str | None
     report: str | None
+    evidence: str | None = None  # s3://bucket/drills/<service>/<drill id>/
+    assessment: Assessment | None = None
 
     @property
     def exit_code(self) -> int:
@@ -80,18 +87,21 @@ def _store(session: Any, table: str) -> Any:
 
 def start_on_stack(spec_path: Path, *, stack_name: str, region: str | None = None, out: TextIO | None = None,
                    poll_s: float = AWS_POLL_S, allowance_s: float = AWS_STEP_ALLOWANCE_S,
-                   drill_id: str | None = None) -> StackDrill:
-    """Start one drill on the deployed stack and follow it to its end; InvalidDrillSpec before anything starts."""
-    from livefire.spec import parse_spec
-    from livefire_local.runner import Progress, follow_execution, load_spec_document, new_drill_id
+                   drill_id: str | None = None, live: LiveView | None = None) -> StackDrill:
+    """Start one drill on the deployed stack and follow it to its end; InvalidDrillSpec before anything starts.
 
-    document = load_spec_document(spec_path)
-    spec = parse_spec(document)
+    With ``live``, progress lines go to the live view, which reads the drill's fault records and probe chunks."""
+    from livefire.artifacts import evidence_prefix
+    from livefire.spec import read_spec
+    from livefire_local.live import watch_drill
+    from livefire_local.runner import Progress, follow_execution, new_drill_id
+
+    document, spec = read_spec(spec_path)
     session = _session(region)
     stack = StackOutputs.of(stack_name, session.client("cloudformation"))
     sfn = session.client("stepfunctions")
     drill_id = drill_id or new_drill_id(spec)
-    progress = Progress(out or sys.stdout)
+    progress = Progress(live.stream if live is not None else out or sys.stdout)
     progress.line(f"drill {drill_id} on stack {stack_name}: {spec.pattern}, fault {spec.fault.kind} on "
                   f"{spec.fault.region}")
     execution_arn = sfn.start_execution(stateMachineArn=stack.state_machine_arn, name=drill_id,
@@ -99,24 +109,28 @@ def start_on_stack(spec_path: Path, *, stack_name: str, region: str | None = Non
     progress.line(f"execution {execution_arn}")
     deadline = spec.phases.baseline + spec.observe_seconds + allowance_s
     try:
-        execution = follow_execution(sfn, execution_arn, deadline, progress.on_event, poll_s=poll_s)
+        with watch_drill(live, spec, drill_id, progress.on_event, s3=session.client("s3"), bucket=stack.bucket,
+                         store=_store(session, stack.table)) as on_event:
+            execution = follow_execution(sfn, execution_arn, deadline, on_event, poll_s=poll_s)
     except KeyboardInterrupt:
         progress.line(f"stopped following; the drill goes on: livefire status {drill_id} --stack {stack_name}")
         return StackDrill(drill_id, "RUNNING", None, None, "not followed to its end", None)
-    record = _store(session, stack.table).get_drill(drill_id) or {}
+    record = _store(session, stack.table).get_drill(drill_id)
     error = None
     if execution["status"] != "SUCCEEDED":
         error = f"{execution.get('error', '')}: {execution.get('cause', '')}".strip(": ")
-    report = f"s3://{stack.bucket}/{record['reportKey']}" if record.get("reportKey") else None
-    rto = record.get("rtoSeconds")
-    return StackDrill(drill_id, str(execution["status"]), record.get("verdict"),
-                      float(rto) if rto is not None else None, error, report)
+    if record is None:
+        return StackDrill(drill_id, str(execution["status"]), None, None, error, None)
+    report = f"s3://{stack.bucket}/{record.report_key}" if record.report_key else None
+    prefix = evidence_prefix(spec.metadata.service, drill_id)
+    return StackDrill(drill_id, str(execution["status"]), record.verdict, record.rto_seconds, error, report,
+                      f"s3://{stack.bucket}/{prefix}", fetch_assessment(session.client("s3"), stack.bucket, prefix))
 
 
-def _when(ms: Any) -> str:
+def _when(ms: int | None) -> str:
     if ms is None:
         return "-"
-    return datetime.fromtimestamp(int(ms) / 1000, UTC).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
 
 
 def print_status(drill_id: str, *, stack_name: str, region: str | None = None, out: TextIO | None = None) -> bool:
@@ -127,22 +141,22 @@ def print_status(drill_id: str, *, stack_name: str, region: str | None = None, o
     record = store.get_drill(drill_id)
     if record is None:
         return False
-    rto = record.get("rtoSeconds")
+    rto = record.rto_seconds
     rows = [
-        ("drill", drill_id), ("service", record.get("service", "-")), ("pattern", record.get("pattern", "-")),
-        ("status", record.get("status", "-")), ("verdict", record.get("verdict", "-")),
-        ("RTO", "-" if rto is None else f"{float(rto):.3f}s"),
-        ("started", _when(record.get("startedAtMs"))), ("ended", _when(record.get("endedAtMs"))),
-        ("execution", record.get("executionArn", "-")),
+        ("drill", drill_id), ("service", record.service or "-"), ("pattern", record.pattern or "-"),
+        ("status", record.status), ("verdict", record.verdict or "-"),
+        ("RTO", "-" if rto is None else f"{rto:.3f}s"),
+        ("started", _when(record.started_at_ms)), ("ended", _when(record.ended_at_ms)),
+        ("execution", record.execution_arn),
     ]
-    if record.get("reason"):
-        rows.append(("reason", record["reason"]))
-    if record.get("reportKey"):
-        rows.append(("report", f"s3://{stack.bucket}/{record['reportKey']}"))
-    if record.get("manifestDigest"):
-        rows.append(("manifest", f"sha256:{record['manifestDigest']}"))
-    if record.get("status") == "RUNNING" and record.get("executionArn"):
-        execution = session.client("stepfunctions").describe_execution(executionArn=record["executionArn"])
+    if record.reason:
+        rows.append(("reason", record.reason))
+    if record.report_key:
+        rows.append(("report", f"s3://{stack.bucket}/{record.report_key}"))
+    if record.manifest_digest:
+        rows.append(("manifest", f"sha256:{record.manifest_digest}"))
+    if record.status == "RUNNING":
+        execution = session.client("stepfunctions").describe_execution(executionArn=record.execution_arn)
         rows.append(("execution status", execution["status"]))
     for fault in store.faults_of(drill_id):
         rows.append((f"fault {fault.fault_id}", f"{fault.status}{' - ' + fault.detail if fault.detail else ''}"))
@@ -157,21 +171,20 @@ def cmd_start(args: argparse.Namespace) -> int:
 
     from livefire.errors import InvalidDrillSpec
 
+    results = Results.of(args)
     try:
-        drill = start_on_stack(Path(args.spec), stack_name=args.stack, region=args.region)
+        with results.running() as live:
+            drill = start_on_stack(Path(args.spec), stack_name=args.stack, region=args.region, live=live)
     except InvalidDrillSpec as exc:
         print(f"invalid drill spec: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except (StackError, OSError, ValueError, TimeoutError, BotoCoreError, ClientError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    print_verdict(None, drill.verdict, drill.rto_seconds, sys.stdout)
-    if drill.report:
-        print(f"report: {drill.report}")
-    if drill.error:
-        print(f"execution {drill.status}: {drill.error}")
-    print(f"details: livefire status {drill.drill_id} --stack {args.stack}")
-    return drill.exit_code
+    code = results.publish(DrillOutcome.of(drill, assessment=drill.assessment, evidence=drill.evidence,
+                                           report=drill.report))
+    print(f"details: livefire status {drill.drill_id} --stack {args.stack}", file=results.human)
+    return code
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -193,6 +206,7 @@ def add_aws_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     start.add_argument("spec", help="drill spec (YAML or JSON), e.g. drills/examples/<name>.yaml")
     start.add_argument("--stack", required=True, help="the CloudFormation stack `sam deploy` created")
     start.add_argument("--region", default=None, help="the stack's region (default: your AWS configuration)")
+    add_result_options(start)
     start.set_defaults(func=cmd_start)
     status = commands.add_parser("status", help="show a drill of a deployed stack: record, faults, execution")
     status.add_argument("drill_id", help="the drill id (the execution name)")

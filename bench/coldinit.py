@@ -27,8 +27,9 @@ LAYER = ROOT / "layers" / "livefire"
 RUNS = 7
 BUDGET = 2.0
 BUDGETS = {"inject": 2.5}  # the inject function needs the kubernetes client
-# chaos.py loads the mesh modules (the kubernetes client) on first use, so FIS/webhook drills and empty guardian
-# sweeps never pay for them; a mesh fault's first Inject/Rollback does, so it is counted here as part of init.
+# livefire/faults/mesh.py loads the mesh modules (the kubernetes client) on first use, so FIS/webhook drills and
+# empty guardian sweeps never pay for them; a mesh fault's first Inject/Rollback does, so it is counted here as part
+# of init.
 FIRST_USE_IMPORTS = {"inject": ["livefire.mesh.faults", "livefire.mesh.kube"],
                      "rollback": ["livefire.mesh.faults", "livefire.mesh.kube"]}
 TIMEOUT_S = 60.0

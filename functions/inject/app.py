@@ -1,4 +1,4 @@
-"""Inject: write-ahead fault record, then patch the mesh object with an optimistic-concurrency precondition."""
+"""Inject: the fault lifecycle writes each fault record ahead, then its driver applies the fault."""
 
 from typing import Any
 
@@ -6,8 +6,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency import idempotent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from livefire.chaos import inject_faults
 from livefire.contracts import InjectRequest
+from livefire.faults.lifecycle import inject_faults
 from livefire.idempotency import INJECT_KEY, persistence_layer, step_config
 from livefire.runtime import Runtime
 

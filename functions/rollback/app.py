@@ -6,8 +6,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency import idempotent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from livefire.chaos import rollback_faults
 from livefire.contracts import RollbackRequest
+from livefire.faults.lifecycle import rollback_faults
 from livefire.idempotency import ROLLBACK_KEY, persistence_layer, step_config
 from livefire.runtime import Runtime
 

@@ -15,13 +15,8 @@ import yaml
 from pydantic import ValidationError
 
 from livefire.errors import FaultConflict, FaultInjectionFailed, RollbackFailed
-from livefire.mesh.faults import (
-    DRILL_ID,
-    EXPIRES_AT,
-    apply_fault,
-    read_target,
-    restore_fault,
-)
+from livefire.mesh.faults import DryRunCheck, apply_fault, check_fault, read_target, restore_fault
+from livefire.mesh.patches import DRILL_ID, EXPIRES_AT
 from livefire.mesh.posture import PostureFinding, audit_posture
 from livefire.spec import Fault
 from livefire_local.sandbox.store import ObjectKey, canonical_bytes
@@ -109,13 +104,22 @@ def _two_route_virtual_service(sandbox: Sandbox) -> None:
     _edit(sandbox, VS_KEY, add_routes)
 
 
+def _specs_written(sandbox: Sandbox, kind: str, extra: dict[str, Any]) -> list[dict[str, Any]]:
+    """The target's spec before the fault, faulted, and restored."""
+    planned, fault, before = _setup(sandbox, kind, **extra)
+    drill = _drill_id()
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before).current
+    restored = restore_fault(sandbox.client, planned, before, drill_id=drill).current
+    return [before["spec"], after["spec"], restored["spec"]]
+
+
 @pytest.mark.parametrize("kind", ALL_KINDS)
 def test_apply_then_restore_leaves_every_object_byte_identical(sandbox: Sandbox, kind: str) -> None:
     planned, fault, before = _setup(sandbox, kind)
     cluster_before = sandbox.store.snapshot()
     drill = _drill_id()
 
-    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before).current
     faulted = sandbox.store.snapshot()
     outcome = restore_fault(sandbox.client, planned, before, drill_id=drill)
 
@@ -129,7 +133,7 @@ def test_http_abort_sets_the_fault_with_percentage_and_ownership_annotations(san
     planned, fault, before = _setup(sandbox, "http-abort")
     drill = _drill_id()
 
-    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before).current
 
     assert after["spec"]["http"][0]["fault"] == {"abort": {"httpStatus": 503, "percentage": {"value": 100}}}
     assert after["metadata"]["annotations"][DRILL_ID] == drill
@@ -142,7 +146,7 @@ def test_annotations_already_on_the_object_are_kept_during_and_after_the_drill(s
     planned, fault, before = _setup(sandbox, "http-abort")
     drill = _drill_id()
 
-    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before).current
     outcome = restore_fault(sandbox.client, planned, before, drill_id=drill)
 
     assert after["metadata"]["annotations"]["example.com/owner"] == "sre~payments"
@@ -154,7 +158,7 @@ def test_annotations_already_on_the_object_are_kept_during_and_after_the_drill(s
 def test_http_delay_writes_the_fixed_delay_as_an_istio_duration_string(sandbox: Sandbox) -> None:
     planned, fault, before = _setup(sandbox, "http-delay")
 
-    after = apply_fault(sandbox.client, planned, fault, drill_id=_drill_id(), expires_at=EXPIRES, before=before)
+    after = apply_fault(sandbox.client, planned, fault, drill_id=_drill_id(), expires_at=EXPIRES, before=before).current
 
     assert after["spec"]["http"][0]["fault"] == {"delay": {"fixedDelay": "1.5s", "percentage": {"value": 50}}}
 
@@ -163,7 +167,7 @@ def test_scale_to_zero_scales_through_the_scale_subresource_and_restores_the_rep
     planned, fault, before = _setup(sandbox, "scale-to-zero")
     drill = _drill_id()
 
-    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before).current
     outcome = restore_fault(sandbox.client, planned, before, drill_id=drill)
 
     assert after["spec"]["replicas"] == 0
@@ -182,7 +186,7 @@ def test_only_the_named_route_is_faulted_and_a_fault_already_there_survives_the_
     existing = copy.deepcopy(before["spec"]["http"][0]["fault"])
     drill = _drill_id()
 
-    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before).current
     outcome = restore_fault(sandbox.client, planned, before, drill_id=drill)
 
     assert after["spec"]["http"][0]["fault"] != existing
@@ -196,7 +200,7 @@ def test_without_a_route_name_every_http_route_is_faulted(sandbox: Sandbox) -> N
     _two_route_virtual_service(sandbox)
     planned, fault, before = _setup(sandbox, "http-abort")
 
-    after = apply_fault(sandbox.client, planned, fault, drill_id=_drill_id(), expires_at=EXPIRES, before=before)
+    after = apply_fault(sandbox.client, planned, fault, drill_id=_drill_id(), expires_at=EXPIRES, before=before).current
 
     assert [route["fault"]["abort"]["httpStatus"] for route in after["spec"]["http"]] == [503, 503]
 
@@ -209,6 +213,58 @@ def test_a_route_name_that_matches_nothing_fails_without_writing(sandbox: Sandbo
         apply_fault(sandbox.client, planned, fault, drill_id=_drill_id(), expires_at=EXPIRES, before=before)
 
     assert sandbox.store.snapshot() == snapshot
+
+
+# ---------------------------------------------------------------- dry run
+
+
+def _dry_run(sandbox: Sandbox, kind: str, **fault_extra: Any) -> tuple[DryRunCheck, dict[ObjectKey, bytes]]:
+    planned = sandbox.planned(kind, OBJECT_KINDS[kind], OBJECT_NAMES[kind])
+    fault = fault_of(kind, **{**FAULTS[kind], **fault_extra})
+    snapshot = sandbox.store.snapshot()
+    return check_fault(sandbox.client, planned, fault, drill_id=_drill_id(), expires_at=EXPIRES), snapshot
+
+
+@pytest.mark.parametrize("kind", ["http-abort", "scale-to-zero", "circuit-break"])
+def test_a_dry_run_of_a_fault_that_would_work_sends_its_exact_patch_with_dry_run_and_changes_nothing(
+    sandbox: Sandbox, kind: str,
+) -> None:
+    check, snapshot = _dry_run(sandbox, kind)
+
+    assert check.problems == [] and check.target is not None
+    assert sandbox.store.snapshot() == snapshot  # byte-identical
+    [patch] = [r for r in sandbox.api.requests if r.method == "PATCH"]
+    assert patch.query == {"dryRun": "All"} and patch.content_type == "application/json-patch+json"
+    reviews = [r for r in sandbox.api.requests if r.path.endswith("/selfsubjectaccessreviews")]
+    assert len(reviews) == 2  # get and patch: what the fault and its restore both need
+
+
+def test_a_dry_run_on_a_route_that_does_not_exist_names_the_route_and_changes_nothing(sandbox: Sandbox) -> None:
+    check, snapshot = _dry_run(sandbox, "http-abort", target={"route": "no-such-route"})
+
+    assert check.problems == ["VirtualService payments/payments on "
+                              f"{sandbox.cluster.key} has no http route named 'no-such-route'"]
+    assert sandbox.store.snapshot() == snapshot
+
+
+def test_a_dry_run_under_rbac_that_forbids_the_patch_names_the_verb_and_changes_nothing(sandbox: Sandbox) -> None:
+    sandbox.api.rbac.forbid("patch", "networking.istio.io", "virtualservices")
+
+    check, snapshot = _dry_run(sandbox, "http-abort")
+
+    assert len(check.problems) == 2
+    assert "refused the patch (dryRun=All): 403 Forbidden" in check.problems[0]
+    assert check.problems[1].startswith("RBAC: this function may not patch virtualservices.networking.istio.io")
+    assert sandbox.store.snapshot() == snapshot
+
+
+def test_a_dry_run_of_an_object_that_does_not_exist_says_so(sandbox: Sandbox) -> None:
+    planned = sandbox.planned("http-abort", "VirtualService", "no-such-vs")
+
+    check = check_fault(sandbox.client, planned, fault_of("http-abort", **FAULTS["http-abort"]),
+                        drill_id=_drill_id(), expires_at=EXPIRES)
+
+    assert check.target is None and check.problems[0].endswith(f"no-such-vs on {sandbox.cluster.key} does not exist")
 
 
 def test_a_fault_aimed_at_the_wrong_kind_of_object_is_refused_without_writing(sandbox: Sandbox) -> None:
@@ -277,16 +333,18 @@ def test_a_concurrent_scale_during_the_drill_is_not_overwritten(sandbox: Sandbox
     assert (sandbox.store.get(DEPLOYMENT_KEY) or {})["spec"]["replicas"] == 5
 
 
-def test_a_refused_write_on_an_unchanged_object_is_re_read_then_retried_once(sandbox: Sandbox) -> None:
-    planned, fault, before = _setup(sandbox, "http-abort")
-    sandbox.api.fail_next("PATCH", "/virtualservices/payments", 409)
+@pytest.mark.parametrize(("kind", "path"), [("http-abort", "/virtualservices/payments"),
+                                           ("circuit-break", "/destinationrules/payments")])
+def test_a_refused_write_on_an_unchanged_object_is_re_read_then_retried_once(sandbox: Sandbox, kind: str,
+                                                                             path: str) -> None:
+    planned, fault, before = _setup(sandbox, kind)
+    sandbox.api.fail_next("PATCH", path, 409)
     drill = _drill_id()
 
-    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before).current
 
     assert after["metadata"]["annotations"][DRILL_ID] == drill
-    methods = [r.method for r in sandbox.api.requests]
-    assert methods == ["GET", "PATCH", "GET", "PATCH", "GET"]
+    assert [r.method for r in sandbox.api.requests] == ["GET", "PATCH", "GET", "PATCH", "GET"]
 
 
 def test_a_write_refused_twice_raises_fault_conflict_and_writes_nothing(sandbox: Sandbox) -> None:
@@ -324,8 +382,9 @@ def test_a_retried_apply_returns_the_faulted_object_without_writing_again(sandbo
         sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES + timedelta(seconds=1), before=before
     )
 
-    assert second["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
-    assert canonical_bytes(second) == canonical_bytes(first)
+    assert second.current["metadata"]["resourceVersion"] == first.current["metadata"]["resourceVersion"]
+    assert canonical_bytes(second.current) == canonical_bytes(first.current)
+    assert first.written is not None and second.written is None  # the retry wrote nothing, so it has no bracket
 
 
 def test_an_object_faulted_by_another_drill_is_not_faulted_again(sandbox: Sandbox) -> None:
@@ -413,15 +472,10 @@ def test_every_virtual_service_written_is_valid_against_the_istio_crd(
 ) -> None:
     schema = crd_spec_schema("VirtualService")
     _two_route_virtual_service(sandbox)
-    planned, fault, before = _setup(sandbox, kind, **extra)
-    drill = _drill_id()
 
-    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
-    restored = restore_fault(sandbox.client, planned, before, drill_id=drill).current
+    written = _specs_written(sandbox, kind, extra)
 
-    assert schema_errors(before["spec"], schema) == []
-    assert schema_errors(after["spec"], schema) == []
-    assert schema_errors(restored["spec"], schema) == []
+    assert [schema_errors(spec, schema) for spec in written] == [[], [], []]
 
 
 def test_traffic_shift_sets_the_weight_of_each_named_subset_and_restore_removes_weights_that_were_unset(
@@ -430,7 +484,7 @@ def test_traffic_shift_sets_the_weight_of_each_named_subset_and_restore_removes_
     planned, fault, before = _setup(sandbox, "traffic-shift")
     drill = _drill_id()
 
-    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before).current
     restored = restore_fault(sandbox.client, planned, before, drill_id=drill).current
 
     assert [d["weight"] for d in after["spec"]["http"][0]["route"]] == [80, 20]
@@ -447,7 +501,7 @@ def test_traffic_shift_touches_only_the_named_route(sandbox: Sandbox) -> None:
     planned, fault, before = _setup(sandbox, "traffic-shift", weights={"v1": 0, "v2": 100},
                                     target={"route": "primary"})
 
-    after = apply_fault(sandbox.client, planned, fault, drill_id=_drill_id(), expires_at=EXPIRES, before=before)
+    after = apply_fault(sandbox.client, planned, fault, drill_id=_drill_id(), expires_at=EXPIRES, before=before).current
 
     assert after["spec"]["http"][0] == before["spec"]["http"][0]
     assert [d["weight"] for d in after["spec"]["http"][1]["route"]] == [0, 100]
@@ -480,7 +534,7 @@ def test_circuit_break_squeezes_the_connection_pool_and_keeps_the_rest_of_the_po
     planned, fault, before = _setup(sandbox, "circuit-break", connectionPool={"http2MaxRequests": 2})
     drill = _drill_id()
 
-    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before).current
     restored = restore_fault(sandbox.client, planned, before, drill_id=drill).current
 
     assert after["spec"]["trafficPolicy"]["connectionPool"] == {
@@ -497,7 +551,7 @@ def test_circuit_break_on_a_rule_without_traffic_policy_adds_one_and_restore_tak
     planned, fault, before = _setup(sandbox, "circuit-break")
     drill = _drill_id()
 
-    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
+    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before).current
     restored = restore_fault(sandbox.client, planned, before, drill_id=drill).current
 
     assert after["spec"]["trafficPolicy"] == {
@@ -508,17 +562,6 @@ def test_circuit_break_on_a_rule_without_traffic_policy_adds_one_and_restore_tak
     }
     assert "trafficPolicy" not in restored["spec"]
     assert canonical_bytes(restored) == canonical_bytes(before)
-
-
-def test_a_refused_circuit_break_write_on_an_unchanged_rule_is_re_read_then_retried_once(sandbox: Sandbox) -> None:
-    planned, fault, before = _setup(sandbox, "circuit-break")
-    sandbox.api.fail_next("PATCH", "/destinationrules/payments", 409)
-    drill = _drill_id()
-
-    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
-
-    assert after["metadata"]["annotations"][DRILL_ID] == drill
-    assert [r.method for r in sandbox.api.requests] == ["GET", "PATCH", "GET", "PATCH", "GET"]
 
 
 @pytest.mark.parametrize(
@@ -577,15 +620,10 @@ def test_every_shift_and_squeeze_written_is_valid_against_the_istio_crd(
     sandbox: Sandbox, kind: str, extra: dict[str, Any]
 ) -> None:
     schema = crd_spec_schema(OBJECT_KINDS[kind])
-    planned, fault, before = _setup(sandbox, kind, **extra)
-    drill = _drill_id()
 
-    after = apply_fault(sandbox.client, planned, fault, drill_id=drill, expires_at=EXPIRES, before=before)
-    restored = restore_fault(sandbox.client, planned, before, drill_id=drill).current
+    written = _specs_written(sandbox, kind, extra)
 
-    assert schema_errors(before["spec"], schema) == []
-    assert schema_errors(after["spec"], schema) == []
-    assert schema_errors(restored["spec"], schema) == []
+    assert [schema_errors(spec, schema) for spec in written] == [[], [], []]
 
 
 @pytest.mark.parametrize("seed", sorted(SEED.parent.glob("*.yaml")), ids=lambda path: path.stem)

@@ -14,10 +14,10 @@ from botocore.awsrequest import AWSResponse
 from moto.fis.models import fis_backends
 from moto.moto_api import state_manager
 
-from livefire.chaos import inject_faults, restore_drill, rollback_faults
 from livefire.contracts import InjectRequest, Plan, PlanRequest, RollbackRequest
 from livefire.errors import FaultInjectionFailed
-from livefire.external import fis
+from livefire.faults import fis
+from livefire.faults.lifecycle import inject_faults, restore_drill, rollback_faults
 from livefire.guardian import GuardianEvent, guard
 from livefire.planning import plan_drill
 from livefire.store import FaultRecord
@@ -131,7 +131,10 @@ def test_inject_starts_the_experiment_tagged_with_the_drill_and_injects_when_it_
     assert doc["experimentId"] == fault.external_id
     assert doc["clientToken"] == f"livefire/{unique_id}/fis-{REGION}"
     assert statuses(doc) == ["pending", "initiating", "running"]
-    assert fault.injected_at_ms == doc["states"][-1]["seenAtMs"] == state.injected_at_ms
+    running = doc["states"][-1]  # the injection bracket: from the poll before the one that saw it running
+    assert fault.injected_at_ms == running["notBeforeMs"] == state.injected_at_ms
+    assert fault.injection_answered_at_ms == running["seenAtMs"] == state.injection_answered_at_ms
+    assert running["notBeforeMs"] <= running["previousPollAtMs"] < running["seenAtMs"]
     tags = fis_client().list_tags_for_resource(resourceArn=experiment(fault.external_id).arn)["tags"]
     assert tags == {"livefire:drill-id": unique_id, "livefire:fault-id": f"fis-{REGION}"}
     assert drill.faults[0].lease_key.startswith(f"fis:{REGION}/") and drill.faults[0].cluster is None
@@ -153,6 +156,7 @@ def test_the_rollback_stops_the_running_experiment_and_records_its_states(stack:
     assert doc["actions"]["wait"]["state"]["status"] == "stopped"
     assert fault.restored_at_ms is not None and fault.injected_at_ms is not None
     assert fault.restored_at_ms >= fault.injected_at_ms
+    assert fault.restore_requested_at_ms == doc["stopRequestedAtMs"] <= fault.restored_at_ms
     assert "stopped by livefire" in (fault.detail or "")
 
 

@@ -17,7 +17,8 @@ from kubernetes.client.exceptions import ApiException
 from livefire.errors import MeshAccessError
 from livefire.mesh.kube import SANDBOX_CLUSTERS_ENV, api_client_for
 from livefire.spec import ClusterRef
-from livefire_local.sandbox.kube_api import FakeKubeApi, JsonPatchError, json_patch, merge_patch
+from livefire_local.sandbox.kube_api import FakeKubeApi
+from livefire_local.sandbox.kube_wire import merge_patch
 from tests.component.kube_fixtures import VS_KEY, Sandbox, running_sandbox, seeded_store
 
 ISTIO = ("networking.istio.io", "v1", "payments", "virtualservices")
@@ -223,6 +224,98 @@ def test_a_json_patch_on_deployment_scale_with_a_negative_count_answers_422(sand
     assert caught.value.status == 422
 
 
+# ---------------------------------------------------------------- dry run, RBAC and slow answers
+
+
+def test_a_dry_run_patch_answers_what_would_be_stored_and_stores_nothing(sandbox: Sandbox) -> None:
+    snapshot = sandbox.store.snapshot()
+    rv = _vs(sandbox)["metadata"]["resourceVersion"]
+
+    answer = _obj(CustomObjectsApi(sandbox.client).patch_namespaced_custom_object(
+        *ISTIO, "payments", [{"op": "add", "path": "/metadata/labels/tier", "value": "edge"}],
+        _content_type=JSON_PATCH, dry_run="All"))
+
+    assert answer["metadata"]["labels"]["tier"] == "edge" and answer["metadata"]["resourceVersion"] == rv
+    assert sandbox.store.snapshot() == snapshot
+    assert sandbox.api.requests[-1].query == {"dryRun": "All"}
+
+
+def test_a_dry_run_scale_to_zero_is_validated_but_not_applied(sandbox: Sandbox) -> None:
+    apps = AppsV1Api(sandbox.client)
+
+    with pytest.raises(ApiException) as refused:
+        apps.patch_namespaced_deployment_scale("payments-v1", "payments",
+                                               [{"op": "replace", "path": "/spec/replicas", "value": -1}],
+                                               dry_run="All")
+    scale = apps.patch_namespaced_deployment_scale("payments-v1", "payments",
+                                                   [{"op": "replace", "path": "/spec/replicas", "value": 0}],
+                                                   dry_run="All")
+
+    assert refused.value.status == 422
+    assert scale.spec is not None and scale.spec.replicas == 0
+    assert apps.read_namespaced_deployment("payments-v1", "payments").spec.replicas == 3
+
+
+def test_a_dry_run_value_other_than_all_answers_400(sandbox: Sandbox) -> None:
+    with pytest.raises(ApiException) as caught:
+        CustomObjectsApi(sandbox.client).patch_namespaced_custom_object(
+            *ISTIO, "payments", {"metadata": {"labels": {"x": "y"}}}, dry_run="Some")
+
+    assert caught.value.status == 400 and "dryRun" in _status(caught.value)["message"]
+
+
+def _may(sandbox: Sandbox, verb: str, resource: str, subresource: str = "", group: str = "networking.istio.io") -> bool:
+    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": {
+        "resourceAttributes": {"namespace": "payments", "verb": verb, "group": group, "resource": resource,
+                               "subresource": subresource, "name": "payments"}}}
+    answer = sandbox.client.call_api(*sandbox.client.param_serialize(
+        "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=review,
+        header_params={"Content-Type": "application/json"}, auth_settings=["BearerToken"]))
+    answer.read()
+    assert answer.status == 201
+    status: dict[str, Any] = json.loads(answer.data)["status"]
+    return bool(status["allowed"])
+
+
+def test_a_verb_the_test_forbids_answers_403_and_the_access_review_says_so(sandbox: Sandbox) -> None:
+    sandbox.api.rbac.forbid("patch", "networking.istio.io", "virtualservices", "payments")
+
+    with pytest.raises(ApiException) as caught:
+        CustomObjectsApi(sandbox.client).patch_namespaced_custom_object(
+            *ISTIO, "payments", {"metadata": {"labels": {"x": "y"}}})
+
+    status = _status(caught.value)
+    assert caught.value.status == 403 and status["reason"] == "Forbidden"
+    assert 'cannot patch resource "virtualservices" in API group "networking.istio.io"' in status["message"]
+    assert (_may(sandbox, "patch", "virtualservices"), _may(sandbox, "get", "virtualservices")) == (False, True)
+    assert _vs(sandbox)["metadata"]["labels"] == {"app": "payments"}
+
+
+def test_a_forbidden_subresource_leaves_the_resource_itself_allowed(sandbox: Sandbox) -> None:
+    sandbox.api.rbac.forbid("patch", "apps", "deployments/scale")
+
+    assert not _may(sandbox, "patch", "deployments", "scale", group="apps")
+    assert _may(sandbox, "patch", "deployments", group="apps")
+
+
+def test_a_delayed_answer_comes_after_the_write_is_already_in_effect(sandbox: Sandbox) -> None:
+    sandbox.api.delay_write_answers(0.3)
+    seen: list[dict[str, Any]] = []
+    original = sandbox.api.answer_delay
+
+    def look_then_wait(method: str) -> float:
+        seen.append(sandbox.store.get(VS_KEY) or {})  # the write was applied before the answer waits
+        return original(method)
+
+    sandbox.api.answer_delay = look_then_wait  # type: ignore[method-assign]
+
+    CustomObjectsApi(sandbox.client).patch_namespaced_custom_object(
+        *ISTIO, "payments", {"metadata": {"labels": {"tier": "edge"}}})
+
+    assert seen[-1]["metadata"]["labels"]["tier"] == "edge"
+    assert original("PATCH") == 0.3 and original("GET") == 0.0
+
+
 # ---------------------------------------------------------------- PUT
 
 
@@ -396,7 +489,8 @@ def test_a_missing_kubeconfig_is_a_mesh_access_error(tmp_path: Path) -> None:
         api_client_for(cluster)
 
 
-# ---------------------------------------------------------------- the patch algorithms (RFC examples)
+# ---------------------------------------------------------------- the merge patch algorithm (RFC 7386 examples;
+# the JSON patch the server applies is livefire.mesh.jsonpatch, tested in tests/unit/test_jsonpatch.py)
 
 
 @pytest.mark.parametrize(
@@ -413,57 +507,3 @@ def test_a_missing_kubeconfig_is_a_mesh_access_error(tmp_path: Path) -> None:
 )
 def test_merge_patch_follows_rfc_7386(target: Any, patch: Any, expected: Any) -> None:
     assert merge_patch(target, patch) == expected
-
-
-@pytest.mark.parametrize(
-    ("document", "operations", "expected"),
-    [
-        ({"foo": "bar"}, [{"op": "add", "path": "/baz", "value": "qux"}], {"foo": "bar", "baz": "qux"}),
-        ({"foo": ["bar", "baz"]}, [{"op": "add", "path": "/foo/1", "value": "qux"}],
-         {"foo": ["bar", "qux", "baz"]}),
-        ({"foo": ["bar", "qux", "baz"]}, [{"op": "remove", "path": "/foo/1"}], {"foo": ["bar", "baz"]}),
-        ({"baz": "qux", "foo": "bar"}, [{"op": "replace", "path": "/baz", "value": "boo"}],
-         {"baz": "boo", "foo": "bar"}),
-        ({"foo": {"bar": "baz", "waldo": "fred"}, "qux": {"corge": "grault"}},
-         [{"op": "move", "from": "/foo/waldo", "path": "/qux/thud"}],
-         {"foo": {"bar": "baz"}, "qux": {"corge": "grault", "thud": "fred"}}),
-        ({"foo": ["all", "grass", "cows", "eat"]}, [{"op": "move", "from": "/foo/1", "path": "/foo/3"}],
-         {"foo": ["all", "cows", "eat", "grass"]}),
-        ({"/": 9, "~1": 10}, [{"op": "test", "path": "/~01", "value": 10}], {"/": 9, "~1": 10}),
-        ({"foo": 1}, [{"op": "copy", "from": "/foo", "path": "/bar"}], {"foo": 1, "bar": 1}),
-        ({"foo": ["bar"]}, [{"op": "add", "path": "/foo/-", "value": ["abc"]}], {"foo": ["bar", ["abc"]]}),
-        ({"foo": 1}, [{"op": "test", "path": "/foo", "value": 1.0}], {"foo": 1}),
-    ],
-)
-def test_json_patch_follows_rfc_6902(document: Any, operations: Any, expected: Any) -> None:
-    assert json_patch(document, operations) == expected
-
-
-@pytest.mark.parametrize(
-    ("document", "operations", "test_failed"),
-    [
-        ({"baz": "qux"}, [{"op": "test", "path": "/baz", "value": "bar"}], True),
-        ({"baz": "qux"}, [{"op": "test", "path": "/missing", "value": "bar"}], True),
-        ({"foo": True}, [{"op": "test", "path": "/foo", "value": 1}], True),
-        ({"foo": "bar"}, [{"op": "add", "path": "/baz/bat", "value": "qux"}], False),
-        ({"foo": "bar"}, [{"op": "remove", "path": "/nope"}], False),
-        ({"foo": ["a"]}, [{"op": "replace", "path": "/foo/1", "value": "b"}], False),
-        ({"foo": ["a"]}, [{"op": "add", "path": "/foo/01", "value": "b"}], False),
-        ({"foo": {"a": 1}}, [{"op": "move", "from": "/foo", "path": "/foo/b"}], False),
-        ({"foo": 1}, [{"op": "frobnicate", "path": "/foo"}], False),
-    ],
-)
-def test_json_patch_refuses_what_rfc_6902_refuses(document: Any, operations: Any, test_failed: bool) -> None:
-    with pytest.raises(JsonPatchError) as caught:
-        json_patch(document, operations)
-
-    assert caught.value.test_failed is test_failed
-
-
-def test_a_failed_json_patch_leaves_the_document_untouched() -> None:
-    document = {"foo": ["bar"]}
-
-    with pytest.raises(JsonPatchError):
-        json_patch(document, [{"op": "add", "path": "/foo/-", "value": 1}, {"op": "remove", "path": "/x"}])
-
-    assert document == {"foo": ["bar"]}

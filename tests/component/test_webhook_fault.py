@@ -17,11 +17,11 @@ from urllib.error import HTTPError
 import boto3
 import pytest
 
-from livefire.chaos import inject_faults, restore_drill, rollback_drill, rollback_faults
 from livefire.contracts import InjectRequest, Plan, PlanRequest, RollbackRequest
 from livefire.errors import FaultInjectionFailed, RollbackFailed
-from livefire.external import webhook
-from livefire.external.webhook import call
+from livefire.faults import webhook
+from livefire.faults.lifecycle import inject_faults, restore_drill, rollback_drill, rollback_faults
+from livefire.faults.webhook import call
 from livefire.guardian import GuardianEvent, guard
 from livefire.planning import plan_drill
 from livefire.probing.window import RESOLVE_ENV
@@ -138,7 +138,9 @@ def test_inject_sends_the_secret_headers_and_injects_at_the_send_time_without_wr
     [inject] = doc["calls"]
     assert state.status == fault.status == "INJECTED"
     assert fault.injected_at_ms == inject["sent_at_ms"] == state.injected_at_ms
-    assert inject["sent_at_ms"] <= received_ms + 1 and inject["status"] == 200
+    assert fault.injection_answered_at_ms == inject["ended_at_ms"] == state.injection_answered_at_ms
+    assert inject["sent_at_ms"] <= received_ms + 1 and received_ms <= inject["ended_at_ms"] + 1
+    assert inject["status"] == 200
     assert "[redacted]" in inject["response"]  # the receiver echoed the headers back
     assert b"s3cr3t" not in every_object(stack)
     assert "s3cr3t" not in caplog.text
@@ -212,7 +214,9 @@ def test_a_dry_run_calls_nothing_and_skips_the_fault(stack: EvidenceStack, recei
     rollback_faults(RollbackRequest(plan=drill), stack.runtime)
 
     assert state.status == "SKIPPED" and receiver.seen == []
-    assert record(stack, unique_id).status == "SKIPPED"
+    fault = record(stack, unique_id)
+    assert fault.status == "SKIPPED" and fault.dry_run_problems == []
+    assert fault.detail == "dry run: neither webhook was called; nothing was started"
 
 
 # ---------------------------------------------------------------- rollback paths
@@ -235,6 +239,7 @@ def test_the_rollback_url_is_called_once_however_many_rollback_paths_run(stack: 
     doc = stack.runtime.get_json(fault.snapshot_key)
     assert [c["action"] for c in doc["calls"]] == ["inject", "rollback"]
     assert fault.restored_by == "rollback" and fault.restored_at_ms == doc["calls"][1]["ended_at_ms"]
+    assert fault.restore_requested_at_ms == doc["calls"][1]["sent_at_ms"]
 
 
 def test_a_failing_rollback_call_leaves_the_fault_to_the_sweeper_which_calls_again(

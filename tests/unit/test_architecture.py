@@ -1,8 +1,10 @@
-"""Structural rules of docs/architecture.md §1: runtime code never imports local tooling, handlers stay thin."""
+"""Structural rules of docs/architecture.md §1: runtime code never imports local tooling, handlers stay thin, and
+only the fault lifecycle writes fault records."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,15 @@ def test_handlers_are_thin(handler: Path) -> None:
     assert body.end_lineno - body.lineno + 1 <= 20
     code_lines = [line for line in handler.read_text().splitlines() if line.strip() and not line.startswith("#")]
     assert len(code_lines) <= 30
+
+
+FAULT_RECORD_WRITES = re.compile(r"\.(put_fault_pending|fence_fault|mark_fault|reopen_fault)\(")
+FAULT_LIFECYCLE = PACKAGE / "faults" / "lifecycle.py"
+
+
+def test_only_the_fault_lifecycle_writes_fault_records() -> None:
+    code = [*RUNTIME_MODULES, *HANDLERS, *sorted((ROOT / "tooling").rglob("*.py"))]
+
+    writers = {path.relative_to(ROOT) for path in code if FAULT_RECORD_WRITES.search(path.read_text())}
+
+    assert writers == {FAULT_LIFECYCLE.relative_to(ROOT)}

@@ -5,7 +5,10 @@ ends this module publishes the event Step Functions would send, through moto's E
 template.yaml's ``GuardianFunction`` ``EventBridgeRule`` pattern (so a rule that would not fire in the cloud does
 not fire here either). The rule's target is an SQS queue, read here, and each delivered event invokes the guardian
 function through the Lambda endpoint, exactly as the rule's Lambda target would. ``sweep()`` invokes it with the
-sweep schedule's input.
+sweep schedule's input. Both are asynchronous invocations in the cloud, and are treated so here: a failed attempt
+is retried ``MaximumRetryAttempts`` times (template.yaml's ``EventInvokeConfig``, default 2; without Lambda's
+minutes of backoff) and the event of the last failure goes to the function's dead-letter queue, the queue
+GuardianFailedAlarm watches.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ GUARDIAN = "GuardianFunction"
 RULE_NAME = "livefire-local-guardian-rule"
 QUEUE_NAME = "livefire-local-guardian-rule-target"
 STATUS_CHANGE = "Step Functions Execution Status Change"
+DEFAULT_RETRY_ATTEMPTS = 2  # Lambda's MaximumRetryAttempts for asynchronous invocations
 
 
 def _event_source(template: LocalTemplate, kind: str) -> dict[str, Any]:
@@ -90,15 +94,54 @@ def _queue(template: LocalTemplate) -> str:
     return url
 
 
+def _attempts(template: LocalTemplate) -> int:
+    """The first attempt of an asynchronous invocation and Lambda's retries of it."""
+    config = template.resources[GUARDIAN]["Properties"].get("EventInvokeConfig") or {}
+    return 1 + int(config.get("MaximumRetryAttempts", DEFAULT_RETRY_ATTEMPTS))
+
+
+def dead_letter_queue(template: LocalTemplate) -> str:
+    """The URL of the guardian's dead-letter queue (created, idempotently, under its template name)."""
+    arn = str(template.resolve(template.resources[GUARDIAN]["Properties"]["DeadLetterQueue"]["TargetArn"]))
+    queue: str = boto3.client("sqs", region_name=REGION).create_queue(QueueName=arn.rsplit(":", 1)[1])["QueueUrl"]
+    return queue
+
+
+def dead_letters(stack: LocalStack) -> list[dict[str, Any]]:
+    """Take the guardian events in the dead-letter queue: each body with its ``ErrorCode`` and ``ErrorMessage``."""
+    sqs, url = boto3.client("sqs", region_name=REGION), dead_letter_queue(stack.template)
+    letters: list[dict[str, Any]] = []
+    for _batch in range(100):  # bounded: the queue holds what failed guardians left
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                       MessageAttributeNames=["All"]).get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            attributes = {k: v.get("StringValue") for k, v in (message.get("MessageAttributes") or {}).items()}
+            letters.append({"event": json.loads(message["Body"]), **attributes})
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return letters
+
+
 def invoke_guardian(stack: LocalStack, event: dict[str, Any]) -> dict[str, Any]:
-    """Invoke the guardian function through the Lambda endpoint (the in-process server or `sam local`).
+    """Invoke the guardian function through the Lambda endpoint (the in-process server or `sam local`) as an
+    asynchronous invocation: retried when it fails, and dead-lettered after the last failure.
 
     Returns its report, or for a failed invocation ``{"errorType", "errorMessage"}``: as in the cloud, a failed
-    guardian does not fail the drill; the sweeper is there for that case."""
-    response = boto3.client("lambda", region_name=REGION).invoke(
-        FunctionName=stack.template.physical_names[GUARDIAN], Payload=json.dumps(event).encode(),
+    guardian does not fail the drill; its alarm and the sweeper are there for that case."""
+    payload: dict[str, Any] = {}
+    for _attempt in range(_attempts(stack.template)):
+        response = boto3.client("lambda", region_name=REGION).invoke(
+            FunctionName=stack.template.physical_names[GUARDIAN], Payload=json.dumps(event).encode(),
+        )
+        payload = json.loads(response["Payload"].read() or b"{}")
+        if not response.get("FunctionError"):
+            return payload
+    boto3.client("sqs", region_name=REGION).send_message(
+        QueueUrl=dead_letter_queue(stack.template), MessageBody=json.dumps(event),
+        MessageAttributes={name: {"DataType": "String", "StringValue": str(payload.get(key, ""))[:1000] or "-"}
+                           for name, key in (("ErrorCode", "errorType"), ("ErrorMessage", "errorMessage"))},
     )
-    payload: dict[str, Any] = json.loads(response["Payload"].read() or b"{}")
     return payload
 
 

@@ -14,7 +14,7 @@ from pydantic.alias_generators import to_camel
 from livefire.spec import ClusterRef, FaultKind, Pattern, Vantage
 
 Outcome = Literal["COMPLETED", "NOT_STEADY", "ERROR", "ABORTED"]
-Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE", "NOT_STEADY", "ERROR", "ABORTED"]
+Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE", "NOT_STEADY", "ERROR", "ABORTED", "RESTORE_REFUSED"]
 Window = Literal["baseline", "drill"]
 FaultStatus = Literal["PENDING", "INJECTED", "RESTORED", "CONFLICT", "FAILED", "SKIPPED"]
 
@@ -110,12 +110,25 @@ class SteadyResult(Contract):
 
 
 class FaultState(Contract):
-    fault_id: str
-    status: FaultStatus
-    injected_at_ms: int | None = None
-    restored_at_ms: int | None = None
-    snapshot_key: str | None = None
-    detail: str | None = None
+    """One fault as Inject or Rollback left it (the fault record's view; see FaultRecord in ``livefire.records``).
+    Instants are UTC epoch ms in brackets [request sent, answer received] (docs/architecture.md §5)."""
+
+    fault_id: str = Field(description="The fault's id within the drill.")
+    status: FaultStatus = Field(description="PENDING, INJECTED, RESTORED, CONFLICT (restore refused: the target "
+                                            "changed since the snapshot), FAILED or SKIPPED (fenced, or a dry run).")
+    injected_at_ms: int | None = Field(default=None, description="When the request that started the fault was "
+                                                                "sent: the earliest it can have taken effect.")
+    injection_answered_at_ms: int | None = Field(default=None, description="When that request's answer came back: "
+                                                                          "the fault is in effect by then.")
+    restore_requested_at_ms: int | None = Field(default=None, description="When the request that ended the fault "
+                                                                         "was sent.")
+    restored_at_ms: int | None = Field(default=None, description="When that request's answer came back (FIS: when "
+                                                                "the experiment ended).")
+    snapshot_key: str | None = Field(default=None, description="S3 key of the fault's document (the target's "
+                                                              "snapshot, or the FIS / webhook document).")
+    detail: str | None = Field(default=None, description="What happened last, in one line.")
+    dry_run_problems: list[str] = Field(default_factory=list, description="A dry run: why the fault or its restore "
+                                                                          "would fail (empty: it would work).")
 
 
 class InjectRequest(Contract):
@@ -144,6 +157,10 @@ class AssessRequest(Contract):
 class AssessSummary(Contract):
     verdict: Verdict
     rto_seconds: float | None
+    outage_observed: bool | None = Field(
+        default=None, description="False when the entrypoint never failed during the fault: no outage observed, so "
+        "rto_seconds is None rather than 0; None when RTO does not apply or nothing was probed."
+    )
     assessment_key: str
     findings: int
     failed_findings: int

@@ -43,3 +43,9 @@ class EvidenceError(LivefireError):
 
 class SpecDigestMismatch(LivefireError):
     """The drill's stored spec no longer has the digest its Plan recorded: it was changed after planning."""
+
+
+class GuardianRestoreFailed(LivefireError):
+    """The guardian could not restore every fault it had to (one may still be live). Raised once everything else is
+    done, so that Lambda retries the event and, after its retries, sends it to the dead-letter queue, where
+    GuardianFailedAlarm sees it."""

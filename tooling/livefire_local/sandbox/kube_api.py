@@ -2,7 +2,9 @@
 
 Served on loopback: GET one / LIST (equality label selectors) / PATCH (merge, JSON and — on deployments and
 their scale only — strategic merge) / PUT (with resourceVersion preconditions) of Istio VirtualServices,
-DestinationRules, PeerAuthentications and apps/v1 Deployments with their ``scale`` subresource.
+DestinationRules, PeerAuthentications and apps/v1 Deployments with their ``scale`` subresource. Writes take
+``dryRun=All`` (validated, answered, not persisted); ``SelfSubjectAccessReview`` and 403s follow the RBAC a test
+sets (rbac.py); a test may delay the answers to writes (the write is in effect while the client waits).
 Every error is a ``v1 Status`` with the code and reason a real API server gives.
 """
 
@@ -13,13 +15,16 @@ import hmac
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from livefire.mesh.jsonpatch import JsonPatchError, json_patch
+from livefire_local.sandbox.kube_wire import ApiError, dry_run, matches, merge_patch, selector_string
+from livefire_local.sandbox.rbac import REVIEW_PATH, Access, AccessRules
 from livefire_local.sandbox.store import KINDS, ClusterStore, ObjectKey
 
 # (group, plural) -> the versions served
@@ -35,47 +40,11 @@ _PATH = re.compile(
     r"^/apis/(?P<group>[^/]+)/(?P<version>[^/]+)/namespaces/(?P<namespace>[^/]+)/(?P<plural>[^/]+)"
     r"(?:/(?P<name>[^/]+)(?:/(?P<sub>[^/]+))?)?$"
 )
-_REASONS = {
-    400: "BadRequest",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "NotFound",
-    405: "MethodNotAllowed",
-    409: "Conflict",
-    415: "UnsupportedMediaType",
-    422: "Invalid",
-    429: "TooManyRequests",
-    500: "InternalError",
-    503: "ServiceUnavailable",
-    504: "Timeout",
-}
+_WRITES = frozenset({"PATCH", "PUT"})
+_VERBS = {"GET": "get", "PATCH": "patch", "PUT": "update", "POST": "create", "DELETE": "delete"}
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
-
-
-class ApiError(Exception):
-    """Answered to the client as a v1 Status."""
-
-    def __init__(self, code: int, message: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details
-
-    def status(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": _REASONS.get(self.code, HTTPStatus(self.code).phrase.replace(" ", "")),
-            "code": self.code,
-        }
-        if self.details:
-            body["details"] = self.details
-        return body
 
 
 @dataclass(frozen=True)
@@ -96,190 +65,7 @@ class _FailRule:
     skip: int
 
 
-# ---------------------------------------------------------------- patches
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-class JsonPatchError(Exception):
-    """A JSON patch could not be applied; ``test_failed`` tells a failed ``test`` op apart."""
-
-    def __init__(self, message: str, *, test_failed: bool = False) -> None:
-        super().__init__(message)
-        self.test_failed = test_failed
-
-
-def _pointer(path: str) -> list[str]:
-    if path == "":
-        return []
-    if not path.startswith("/"):
-        raise JsonPatchError(f"invalid JSON pointer {path!r}")
-    return [part.replace("~1", "/").replace("~0", "~") for part in path[1:].split("/")]
-
-
-def _index(container: list[Any], token: str, *, for_add: bool) -> int:
-    if for_add and token == "-":
-        return len(container)
-    if not re.fullmatch(r"0|[1-9][0-9]*", token):
-        raise JsonPatchError(f"invalid array index {token!r}")
-    index = int(token)
-    if index > len(container) or (not for_add and index == len(container)):
-        raise JsonPatchError(f"array index {index} out of range")
-    return index
-
-
-def _parent(doc: Any, parts: list[str]) -> Any:
-    node = doc
-    for token in parts[:-1]:
-        if isinstance(node, dict):
-            if token not in node:
-                raise JsonPatchError(f"path segment {token!r} does not exist")
-            node = node[token]
-        elif isinstance(node, list):
-            node = node[_index(node, token, for_add=False)]
-        else:
-            raise JsonPatchError(f"cannot traverse into {type(node).__name__} at {token!r}")
-    return node
-
-
-def _get(doc: Any, path: str) -> Any:
-    parts = _pointer(path)
-    if not parts:
-        return doc
-    parent = _parent(doc, parts)
-    token = parts[-1]
-    if isinstance(parent, dict):
-        if token not in parent:
-            raise JsonPatchError(f"path {path!r} does not exist")
-        return parent[token]
-    if isinstance(parent, list):
-        return parent[_index(parent, token, for_add=False)]
-    raise JsonPatchError(f"path {path!r} does not exist")
-
-
-def _add(doc: Any, path: str, value: Any) -> Any:
-    parts = _pointer(path)
-    if not parts:
-        return value
-    parent = _parent(doc, parts)
-    token = parts[-1]
-    if isinstance(parent, dict):
-        parent[token] = value
-    elif isinstance(parent, list):
-        parent.insert(_index(parent, token, for_add=True), value)
-    else:
-        raise JsonPatchError(f"cannot add at {path!r}")
-    return doc
-
-
-def _remove(doc: Any, path: str) -> Any:
-    parts = _pointer(path)
-    if not parts:
-        raise JsonPatchError("cannot remove the whole document")
-    parent = _parent(doc, parts)
-    token = parts[-1]
-    if isinstance(parent, dict):
-        if token not in parent:
-            raise JsonPatchError(f"path {path!r} does not exist")
-        del parent[token]
-    elif isinstance(parent, list):
-        del parent[_index(parent, token, for_add=False)]
-    else:
-        raise JsonPatchError(f"cannot remove at {path!r}")
-    return doc
-
-
-def _json_equal(a: Any, b: Any) -> bool:
-    """JSON equality: 1 equals 1.0, but true does not equal 1."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    return type(a) is type(b) and bool(a == b)
-
-
-def json_patch(document: Any, operations: Any) -> Any:
-    """RFC 6902 JSON patch (add, remove, replace, move, copy, test); all or nothing."""
-    if not isinstance(operations, list):
-        raise JsonPatchError("a JSON patch must be an array of operations")
-    doc = copy.deepcopy(document)
-    for operation in operations:
-        if not isinstance(operation, dict) or "op" not in operation or "path" not in operation:
-            raise JsonPatchError("every operation needs op and path")
-        op, path = operation["op"], operation["path"]
-        if not isinstance(path, str):
-            raise JsonPatchError("path must be a string")
-        if op in ("add", "replace", "test") and "value" not in operation:
-            raise JsonPatchError(f"{op} needs a value")
-        if op == "add":
-            doc = _add(doc, path, copy.deepcopy(operation["value"]))
-        elif op == "remove":
-            doc = _remove(doc, path)
-        elif op == "replace":
-            _get(doc, path)
-            if _pointer(path):
-                doc = _remove(doc, path)
-            doc = _add(doc, path, copy.deepcopy(operation["value"]))
-        elif op in ("move", "copy"):
-            source = operation.get("from")
-            if not isinstance(source, str):
-                raise JsonPatchError(f"{op} needs from")
-            if op == "move" and (path + "/").startswith(source + "/") and path != source:
-                raise JsonPatchError("cannot move a value into one of its children")
-            value = copy.deepcopy(_get(doc, source))
-            if op == "move":
-                doc = _remove(doc, source)
-            doc = _add(doc, path, value)
-        elif op == "test":
-            try:
-                actual = _get(doc, path)
-            except JsonPatchError as exc:
-                raise JsonPatchError(f"test failed: {exc}", test_failed=True) from None
-            if not _json_equal(actual, operation["value"]):
-                raise JsonPatchError(f"test failed: value at {path!r} differs", test_failed=True)
-        else:
-            raise JsonPatchError(f"unknown op {op!r}")
-    return doc
-
-
 # ---------------------------------------------------------------- the API
-
-
-def _matches(labels: dict[str, str], selector: str) -> bool:
-    for raw in filter(None, (part.strip() for part in selector.split(","))):
-        if "!=" in raw:
-            key, value = (s.strip() for s in raw.split("!=", 1))
-            if labels.get(key) == value:
-                return False
-        elif "=" in raw:
-            key, value = (s.strip() for s in raw.replace("==", "=").split("=", 1))
-            if labels.get(key) != value:
-                return False
-        elif raw.startswith("!"):
-            if raw[1:].strip() in labels:
-                return False
-        elif raw not in labels:
-            return False
-    return True
-
-
-def _selector_string(match_labels: dict[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
 
 
 class _Resource:
@@ -328,6 +114,8 @@ class FakeKubeApi:
         self.url = ""
         self.requests: list[RecordedRequest] = []
         self._rules: list[_FailRule] = []
+        self.rbac = AccessRules()  # what a test forbids; everything else is allowed
+        self._answer_delay_s = 0.0
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -378,6 +166,16 @@ class FakeKubeApi:
         with self._lock:
             self._rules.append(_FailRule(method.upper(), path_contains, status, times, skip))
 
+    def delay_write_answers(self, seconds: float) -> None:
+        """Answer every write (PATCH, PUT) ``seconds`` after it was applied, as a slow API server or network does:
+        the change is in effect while the client still waits for the answer. 0 answers at once again."""
+        with self._lock:
+            self._answer_delay_s = seconds
+
+    def answer_delay(self, method: str) -> float:
+        with self._lock:
+            return self._answer_delay_s if method in _WRITES else 0.0
+
     # -- request handling (called from handler threads)
 
     def _record(self, request: RecordedRequest) -> None:
@@ -417,16 +215,36 @@ class FakeKubeApi:
             injected = self._injected_failure(method, path)
             if injected is not None:
                 raise injected
+            if method == "POST" and path == REVIEW_PATH:
+                return 201, self._review(self._json(body))
             resource = _Resource(path)
+            self._check_access(method, resource, query)
+            persist = not dry_run(query)
             if method == "GET":
                 return 200, self._get(resource, query)
             if method == "PATCH":
-                return 200, self._patch(resource, content_type, self._json(body))
+                return 200, self._patch(resource, content_type, self._json(body), persist=persist)
             if method == "PUT":
-                return 200, self._put(resource, self._json(body))
+                return 200, self._put(resource, self._json(body), persist=persist)
             raise ApiError(405, f"method {method} is not supported by this fake API server")
         except ApiError as error:
             return error.code, error.status()
+
+    def _check_access(self, method: str, resource: _Resource, query: dict[str, str]) -> None:
+        verb = _VERBS.get(method, method.lower())
+        if method == "GET" and resource.name is None:
+            verb = "watch" if query.get("watch") in ("true", "1") else "list"
+        plural = f"{resource.plural}/{resource.sub}" if resource.sub else resource.plural
+        access = Access(verb, resource.group, plural, resource.namespace)
+        if not self.rbac.allows(access):
+            raise ApiError(403, self.rbac.denial(access, resource.name),
+                           {"name": resource.name, "group": resource.group, "kind": resource.plural})
+
+    def _review(self, body: Any) -> dict[str, Any]:
+        try:
+            return self.rbac.review(body)
+        except ValueError as exc:
+            raise ApiError(400, f"SelfSubjectAccessReview is invalid: {exc}") from None
 
     @staticmethod
     def _json(body: bytes) -> Any:
@@ -458,7 +276,7 @@ class FakeKubeApi:
                 if key in meta
             },
             "spec": {"replicas": replicas},
-            "status": {"replicas": replicas, "selector": _selector_string(match_labels)},
+            "status": {"replicas": replicas, "selector": selector_string(match_labels)},
         }
 
     # -- verbs
@@ -470,7 +288,7 @@ class FakeKubeApi:
                 items = [
                     self._present(resource, obj)
                     for obj in self.store.list(resource.group, resource.plural, resource.namespace)
-                    if _matches(obj["metadata"].get("labels") or {}, selector)
+                    if matches(obj["metadata"].get("labels") or {}, selector)
                 ]
                 version = self.store.current_version()
             return {
@@ -484,7 +302,7 @@ class FakeKubeApi:
             raise resource.not_found()
         return self._present(resource, obj)
 
-    def _patch(self, resource: _Resource, content_type: str | None, patch: Any) -> dict[str, Any]:
+    def _patch(self, resource: _Resource, content_type: str | None, patch: Any, *, persist: bool) -> dict[str, Any]:
         if resource.name is None:
             raise ApiError(405, "PATCH needs an object name")
         media = (content_type or "").split(";")[0].strip().lower()
@@ -513,9 +331,9 @@ class FakeKubeApi:
             wanted = patched.get("metadata", {}).get("resourceVersion") if isinstance(patched, dict) else None
             if wanted is not None and wanted != current["metadata"]["resourceVersion"]:
                 raise self._conflict(resource)
-            return self._store(resource, current, patched)
+            return self._store(resource, current, patched, persist=persist)
 
-    def _put(self, resource: _Resource, body: Any) -> dict[str, Any]:
+    def _put(self, resource: _Resource, body: Any, *, persist: bool) -> dict[str, Any]:
         if resource.name is None:
             raise ApiError(405, "PUT needs an object name")
         if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
@@ -535,7 +353,7 @@ class FakeKubeApi:
                 )
             if wanted is not None and wanted != current["metadata"]["resourceVersion"]:
                 raise self._conflict(resource)
-            return self._store(resource, current, body)
+            return self._store(resource, current, body, persist=persist)
 
     def _conflict(self, resource: _Resource) -> ApiError:
         return ApiError(
@@ -545,8 +363,9 @@ class FakeKubeApi:
             {"name": resource.name, "group": resource.group, "kind": resource.plural},
         )
 
-    def _store(self, resource: _Resource, current: dict[str, Any], new: Any) -> dict[str, Any]:
-        """Validate ``new`` (the client's view of the object after the write) and store it."""
+    def _store(self, resource: _Resource, current: dict[str, Any], new: Any, *, persist: bool) -> dict[str, Any]:
+        """Validate ``new`` (the client's view of the object after the write) and store it; with ``persist`` False
+        (``dryRun=All``) answer what would be stored and store nothing."""
         if not isinstance(new, dict):
             raise ApiError(422, "the object must be a JSON object")
         if resource.sub == "scale":
@@ -557,7 +376,7 @@ class FakeKubeApi:
                 )
             updated = copy.deepcopy(current)
             updated.setdefault("spec", {})["replicas"] = replicas
-            return self._present(resource, self.store.replace(resource.key(), updated))
+            return self._present(resource, self.store.replace(resource.key(), updated) if persist else updated)
         meta = new.get("metadata")
         if not isinstance(meta, dict) or meta.get("name", resource.name) != resource.name:
             raise ApiError(422, f"metadata.name: Invalid value: the name must stay {resource.name!r}")
@@ -587,7 +406,7 @@ class FakeKubeApi:
             stored["status"] = current["status"]
         else:
             stored.pop("status", None)
-        return self._present(resource, self.store.replace(resource.key(), stored))
+        return self._present(resource, self.store.replace(resource.key(), stored) if persist else stored)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -605,6 +424,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.command, split.path, query=query, content_type=self.headers.get("Content-Type"),
             body=body, authorization=self.headers.get("Authorization"),
         )
+        time.sleep(self.owner.answer_delay(self.command))  # after the write was applied: it is already in effect
         data = json.dumps(payload).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")

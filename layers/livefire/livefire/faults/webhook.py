@@ -1,9 +1,10 @@
 """fault.kind webhook: Inject calls one URL to start a fault, every rollback path calls another to end it.
 
 The fault's document (``faults/<fault-id>-webhook.json``) holds both calls as the spec gives them and every call
-made, with its send time and answer; it and the PENDING record exist before the inject call is sent. The injection
-instant is the inject request's send time. A non-2xx answer (or no answer) is an injection error: the record is
-FAILED and the catch path's rollback calls the rollback URL, since the inject may have started something anyway.
+made, with its send time and answer; it and the PENDING record exist before the inject call is sent. Each call's
+bracket is [request sent, answer received]: the injection instant is the inject request's send time. A non-2xx
+answer (or no answer) is an injection error: the record is FAILED and the catch path's rollback calls the rollback
+URL, since the inject may have started something anyway. A dry run calls neither URL.
 Headers come from a Secrets Manager secret (a JSON object of header names to values) and are never written to a
 log, an error or the evidence (an answer that echoes them is redacted). Each request names the drill and fault
 (``x-livefire-*``) and carries an ``Idempotency-Key``, so the receiver can tell a retried call from a new one.
@@ -17,7 +18,6 @@ import os
 import re
 import socket
 import ssl
-import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -27,21 +27,18 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from livefire.contracts import FaultState, PlannedFault
+from livefire.clock import now_ms
+from livefire.contracts import PlannedFault
 from livefire.errors import FaultInjectionFailed, RollbackFailed
-from livefire.runtime import Runtime
+from livefire.faults.driver import Applied, Bracket, Checkpoint, DryRun, FaultTarget, Restored
 from livefire.spec import Fault, WebhookCall
-from livefire.store import FaultRecord
 
 USER_AGENT = "livefire-webhook"
 RESPONSE_LIMIT = 2000  # characters of an answer kept in the evidence
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # The sandbox's DNS override, as the probes read it (probing/window.py): {"host:port": "ip:port"}.
 RESOLVE_ENV = "LIVEFIRE_RESOLVE"
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
+DRY_RUN_DETAIL = "dry run: neither webhook was called; nothing was started"
 
 
 @cache
@@ -162,7 +159,7 @@ def call(spec: WebhookCall, *, action: str, drill_id: str, fault_id: str) -> Cal
             headers |= secret
         connection, target = _connection(spec.url, spec.timeout)
         try:
-            sent_at_ms = _now_ms()
+            sent_at_ms = now_ms()
             connection.request(spec.method, target, body=body, headers=headers)
             answer = connection.getresponse()
             status = answer.status
@@ -174,63 +171,43 @@ def call(spec: WebhookCall, *, action: str, drill_id: str, fault_id: str) -> Cal
     except (OSError, http.client.HTTPException) as exc:
         error = type(exc).__name__  # the class only: a message may echo what was sent
     return CallResult(action=action, method=spec.method, url=spec.url, sent_at_ms=sent_at_ms,
-                      ended_at_ms=_now_ms(), status=status, error=error, response=response)
+                      ended_at_ms=now_ms(), status=status, error=error, response=response)
 
 
-def _call(record: FaultRecord, doc: dict[str, Any], action: str) -> CallResult:
-    result = call(WebhookCall.model_validate(doc[action]), action=action, drill_id=record.drill_id,
-                  fault_id=record.fault_id)
+def _call(target: FaultTarget, action: str) -> CallResult:
+    doc = target.document.data
+    result = call(WebhookCall.model_validate(doc[action]), action=action, drill_id=target.drill_id,
+                  fault_id=target.planned.fault_id)
     doc["calls"].append(asdict(result))
+    target.document.save()
     return result
 
 
-# ---------------------------------------------------------------- inject / restore
+class WebhookDriver:
+    document_name = "webhook"
 
+    def describe(self, drill_id: str, planned: PlannedFault, fault: Fault) -> dict[str, Any]:
+        return new_document(drill_id, planned, fault)
 
-def inject(record: FaultRecord, runtime: Runtime) -> FaultState:
-    store = runtime.store
-    doc: dict[str, Any] = runtime.get_json(record.snapshot_key)
-    result = _call(record, doc, "inject")
-    runtime.put_json(record.snapshot_key, doc)
-    what = f"webhook inject {result.method} {result.url} {result.outcome}"
-    if result.ok:
-        marked = store.mark_fault(record.drill_id, record.fault_id, "INJECTED", expect="PENDING",
-                                  injectedAtMs=result.sent_at_ms, detail=what)
-    else:
-        marked = store.mark_fault(record.drill_id, record.fault_id, "FAILED", expect="PENDING", detail=what)
-    if not marked:
-        _undo_late_inject(record, doc, runtime)
-    if not result.ok:
-        raise FaultInjectionFailed(f"{record.fault_id}: {what}; the rollback calls {doc['rollback']['url']}")
-    return FaultState(fault_id=record.fault_id, status="INJECTED", injected_at_ms=result.sent_at_ms,
-                      snapshot_key=record.snapshot_key, detail=what)
+    def apply(self, target: FaultTarget, fault: Fault, checkpoint: Checkpoint) -> Applied:
+        result = _call(target, "inject")
+        what = f"webhook inject {result.method} {result.url} {result.outcome}"
+        if not result.ok or result.sent_at_ms is None:
+            rollback_url = target.document.data["rollback"]["url"]
+            raise FaultInjectionFailed(f"{target.planned.fault_id}: {what}; the rollback calls {rollback_url}")
+        return Applied(bracket=Bracket(result.sent_at_ms, result.ended_at_ms), detail=what)
 
+    def restore(self, target: FaultTarget, actor: str) -> Restored:
+        """Call the rollback URL; a non-2xx answer leaves the fault for the next rollback path (RollbackFailed)."""
+        result = _call(target, "rollback")
+        what = f"webhook rollback {result.method} {result.url} {result.outcome}"
+        if not result.ok or result.sent_at_ms is None:
+            raise RollbackFailed(f"{target.planned.fault_id}: {what}")
+        return Restored(status="RESTORED", wrote=True, detail=what,
+                        bracket=Bracket(result.sent_at_ms, result.ended_at_ms))
 
-def _undo_late_inject(record: FaultRecord, doc: dict[str, Any], runtime: Runtime) -> None:
-    """A rollback closed the record while the inject call was in flight (its rollback call may have come first):
-    call the rollback URL again ourselves."""
-    store = runtime.store
-    late = f"{record.fault_id}: the drill was rolled back while the inject call was in flight"
-    result = _call(record, doc, "rollback")
-    runtime.put_json(record.snapshot_key, doc)
-    if not result.ok:
-        store.reopen_fault(record, f"{late}; the rollback call {result.outcome}")
-        raise RollbackFailed(f"{late}; the rollback call {result.outcome}")
-    store.mark_fault(record.drill_id, record.fault_id, "RESTORED", restoredAtMs=result.ended_at_ms,
-                     restoredBy="inject", detail=f"{late}; the rollback call {result.outcome}")
-    raise FaultInjectionFailed(f"{late}; the rollback URL was called again")
+    def verify(self, drill_id: str, planned: PlannedFault, fault: Fault, expires_at: int) -> DryRun:
+        return DryRun(detail=DRY_RUN_DETAIL, problems=[], document=new_document(drill_id, planned, fault))
 
-
-def restore(record: FaultRecord, runtime: Runtime, actor: str) -> tuple[FaultState, bool]:
-    """Call the rollback URL; a non-2xx answer leaves the fault for the next rollback path (RollbackFailed)."""
-    doc: dict[str, Any] = runtime.get_json(record.snapshot_key)
-    result = _call(record, doc, "rollback")
-    runtime.put_json(record.snapshot_key, doc)
-    what = f"webhook rollback {result.method} {result.url} {result.outcome}"
-    if not result.ok:
-        raise RollbackFailed(f"{record.fault_id}: {what}")
-    runtime.store.mark_fault(record.drill_id, record.fault_id, "RESTORED", restoredAtMs=result.ended_at_ms,
-                             restoredBy=actor, detail=what)
-    state = FaultState(fault_id=record.fault_id, status="RESTORED", injected_at_ms=record.injected_at_ms,
-                       restored_at_ms=result.ended_at_ms, snapshot_key=record.snapshot_key, detail=what)
-    return state, True
+    def in_flight(self, target: FaultTarget) -> str:
+        return "the inject call was in flight"

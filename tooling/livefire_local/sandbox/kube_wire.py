@@ -1,0 +1,92 @@
+"""The wire-level pieces of the sandbox's fake Kubernetes API: the v1 ``Status`` of an error, the RFC 7386 merge
+patch, label selectors and ``dryRun``. (The RFC 6902 JSON patch is the runtime's own: livefire.mesh.jsonpatch.)"""
+
+from __future__ import annotations
+
+import copy
+from http import HTTPStatus
+from typing import Any
+
+_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+
+
+class ApiError(Exception):
+    """Answered to the client as a v1 Status."""
+
+    def __init__(self, code: int, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+    def status(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": _REASONS.get(self.code, HTTPStatus(self.code).phrase.replace(" ", "")),
+            "code": self.code,
+        }
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def matches(labels: dict[str, str], selector: str) -> bool:
+    for raw in filter(None, (part.strip() for part in selector.split(","))):
+        if "!=" in raw:
+            key, value = (s.strip() for s in raw.split("!=", 1))
+            if labels.get(key) == value:
+                return False
+        elif "=" in raw:
+            key, value = (s.strip() for s in raw.replace("==", "=").split("=", 1))
+            if labels.get(key) != value:
+                return False
+        elif raw.startswith("!"):
+            if raw[1:].strip() in labels:
+                return False
+        elif raw not in labels:
+            return False
+    return True
+
+
+def selector_string(match_labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
+
+
+def dry_run(query: dict[str, str]) -> bool:
+    """``dryRun=All``: validate and admit the write, persist nothing (the only value a real server accepts)."""
+    value = query.get("dryRun")
+    if value is None:
+        return False
+    if value != "All":
+        raise ApiError(400, f'dryRun: Unsupported value: "{value}": supported values: "All"')
+    return True

@@ -146,7 +146,7 @@ def test_an_active_passive_entrypoint_still_on_the_standby_at_the_end_is_not_ste
 
     steady = result.finding("steadyAfterRollback")
     assert steady is not None and steady.status == "FAIL"
-    assert "the primary does not serve again: 6 of the last 11 probes (1 s) were not answered by it (last seq " \
+    assert "the primary does not serve again: 6 of the 11 answers in the last 1 s came from elsewhere (last seq " \
         "424, us-west-2)" in steady.detail
 
 
@@ -157,8 +157,8 @@ def test_a_failback_inside_the_window_that_holds_to_the_end_is_steady() -> None:
 
 
 def test_steady_after_rollback_judges_the_window_the_spec_sets() -> None:
-    entry = [s.model_copy(update={"ok": False, "status": 503, "served_by": None}) if s.seq == 380 else s
-             for s in failover_entry()]  # one failure at 38 s, inside the last third but not the last 2 s
+    entry = [s.model_copy(update={"ok": False, "status": 503, "served_by": None}) if s.seq in (380, 385) else s
+             for s in failover_entry()]  # two failures at 38 s, inside the last third but not the last 2 s
 
     default = run(make_spec(objectives={}), [*regions(), *entry])
     last_two_seconds = run(make_spec(objectives={}, steady={"window": "2s"}), [*regions(), *entry])
@@ -195,3 +195,16 @@ def test_steady_after_rollback_counts_every_vantage() -> None:
     assert steady is not None and steady.status == "FAIL"
     assert steady.evidence.vantage == "far"
     assert "local:" in steady.detail and "far:" in steady.detail
+
+
+def test_a_window_too_short_for_the_floor_tolerates_one_failed_probe_but_not_two() -> None:
+    floor_99 = make_spec(objectives={}, steady={"window": "1s"})  # 11 probes, where 99% needs 100 to resolve
+    floor_90 = make_spec(objectives={"availability": 90}, steady={"window": "1s"})  # 90% needs 10: no slack
+
+    def failing(*seqs: int) -> list[Sample]:
+        return [s.model_copy(update={"ok": False, "status": 503, "served_by": None}) if s.seq in seqs else s
+                for s in failover_entry()]
+
+    assert status(run(floor_99, [*regions(), *failing(425)]), "steadyAfterRollback") == "PASS"
+    assert status(run(floor_99, [*regions(), *failing(423, 426)]), "steadyAfterRollback") == "FAIL"
+    assert status(run(floor_90, [*regions(), *failing(423, 426)]), "steadyAfterRollback") == "FAIL"

@@ -9,9 +9,11 @@ counts as a latency of at least the probe timeout.
   more than ``steady.maxConsecutiveErrors`` failures in a row (default 2) and, when ``steady.p99Latency`` is
   set, a p99 latency at or below it (nearest rank: the slowest probe when there are fewer than 100).
 - steadyAfterRollback judges, from every vantage, the entrypoint over the last third of the recovery phase
-  (``steady.window`` to set the length): the same criteria, a median latency of at most the baseline's median
-  plus the larger of itself and ``steady.latencyTolerance`` (default 50 ms), and for active-passive the
-  window's last ``probes.sustain`` answered by the primary (a failback inside the window is fine once it holds).
+  (``steady.window`` to set the length): the same criteria (except that a window shorter than the floor's
+  resolution, ⌈100 / (100 - floor)⌉ probes, tolerates one failed probe), a median latency of at most the
+  baseline's median plus the larger of itself and ``steady.latencyTolerance`` (default 50 ms), and for
+  active-passive the window's last ``probes.sustain`` answered by the primary (a failback inside the window is
+  fine once it holds).
 """
 
 from __future__ import annotations
@@ -19,12 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from livefire.assessment.model import Finding, Status, rule
-from livefire.assessment.sufficiency import latency_quantile
+from livefire.assessment.sufficiency import latency_quantile, share_samples_needed
 from livefire.assessment.timeline import (
     MIN_SAMPLES,
     DrillTimeline,
     availability_of,
-    error_class,
     group_samples,
     scheduled,
 )
@@ -47,13 +48,18 @@ def _longest_failure_run(series: Sequence[Sample]) -> tuple[int, Sample | None]:
     return longest, opener
 
 
-def _criteria_problems(series: Sequence[Sample], criteria: SteadyState, floor: float, timeout_ms: float) -> list[str]:
-    """What keeps ``series`` (fixed-schedule probes in send order) from being steady, each naming its criterion."""
+def _criteria_problems(
+    series: Sequence[Sample], criteria: SteadyState, floor: float, timeout_ms: float, *, short_window_slack: bool
+) -> list[str]:
+    """What keeps ``series`` (fixed-schedule probes in send order) from being steady, each naming its criterion.
+    With ``short_window_slack``, a series shorter than the floor's resolution tolerates one failed probe."""
     if len(series) < MIN_SAMPLES:
         return [f"{len(series)} probes (need at least {MIN_SAMPLES})"]
     problems = []
     availability = availability_of(series) or 0.0
-    if availability < floor:
+    failed = sum(1 for s in series if not s.ok)
+    slack = short_window_slack and len(series) < share_samples_needed(floor) and failed <= 1
+    if availability < floor and not slack:
         ok = sum(1 for s in series if s.ok)
         problems.append(f"steady.availability: {availability:.2f}% < {floor:g}% ({ok}/{len(series)} ok)")
     run, opener = _longest_failure_run(series)
@@ -84,7 +90,8 @@ def steady_state(
         f"target {target} from vantage {vantage}: {problem}"
         for vantage in vantages for target in targets
         for problem in _criteria_problems(
-            scheduled(groups.get((vantage, target), [])), criteria, floor, spec.probes.timeout * 1000.0
+            scheduled(groups.get((vantage, target), [])), criteria, floor, spec.probes.timeout * 1000.0,
+            short_window_slack=False,
         )
     ]
     if problems:
@@ -112,7 +119,7 @@ def _after_rollback_problems(drill: DrillTimeline, vantage: str, window: Sequenc
     criteria = spec.steady or SteadyState()
     timeout_ms = spec.probes.timeout * 1000.0
     problems = _criteria_problems(window, criteria, criteria.availability_floor(spec.objectives.availability),
-                                  timeout_ms)
+                                  timeout_ms, short_window_slack=True)
     baseline = latency_quantile(scheduled(drill.in_phase(vantage, drill.entrypoint, "baseline")), 50, timeout_ms)
     median = latency_quantile(window, 50, timeout_ms)
     if baseline is not None and median is not None:
@@ -122,12 +129,12 @@ def _after_rollback_problems(drill: DrillTimeline, vantage: str, window: Sequenc
                             f"(baseline median {baseline.value_ms:.1f} ms)")
     if spec.pattern == "active-passive":
         primaries = {r.name for r in spec.regions if r.role == "primary"}
-        tail = [s for s in window if s.sent_ms >= window[-1].sent_ms - drill.sustain_ms]
-        others = [s for s in tail if not (s.ok and s.served_by in primaries)]
-        if others:
-            problems.append(f"the primary does not serve again: {len(others)} of the last {len(tail)} probes "
-                            f"({spec.probes.sustain:g} s) were not answered by it (last seq {others[-1].seq}, "
-                            f"{others[-1].served_by or error_class(others[-1])})")
+        answers = [s for s in window if s.ok and s.sent_ms >= window[-1].sent_ms - drill.sustain_ms]
+        others = [s for s in answers if s.served_by not in primaries]
+        if others or not answers:
+            last = f" (last seq {others[-1].seq}, {others[-1].served_by or 'an unnamed region'})" if others else ""
+            problems.append(f"the primary does not serve again: {len(others)} of the {len(answers)} answers in the "
+                            f"last {spec.probes.sustain:g} s came from elsewhere{last}")
     return problems
 
 

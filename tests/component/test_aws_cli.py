@@ -52,7 +52,7 @@ def test_start_runs_a_drill_on_the_stack_found_by_its_outputs_and_prints_the_ver
     out = capsys.readouterr().out
     assert code == 0, out
     assert "VERDICT: PASS" in out
-    assert "RTO: -" not in out
+    assert "RTO: —" not in out  # the verdict line's dash: no RTO
     for state in ("> Plan", "> Inject", "< Rollback", "> Evidence"):
         assert state in out, state
     executions = deployed.sfn.list_executions(stateMachineArn=deployed.state_machine_arn)["executions"]

@@ -7,6 +7,7 @@ close the brackets (docs/architecture.md §5, §7)."""
 from __future__ import annotations
 
 from livefire.assessment import assess, steady_state
+from livefire.assessment.dry_run import with_dry_run
 from livefire.contracts import AssessRequest, AssessSummary, ProbeSummary, SteadyRequest, SteadyResult
 from livefire.probing.chunks import load_samples
 from livefire.runtime import Runtime
@@ -41,8 +42,11 @@ def evaluate_drill(request: AssessRequest, runtime: Runtime) -> AssessSummary:
         restore_answered_at_ms=max(restore_answered) if injected and restores else None,
         sample_keys=keys,
     )
+    if plan.mode == "dry-run":  # nothing was injected: what Inject's checks found is the finding
+        assessment = with_dry_run(assessment, faults)
     key = f"{plan.evidence_prefix}assessment.json"
     runtime.put_json(key, assessment.model_dump(mode="json"))
     failed = sum(1 for finding in assessment.findings if finding.status == "FAIL")
-    return AssessSummary(verdict=assessment.verdict, rto_seconds=assessment.rto_seconds, assessment_key=key,
+    return AssessSummary(verdict=assessment.verdict, rto_seconds=assessment.rto_seconds,
+                         outage_observed=assessment.outage_observed, assessment_key=key,
                          findings=len(assessment.findings), failed_findings=failed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from livefire.assessment.model import Detection, Finding, PhaseName, Recovery, Status, rule
+from livefire.assessment.model import Detection, EvidencePointer, Finding, PhaseName, Recovery, Status, rule
 from livefire.assessment.recovery import earliest, failback_target
 from livefire.assessment.sufficiency import (
     Measure,
@@ -168,12 +168,7 @@ def rto_finding(drill: DrillTimeline, objective: float, worst: Recovery | None) 
             detail += f"; bracket {bracket.width_ms:.1f} ms"
     return Finding(
         id="rto", title=title, measured=worst.seconds, unit="s", threshold=objective, status=status, detail=detail,
-        evidence=drill.pointer(
-            drill.entrypoint, worst.vantage,
-            bracket.last_failure_ms if bracket else drill.injected,
-            bracket.first_success_ms if bracket else None,
-            [bracket.last_failure_seq, bracket.first_success_seq] if bracket else [],
-        ),
+        evidence=_recovery_pointer(drill, worst, drill.injected),
         required_samples=MIN_SAMPLES, samples=_fewest_at_entrypoint(drill, "fault"),
     )
 
@@ -184,7 +179,6 @@ def rto_finding(drill: DrillTimeline, objective: float, worst: Recovery | None) 
 def failback_finding(drill: DrillTimeline, objective: float, worst: Recovery | None) -> Finding:
     what = "Failback to" if drill.failover else "Traffic back on"
     title = f"{what} {failback_target(drill)} within {objective:g} s of the rollback"
-    bracket = worst.bracket if worst else None
     if worst is None or drill.restored is None:
         status: Status = "INCONCLUSIVE"
         detail = "the fault was not restored, so there is no failback to time"
@@ -196,12 +190,7 @@ def failback_finding(drill: DrillTimeline, objective: float, worst: Recovery | N
     return Finding(
         id="failbackRto", title=title, measured=worst.seconds if worst else None, unit="s", threshold=objective,
         status=status, detail=detail,
-        evidence=drill.pointer(
-            drill.entrypoint, worst.vantage if worst else None,
-            bracket.last_failure_ms if bracket else drill.restored,
-            bracket.first_success_ms if bracket else None,
-            [bracket.last_failure_seq, bracket.first_success_seq] if bracket else [],
-        ),
+        evidence=_recovery_pointer(drill, worst, drill.restored),
         required_samples=MIN_SAMPLES, samples=_fewest_at_entrypoint(drill, "recovery"),
     )
 
@@ -260,6 +249,17 @@ def _measured_finding(
         detail=detail, evidence=drill.pointer(drill.entrypoint, headline.vantage if headline else None,
                                               drill.injected, until),
         required_samples=required, samples=fewest(measures),
+    )
+
+
+def _recovery_pointer(drill: DrillTimeline, worst: Recovery | None, since: float | None) -> EvidencePointer:
+    """The recovery's bracket at the entrypoint, from the worst vantage (from ``since`` when there is none)."""
+    bracket = worst.bracket if worst else None
+    return drill.pointer(
+        drill.entrypoint, worst.vantage if worst else None,
+        bracket.last_failure_ms if bracket else since,
+        bracket.first_success_ms if bracket else None,
+        [bracket.last_failure_seq, bracket.first_success_seq] if bracket else [],
     )
 
 

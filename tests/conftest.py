@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +43,13 @@ def write_spec(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
         return path
 
     return write
+
+
+@pytest.fixture(autouse=True, scope="session")
+def signing_key_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Local runs sign evidence with a key in the user's config directory (livefire_local/signing.py): the tests
+    keep theirs in a temporary one ($XDG_CONFIG_HOME), which the `livefire` subprocesses inherit."""
+    home = tmp_path_factory.mktemp("config-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CONFIG_HOME", str(home))
+        yield home

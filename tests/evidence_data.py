@@ -10,7 +10,9 @@ from typing import Any
 from livefire.artifacts import evidence_prefix
 from livefire.assessment import Assessment, assess
 from livefire.contracts import Plan, PlannedFault, ProbeTarget, Sample
+from livefire.evidence.bundle import EvidenceBundle
 from livefire.spec import ClusterRef, DrillSpec, Vantage, parse_spec
+from livefire.store import FaultRecord
 
 T0 = 1_700_000_000_000.0
 SERVICE = "payments"
@@ -112,10 +114,22 @@ def snapshots() -> dict[str, dict[str, Any]]:
             f"faults/{FAULT_ID}-restored.json": restored}
 
 
-def fault_record(drill_id: str, *, t0: float = T0) -> dict[str, Any]:
-    return {
-        "drill_id": drill_id, "fault_id": FAULT_ID, "status": "RESTORED",
-        "planned": planned_fault().model_dump(mode="json"),
-        "snapshot_key": f"{prefix(drill_id)}faults/{FAULT_ID}-before.json", "expires_at": int(t0 / 1000) + 600,
-        "injected_at_ms": int(t0 + 1000), "restored_at_ms": int(t0 + 5000), "detail": "restored to the snapshot",
-    }
+def fault_record(drill_id: str, *, t0: float = T0) -> FaultRecord:
+    return FaultRecord(
+        drill_id=drill_id, fault_id=FAULT_ID, status="RESTORED", planned=planned_fault(),
+        snapshot_key=f"{prefix(drill_id)}faults/{FAULT_ID}-before.json", expires_at=int(t0 / 1000) + 600,
+        injected_at_ms=int(t0 + 1000), restored_at_ms=int(t0 + 5000), detail="restored to the snapshot",
+    )
+
+
+def evidence_bundle(drill_id: str, **overrides: Any) -> EvidenceBundle:
+    """The bundle the Evidence step builds for this drill (sizes made up), with ``overrides`` applied."""
+    bundle = EvidenceBundle(
+        spec=drill_spec(), assessment=drill_assessment(drill_id), outcome="COMPLETED", drill_id=drill_id,
+        execution_arn=f"arn:aws:states:us-east-1:123456789012:execution:drill:{drill_id}",
+        faults=[fault_record(drill_id)], documents=snapshots(), samples=drill_samples(),
+        artifacts={"spec.json": 10, "plan.json": 12, "assessment.json": 20, f"faults/{FAULT_ID}-before.json": 30,
+                   "samples/local/drill-0000.jsonl.gz": 40, "report.md": None, "report.html": None,
+                   "manifest.json": None},
+    )
+    return bundle.model_copy(update=overrides)

@@ -115,15 +115,25 @@ def to_calls(service: str, operation: str, params: dict[str, Any]) -> set[Call]:
         return set()
     if prefix == "s3":
         bucket = params["Bucket"]
-        if "Key" in params:
-            return {Call(action, f"arn:aws:s3:::{bucket}/{params['Key']}")}
+        if "Key" in params:  # a conditional write carries the s3:if-none-match key (template.yaml requires it)
+            keys = (("s3:if-none-match", str(params["IfNoneMatch"])),) if "IfNoneMatch" in params else ()
+            return {Call(action, f"arn:aws:s3:::{bucket}/{params['Key']}", keys)}
         return {Call(action, f"arn:aws:s3:::{bucket}", (("s3:prefix", str(params.get("Prefix", ""))),))}
     if action == "dynamodb:TransactWriteItems":  # authorized item by item, as the single-item actions
         return {call for item in params["TransactItems"] for kind, request in item.items()
                 for call in to_calls(service, _TRANSACT_ITEM[kind], request)}
     if prefix == "dynamodb":
         table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{params['TableName']}"
-        return {Call(action, f"{table}/index/{params['IndexName']}" if "IndexName" in params else table)}
+        if "IndexName" in params:
+            return {Call(action, f"{table}/index/{params['IndexName']}")}
+        item = params.get("Item") or params.get("Key")
+        if item is None:  # a Query: the reads are not scoped
+            return {Call(action, table)}
+        pk = item["pk"]["S"] if isinstance(item["pk"], dict) else item["pk"]  # client or resource parameters
+        return {Call(action, table, (("dynamodb:LeadingKeys", str(pk)),))}
+    if prefix == "kms":
+        key = str(params["KeyId"])
+        return {Call(action, key if key.startswith("arn:") else f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{key}")}
     if action == "events:PutEvents":
         return {Call(action, _bus_arn(entry.get("EventBusName", "default"))) for entry in params["Entries"]}
     if action in ("states:DescribeExecution", "states:GetExecutionHistory"):
@@ -251,6 +261,10 @@ def _extra_steps() -> list[Extra]:
               {**ended, "detail": {**ended["detail"], "name": "live-fault-0001", "status": "ABORTED",
                                    "executionArn": ended["detail"]["executionArn"].rsplit(":", 1)[0]
                                    + ":live-fault-0001"}}),
+        Extra("guardian, ends the scheduled drill aborted before its Evidence step (Drill Completed)",
+              "GuardianFunction",
+              {**ended, "detail": {**ended["detail"], "name": SCHEDULED_DRILL_ID, "status": "ABORTED",
+                                   "executionArn": scheduled["executionArn"]}}),
     ]
 
 

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 
@@ -21,6 +20,7 @@ from livefire.mesh.kube import SANDBOX_CLUSTERS_ENV
 from livefire.probing.chunks import encode_chunk
 from livefire.runtime import Runtime
 from livefire.store import DrillStore
+from livefire_local.aws import create_bucket, create_signing_keys, create_table
 from livefire_local.template import LocalTemplate
 from tests.conftest import ROOT
 from tests.evidence_data import (
@@ -63,10 +63,12 @@ class EvidenceStack:
         runtime.put_json(f"{prefix}plan.json", plan.to_state())
         for name, snapshot in snapshots().items():
             runtime.put_json(f"{prefix}{name}", snapshot)
-        store.put_fault_pending(drill_id, planned_fault(), snapshot_key(prefix, FAULT_ID, "before"),
-                                int(t0 / 1000) + 600)
-        store.mark_fault(drill_id, FAULT_ID, "INJECTED", injectedAtMs=int(t0 + 1000))
-        store.mark_fault(drill_id, FAULT_ID, "RESTORED", restoredAtMs=int(t0 + 5000), detail="restored")
+        store.put_fault_pending(drill_id, planned_fault(), snapshot_key=snapshot_key(prefix, FAULT_ID, "before"),
+                                expires_at=int(t0 / 1000) + 600, pending_at_ms=int(t0 + 900))
+        store.mark_fault(drill_id, FAULT_ID, "INJECTED", injected_at_ms=int(t0 + 1000),
+                         injection_answered_at_ms=int(t0 + 1010))
+        store.mark_fault(drill_id, FAULT_ID, "RESTORED", restore_requested_at_ms=int(t0 + 4990),
+                         restored_at_ms=int(t0 + 5000), detail="restored")
         self.s3.put_object(Bucket=self.bucket, Key=f"{prefix}samples/local/drill-0000.jsonl.gz",
                            Body=encode_chunk(drill_samples(t0)), ContentType="application/x-ndjson")
         if not assessed:
@@ -84,16 +86,6 @@ class EvidenceStack:
         return publish_evidence(self.stage(drill_id, t0=t0, assessed=assessed), self.runtime).manifest_digest
 
 
-def _create_table(template: LocalTemplate) -> str:
-    props = template.resources["DrillTable"]["Properties"]
-    name = template.physical_names["DrillTable"]
-    boto3.client("dynamodb", region_name=REGION).create_table(
-        TableName=name, BillingMode="PAY_PER_REQUEST", AttributeDefinitions=props["AttributeDefinitions"],
-        KeySchema=props["KeySchema"], GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
-    )
-    return name
-
-
 @pytest.fixture
 def evidence_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[EvidenceStack]:
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -104,9 +96,10 @@ def evidence_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[EvidenceStack]:
         monkeypatch.delenv(key, raising=False)
     with mock_aws():
         template = LocalTemplate.load(ROOT, REGION)
-        bucket = template.physical_names["EvidenceBucket"]
-        boto3.client("s3", region_name=REGION).create_bucket(Bucket=bucket)
-        table = _create_table(template)
+        bucket = create_bucket(template, "EvidenceBucket")  # versioned, Object Lock GOVERNANCE, as deployed
+        table = create_table(template, "DrillTable")
+        create_signing_keys(template)  # backed by the local signing key (tests/keys.py)
         settings = Settings(bucket=bucket, table=table, event_bus="default", allowed_namespaces=(),
-                            allowed_clusters=(), egress=EgressPolicy.from_ranges("loopback"))
+                            allowed_clusters=(), egress=EgressPolicy.from_ranges("loopback"),
+                            signing_key_id=template.arn_of("EvidenceSigningKey"))
         yield EvidenceStack(Runtime(settings=settings), bucket, table)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import boto3
 import pytest
 
 from livefire.evidence.manifest import manifest_bytes, manifest_digest
@@ -16,7 +17,8 @@ __all__ = ["evidence_stack"]  # the fixture, imported for pytest
 
 
 def stack_args(stack: EvidenceStack) -> list[str]:
-    return ["--bucket", stack.bucket, "--table", stack.table, "--region", REGION]
+    return ["--bucket", stack.bucket, "--table", stack.table, "--region", REGION, "--key-id",
+            stack.runtime.settings.signing_key_id]
 
 
 def three_drills(stack: EvidenceStack, unique_id: str) -> list[str]:
@@ -79,13 +81,15 @@ def test_verify_catches_a_manifest_rewritten_together_with_its_drill_record(
     manifest["verdict"] = "INCONCLUSIVE"
     forged = manifest_bytes(manifest)
     evidence_stack.s3.put_object(Bucket=evidence_stack.bucket, Key=key, Body=forged)
-    evidence_stack.store.finish_drill(second, manifestDigest=manifest_digest(forged))
+    table = boto3.resource("dynamodb", region_name=REGION).Table(evidence_stack.table)
+    table.update_item(Key={"pk": f"DRILL#{second}", "sk": "DRILL"}, UpdateExpression="SET manifestDigest = :d",
+                      ExpressionAttributeValues={":d": manifest_digest(forged)})
 
     code, out, _ = run(["verify", third, *stack_args(evidence_stack)], capsys)
 
     assert code == 1
-    assert out.startswith(f"TAMPERED: chain link {third} → {second}: the drill record of {second} holds manifest "
-                          "digest ")
+    assert out.startswith(f"TAMPERED: chain link {third} → {second}: {second}/manifest.json: digest "
+                          f"{manifest_digest(forged)} is not the expected ")
 
 
 def test_verify_names_manifest_metadata_that_disagrees_with_the_drill_record(
@@ -93,8 +97,9 @@ def test_verify_names_manifest_metadata_that_disagrees_with_the_drill_record(
 ) -> None:
     drill = three_drills(evidence_stack, unique_id)[0]
     key = f"{prefix(drill)}manifest.json"
-    evidence_stack.s3.copy_object(Bucket=evidence_stack.bucket, Key=key, CopySource={"Bucket": evidence_stack.bucket,
-                                  "Key": key}, Metadata={"manifest-sha256": "0" * 64}, MetadataDirective="REPLACE")
+    raw = evidence_stack.s3.get_object(Bucket=evidence_stack.bucket, Key=key)["Body"].read()
+    evidence_stack.s3.put_object(Bucket=evidence_stack.bucket, Key=key, Body=raw,
+                                 Metadata={"manifest-sha256": "0" * 64})
 
     code, out, _ = run(["verify", drill, *stack_args(evidence_stack)], capsys)
 
@@ -123,7 +128,8 @@ def test_history_lists_a_services_drills_newest_first_with_verdict_and_rto(
     first, second, third = three_drills(evidence_stack, unique_id)
     evidence_stack.store.record_rejected_attempt(f"{unique_id}-bad", "arn:x", "invalid spec")
 
-    code, out, _ = run(["history", "--service", "payments", *stack_args(evidence_stack)[2:]], capsys)
+    code, out, _ = run(["history", "--service", "payments", "--table", evidence_stack.table, "--region", REGION],
+                       capsys)
 
     assert code == 0
     lines = out.splitlines()

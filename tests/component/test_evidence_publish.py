@@ -9,13 +9,17 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
-from livefire.evidence.chain import download_evidence
+from livefire.errors import EvidenceError
 from livefire.evidence.manifest import manifest_digest, verify_evidence_dir
 from livefire.evidence.publish import publish_evidence
+from livefire.records import ManifestSeal
 from livefire.store import ChainHead, DrillStore
+from livefire_local.evidence_sources import download_evidence
 from tests.component.evidence_stack import REGION, EvidenceStack, evidence_stack
 from tests.evidence_data import prefix
+from tests.keys import local_key, local_verifier
 
 __all__ = ["evidence_stack"]  # the fixture, imported for pytest
 
@@ -37,17 +41,26 @@ def test_the_evidence_holds_both_reports_and_verifies_against_the_digest_in_the_
     result = publish_evidence(request, evidence_stack.runtime)
 
     raw, metadata = manifest_of(evidence_stack, unique_id)
-    names = [a["name"] for a in json.loads(raw)["artifacts"]]
+    manifest = json.loads(raw)
+    names = [a["name"] for a in manifest["artifacts"]]
     assert {"report.html", "report.md", "faults/records.json", "posture.json", "assessment.json"} <= set(names)
+    assert "samples/local/drill-0000.jsonl.gz" in manifest["required"]
+    assert manifest["signing_key"]["public_key_sha256"] == local_key().key.public_key_sha256
     assert metadata == {"manifest-sha256": manifest_digest(raw)}
     record = evidence_stack.store.get_drill(unique_id)
     assert record is not None
-    assert record["manifestDigest"] == result.manifest_digest == manifest_digest(raw)
-    assert (record["verdict"], record["reportKey"]) == ("PASS", f"{prefix(unique_id)}report.html")
+    assert record.seal == ManifestSeal(manifest_digest=manifest_digest(raw), manifest_key=f"{prefix(unique_id)}"
+                                       "manifest.json", sequence=1, previous_manifest_digest=None,
+                                       previous_drill_id=None, manifest_created_at=manifest["created_at"])
+    assert result.manifest_digest == manifest_digest(raw)
+    assert (record.verdict, record.report_key) == ("PASS", f"{prefix(unique_id)}report.html")
     download_evidence(evidence_stack.s3, evidence_stack.bucket, prefix(unique_id), tmp_path / unique_id)
-    assert verify_evidence_dir(tmp_path / unique_id, expected_manifest_digest=result.manifest_digest).ok
+    assert verify_evidence_dir(tmp_path / unique_id, verifier=local_verifier(),
+                               expected_manifest_digest=result.manifest_digest).ok
     html = (tmp_path / unique_id / "report.html").read_text()
     assert "<title>Drill payments-ap: PASS</title>" in html and "<svg" in html
+    assert f"public key sha256 {local_key().key.public_key_sha256}" in html
+    assert "sequence 1, the first drill of payments" in html
 
 
 def test_an_unreachable_mesh_leaves_the_posture_audit_skipped_with_its_reason(
@@ -71,10 +84,14 @@ def test_drills_of_one_service_are_chained_in_the_order_they_finished(
 
     first_manifest = json.loads(manifest_of(evidence_stack, first)[0])
     second_manifest = json.loads(manifest_of(evidence_stack, second)[0])
-    assert (first_manifest["previous_manifest_digest"], first_manifest["previous_drill_id"]) == (None, None)
-    assert (second_manifest["previous_manifest_digest"], second_manifest["previous_drill_id"]) == (
-        first_digest, first)
-    assert evidence_stack.store.chain_head("payments") == ChainHead(digest=second_digest, drill_id=second)
+    assert (first_manifest["sequence"], first_manifest["previous_manifest_digest"],
+            first_manifest["previous_drill_id"]) == (1, None, None)
+    assert (second_manifest["sequence"], second_manifest["previous_manifest_digest"],
+            second_manifest["previous_drill_id"]) == (2, first_digest, first)
+    assert evidence_stack.store.chain_head("payments") == ChainHead(digest=second_digest, drill_id=second,
+                                                                    sequence=2)
+    report = evidence_stack.s3.get_object(Bucket=evidence_stack.bucket, Key=f"{prefix(second)}report.md")
+    assert f"sequence 2, after drill {first} (manifest sha256 {first_digest})" in report["Body"].read().decode()
 
 
 class RacingStore(DrillStore):
@@ -89,9 +106,11 @@ class RacingStore(DrillStore):
         head = super().chain_head(service)
         if not self.raced:
             self.raced = True
-            rival_digest = "ee" * 32
-            assert super().advance_chain(service, head.digest if head else None, rival_digest, self.rival,
-                                         f"drills/{service}/{self.rival}/manifest.json")
+            self._table.put_item(Item={"pk": f"DRILL#{self.rival}", "sk": "DRILL"})
+            seal = ManifestSeal(manifest_digest="ee" * 32, manifest_key=f"drills/{service}/{self.rival}/manifest.json",
+                                sequence=1, previous_manifest_digest=None, previous_drill_id=None,
+                                manifest_created_at="2024-01-01T00:00:00.000+00:00")
+            assert super().advance_chain(service, head, self.rival, seal)
         return head
 
 
@@ -106,8 +125,11 @@ def test_a_drill_that_loses_the_race_for_the_chain_head_links_onto_the_winner(
 
     manifest = json.loads(manifest_of(evidence_stack, unique_id)[0])
     assert racing.raced
-    assert (manifest["previous_manifest_digest"], manifest["previous_drill_id"]) == ("ee" * 32, "rival")
-    assert racing.chain_head("payments") == ChainHead(digest=result.manifest_digest, drill_id=unique_id)
+    assert (manifest["sequence"], manifest["previous_manifest_digest"], manifest["previous_drill_id"]) == (
+        2, "ee" * 32, "rival")
+    assert racing.chain_head("payments") == ChainHead(digest=result.manifest_digest, drill_id=unique_id, sequence=2)
+    report = evidence_stack.s3.get_object(Bucket=evidence_stack.bucket, Key=f"{prefix(unique_id)}report.md")
+    assert "sequence 2, after drill rival" in report["Body"].read().decode()  # re-rendered for the new link
 
 
 def test_a_retried_evidence_step_keeps_the_linked_manifest_and_never_links_the_drill_to_itself(
@@ -123,7 +145,8 @@ def test_a_retried_evidence_step_keeps_the_linked_manifest_and_never_links_the_d
     assert again.manifest_digest == first.manifest_digest
     assert raw_after == raw_before
     assert json.loads(raw_after)["previous_drill_id"] is None
-    assert evidence_stack.store.chain_head("payments") == ChainHead(digest=first.manifest_digest, drill_id=unique_id)
+    assert evidence_stack.store.chain_head("payments") == ChainHead(digest=first.manifest_digest, drill_id=unique_id,
+                                                                    sequence=1)
 
 
 def test_the_drill_completed_event_reaches_the_default_bus(evidence_stack: EvidenceStack, unique_id: str) -> None:
@@ -179,10 +202,10 @@ def test_a_drill_that_was_not_steady_is_published_with_a_report_and_only_the_ver
     blobs = emf_lines(capsys.readouterr().out)
     assert [(b["verdict"], b["Drills"]) for b in blobs] == [("NOT_STEADY", [1.0])]
     record = evidence_stack.store.get_drill(unique_id)
-    assert record is not None and (record["verdict"], record["manifestDigest"]) == ("NOT_STEADY", digest)
-    assert "rtoSeconds" not in record
+    assert record is not None and (record.verdict, record.manifest_digest) == ("NOT_STEADY", digest)
+    assert record.rto_seconds is None
     download_evidence(evidence_stack.s3, evidence_stack.bucket, prefix(unique_id), tmp_path)
-    assert verify_evidence_dir(tmp_path, expected_manifest_digest=digest).ok
+    assert verify_evidence_dir(tmp_path, verifier=local_verifier(), expected_manifest_digest=digest).ok
     assert "No assessment: the drill ended with outcome NOT_STEADY" in (tmp_path / "report.html").read_text()
 
 
@@ -230,3 +253,52 @@ def test_an_unreadable_execution_history_leaves_the_cost_out_not_the_evidence(
 
     listed = [a["name"] for a in json.loads(manifest_of(evidence_stack, unique_id)[0])["artifacts"]]
     assert "cost.json" not in listed and "report.html" in listed
+
+
+def test_a_step_that_died_after_sealing_writes_the_sealed_manifest_and_its_signature_when_retried(
+    evidence_stack: EvidenceStack, unique_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = evidence_stack.stage(unique_id)
+
+    def die(*_args: Any) -> None:
+        raise TimeoutError("the Lambda ran out of time")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("livefire.evidence.publish.write_seal", die)
+        with pytest.raises(TimeoutError):
+            publish_evidence(request, evidence_stack.runtime)
+    record = evidence_stack.store.get_drill(unique_id)
+    assert record is not None and record.seal is not None  # sealed into the chain, nothing written yet
+
+    result = publish_evidence(request, evidence_stack.runtime)
+
+    raw, _ = manifest_of(evidence_stack, unique_id)
+    assert manifest_digest(raw) == result.manifest_digest == record.seal.manifest_digest
+    download_evidence(evidence_stack.s3, evidence_stack.bucket, prefix(unique_id), tmp_path)
+    assert verify_evidence_dir(tmp_path, verifier=local_verifier(), expected_manifest_digest=result.manifest_digest).ok
+
+
+def test_evidence_changed_between_the_seal_and_the_manifest_is_refused_not_sealed_again(
+    evidence_stack: EvidenceStack, unique_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = evidence_stack.stage(unique_id)
+    with monkeypatch.context() as patch:
+        patch.setattr("livefire.evidence.publish.write_seal", lambda *_args: None)
+        publish_evidence(request, evidence_stack.runtime)
+    evidence_stack.s3.put_object(Bucket=evidence_stack.bucket, Key=f"{prefix(unique_id)}report.md", Body=b"forged")
+
+    with pytest.raises(EvidenceError, match="changed after it was sealed"):
+        publish_evidence(request, evidence_stack.runtime)
+
+    listed = evidence_stack.s3.list_objects_v2(Bucket=evidence_stack.bucket, Prefix=f"{prefix(unique_id)}manifest")
+    assert listed["KeyCount"] == 0
+
+
+def test_a_manifest_is_written_once_a_second_write_is_refused_by_the_bucket(
+    evidence_stack: EvidenceStack, unique_id: str
+) -> None:
+    evidence_stack.publish(unique_id)
+
+    with pytest.raises(ClientError, match="PreconditionFailed"):
+        evidence_stack.s3.put_object(Bucket=evidence_stack.bucket, Key=f"{prefix(unique_id)}manifest.json",
+                                     Body=b"{}", IfNoneMatch="*")

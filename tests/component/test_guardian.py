@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from livefire.chaos import inject_faults, restore_drill
 from livefire.config import Settings
 from livefire.contracts import FaultStatus, InjectRequest, Plan, PlanRequest
 from livefire.errors import FaultInjectionFailed
+from livefire.faults.lifecycle import inject_faults, restore_drill
 from livefire.guardian import GuardianEvent, GuardianReport, guard
 from livefire.planning import plan_drill
 from livefire.runtime import Runtime
@@ -94,8 +94,8 @@ def test_the_guardian_restores_the_fault_releases_the_lease_and_marks_how_the_dr
     assert sandbox.store.active_leases() == []
     record = sandbox.store.get_drill(unique_id)
     assert record is not None
-    assert (record["status"], record["verdict"], record["executionStatus"]) == ("EXECUTION_FAILED", "ERROR", "FAILED")
-    assert (record["guardianRestored"], record["guardianReleased"]) == (1, 1)
+    assert (record.status, record.verdict, record.execution_status) == ("EXECUTION_FAILED", "ERROR", "FAILED")
+    assert (record.guardian_restored, record.guardian_released) == (1, 1)
 
 
 def test_a_second_delivery_of_the_same_event_changes_nothing(sandbox: Sandbox, unique_id: str) -> None:
@@ -180,12 +180,11 @@ class RacingStore(DrillStore):
         self.runtime = runtime
         self.raced = False
 
-    def mark_fault(self, drill_id: str, fault_id: str, status: FaultStatus, *, expect: FaultStatus | None = None,
-                   **attributes: Any) -> bool:
+    def mark_fault(self, drill_id: str, fault_id: str, status: FaultStatus, **fields: Any) -> bool:
         if status == "INJECTED" and not self.raced:
             self.raced = True
             restore_drill(drill_id, self.runtime, actor="guardian")
-        return super().mark_fault(drill_id, fault_id, status, expect=expect, **attributes)
+        return super().mark_fault(drill_id, fault_id, status, **fields)
 
 
 def test_an_inject_that_loses_the_race_with_a_rollback_undoes_its_own_write(sandbox: Sandbox, unique_id: str) -> None:
@@ -218,7 +217,7 @@ def test_the_sweeper_restores_a_fault_past_its_expiry_even_if_its_execution_look
     assert sandbox.mesh.snapshot() == sandbox.before
     assert sandbox.store.active_leases() == []
     record = sandbox.store.get_drill(unique_id)
-    assert record is not None and record["sweeperRestored"] == 1
+    assert record is not None and record.sweeper_restored == 1
 
 
 def test_the_sweeper_leaves_a_running_drill_inside_its_window_alone(sandbox: Sandbox, unique_id: str) -> None:

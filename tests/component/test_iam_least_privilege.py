@@ -24,6 +24,7 @@ from tests.component.event_replay import UNMAPPED, Call, replay
 from tests.conftest import ROOT
 
 REGION = "us-east-1"
+BUCKET = "livefire-local-evidencebucket"
 PACKAGE = ROOT / "layers" / "livefire"
 KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0b9e6c3e-1f7c-4a53-9d5e-2c1c3a4b5d6e"
 FIS_TEMPLATES = ["EXTa1b2c3d4e5f6g7", "EXT7g6f5e4d3c2b1a"]
@@ -44,25 +45,32 @@ CODE_CALLS = {
         "describe_alarms(",
         Call("cloudwatch:DescribeAlarms", f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:payments-5xx"),
     ),
+    # cost.json: the replayed events name executions the local stack never ran, so their history cannot be priced.
+    "livefire.evidence.publish": (
+        "artifacts[COST] = runtime.put_json(",
+        Call("s3:PutObject", f"arn:aws:s3:::{BUCKET}/drills/payments/d-1/cost.json"),
+    ),
 }
-# Faults outside the mesh (livefire/external/): the sandbox has neither FIS nor Secrets Manager, so their calls are
+# Faults outside the mesh (livefire/faults/): the sandbox has neither FIS nor Secrets Manager, so their calls are
 # mapped per function from the code that makes them, and only when the deployment allows some template or secret:
-#   Inject (chaos.inject_faults -> fis.inject): StartExperiment (authorized on the template and on the experiment it
-#     creates, tagged at creation: TagResource), GetExperiment polls, StopExperiment when a rollback closed the record
-#     while the experiment was starting (_undo_late_start).
-#   Rollback, Guardian (chaos.rollback_faults / restore_drill -> fis.restore): GetExperiment, StopExperiment, and
-#     ListExperiments to find by its tags an experiment whose id an Inject never stored.
-#   All three (webhook.inject / restore -> call): GetSecretValue of a fault's headersSecret.
+#   Inject (lifecycle.inject_faults -> FisDriver.apply): StartExperiment (authorized on the template and on the
+#     experiment it creates, tagged at creation: TagResource), GetExperiment polls, StopExperiment when a rollback
+#     closed the record while the experiment was starting (the lifecycle's late undo); GetExperimentTemplate in a
+#     dry run.
+#   Rollback, Guardian (lifecycle.rollback_faults / restore_drill -> FisDriver.restore): GetExperiment,
+#     StopExperiment, and ListExperiments to find by its tags an experiment whose id an Inject never stored.
+#   All three (WebhookDriver.apply / restore -> call): GetSecretValue of a fault's headersSecret.
 # Each entry: (module, marker proving it still makes the call, action); the handler must reach the module.
-_FIS_STOP = [("livefire.external.fis", "get_experiment(", "fis:GetExperiment"),
-             ("livefire.external.fis", "stop_experiment(", "fis:StopExperiment")]
-_WEBHOOK = [("livefire.external.webhook", "get_secret_value(", "secretsmanager:GetSecretValue")]
+_FIS_STOP = [("livefire.faults.fis", "get_experiment(", "fis:GetExperiment"),
+             ("livefire.faults.fis", "stop_experiment(", "fis:StopExperiment")]
+_WEBHOOK = [("livefire.faults.webhook", "get_secret_value(", "secretsmanager:GetSecretValue")]
 EXTERNAL_CALLS = {
-    "InjectFunction": [("livefire.external.fis", "start_experiment(", "fis:StartExperiment"),
-                       ("livefire.external.fis", "tags={TAG_DRILL", "fis:TagResource"), *_FIS_STOP, *_WEBHOOK],
-    "RollbackFunction": [*_FIS_STOP, ("livefire.external.fis", '"list_experiments"', "fis:ListExperiments"),
+    "InjectFunction": [("livefire.faults.fis", "start_experiment(", "fis:StartExperiment"),
+                       ("livefire.faults.fis", "get_experiment_template(", "fis:GetExperimentTemplate"),
+                       ("livefire.faults.fis", "tags={TAG_DRILL", "fis:TagResource"), *_FIS_STOP, *_WEBHOOK],
+    "RollbackFunction": [*_FIS_STOP, ("livefire.faults.fis", '"list_experiments"', "fis:ListExperiments"),
                          *_WEBHOOK],
-    "GuardianFunction": [*_FIS_STOP, ("livefire.external.fis", '"list_experiments"', "fis:ListExperiments"),
+    "GuardianFunction": [*_FIS_STOP, ("livefire.faults.fis", '"list_experiments"', "fis:ListExperiments"),
                          *_WEBHOOK],
 }
 # The experiment a fis fault starts, in the fault's region (any region of the drill).
@@ -71,7 +79,15 @@ EXPERIMENT = f"arn:aws:fis:us-west-2:{ACCOUNT}:experiment/EXPq1w2e3r4t5y6u7"
 STAR_ACTIONS = {"fis:ListExperiments"}
 # The only resource patterns with a wildcard a function may be granted, and why each needs one.
 WILDCARD_RESOURCES = {
-    "arn:aws:s3:::livefire-local-evidencebucket/drills/*": "evidence objects of every drill",
+    f"arn:aws:s3:::{BUCKET}/drills/*": "reading the evidence objects of every drill",
+    f"arn:aws:s3:::{BUCKET}/drills/*/spec.json": "Plan writes each drill's spec",
+    f"arn:aws:s3:::{BUCKET}/drills/*/plan.json": "and its plan",
+    f"arn:aws:s3:::{BUCKET}/drills/*/samples/*": "Probe writes each drill's sample chunks",
+    f"arn:aws:s3:::{BUCKET}/drills/*/faults/*-*.json": "the fault steps write each fault's documents",
+    f"arn:aws:s3:::{BUCKET}/drills/*/assessment.json": "Assess writes each drill's assessment",
+    **{f"arn:aws:s3:::{BUCKET}/drills/*/{name}": "Evidence writes each drill's reports, records and seal"
+       for name in ("faults/records.json", "posture.json", "cost.json", "report.md", "report.html", "manifest.json",
+                    "signature.json")},
     f"arn:aws:eks:*:{ACCOUNT}:cluster/*": "clusters are named by drill specs, in any region",
     f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:*": "alarms are named by drill specs",
     f"arn:aws:states:{REGION}:{ACCOUNT}:execution:livefire-local-DrillStateMachine:*": "the drill executions",
@@ -103,18 +119,27 @@ def _pattern(resource: str) -> re.Pattern[str]:
     return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in resource) + r"\Z")
 
 
+def _like(value: str, patterns: str | list[str]) -> bool:
+    return any(_pattern(pattern).match(value) for pattern in ([patterns] if isinstance(patterns, str) else patterns))
+
+
 def allows(grant: Grant, call: Call) -> bool:
+    """Whether the grant allows the call: its action, its resource and every condition operator of the statement
+    (StringLike, ForAllValues:StringLike on a single-valued key such as dynamodb:LeadingKeys, and Null)."""
     if grant.action != call.action or not _pattern(grant.resource).match(call.resource):
         return False
-    if not grant.condition:
-        return True
-    condition = json.loads(grant.condition)
-    if set(condition) != {"StringLike"}:
-        raise AssertionError(f"this test does not evaluate the condition {condition}")
     keys = dict(call.condition_keys)
-    return all(key in keys and any(_pattern(v).match(keys[key]) for v in ([values] if isinstance(values, str)
-                                                                         else values))
-               for key, values in condition["StringLike"].items())
+    for operator, tests in (json.loads(grant.condition) if grant.condition else {}).items():
+        for key, wanted in tests.items():
+            if operator == "StringLike" and not (key in keys and _like(keys[key], wanted)):
+                return False
+            if operator == "ForAllValues:StringLike" and key in keys and not _like(keys[key], wanted):
+                return False
+            if operator == "Null" and (key not in keys) != (wanted == "true"):
+                return False
+            if operator not in ("StringLike", "ForAllValues:StringLike", "Null"):
+                raise AssertionError(f"this test does not evaluate the condition operator {operator}")
+    return True
 
 
 def grants_of(statements: list[dict[str, Any]]) -> list[Grant]:
@@ -156,6 +181,19 @@ class Stack:
     def inline_statements(self, role: str) -> list[dict[str, Any]]:
         policies = self.resource(role)["Properties"].get("Policies", [])
         return [statement for policy in policies for statement in policy["PolicyDocument"]["Statement"]]
+
+    def key_statements(self, role: str) -> list[dict[str, Any]]:
+        """What the KMS key policies allow the role itself (their Resource "*" is the key)."""
+        arn = self.template.arn_of(role)
+        statements = []
+        for key in self.template.resources_of_type("AWS::KMS::Key"):
+            for statement in self.resource(key)["Properties"]["KeyPolicy"]["Statement"]:
+                if statement["Effect"] == "Allow" and statement["Principal"].get("AWS") == arn:
+                    statements.append({**statement, "Resource": self.template.arn_of(key)})
+        return statements
+
+    def role_grants(self, role: str) -> list[Grant]:
+        return grants_of(self.inline_statements(role) + self.key_statements(role))
 
     def managed_policies(self, role: str) -> list[str]:
         return [self.logical_of[name] for name in self.resource(role)["Properties"].get("ManagedPolicyArns", [])]
@@ -224,6 +262,8 @@ def external_resources(stack: Stack, action: str) -> list[str]:
         return ["*"]
     if action == "fis:StartExperiment":
         return [f"arn:aws:fis:us-west-2:{ACCOUNT}:experiment-template/{id_}" for id_ in templates] + [EXPERIMENT]
+    if action == "fis:GetExperimentTemplate":  # a dry run
+        return [f"arn:aws:fis:us-west-2:{ACCOUNT}:experiment-template/{id_}" for id_ in templates]
     return [EXPERIMENT]
 
 
@@ -262,8 +302,14 @@ def runtime_calls(stack: Stack, function: str, recorded: set[Call]) -> set[Call]
     return calls
 
 
+def _template_keys(stack: Stack, calls: set[Call]) -> set[Call]:
+    """The replay's KMS key has the id moto gave it: the template's (only) key stands in for it."""
+    (key,) = [stack.template.arn_of(k) for k in stack.template.resources_of_type("AWS::KMS::Key")]
+    return {Call(c.action, key, c.condition_keys) if c.action.startswith("kms:") else c for c in calls}
+
+
 def used_by(stack: Stack, function: str) -> set[Call]:
-    recorded = replay().calls_of(function)
+    recorded = _template_keys(stack, replay().calls_of(function))
     return (recorded | code_calls(stack, function) | external_calls(stack, function)
             | runtime_calls(stack, function, recorded))
 
@@ -278,7 +324,7 @@ def _functions() -> Iterator[str]:
 def test_each_function_role_grants_exactly_the_calls_its_code_makes(function: str, configuration: str) -> None:
     stack = Stack(CONFIGURATIONS[configuration])
     used = used_by(stack, function)
-    grants = grants_of(stack.inline_statements(stack.role_of(function)))
+    grants = stack.role_grants(stack.role_of(function))
 
     extra, missing = unused_and_missing(grants, used)
 
@@ -312,7 +358,8 @@ def test_the_check_names_an_action_a_function_gains_without_using_it() -> None:
 
 def test_the_check_names_a_call_no_statement_allows() -> None:
     stack = Stack({})
-    statements = [s for s in stack.inline_statements(stack.role_of("EvidenceFunction"))
+    role = stack.role_of("EvidenceFunction")
+    statements = [s for s in stack.inline_statements(role) + stack.key_statements(role)
                   if "events:PutEvents" not in s["Action"]]
 
     _extra, missing = unused_and_missing(grants_of(statements), used_by(stack, "EvidenceFunction"))
@@ -503,3 +550,119 @@ def test_list_experiments_is_the_only_function_grant_on_every_resource() -> None
 
     assert {role: actions for role, actions in star.items() if actions} == {
         "RollbackFunctionRole": ["fis:ListExperiments"], "GuardianFunctionRole": ["fis:ListExperiments"]}
+
+
+# ---------------------------------------------------------------- evidence that survives an insider (issue 16)
+
+DRILL_KEY = f"arn:aws:s3:::{BUCKET}/drills/payments/d-1/"
+# Who writes each evidence object (docs/architecture.md §8): any other role writing it would be an insider's way in.
+WRITER_OF = {
+    "spec.json": {"PlanFunctionRole"}, "plan.json": {"PlanFunctionRole"},
+    "samples/default/drill-0000.jsonl.gz": {"ProbeFunctionRole"},
+    "faults/http-abort-us-east-1-before.json": {"InjectFunctionRole", "RollbackFunctionRole", "GuardianFunctionRole"},
+    "faults/http-abort-us-east-1-restored.json": {"InjectFunctionRole", "RollbackFunctionRole",
+                                                 "GuardianFunctionRole"},
+    "assessment.json": {"AssessFunctionRole"},
+    "faults/records.json": {"EvidenceFunctionRole"}, "posture.json": {"EvidenceFunctionRole"},
+    "cost.json": {"EvidenceFunctionRole"}, "report.md": {"EvidenceFunctionRole"},
+    "report.html": {"EvidenceFunctionRole"},
+}
+SEAL = ("manifest.json", "signature.json")
+CREATE_ONLY = (("s3:if-none-match", "*"),)
+# Items of the drill table by partition, and who may write them (dynamodb:LeadingKeys).
+ITEM_WRITERS = {
+    "CHAIN#payments": {"EvidenceFunctionRole"},
+    "LEASE#sandbox:payments-use1/payments/VirtualService/payments": {"PlanFunctionRole", "EvidenceFunctionRole",
+                                                                     "GuardianFunctionRole"},
+    "IDEMPOTENCY#inject": {"InjectFunctionRole"},
+    "IDEMPOTENCY#rollback": {"RollbackFunctionRole"},
+    "DRILL#d-1": {"PlanFunctionRole", "InjectFunctionRole", "RollbackFunctionRole", "EvidenceFunctionRole",
+                  "GuardianFunctionRole"},  # the drill record and its fault records share the drill's partition
+}
+# What would delete, unlock or rewrite evidence behind the manifest's back: no role may do any of it.
+DESTRUCTIVE = ("s3:Delete", "s3:PutObjectRetention", "s3:PutObjectLegalHold", "s3:BypassGovernanceRetention",
+               "s3:PutBucket", "s3:PutLifecycleConfiguration", "s3:PutObjectAcl", "s3:RestoreObject",
+               "s3:PutReplicationConfiguration", "dynamodb:DeleteTable", "dynamodb:UpdateTable", "kms:")
+
+
+def function_roles(stack: Stack) -> dict[str, list[Grant]]:
+    return {stack.role_of(f): stack.role_grants(stack.role_of(f)) for f in stack.functions()}
+
+
+def may(grants: list[Grant], call: Call) -> bool:
+    return any(allows(grant, call) for grant in grants)
+
+
+@pytest.mark.parametrize("configuration", CONFIGURATIONS)
+def test_each_role_may_write_only_the_evidence_objects_of_its_own_step(configuration: str) -> None:
+    roles = function_roles(Stack(CONFIGURATIONS[configuration]))
+
+    writers = {name: {role for role, grants in roles.items() if may(grants, Call("s3:PutObject", DRILL_KEY + name))}
+               for name in WRITER_OF}
+
+    assert writers == WRITER_OF
+
+
+def test_only_the_evidence_role_may_write_a_manifest_or_its_signature_and_only_where_none_exists() -> None:
+    roles = function_roles(Stack({}))
+
+    for name in SEAL:
+        overwrite = Call("s3:PutObject", DRILL_KEY + name)
+        create = Call("s3:PutObject", DRILL_KEY + name, CREATE_ONLY)
+
+        assert {role for role, grants in roles.items() if may(grants, overwrite)} == set()
+        assert {role for role, grants in roles.items() if may(grants, create)} == {"EvidenceFunctionRole"}
+
+
+def test_each_role_may_write_only_the_drill_table_items_of_its_own_step() -> None:
+    roles = function_roles(Stack({}))
+    table = Stack({}).template.arn_of("DrillTable")
+
+    for partition, expected in ITEM_WRITERS.items():
+        keys = (("dynamodb:LeadingKeys", partition),)
+        writers = {role for role, grants in roles.items()
+                   if any(may(grants, Call(action, table, keys))
+                          for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"))}
+
+        assert writers == expected, partition
+
+
+@pytest.mark.parametrize("configuration", CONFIGURATIONS)
+def test_no_role_may_delete_unlock_or_rewrite_evidence_around_the_seal(configuration: str) -> None:
+    stack = Stack(CONFIGURATIONS[configuration])
+
+    offending = {role: sorted(g.action for g in grants if g.action.startswith(DESTRUCTIVE)
+                              and g.action not in ("kms:Sign", "kms:GetPublicKey", "kms:Decrypt",
+                                                   "kms:GenerateDataKey"))
+                 for role, grants in function_roles(stack).items()}
+
+    assert offending == {role: [] for role in offending}
+
+
+def test_only_the_evidence_role_may_sign_and_the_key_policy_denies_everyone_else() -> None:
+    stack = Stack({})
+    key = stack.template.arn_of("EvidenceSigningKey")
+    evidence = stack.template.arn_of("EvidenceFunctionRole")
+    policy = stack.resource("EvidenceSigningKey")["Properties"]["KeyPolicy"]["Statement"]
+
+    signers = {role for role, grants in function_roles(stack).items() if may(grants, Call("kms:Sign", key))}
+    allowed = [s for s in policy if s["Effect"] == "Allow" and "kms:Sign" in s["Action"]]
+    denied = [s for s in policy if s["Effect"] == "Deny" and s["Action"] == "kms:Sign"]
+    administered = next(s for s in policy if s["Principal"].get("AWS", "").endswith(":root"))
+
+    assert signers == {"EvidenceFunctionRole"}
+    assert [s["Principal"] for s in allowed] == [{"AWS": evidence}]
+    assert denied == [{"Sid": "NobodyElseSigns", "Effect": "Deny", "Principal": "*", "Action": "kms:Sign",
+                       "Resource": "*", "Condition": {"ArnNotEquals": {"aws:PrincipalArn": evidence}}}]
+    assert not any(_pattern(action).match("kms:Sign") for action in administered["Action"])
+    assert any(_pattern(action).match("kms:GetPublicKey") for action in administered["Action"])  # verifiers
+    assert stack.resource("EvidenceSigningKey")["Properties"]["KeySpec"] == "ECC_NIST_P256"
+
+
+def test_evidence_is_locked_in_governance_mode_by_default() -> None:
+    bucket = Stack({}).resource("EvidenceBucket")["Properties"]
+
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["ObjectLockEnabled"] is True
+    assert bucket["ObjectLockConfiguration"]["Rule"]["DefaultRetention"] == {"Mode": "GOVERNANCE", "Days": "365"}
+    assert "ObjectLockConfiguration" not in Stack({"ObjectLockMode": "NONE"}).resource("EvidenceBucket")["Properties"]

@@ -16,6 +16,7 @@ import pytest
 
 from livefire.evidence.manifest import verify_evidence_dir
 from tests.conftest import MESH_DIR, sandbox_spec_document
+from tests.keys import local_verifier
 
 pytestmark = pytest.mark.slow
 # A fault window long enough that the signal surely lands inside it, however busy the machine.
@@ -61,7 +62,7 @@ def test_a_signal_during_the_fault_rolls_back_and_keeps_the_evidence(
     assert str(drill.name) in lines[0]
     manifest = json.loads((drill / "manifest.json").read_text())
     assert manifest["verdict"] == "ABORTED"
-    assert verify_evidence_dir(drill).ok
+    assert verify_evidence_dir(drill, verifier=local_verifier()).ok
     [record] = json.loads((drill / "faults" / "records.json").read_text())
     assert (record["status"], record["restored_by"]) == ("RESTORED", "emergency-rollback")
     fault = record["fault_id"]

@@ -12,6 +12,7 @@ import pytest
 
 from livefire.evidence.manifest import verify_evidence_dir
 from tests.conftest import MESH_DIR, sandbox_spec_document
+from tests.keys import local_verifier
 
 
 def livefire(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -34,10 +35,10 @@ def test_livefire_run_passes_prints_the_rto_and_saves_verifiable_evidence(
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "VERDICT: PASS" in result.stdout
-    assert "RTO:" in result.stdout and "RTO: -" not in result.stdout
+    assert "RTO:" in result.stdout and "RTO: —" not in result.stdout  # the verdict line's dash: no RTO
     drills = list((tmp_path / "evidence").iterdir())
     assert len(drills) == 1
-    assert verify_evidence_dir(drills[0]).ok
+    assert verify_evidence_dir(drills[0], verifier=local_verifier()).ok
     assert "Traceback" not in result.stderr
 
 

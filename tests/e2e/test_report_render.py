@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from livefire.evidence.html import FAIL_COLOUR, OK_COLOUR, VERDICT_COLOURS
+from livefire.evidence.markup import VERDICT_COLOURS
+from livefire.evidence.timeline import FAIL_COLOUR, OK_COLOUR
 from tests.conftest import MESH_DIR, sandbox_spec_document
 from tests.html_offline import network_references
 

@@ -8,16 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from livefire.evidence.chain import verify_chain_dir
-from livefire.evidence.manifest import build_manifest, manifest_bytes, manifest_digest
+from livefire.evidence.chain import ChainResult
+from livefire.evidence.manifest import ChainLink, build_manifest, manifest_bytes, manifest_digest
 from livefire_local.cli import main
+from livefire_local.evidence_sources import verify_folder
+from tests.keys import local_key, local_verifier, seal_folder
 
 DRILLS = ("d-1", "d-2", "d-3")
 
 
 def write_drill(root: Path, drill_id: str, previous: tuple[str, str] | None, *, service: str = "payments",
-                minute: int = 0) -> str:
-    """One evidence folder whose manifest links to ``previous`` (drill id, manifest digest); its digest."""
+                minute: int = 0, sequence: int | None = None) -> str:
+    """One sealed evidence folder whose manifest links to ``previous`` (drill id, manifest digest); its digest."""
     folder = root / drill_id
     artifacts = {
         "spec.json": f'{{"service": "{service}"}}\n'.encode(),
@@ -28,16 +30,15 @@ def write_drill(root: Path, drill_id: str, previous: tuple[str, str] | None, *, 
     for name, data in artifacts.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
+    link = ChainLink(sequence=sequence or minute + 1, previous_manifest_digest=previous[1] if previous else None,
+                     previous_drill_id=previous[0] if previous else None)
     manifest = build_manifest(
         artifacts, drill_id=drill_id, service=service, pattern="active-passive", verdict="PASS",
         spec_digest="cd" * 32, execution_arn=f"arn:aws:states:us-east-1:1:execution:drill:{drill_id}",
-        previous_manifest_digest=previous[1] if previous else None,
-        previous_drill_id=previous[0] if previous else None,
+        link=link, signing_key=local_key().key, required=["spec.json", "assessment.json"],
         created_at=f"2024-05-01T12:{minute:02d}:00.000+00:00",
     )
-    raw = manifest_bytes(manifest)
-    (folder / "manifest.json").write_bytes(raw)
-    return manifest_digest(raw)
+    return seal_folder(folder, manifest)
 
 
 def write_chain(root: Path, drills: tuple[str, ...] = DRILLS, service: str = "payments") -> dict[str, str]:
@@ -47,6 +48,10 @@ def write_chain(root: Path, drills: tuple[str, ...] = DRILLS, service: str = "pa
         digests[drill_id] = write_drill(root, drill_id, previous, service=service, minute=minute)
         previous = (drill_id, digests[drill_id])
     return digests
+
+
+def verify_chain_dir(path: Path, *, depth: int | None = None) -> ChainResult:
+    return verify_folder(path, local_verifier(), depth=depth)
 
 
 def test_an_intact_chain_is_followed_back_to_the_first_drill(tmp_path: Path) -> None:
@@ -73,8 +78,8 @@ def test_a_rewritten_earlier_manifest_no_longer_matches_its_link(tmp_path: Path)
     digests = write_chain(tmp_path)
     path = tmp_path / "d-2" / "manifest.json"
     manifest = json.loads(path.read_bytes())
-    manifest["verdict"] = "ERROR"  # self-consistent: only the link can tell
-    path.write_bytes(manifest_bytes(manifest))
+    manifest["verdict"] = "ERROR"  # self-consistent and re-signed with the key: only the link can tell
+    seal_folder(tmp_path / "d-2", manifest)
 
     result = verify_chain_dir(tmp_path / "d-3")
 
@@ -118,7 +123,7 @@ def test_a_drill_copied_on_its_own_verifies_and_says_where_the_chain_was_not_fol
 
 def test_other_services_beside_the_drill_are_not_mistaken_for_a_gap(tmp_path: Path) -> None:
     write_chain(tmp_path, ("o-1", "o-2"), service="orders")
-    write_drill(tmp_path, "d-3", ("d-2", "ab" * 32), minute=30)
+    write_drill(tmp_path, "d-3", ("d-2", "ab" * 32), minute=30, sequence=3)
 
     result = verify_chain_dir(tmp_path / "d-3")
 
@@ -147,12 +152,12 @@ def test_the_depth_limits_how_far_back_the_chain_is_followed(tmp_path: Path) -> 
 
 def test_a_link_to_a_folder_holding_another_drills_manifest_is_named(tmp_path: Path) -> None:
     digests = write_chain(tmp_path, ("d-1", "d-2"))
-    write_drill(tmp_path, "d-3", ("d-9", digests["d-2"]), minute=5)  # names d-9, whose folder is not here
+    write_drill(tmp_path, "d-3", ("d-9", digests["d-2"]), minute=5, sequence=3)  # names d-9: no such folder
 
     result = verify_chain_dir(tmp_path / "d-3")
 
     # found by digest (d-2's folder), but that manifest is d-2's, not the d-9 the link names
-    assert result.first_problem == "chain link d-3 → d-9: d-2/manifest.json is the manifest of drill d-2"
+    assert result.first_problem == "chain link d-3 → d-9: d-9/manifest.json is the manifest of drill d-2, not d-9"
 
 
 def test_the_chain_is_followed_from_a_folder_given_as_the_current_directory(

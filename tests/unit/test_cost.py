@@ -112,12 +112,12 @@ def test_the_report_document_totals_its_lines_and_names_the_prices_date_and_sour
 
     document = drill_cost(history.events, prices=prices).to_report()
 
-    assert document["total_usd"] == pytest.approx(sum(line["usd"] for line in document["lines"]))
-    assert document["state_transitions"] == 1
-    assert document["lines"][0]["usd"] == pytest.approx(0.001)
-    assert "2030-01-01" in document["note"]
-    assert "https://aws.amazon.com/step-functions/pricing/" in document["note"]
-    json.dumps(document)  # stored as cost.json
+    assert document.total_usd == pytest.approx(sum(line.usd for line in document.lines))
+    assert document.state_transitions == 1
+    assert document.lines[0].usd == pytest.approx(0.001)
+    assert "2030-01-01" in document.note
+    assert "https://aws.amazon.com/step-functions/pricing/" in document.note
+    json.dumps(document.model_dump(mode="json"))  # stored as cost.json
 
 
 @pytest.mark.parametrize(("seconds", "minutes"), [(3.0, 1), (89.0, 1), (90.0, 2), (120.0, 2), (151.0, 3)])

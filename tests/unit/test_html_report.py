@@ -4,57 +4,37 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from livefire.contracts import Sample
-from livefire.evidence.html import (
-    FAIL_COLOUR,
-    OK_COLOUR,
-    SERVED_PALETTE,
-    UNJUDGED_COLOUR,
-    VERDICT_COLOURS,
-    ReportContext,
-    json_diff,
-    render_html,
-)
-from tests.evidence_data import (
-    FAULT_ID,
-    T0,
-    drill_assessment,
-    drill_samples,
-    drill_spec,
-    fault_record,
-    snapshots,
-)
+from livefire.cost import CostLine, CostReport
+from livefire.evidence.bundle import EvidenceBundle, PostureAudit, PostureCheck
+from livefire.evidence.fault_diff import json_diff
+from livefire.evidence.html import render_html
+from livefire.evidence.markup import UNJUDGED_COLOUR, VERDICT_COLOURS
+from livefire.evidence.timeline import FAIL_COLOUR, OK_COLOUR, SERVED_PALETTE
+from tests.evidence_data import FAULT_ID, T0, evidence_bundle, fault_record, snapshots
 from tests.html_offline import network_references, relative_links
 
 DRILL = "d-7"
-# The timeline's geometry (html.py): the plot spans x 120..944 over the probes' time range.
+# The timeline's geometry (timeline.py): the plot spans x 120..944 over the probes' time range.
 LEFT, PLOT = 120.0, 824.0
 START, END = T0, T0 + 8900 + 5  # first probe sent, last probe ended
 BIN_PX = PLOT / 400
 EAST, WEST = SERVED_PALETTE[0], SERVED_PALETTE[1]
-POSTURE: list[dict[str, Any]] = [
-    {"region": "east", "cluster": "sandbox:e", "namespace": "payments", "host": "payments", "skipped": None,
-     "findings": [{"check": "outlier-detection", "ok": True, "detail": "consecutive5xxErrors=3"},
-                  {"check": "mtls-strict", "ok": False, "detail": "default: PERMISSIVE"}]},
-    {"region": "west", "cluster": "sandbox:w", "namespace": "payments", "host": "payments", "findings": [],
-     "skipped": "MeshAccessError: cannot list destinationrules in payments: API answered 403"},
+POSTURE = [
+    PostureAudit(region="east", cluster="sandbox:e", namespace="payments", host="payments",
+                 findings=[PostureCheck(check="outlier-detection", ok=True, detail="consecutive5xxErrors=3"),
+                           PostureCheck(check="mtls-strict", ok=False, detail="default: PERMISSIVE")]),
+    PostureAudit(region="west", cluster="sandbox:w", namespace="payments", host="payments",
+                 skipped="MeshAccessError: cannot list destinationrules in payments: API answered 403"),
 ]
 
 
-def context(**overrides: Any) -> ReportContext:
-    base = ReportContext(
-        spec=drill_spec(), assessment=drill_assessment(DRILL), outcome="COMPLETED", drill_id=DRILL,
-        execution_arn=f"arn:aws:states:us-east-1:123456789012:execution:drill:{DRILL}",
-        faults=[fault_record(DRILL)], snapshots=snapshots(), samples=drill_samples(), posture=POSTURE,
-        artifacts={"spec.json": 10, "assessment.json": 20, f"faults/{FAULT_ID}-before.json": 30,
-                   "samples/local/drill-0000.jsonl.gz": 40, "report.html": None, "manifest.json": None},
-    )
-    return replace(base, **overrides)
+def context(**overrides: Any) -> EvidenceBundle:
+    return evidence_bundle(DRILL, **{"posture": POSTURE, **overrides})
 
 
 def x_of(ms: float) -> float:
@@ -175,7 +155,7 @@ def test_a_rollback_that_left_a_difference_is_flagged_with_the_field() -> None:
     shots = copy.deepcopy(snapshots())
     shots[f"faults/{FAULT_ID}-restored.json"]["spec"]["http"][0]["timeout"] = "1s"
 
-    html = render_html(context(snapshots=shots))
+    html = render_html(context(documents=shots))
 
     assert "The rollback left differences" in html
     assert '<td class="path">spec.http[0].timeout</td>' in html
@@ -207,12 +187,15 @@ def test_posture_findings_are_listed_and_a_skipped_audit_says_why() -> None:
 def test_the_cost_slot_says_not_computed_until_a_cost_is_given() -> None:
     assert "Not computed for this drill." in render_html(context())
 
-    html = render_html(context(cost={"total_usd": 0.0123, "lines": [{"item": "state transitions", "usd": 0.01}],
-                                     "note": "list prices, us-east-1", "state_transitions": 41}))
+    cost = CostReport(total_usd=0.0123, state_transitions=41, lambda_gb_seconds=0.5, lambda_invocations=9,
+                      lines=[CostLine(item="state transitions", quantity="41 (0 retries)", usd=0.01)],
+                      note="list prices, us-east-1")
+
+    html = render_html(context(cost=cost))
 
     assert "Total: $0.012300" in html
     assert "<td>state transitions</td><td>41</td>" in html
-    assert "<th>item</th><th>usd</th>" in html
+    assert "<th>item</th><th>quantity</th><th>usd</th>" in html
     assert "list prices, us-east-1" in html
 
 
@@ -228,7 +211,7 @@ def test_the_page_loads_nothing_from_the_network_and_links_artifacts_relatively(
 
 
 def test_text_from_the_drill_is_escaped_so_it_cannot_inject_markup() -> None:
-    record = fault_record(DRILL) | {"detail": '<img src="http://evil.example/x.png">'}
+    record = fault_record(DRILL).model_copy(update={"detail": '<img src="http://evil.example/x.png">'})
 
     html = render_html(context(faults=[record], error="</pre><script>alert(1)</script>"))
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +21,8 @@ from livefire.contracts import PlanRequest
 from livefire.errors import DrillInProgress, GuardrailViolation, InvalidDrillSpec
 from livefire.planning import check_blast_radius, plan_drill, planned_faults
 from livefire.runtime import Runtime
-from livefire.spec import DrillSpec, parse_spec
+from livefire.spec import DrillSpec, parse_spec, read_spec
+from livefire_local import aws_cli
 from livefire_local.aws import local_stack
 from tests.conftest import ROOT, sandbox_spec_document
 
@@ -124,8 +128,8 @@ def test_a_refused_blast_radius_is_recorded_and_touches_nothing(runtime: Runtime
         plan_drill(request(unique_id, document), runtime)
 
     record = runtime.store.get_drill(unique_id)
-    assert record is not None and record["status"] == "REJECTED"
-    assert record["reason"].startswith("GuardrailViolation: fault.region")
+    assert record is not None and record.status == "REJECTED"
+    assert record.reason is not None and record.reason.startswith("GuardrailViolation: fault.region")
     assert touched(runtime, unique_id) == {"leases": [], "faults": [], "objects": []}
 
 
@@ -152,7 +156,7 @@ def test_a_plan_refused_by_a_lease_never_overwrites_the_record_of_the_drill_that
         plan_drill(other, runtime)
 
     record = runtime.store.get_drill(unique_id)
-    assert record is not None and record["status"] == "RUNNING" and record["executionArn"] == plan.execution_arn
+    assert record is not None and record.status == "RUNNING" and record.execution_arn == plan.execution_arn
     assert runtime.store.lease_holder(plan.faults[0].lease_key) == unique_id
     assert runtime.store.release_lease(plan.faults[0].lease_key, unique_id)
 
@@ -249,7 +253,8 @@ def test_every_malformed_spec_ends_at_plan_as_invalid_drill_spec_with_its_field_
         assert all(PATH_PREFIX.match(part) for part in message.split("; ")), message
         assert field in message, (field, message)
         record = runtime.store.get_drill(drill_id)
-        assert record is not None and record["status"] == "REJECTED" and record["reason"].startswith("InvalidDrillSpec")
+        assert record is not None and record.status == "REJECTED"
+        assert record.reason is not None and record.reason.startswith("InvalidDrillSpec")
 
     plan_refuses()
     assert len(seen) >= 500
@@ -260,3 +265,47 @@ def test_every_malformed_spec_ends_at_plan_as_invalid_drill_spec_with_its_field_
     assert {item["sk"] for item in items["Items"]} == {"DRILL"}
     listed = runtime.s3.list_objects_v2(Bucket=runtime.settings.bucket, Prefix="drills/")
     assert [o["Key"] for o in listed.get("Contents", []) if "/fuzz-" in o["Key"]] == []
+
+
+# ---------------------------------------------------------------- the same spec text, the same error everywhere
+
+
+def deep(levels: int) -> dict[str, Any]:
+    node: dict[str, Any] = {}
+    for _ in range(levels):
+        node = {"x": node}
+    return node
+
+
+SAME_ERROR = {
+    "non-finite": ("phases", {"fault": "3s", "recovery": float("inf")}),
+    "over-the-cap": ("phases", {"fault": "10000h", "recovery": "4s"}),
+    "zero-percent": ("fault", {**sandbox_spec_document()["fault"], "abort": {"percent": 0}}),
+    "entrypoint-is-a-region": ("entrypoint", sandbox_spec_document()["regions"][0]["endpoint"]),
+    "credentials": ("entrypoint", "https://ops:hunter2@payments.example/healthz"),
+    "nesting": ("metadata", {"name": "x", "service": "payments", **deep(40)}),
+    "over-256-KiB": ("metadata", {"name": "x", "service": "payments", "description": "d" * 270_000}),
+}
+
+
+@pytest.mark.parametrize("case", SAME_ERROR, ids=str)
+def test_the_same_spec_text_gives_the_same_error_locally_via_start_and_as_a_console_input(
+    case: str, runtime: Runtime, unique_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    field, value = SAME_ERROR[case]
+    document = {**sandbox_spec_document(), field: value}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False, width=2**20))
+    monkeypatch.setattr(aws_cli, "_session", lambda _region: pytest.fail("livefire start reached AWS"))
+
+    with pytest.raises(InvalidDrillSpec) as local:
+        read_spec(path)
+    with pytest.raises(InvalidDrillSpec) as started:
+        aws_cli.start_on_stack(path, stack_name="livefire")
+    with pytest.raises(InvalidDrillSpec) as console:
+        plan_drill(request(unique_id, json.loads(json.dumps(document))), runtime)
+
+    assert str(local.value) == str(started.value) == f"{path}: {console.value}"
+    record = runtime.store.get_drill(unique_id)
+    assert record is not None and record.status == "REJECTED" and record.reason == f"InvalidDrillSpec: {console.value}"
+    assert "hunter2" not in str(console.value)

@@ -4,75 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from livefire.assessment import Assessment, assess
-from livefire.contracts import Plan, ProbeTarget, Sample
+from livefire.assessment import Assessment
+from livefire.cost import CostLine, CostReport
+from livefire.evidence.bundle import PostureAudit, PostureCheck
 from livefire.evidence.report import render_markdown
-from livefire.spec import DrillSpec, Vantage, parse_spec
-from tests.evidence_data import SPEC_DOCUMENT
+from tests.evidence_data import drill_assessment, evidence_bundle, fault_record
 
-T0 = 1_700_000_000_000.0
-PREFIX = "drills/payments/d-7/"
-SPEC: dict[str, Any] = SPEC_DOCUMENT  # the same synthetic drill the evidence tests use
-FAULTS: list[dict[str, Any]] = [
-    {
-        "drill_id": "d-7",
-        "fault_id": "f-1",
-        "status": "RESTORED",
-        "planned": {"kind": "http-abort", "region": "east", "lease_key": "LEASE#sandbox:e/payments"},
-        "snapshot_key": f"{PREFIX}faults/f-1-before.json",
-        "injected_at_ms": int(T0 + 1000),
-        "restored_at_ms": int(T0 + 5000),
-        "detail": "restored | verified",
-    }
-]
-
-
-def spec() -> DrillSpec:
-    return parse_spec(SPEC)
-
-
-def samples() -> list[Sample]:
-    def probe(target: str, at: int, served: str | None) -> Sample:
-        return Sample(
-            target=target, vantage="local", seq=at // 100, scheduled_ms=T0 + at, sent_ms=T0 + at,
-            ended_ms=T0 + at + 5, ok=served is not None, status=200 if served else 503, latency_ms=5.0,
-            served_by=served, version="v1",
-        )
-
-    out = []
-    for at in range(0, 9000, 100):
-        faulted = 1000 <= at < 5000
-        out.append(probe("east", at, None if faulted else "east"))
-        out.append(probe("west", at, "west"))
-        entry = "east" if at < 1100 or at >= 6000 else ("west" if at >= 1800 else None)
-        out.append(probe("entry", at, entry))
-    return out
+DRILL = "d-7"
 
 
 def assessment() -> Assessment:
-    drill_spec = spec()
-    plan = Plan(
-        drill_id="d-7", execution_arn="arn:aws:states:us-east-1:1:execution:drill:d-7", service="payments",
-        pattern="active-passive", mode="live", spec_key=f"{PREFIX}spec.json", spec_digest=drill_spec.digest(),
-        evidence_prefix=PREFIX, started_at_ms=int(T0), vantages=[Vantage(name="local", region="east")],
-        targets=[
-            ProbeTarget(name="entry", url=drill_spec.entrypoint, role="entrypoint"),
-            ProbeTarget(name="east", url="http://east/healthz", region="east", role="primary"),
-            ProbeTarget(name="west", url="http://west/healthz", region="west", role="standby"),
-        ],
-        faults=[], baseline_seconds=1.0, observe_seconds=8.0, lead_wait_seconds=0, fault_wait_seconds=4,
-    )
-    return assess(
-        drill_spec, plan, samples(), injected_at_ms=T0 + 1000, restored_at_ms=T0 + 5000,
-        sample_keys=[f"{PREFIX}samples/local/baseline-0000.jsonl.gz", f"{PREFIX}samples/local/drill-0000.jsonl.gz"],
-    )
+    return drill_assessment(DRILL)
 
 
-def render(result: Assessment | None, outcome: str = "COMPLETED", error: str | None = None) -> str:
-    return render_markdown(
-        spec(), result, outcome=outcome, faults=FAULTS, error=error, drill_id="d-7",
-        execution_arn="arn:aws:states:us-east-1:1:execution:drill:d-7", extra_artifacts=["report.html"],
-    )
+def render(result: Assessment | None, outcome: str = "COMPLETED", error: str | None = None, **overrides: Any) -> str:
+    record = fault_record(DRILL).model_copy(update={"detail": "restored | verified"})
+    artifacts = evidence_bundle(DRILL).artifacts
+    if result is None:
+        artifacts = {name: size for name, size in artifacts.items() if name != "assessment.json"}
+    return render_markdown(evidence_bundle(DRILL, assessment=result, outcome=outcome, error=error, faults=[record],
+                                           artifacts=artifacts, **overrides))
 
 
 def test_the_report_opens_with_the_verdict_and_the_findings_table() -> None:
@@ -107,13 +58,13 @@ def test_the_report_lists_fault_records_and_links_artifacts_relatively() -> None
 
     assert "### Fault f-1" in report
     assert "| `snapshot_key` | [faults/f-1-before.json](faults/f-1-before.json) |" in report
-    assert "| `planned.lease_key` | LEASE#sandbox:e/payments |" in report
+    assert "| `planned.lease_key` | sandbox:e/payments/VirtualService/payments |" in report
     assert "| `injected_at_ms` | 2023-11-14T22:13:21.000Z |" in report
     assert "restored \\| verified" in report
     assert "- [faults/f-1-before.json](faults/f-1-before.json)" in report
     assert "- [samples/local/drill-0000.jsonl.gz](samples/local/drill-0000.jsonl.gz)" in report
     assert "- [report.html](report.html)" in report
-    assert PREFIX not in report
+    assert "drills/payments/" not in report
 
 
 def test_the_report_embeds_the_spec_as_yaml() -> None:
@@ -140,15 +91,14 @@ def test_an_error_with_backticks_cannot_break_out_of_its_code_block() -> None:
 
 
 def test_the_report_gives_the_mesh_posture_and_says_when_it_was_not_audited() -> None:
-    posture: list[dict[str, Any]] = [
-        {"region": "east", "cluster": "sandbox:e", "namespace": "payments", "host": "payments", "skipped": None,
-         "findings": [{"check": "mtls-strict", "ok": False, "detail": "default: PERMISSIVE"}]},
-        {"region": "west", "cluster": "sandbox:w", "namespace": "payments", "host": "payments",
-         "skipped": "MeshAccessError: no access", "findings": []},
+    posture = [
+        PostureAudit(region="east", cluster="sandbox:e", namespace="payments", host="payments",
+                     findings=[PostureCheck(check="mtls-strict", ok=False, detail="default: PERMISSIVE")]),
+        PostureAudit(region="west", cluster="sandbox:w", namespace="payments", host="payments",
+                     skipped="MeshAccessError: no access"),
     ]
 
-    report = render_markdown(spec(), assessment(), outcome="COMPLETED", faults=FAULTS, error=None, drill_id="d-7",
-                             execution_arn="arn:x", posture=posture)
+    report = render(assessment(), posture=posture)
 
     assert "| east (sandbox:e), payments/payments | mtls-strict | **FAIL** | default: PERMISSIVE |" in report
     assert "| west (sandbox:w), payments/payments | not audited | — | MeshAccessError: no access |" in report
@@ -158,8 +108,11 @@ def test_the_report_gives_the_mesh_posture_and_says_when_it_was_not_audited() ->
 def test_the_report_has_a_cost_section_that_is_filled_once_the_cost_is_known() -> None:
     assert "## Cost of the drill\n\nNot computed for this drill." in render(assessment())
 
-    report = render_markdown(spec(), assessment(), outcome="COMPLETED", faults=FAULTS, error=None, drill_id="d-7",
-                             execution_arn="arn:x", cost={"total_usd": 0.5, "lines": [{"item": "lambda", "usd": 0.5}]})
+    cost = CostReport(total_usd=0.5, state_transitions=10, lambda_gb_seconds=1.0, lambda_invocations=3,
+                      lines=[CostLine(item="lambda", quantity="3 x 512 MB", usd=0.5)], note="list prices")
+
+    report = render(assessment(), cost=cost)
 
     assert "**Total: $0.500000**" in report
-    assert "| lambda | 0.5 |" in report
+    assert "| lambda | 3 x 512 MB | 0.5 |" in report
+    assert "list prices" in report

@@ -103,8 +103,8 @@ def test_the_report_names_what_a_fault_outside_the_mesh_acts_on() -> None:
 def test_the_posture_audit_is_skipped_for_a_fault_outside_the_mesh_and_says_why() -> None:
     audits = audit_mesh(parse_spec(document(FIS)), {})
 
-    assert audits is not None and [a["region"] for a in audits] == [USE1, USW2]
-    assert all("fault kind fis touches no mesh object" in a["skipped"] and a["findings"] == [] for a in audits)
+    assert audits is not None and [a.region for a in audits] == [USE1, USW2]
+    assert all("fault kind fis touches no mesh object" in (a.skipped or "") and a.findings == [] for a in audits)
 
 
 # ---------------------------------------------------------------- the plan

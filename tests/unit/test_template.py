@@ -65,7 +65,9 @@ def test_the_functions_get_every_setting_the_runtime_reads_from_the_environment(
     read = set(re.findall(r'os\.environ\.get\("([A-Z_]+)"', settings))
 
     for function in load().functions():
-        assert read <= set(function.environment), function.logical_id
+        # the manifest signing key is the Evidence step's alone (docs/architecture.md §8)
+        assert read - {"SIGNING_KEY_ID"} <= set(function.environment), function.logical_id
+        assert ("SIGNING_KEY_ID" in function.environment) == (function.logical_id == "EvidenceFunction")
         assert function.environment["POWERTOOLS_SERVICE_NAME"] == "livefire"
         assert function.environment["POWERTOOLS_LOG_LEVEL"] == "INFO"
 
@@ -92,7 +94,7 @@ def test_without_a_kms_key_the_evidence_is_encrypted_with_s3_keys_and_with_one_w
 
 @pytest.mark.parametrize("mode", ["GOVERNANCE", "COMPLIANCE"])
 def test_object_lock_is_configured_only_when_a_mode_is_chosen(mode: str) -> None:
-    off = resolved(load(), "EvidenceBucket")
+    off = resolved(load({"ObjectLockMode": "NONE"}), "EvidenceBucket")
     on = resolved(load({"ObjectLockMode": mode, "ObjectLockRetentionDays": "730"}), "EvidenceBucket")
 
     assert "ObjectLockEnabled" not in off and "ObjectLockConfiguration" not in off
@@ -205,8 +207,8 @@ def test_local_resolution_drops_what_a_false_condition_removes() -> None:
         {"Fn::If": ["InVpc", "y", {"Ref": "AWS::NoValue"}]}, "z"]})
 
     assert value == {"B": ["z"]}
-    assert template.condition("ObjectLockOn") is False
-    assert load({"ObjectLockMode": "GOVERNANCE"}).condition("ObjectLockOn") is True
+    assert template.condition("ObjectLockOn") is True  # GOVERNANCE by default
+    assert load({"ObjectLockMode": "NONE"}).condition("ObjectLockOn") is False
     with pytest.raises(KeyError):
         load({"NoSuchParameter": "x"})
 

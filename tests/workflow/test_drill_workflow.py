@@ -17,6 +17,7 @@ from livefire_local.runner import copy_evidence, follow_execution, sandbox_sessi
 from livefire_local.sandbox.mesh import SandboxMesh
 from livefire_local.sandbox.store import ObjectKey
 from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
+from tests.keys import local_verifier
 
 pytestmark = pytest.mark.slow
 VS = ObjectKey("networking.istio.io", "virtualservices", "payments", "payments")
@@ -85,7 +86,7 @@ def test_a_drill_that_fails_over_passes_and_leaves_verified_evidence(drill: Dril
                      "manifest.json"):
         assert (evidence / artifact).is_file(), artifact
     assert list((evidence / "samples").rglob("*.jsonl.gz"))
-    assert verify_evidence_dir(evidence).ok
+    assert verify_evidence_dir(evidence, verifier=local_verifier()).ok
     assert [f["status"] for f in drill.fault_records(unique_id)] == ["RESTORED"]
     assert drill.leases_held() == []
     drill.assert_mesh_unchanged()

@@ -10,12 +10,13 @@ from pathlib import Path
 import boto3
 import pytest
 
-from livefire.evidence.chain import verify_chain_dir
 from livefire.evidence.manifest import manifest_digest
 from livefire.spec import parse_spec
 from livefire_local.cli import main
+from livefire_local.evidence_sources import verify_folder
 from livefire_local.runner import copy_evidence, follow_execution, sandbox_session, start_drill
 from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
+from tests.keys import local_verifier
 
 pytestmark = pytest.mark.slow
 # Short phases and no objectives: each drill takes a few seconds and only its evidence matters here.
@@ -38,8 +39,11 @@ def test_three_drills_of_a_service_form_one_chain_that_verify_follows_and_a_remo
         records = {d: table.get_item(Key={"pk": f"DRILL#{d}", "sk": "DRILL"})["Item"] for d in drills}
         head = table.get_item(Key={"pk": "CHAIN#payments", "sk": "HEAD"})["Item"]
         capsys.readouterr()
-        remote_code = main(["verify", drills[2], "--bucket", stack.bucket, "--table", stack.table])
+        key = ["--key-id", stack.template.arn_of("EvidenceSigningKey")]
+        remote_code = main(["verify", drills[2], "--bucket", stack.bucket, "--table", stack.table, *key])
         remote_out = capsys.readouterr().out
+        chain_code = main(["verify", "--chain", "payments", "--bucket", stack.bucket, "--table", stack.table, *key])
+        chain_out = capsys.readouterr().out
         history_code = main(["history", "--service", "payments", "--table", stack.table])
         history_out = capsys.readouterr().out
 
@@ -49,18 +53,21 @@ def test_three_drills_of_a_service_form_one_chain_that_verify_follows_and_a_remo
     assert links == [(None, None), (drills[0], manifest_digest(raw[drills[0]])),
                      (drills[1], manifest_digest(raw[drills[1]]))]
     assert [records[d]["manifestDigest"] for d in drills] == [manifest_digest(raw[d]) for d in drills]
-    assert (head["drillId"], head["digest"]) == (drills[2], manifest_digest(raw[drills[2]]))
+    assert (head["drillId"], head["digest"], head["sequence"]) == (drills[2], manifest_digest(raw[drills[2]]), 3)
+    assert [manifests[d]["sequence"] for d in drills] == [1, 2, 3]
     for drill_id in drills:
         assert {"report.html", "report.md", "posture.json"} <= {p.name for p in (evidence / drill_id).iterdir()}
     posture = json.loads((evidence / drills[0] / "posture.json").read_text())
     assert [(p["region"], all(f["ok"] for f in p["findings"]), p["skipped"]) for p in posture] == [
         ("us-east-1", True, None), ("us-west-2", True, None)]
 
-    local = verify_chain_dir(evidence / drills[2])
+    local = verify_folder(evidence / drills[2], local_verifier())
     assert local.ok, local.problems
     assert local.drills == list(reversed(drills))
     assert remote_code == 0, remote_out
     assert f"chain: 3 drills checked ({' ← '.join(reversed(drills))})" in remote_out
+    assert chain_code == 0, chain_out
+    assert f"intact: chain of payments in s3://{stack.bucket}" in chain_out
     assert history_code == 0
     assert [line.split()[-1] for line in history_out.splitlines()[1:]] == list(reversed(drills))
 

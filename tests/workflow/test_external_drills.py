@@ -16,13 +16,14 @@ from moto.moto_api import state_manager
 
 from livefire.assessment import Assessment
 from livefire.evidence.manifest import verify_evidence_dir
-from livefire.external import fis
+from livefire.faults import fis
 from livefire.spec import parse_spec
 from livefire.store import DrillStore, FaultRecord
 from livefire_local.aws import REGION, LocalStack
 from livefire_local.runner import copy_evidence, follow_execution, sandbox_session, start_drill
 from livefire_local.sandbox.mesh import SandboxMesh
 from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
+from tests.keys import local_verifier
 
 pytestmark = pytest.mark.slow
 Session = tuple[SandboxMesh, LocalStack]
@@ -68,7 +69,7 @@ def webhook_document(outage_s: float) -> dict[str, Any]:
     document = sandbox_spec_document("webhook-outage", phases=SHORT, objectives={"rto": "5s"})
     document["regions"][0]["cluster"] = {"sandbox": "payments-broken-use1"}
     document["probes"]["sustain"] = "500ms"
-    document["fault"]["webhook"]["inject"]["url"] += f"&seconds={outage_s}"
+    document["fault"]["webhook"]["inject"]["query"]["seconds"] = outage_s
     return document
 
 
@@ -173,7 +174,7 @@ class TestOutsideTheMesh:
         assert (fault.status, fault.restored_by) == ("RESTORED", "rollback")
         assert fault.external_id is not None and experiment_status(fault.external_id) == "stopped"
         evidence = copy_evidence(stack, f"drills/payments/{planned}/", tmp_path / planned)
-        assert verify_evidence_dir(evidence).ok
+        assert verify_evidence_dir(evidence, verifier=local_verifier()).ok
         doc = (evidence / "faults" / "fis-us-east-1-fis.json").read_text()
         for expected in (fault.external_id, '"running"', '"stopped"', '"stopConditionFired": false'):
             assert expected in doc
@@ -212,7 +213,7 @@ class TestOutsideTheMesh:
         assert result.verdict == "INCONCLUSIVE" and result.injected_at_ms is None
         assert result.verdict_reason.startswith("nothing failed at the entrypoint or the endpoint of us-east-1")
         record = store(stack).get_drill(unique_id)
-        assert record is not None and record["verdict"] == "INCONCLUSIVE"
+        assert record is not None and record.verdict == "INCONCLUSIVE"
 
 
 def wait_until(condition: Callable[[], bool], what: str, limit_s: float = 30.0) -> None:

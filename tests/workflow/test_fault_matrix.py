@@ -6,10 +6,13 @@ lease is held. The module prints the matrix when it ends.
 from __future__ import annotations
 
 import inspect
+import json
+import shlex
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -19,8 +22,8 @@ from botocore.awsrequest import AWSResponse
 from livefire.spec import parse_spec
 from livefire.store import DrillStore
 from livefire_local.aws import LocalStack
-from livefire_local.guardian_rule import sweep
-from livefire_local.runner import follow_execution, sandbox_session, start_drill
+from livefire_local.guardian_rule import dead_letters, sweep
+from livefire_local.runner import copy_evidence, follow_execution, sandbox_session, start_drill
 from livefire_local.sandbox.mesh import SandboxMesh
 from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
 
@@ -83,7 +86,8 @@ class Scenario:
     restored_by: str | None  # who closed the fault record (None: the drill never wrote one)
     guardian_releases: bool = False  # the lease outlived the execution and only the guardian released it
     stop_mid_fault: bool = False
-    guardian_fails: bool = False
+    guardian_fails: bool = False  # the guardian never got to mark the drill record
+    dead_letters: int = 0  # guardian events that failed every retry: in its dead-letter queue (GuardianFailedAlarm)
 
     @property
     def id(self) -> str:
@@ -131,6 +135,7 @@ def nothing(_mesh: SandboxMesh, _stack: LocalStack) -> None:
 
 
 DRILL_ERROR = "DrillError"
+GUARDIAN_ATTEMPTS = 3  # an asynchronous invocation and Lambda's two retries (guardian_rule.py)
 EVIDENCE_FAILED = "EvidenceFailed"  # the Catch on Evidence: the execution fails, so the guardian runs
 SCENARIOS = [
     Scenario("plan: times out after taking the lease", lambda_failure("PlanFunction", "Sandbox.Timedout", after=True),
@@ -159,10 +164,12 @@ SCENARIOS = [
     Scenario("evidence s3: PutObject 500", evidence_s3_error, EVIDENCE_FAILED, "rollback", guardian_releases=True),
     Scenario("evidence dynamodb: UpdateItem 500", evidence_dynamodb_error, EVIDENCE_FAILED, "rollback",
              guardian_releases=True),
-    Scenario("guardian down: rollbacks and guardian fail, the sweeper restores",
+    Scenario("guardian down: rollbacks and every guardian attempt fail, the sweeper restores",
              both(lambda_failure("RollbackFunction", "RollbackFailed", times=2),
-                  lambda_failure("GuardianFunction", "Sandbox.Timedout")), DRILL_ERROR, "sweeper",
-             guardian_fails=True),
+                  lambda_failure("GuardianFunction", "Sandbox.Timedout", times=GUARDIAN_ATTEMPTS)), DRILL_ERROR,
+             "sweeper", guardian_fails=True, dead_letters=1),
+    Scenario("guardian restore: fails on every retry (rollbacks too), dead-lettered; the sweeper restores",
+             kube_failure(500, times=2 + GUARDIAN_ATTEMPTS, skip=1), DRILL_ERROR, "sweeper", dead_letters=1),
 ]
 
 
@@ -181,7 +188,7 @@ def session(request: pytest.FixtureRequest) -> Iterator[Session]:
 def matrix_lines(rows: list[dict[str, Any]]) -> list[str]:
     header = ["scenario", "execution", "fault closed by", "guardian", "sweeper", "leaked faults", "leases left"]
     table = [[str(row[column]) for column in header] for row in rows]
-    widths = [max(len(header[i]), *(len(r[i]) for r in table)) for i in range(len(header))]
+    widths = [max([len(header[i]), *(len(r[i]) for r in table)]) for i in range(len(header))]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
     return ["fault matrix", line, "-" * len(line),
             *["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table]]
@@ -231,19 +238,124 @@ def test_no_failure_at_any_task_leaves_a_fault_or_a_lease_behind(session: Sessio
     record = store.get_drill(unique_id)
     assert record is not None
     if scenario.guardian_fails:
-        assert "executionStatus" not in record and record.get("sweeperRestored") == 1
+        assert record.execution_status is None and record.sweeper_restored == 1
     else:
-        assert record.get("executionStatus") == execution["status"], "the guardian never ran"
+        assert record.execution_status == execution["status"], "the guardian never ran"
     assert [f.restored_by for f in faults] == ([scenario.restored_by] if scenario.restored_by else [])
     assert all(f.status in ("RESTORED", "SKIPPED") for f in faults)
-    assert (record.get("guardianReleased") == 1) is scenario.guardian_releases
+    assert (record.guardian_released == 1) is scenario.guardian_releases
     leaked_faults, leases_left = leaked(before, mesh.snapshot()), len(store.active_leases())
     ROWS.append({
         "scenario": scenario.name, "execution": f"{execution['status']} {execution.get('error', '')}".strip(),
         "fault closed by": ", ".join(f"{f.status} by {f.restored_by}" for f in faults) or "(no fault record)",
-        "guardian": f"restored {record.get('guardianRestored')}, released {record.get('guardianReleased')}",
+        "guardian": f"restored {record.guardian_restored}, released {record.guardian_released}",
         "sweeper": f"restored {swept['faultsRestored']}, released {swept['leasesReleased']}",
         "leaked faults": leaked_faults, "leases left": leases_left,
     })
     assert leaked_faults == 0
     assert leases_left == 0
+    letters = [letter for letter in dead_letters(stack) if unique_id in json.dumps(letter["event"])]
+    assert len(letters) == scenario.dead_letters
+    if letters:
+        assert guardian_alarm_fires(stack, len(letters))
+        assert scenario.guardian_fails or letters[0]["ErrorCode"] == "GuardianRestoreFailed"
+
+
+def guardian_alarm_fires(stack: LocalStack, visible: int) -> bool:
+    """GuardianFailedAlarm (template.yaml) on the dead-letter queue's ApproximateNumberOfMessagesVisible, as
+    CloudWatch would judge it with ``visible`` messages in the queue."""
+    alarm = stack.template.resources["GuardianFailedAlarm"]["Properties"]
+    [dimension] = alarm["Dimensions"]
+    queue = stack.template.resolve(dimension["Value"])
+    dead_letter_arn = stack.template.resolve(
+        stack.template.resources["GuardianFunction"]["Properties"]["DeadLetterQueue"]["TargetArn"])
+    return (alarm["Namespace"], alarm["MetricName"], dimension["Name"], alarm["ComparisonOperator"]) == (
+        "AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "GreaterThanOrEqualToThreshold",
+    ) and dead_letter_arn.endswith(f":{queue}") and visible >= float(alarm["Threshold"])
+
+
+def completed_events(stack: LocalStack) -> Iterator[dict[str, Any]]:
+    """Capture the ``Drill Completed`` events on the drills' bus while the block runs (a rule and a queue)."""
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    url = sqs.create_queue(QueueName="fault-matrix-drill-completed")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="fault-matrix-drill-completed", State="ENABLED",
+                    EventPattern=json.dumps({"source": ["livefire"], "detail-type": ["Drill Completed"]}))
+    events.put_targets(Rule="fault-matrix-drill-completed", Targets=[{"Id": "queue", "Arn": arn}])
+    for _batch in range(20):
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not messages:
+            return
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            yield json.loads(message["Body"])
+
+
+def edit_once_injected(stack: LocalStack, mesh: SandboxMesh, drill_id: str) -> None:
+    """An operator's change to the faulted VirtualService while the fault is live."""
+    store = store_of(stack)
+    give_up = time.monotonic() + 30
+    while not any(f.status == "INJECTED" for f in store.faults_of(drill_id)):
+        assert time.monotonic() < give_up, "the fault was never injected"
+        time.sleep(0.05)
+    objects = mesh.stores[PRIMARY]
+    with objects.lock:
+        [key] = [k for k in objects.snapshot() if k.plural == "virtualservices" and k.name == "payments"]
+        edited = objects.get(key)
+        assert edited is not None
+        edited["spec"]["http"][0]["timeout"] = "3s"
+        objects.replace(key, edited)
+
+
+def restore_by_hand(mesh: SandboxMesh, command: str) -> None:
+    """Run the JSON patch of the report's kubectl command against the sandbox API, as kubectl would send it."""
+    from kubernetes.client import CustomObjectsApi
+
+    from livefire.mesh.kube import api_client_for
+    from livefire.spec import ClusterRef
+
+    operations = json.loads(shlex.split(command)[-1])
+    CustomObjectsApi(api_client_for(ClusterRef(sandbox=PRIMARY))).patch_namespaced_custom_object(
+        "networking.istio.io", "v1", "payments", "virtualservices", "payments", operations,
+        _content_type="application/json-patch+json")
+
+
+def test_an_object_changed_during_the_fault_is_left_alone_and_the_drill_says_so_first(
+        session: Session, unique_id: str, tmp_path: Path) -> None:
+    mesh, stack = session
+    store = store_of(stack)
+    before = mesh.snapshot()
+    list(completed_events(stack))  # the rule exists from here on; nothing of earlier drills is kept
+
+    document = sandbox_spec_document(phases={**PHASES, "fault": "2s"}, objectives={})
+    arn = start_drill(stack, unique_id, {"spec": document})
+    edit_once_injected(stack, mesh, unique_id)
+    execution = follow_execution(stack, arn, 90.0, lambda _event: None)
+    swept = sweep(stack)
+
+    [fault] = store.faults_of(unique_id)
+    record = store.get_drill(unique_id)
+    assert execution["status"] == "FAILED" and record is not None
+    assert (fault.status, record.verdict) == ("CONFLICT", "RESTORE_REFUSED")
+    assert fault.refusal is not None and fault.refusal.differs == ["spec.http"]
+    assert "VirtualService payments/payments" in fault.refusal.target
+    [event] = [e for e in completed_events(stack) if e["detail"]["drillId"] == unique_id]
+    assert event["detail"]["verdict"] == "RESTORE_REFUSED" and len(event["detail"]["restoreRefused"]) == 1
+    report = copy_evidence(stack, f"drills/payments/{unique_id}/", tmp_path) / "report.md"
+    first_line = report.read_text().splitlines()[0]
+    assert "RESTORE REFUSED: VirtualService payments/payments" in first_line and "spec.http" in first_line
+    assert fault.refusal.command in first_line and " patch virtualservices.networking.istio.io " in first_line
+    assert leaked(before, mesh.snapshot()) == 1  # left as it is: only a person may decide
+    ROWS.append({
+        "scenario": "edited mid-fault: the restore is refused, never a PASS", "execution":
+        f"{execution['status']} {execution.get('error', '')} {record.verdict}",
+        "fault closed by": f"{fault.status} (left for a person)",
+        "guardian": f"restored {record.guardian_restored}, released {record.guardian_released}",
+        "sweeper": f"restored {swept['faultsRestored']}, released {swept['leasesReleased']}",
+        "leaked faults": "1 (refused, announced)", "leases left": len(store.active_leases()),
+    })
+
+    restore_by_hand(mesh, fault.refusal.command)
+
+    assert leaked(before, mesh.snapshot()) == 0  # the report's command puts the snapshot back exactly
+    assert store.active_leases() == []

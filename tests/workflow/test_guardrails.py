@@ -78,7 +78,7 @@ def assert_aborted_and_restored(drill: Drill, drill_id: str, execution: dict[str
     assert execution["status"] == "FAILED"
     assert execution.get("error") == "DrillAborted", execution.get("cause")
     record = drill.store.get_drill(drill_id)
-    assert record is not None and record["verdict"] == "ABORTED"
+    assert record is not None and record.verdict == "ABORTED"
     assert [f.status for f in drill.store.faults_of(drill_id)] == ["RESTORED"]
     assert drill.store.active_leases() == []
     assert drill.mesh.snapshot() == before
@@ -164,7 +164,7 @@ def test_a_dry_run_plans_snapshots_and_probes_but_patches_nothing_and_says_so(dr
     assert drill.text(unique_id, "faults/http-abort-us-east-1-before.json")  # the snapshot was taken
     assert drill.samples(unique_id, "baseline") and drill.samples(unique_id, "drill")  # and the probes ran
     record = drill.store.get_drill(unique_id)
-    assert record is not None and record["mode"] == "dry-run" and record["verdict"] == "INCONCLUSIVE"
+    assert record is not None and record.mode == "dry-run" and record.verdict == "INCONCLUSIVE"
     assert execution.get("error") == "DrillVerdictFail"
     report = drill.text(unique_id, "report.md")
     assert "**INCONCLUSIVE**" in report and "dry run: nothing was patched" in report and "mode: dry-run" in report

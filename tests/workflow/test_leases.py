@@ -116,8 +116,8 @@ def test_two_drills_on_one_target_started_together_run_one_and_refuse_the_other(
         assert [f.status for f in store.faults_of(winner)] == ["RESTORED"]  # the winner really ran its fault
         assert store.faults_of(loser) == []
         loser_record = store.get_drill(loser)
-        assert loser_record is not None and loser_record["status"] == "REJECTED"
-        assert f"held by drill {winner}" in loser_record["reason"]
+        assert loser_record is not None and loser_record.status == "REJECTED"
+        assert f"held by drill {winner}" in (loser_record.reason or "")
         loser_states = [
             event["stateEnteredEventDetails"]["name"]
             for event in stack.sfn.get_execution_history(executionArn=arns[loser], maxResults=1000)["events"]

@@ -14,6 +14,7 @@ import boto3
 from moto import mock_aws
 
 from livefire_local.lambda_server import Invocation, LocalLambdaServer
+from livefire_local.signing import LocalSigningKey, install_in_moto
 from livefire_local.template import ACCOUNT, LocalTemplate
 
 REGION = "us-east-1"
@@ -59,7 +60,7 @@ class LocalStack:
         return boto3.resource("dynamodb", region_name=REGION)
 
 
-def _create_table(template: LocalTemplate, logical_id: str) -> str:
+def create_table(template: LocalTemplate, logical_id: str) -> str:
     props = template.resources[logical_id]["Properties"]
     name = template.physical_names[logical_id]
     boto3.client("dynamodb", region_name=REGION).create_table(
@@ -70,12 +71,33 @@ def _create_table(template: LocalTemplate, logical_id: str) -> str:
     return name
 
 
-def _create_bucket(template: LocalTemplate, logical_id: str) -> str:
+def create_bucket(template: LocalTemplate, logical_id: str) -> str:
+    """The bucket as the template declares it: versioned, with Object Lock and its default retention if on."""
+    props = template.resolve(template.resources[logical_id]["Properties"])
     name = template.physical_names[logical_id]
     s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=name)
+    s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=bool(props.get("ObjectLockEnabled")))
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    lock = props.get("ObjectLockConfiguration")
+    if lock:
+        retention = lock["Rule"]["DefaultRetention"]
+        s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": retention["Mode"], "Days": int(retention["Days"])}},
+        })
     return name
+
+
+def create_signing_keys(template: LocalTemplate) -> None:
+    """The template's KMS keys, each backed by the local signing key (livefire_local/signing.py): the Evidence step
+    signs through KMS as in AWS, and every local run signs with the one key kept outside the evidence folder."""
+    kms = boto3.client("kms", region_name=REGION)
+    for logical_id, resource in template.resources_of_type("AWS::KMS::Key").items():
+        props = template.resolve(resource["Properties"])
+        key_id = kms.create_key(KeySpec=props["KeySpec"], KeyUsage=props["KeyUsage"],
+                                Description=props.get("Description", ""))["KeyMetadata"]["KeyId"]
+        install_in_moto(key_id, LocalSigningKey.load_or_create(), ACCOUNT, REGION)
+        template.physical_names[logical_id] = key_id
 
 
 def _function_environment(template: LocalTemplate) -> dict[str, str]:
@@ -95,8 +117,9 @@ def local_stack(root: Path, *, extra_env: dict[str, str] | None = None,
     """moto + the stack's resources + the Lambda Invoke endpoint, for one drill (or one test)."""
     template = LocalTemplate.load(root, REGION)
     with patched_environ(_FAKE_CREDENTIALS), mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        buckets = [_create_bucket(template, k) for k in template.resources_of_type("AWS::S3::Bucket")]
-        tables = [_create_table(template, k) for k in template.resources_of_type("AWS::DynamoDB::Table")]
+        buckets = [create_bucket(template, k) for k in template.resources_of_type("AWS::S3::Bucket")]
+        tables = [create_table(template, k) for k in template.resources_of_type("AWS::DynamoDB::Table")]
+        create_signing_keys(template)
         lambdas = LocalLambdaServer(template.functions(), REGION, on_invoke=on_invoke)
         endpoint = lambda_endpoint or lambdas.start()
         env = {**_function_environment(template), **(extra_env or {}), "AWS_ENDPOINT_URL_LAMBDA": endpoint}

@@ -27,6 +27,7 @@ from livefire_local.guardian_rule import deliver_status_change, deliver_when_end
 from livefire_local.interrupt import Interrupted, abort_drill, interruptible
 from livefire_local.lambda_server import Invocation
 from livefire_local.live import LiveView, watch_drill
+from livefire_local.local_chain import LocalChain
 from livefire_local.sandbox.mesh import SandboxMesh
 from livefire_local.verdicts import exit_code_for
 
@@ -179,6 +180,7 @@ def run_drill(spec_path: Path, *, root: Path, evidence_root: Path, out: TextIO =
                                                       lambda_endpoint=lambda_endpoint) as (mesh, stack):
         if before_start is not None:
             before_start(mesh)
+        LocalChain(evidence_root).seed(stack.dynamodb.Table(stack.table), spec.metadata.service)
         execution_arn = start_drill(stack, drill_id, {"spec": document})
         deadline = spec.phases.baseline + spec.observe_seconds + STEP_ALLOWANCE_S
         try:
@@ -207,7 +209,9 @@ def _conclude(stack: LocalStack, spec: DrillSpec, drill_id: str, execution: dict
     prefix = f"drills/{spec.metadata.service}/{drill_id}/"
     listed = stack.s3.list_objects_v2(Bucket=stack.bucket, Prefix=prefix).get("KeyCount", 0)
     evidence_dir = copy_evidence(stack, prefix, evidence_root / drill_id) if listed else None
-    record = DrillStore(stack.dynamodb.Table(stack.table)).get_drill(drill_id)
+    store = DrillStore(stack.dynamodb.Table(stack.table))
+    LocalChain(evidence_root).save(store, drill_id)  # the next run links to this drill
+    record = store.get_drill(drill_id)
     verdict = record.verdict if record is not None else None
     rto = record.rto_seconds if record is not None else None
     error = None

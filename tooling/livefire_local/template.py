@@ -137,6 +137,8 @@ class LocalTemplate:
             return f"arn:aws:sqs:{self.region}:{ACCOUNT}:{name}"
         if kind == "AWS::IAM::Role":
             return f"arn:aws:iam::{ACCOUNT}:role/{name}"
+        if kind == "AWS::KMS::Key":
+            return f"arn:aws:kms:{self.region}:{ACCOUNT}:key/{name}"
         raise KeyError(f"no local ARN for {logical_id} ({kind})")
 
     def resolve(self, value: Any) -> Any:

@@ -21,6 +21,8 @@ class Settings:
     allowed_clusters: tuple[str, ...]
     # Where probes and webhooks may connect (template parameter AllowedTargetRanges, livefire/egress.py).
     egress: EgressPolicy = field(default_factory=EgressPolicy)
+    # The KMS key that signs manifests (template EvidenceSigningKey; set on the Evidence function only).
+    signing_key_id: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -31,4 +33,5 @@ class Settings:
             allowed_namespaces=_csv(os.environ.get("ALLOWED_NAMESPACES")),
             allowed_clusters=_csv(os.environ.get("ALLOWED_CLUSTERS")),
             egress=current_policy(),
+            signing_key_id=os.environ.get("SIGNING_KEY_ID", ""),
         )

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 _TASK_ENDS = ("TaskSucceeded", "TaskFailed", "TaskTimedOut")
 
@@ -93,26 +93,42 @@ class DrillCost(CostModel):
     def total_usd(self) -> float:
         return self.transitions_usd + self.lambda_usd
 
-    def to_report(self) -> dict[str, Any]:
+    def to_report(self) -> CostReport:
         """The document the evidence step stores as cost.json and the reports render (total, lines, note)."""
-        lines: list[dict[str, Any]] = [{
-            "item": "Step Functions state transitions",
-            "quantity": f"{self.state_transitions} ({self.retries} retries)",
-            "usd": round(self.transitions_usd, 8),
-        }]
-        lines += [{
-            "item": f"Lambda {f.function}",
-            "quantity": f"{f.invocations} x {f.memory_mb} MB, {f.billed_ms} ms = {f.gb_seconds:.3f} GB-s",
-            "usd": round(self.function_usd(f), 8),
-        } for f in self.functions]
-        return {
-            "total_usd": round(self.total_usd, 8),
-            "state_transitions": self.state_transitions,
-            "lambda_gb_seconds": round(self.lambda_gb_seconds, 6),
-            "lambda_invocations": self.lambda_invocations,
-            "lines": lines,
-            "note": self.prices.describe(),
-        }
+        lines = [CostLine(
+            item="Step Functions state transitions",
+            quantity=f"{self.state_transitions} ({self.retries} retries)",
+            usd=round(self.transitions_usd, 8),
+        )]
+        lines += [CostLine(
+            item=f"Lambda {f.function}",
+            quantity=f"{f.invocations} x {f.memory_mb} MB, {f.billed_ms} ms = {f.gb_seconds:.3f} GB-s",
+            usd=round(self.function_usd(f), 8),
+        ) for f in self.functions]
+        return CostReport(
+            total_usd=round(self.total_usd, 8), state_transitions=self.state_transitions,
+            lambda_gb_seconds=round(self.lambda_gb_seconds, 6), lambda_invocations=self.lambda_invocations,
+            lines=lines, note=self.prices.describe(),
+        )
+
+
+class CostLine(CostModel):
+    """One priced item of a drill."""
+
+    item: str = Field(description="What was used, e.g. 'Lambda ProbeFunction'.")
+    quantity: str = Field(description="How much of it, in words and numbers.")
+    usd: float = Field(description="Its price in USD.")
+
+
+class CostReport(CostModel):
+    """cost.json: what the drill cost, as both reports show it."""
+
+    total_usd: float = Field(description="The drill's total price in USD.")
+    state_transitions: int = Field(description="Step Functions state transitions billed.")
+    lambda_gb_seconds: float = Field(description="Lambda duration billed, in GB-seconds.")
+    lambda_invocations: int = Field(description="Lambda invocations billed.")
+    lines: list[CostLine] = Field(description="One line per priced item.")
+    note: str = Field(description="What the prices are and what is left out.")
 
 
 def _event_type(event: Mapping[str, Any]) -> str:

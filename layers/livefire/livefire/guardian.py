@@ -5,10 +5,17 @@ fault of that drill (fencing planned faults that have no record yet), release it
 sweep schedule, for when everything else failed (the guardian included): every fault not yet restored whose
 expiry passed, or whose execution is known to have ended, is restored; every lease past its expiry, or whose
 execution ended, is released. A drill whose execution is still running and not expired is never touched.
+
+Failures are loud: a restore the guardian could not complete raises GuardianRestoreFailed once the rest is done
+(leases released, records marked), so Lambda's async retries run it again and a last failure lands in the
+dead-letter queue behind GuardianFailedAlarm. A drill the guardian ends (its Evidence step never ran) gets a
+``Drill Completed`` event, like one the workflow ends; a refused restore makes its verdict RESTORE_REFUSED
+(docs/architecture.md §9).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from functools import cache
@@ -19,10 +26,12 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from livefire.artifacts import evidence_prefix
-from livefire.chaos import restore_drill
 from livefire.contracts import Contract, Plan, PlannedFault
+from livefire.errors import GuardianRestoreFailed
+from livefire.faults.lifecycle import RollbackOutcome, restore_drill
+from livefire.faults.refusal import refusal_lines, verdict_with_refusals
 from livefire.runtime import Runtime
-from livefire.store import FaultRecord
+from livefire.store import DrillRecord, FaultRecord
 
 STATUS_CHANGE = "Step Functions Execution Status Change"
 ENDED = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
@@ -78,60 +87,94 @@ def execution_status(execution_arn: str) -> str | None:
 
 def guard(event: GuardianEvent, runtime: Runtime, *, now: float | None = None,
           status_of: ExecutionStatusOf = execution_status) -> GuardianReport:
-    """``now`` (epoch seconds) and ``status_of`` are the sweeper's clock and its view of executions."""
+    """``now`` (epoch seconds) and ``status_of`` are the sweeper's clock and its view of executions. Raises
+    GuardianRestoreFailed, after doing everything else it can, when a fault could not be restored."""
     if event.trigger == "sweep":
-        return _sweep(runtime, int(time.time() if now is None else now), status_of)
-    return _after_execution(event, runtime)
+        report, failed = _sweep(runtime, int(time.time() if now is None else now), status_of)
+    else:
+        report, failed = _after_execution(event, runtime)
+    if failed:
+        raise GuardianRestoreFailed(f"{report.trigger}: {len(failed)} fault(s) could not be restored and may still "
+                                    f"be live: {'; '.join(failed)}"[:4000])
+    return report
 
 
-def _planned_faults(record: dict[str, Any] | None, drill_id: str, runtime: Runtime) -> list[PlannedFault]:
+def _planned_faults(record: DrillRecord | None, drill_id: str, runtime: Runtime) -> list[PlannedFault]:
     """The drill's planned faults from its plan.json, so faults not yet recorded get fenced."""
-    if not record or not record.get("service"):
+    if record is None or not record.service:
         return []  # no drill record: the Plan never finished, so nothing was injected
-    key = f"{evidence_prefix(str(record['service']), drill_id)}plan.json"
+    key = f"{evidence_prefix(record.service, drill_id)}plan.json"
     try:
         return Plan.model_validate(runtime.get_json(key)).faults
     except (ClientError, ValidationError, ValueError):
         return []
 
 
-def _after_execution(event: GuardianEvent, runtime: Runtime) -> GuardianReport:
+def _after_execution(event: GuardianEvent, runtime: Runtime) -> tuple[GuardianReport, list[str]]:
     store = runtime.store
     drill_id = event.drill_id
     assert drill_id is not None and event.execution_status is not None
     record = store.get_drill(drill_id)
-    owner = (record or {}).get("executionArn")
+    owner = record.execution_arn if record is not None else None
     if owner and event.execution_arn and owner != event.execution_arn:
-        return GuardianReport(trigger=event.trigger, drills=[drill_id], faults_restored=0, leases_released=0,
-                              conflicts=[], failures=[f"{drill_id}: the drill record belongs to {owner}; untouched"])
+        report = GuardianReport(trigger=event.trigger, drills=[drill_id], faults_restored=0, leases_released=0,
+                                conflicts=[], failures=[f"{drill_id}: the drill record belongs to {owner}; untouched"])
+        return report, []
     # Fence the planned faults only when a task may still be in flight: the workflow's own cleanup did not finish
     # (stopped, timed out, or it died before its Evidence step). Otherwise its EmergencyRollback fenced already.
-    unfinished = event.execution_status in ("ABORTED", "TIMED_OUT") or (record or {}).get("status") == "RUNNING"
+    running = record is not None and record.status == "RUNNING"
+    unfinished = event.execution_status in ("ABORTED", "TIMED_OUT") or running
     planned = _planned_faults(record, drill_id, runtime) if unfinished else []
     outcome = restore_drill(drill_id, runtime, planned=planned, actor="guardian")
-    lease_keys = set((record or {}).get("leaseKeys", []))
+    lease_keys = set(record.lease_keys if record is not None else [])
     lease_keys |= {lease.lease_key for lease in store.leases_held_by(drill_id)}  # a Plan that died before its record
     released = sum(store.release_lease(key, drill_id) for key in sorted(lease_keys))
-    if record:
-        marks: dict[str, Any] = {
-            "executionStatus": event.execution_status, "executionError": event.error,
-            "guardedAtMs": int(time.time() * 1000), "guardianRestored": outcome.restored,
-            "guardianReleased": released,
-            "guardianFailures": "; ".join(outcome.failures)[:2000] or None,
-        }
-        if record.get("status") == "RUNNING":  # the Evidence step never ran: say how the drill ended
-            marks["status"] = f"EXECUTION_{event.execution_status}"
-            marks["verdict"] = record.get("verdict") or _VERDICT_OF.get(event.execution_status, "ERROR")
-        store.mark_guarded(drill_id, **marks)
-    return GuardianReport(trigger=event.trigger, drills=[drill_id], faults_restored=outcome.restored,
-                          leases_released=released, conflicts=outcome.conflicts, failures=outcome.failures)
+    if record is not None:
+        # A drill whose Evidence step never ran is still RUNNING: say how it ended, and announce it.
+        verdict = _verdict(record, event.execution_status, runtime) if running else None
+        store.mark_guarded(
+            drill_id, execution_status=event.execution_status, execution_error=event.error,
+            guarded_at_ms=int(time.time() * 1000), restored=outcome.restored, released=released,
+            failures="; ".join(outcome.failures)[:2000] or None,
+            status=f"EXECUTION_{event.execution_status}" if running else None,
+            verdict=verdict,
+        )
+        if verdict is not None:
+            _announce_end(runtime, record, event.execution_status, verdict, outcome)
+    report = GuardianReport(trigger=event.trigger, drills=[drill_id], faults_restored=outcome.restored,
+                            leases_released=released, conflicts=outcome.conflicts, failures=outcome.failures)
+    return report, outcome.failures
+
+
+def _verdict(record: DrillRecord, execution_status: str, runtime: Runtime) -> str:
+    """The verdict of a drill the guardian ends: how its execution ended, or RESTORE_REFUSED."""
+    ended = record.verdict or _VERDICT_OF.get(execution_status, "ERROR")
+    return verdict_with_refusals(ended, runtime.store.faults_of(record.drill_id))
+
+
+def _announce_end(runtime: Runtime, record: DrillRecord, execution_status: str, verdict: str,
+                  outcome: RollbackOutcome) -> None:
+    """The ``Drill Completed`` event of a drill the guardian ended (its Evidence step never ran)."""
+    faults = runtime.store.faults_of(record.drill_id)
+    prefix = evidence_prefix(record.service, record.drill_id) if record.service else None
+    detail: dict[str, Any] = {
+        "drillId": record.drill_id, "executionArn": record.execution_arn, "service": record.service,
+        "pattern": record.pattern, "verdict": verdict,
+        "outcome": f"EXECUTION_{execution_status}", "endedBy": "guardian", "faultsRestored": outcome.restored,
+        "restoreRefused": refusal_lines(faults),
+        "evidence": f"s3://{runtime.settings.bucket}/{prefix}" if prefix else None,
+    }
+    runtime.events.put_events(Entries=[{
+        "Source": "livefire", "DetailType": "Drill Completed", "Detail": json.dumps(detail),
+        "EventBusName": runtime.settings.event_bus,
+    }])
 
 
 def _ended(execution_arn: str | None, status_of: ExecutionStatusOf) -> bool:
     return execution_arn is not None and status_of(execution_arn) in ENDED
 
 
-def _sweep(runtime: Runtime, now: int, status_of: ExecutionStatusOf) -> GuardianReport:
+def _sweep(runtime: Runtime, now: int, status_of: ExecutionStatusOf) -> tuple[GuardianReport, list[str]]:
     store = runtime.store
     by_drill: dict[str, list[FaultRecord]] = {}
     for fault in store.active_faults():
@@ -141,25 +184,28 @@ def _sweep(runtime: Runtime, now: int, status_of: ExecutionStatusOf) -> Guardian
     conflicts: list[str] = []
     failures: list[str] = []
     for drill_id, faults in sorted(by_drill.items()):
-        record = store.get_drill(drill_id) or {}
-        if not any(f.expires_at < now for f in faults) and not _ended(record.get("executionArn"), status_of):
+        record = store.get_drill(drill_id)
+        execution_arn = record.execution_arn if record is not None else None
+        if not any(f.expires_at < now for f in faults) and not _ended(execution_arn, status_of):
             continue  # a live drill inside its window: not ours to touch
         swept.append(drill_id)
         outcome = restore_drill(drill_id, runtime, actor="sweeper")
         restored += outcome.restored
         conflicts += outcome.conflicts
         failures += [f"{drill_id}: {failure}" for failure in outcome.failures]
-        if record:
-            store.mark_guarded(drill_id, sweptAtMs=int(time.time() * 1000), sweeperRestored=outcome.restored)
+        if record is not None:
+            store.mark_swept(drill_id, swept_at_ms=int(time.time() * 1000), restored=outcome.restored)
     released = 0
     for lease in store.active_leases():
         if lease.expires_at < now:
             released += store.release_expired_lease(lease, now)
             continue
-        execution_arn = lease.execution_arn or (store.get_drill(lease.holder) or {}).get("executionArn")
+        holder = store.get_drill(lease.holder) if lease.execution_arn is None else None
+        execution_arn = lease.execution_arn or (holder.execution_arn if holder is not None else None)
         if _ended(execution_arn, status_of):
             released += store.release_lease(lease.lease_key, lease.holder)
             if lease.holder not in swept:
                 swept.append(lease.holder)
-    return GuardianReport(trigger="sweep", drills=swept, faults_restored=restored, leases_released=released,
-                          conflicts=conflicts, failures=failures)
+    report = GuardianReport(trigger="sweep", drills=swept, faults_restored=restored, leases_released=released,
+                            conflicts=conflicts, failures=failures)
+    return report, failures

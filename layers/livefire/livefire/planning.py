@@ -185,9 +185,9 @@ def _record_drill(plan: Plan, lease_keys: list[str], runtime: Runtime) -> Plan:
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
             raise
-        existing = store.get_drill(plan.drill_id) or {}
-        same = existing.get("executionArn") == plan.execution_arn and existing.get("specDigest") == plan.spec_digest
-        if not same or existing.get("status") != "RUNNING":
+        existing = store.get_drill(plan.drill_id)
+        ours = (plan.execution_arn, plan.spec_digest, "RUNNING")
+        if existing is None or (existing.execution_arn, existing.spec_digest, existing.status) != ours:
             raise DrillInProgress(f"drill {plan.drill_id} already has a record of another run") from None
-        return plan.model_copy(update={"started_at_ms": int(existing["startedAtMs"])})
+        return plan.model_copy(update={"started_at_ms": existing.started_at_ms})
     return plan

@@ -11,7 +11,8 @@ import boto3
 
 from livefire.config import Settings
 from livefire.contracts import Plan
-from livefire.errors import SpecDigestMismatch
+from livefire.errors import EvidenceError, SpecDigestMismatch
+from livefire.evidence.signature import KmsSigner
 from livefire.spec import DrillSpec, parse_spec
 from livefire.store import DrillStore
 
@@ -40,6 +41,13 @@ class Runtime:
     @cached_property
     def store(self) -> DrillStore:
         return DrillStore(boto3.resource("dynamodb").Table(self.settings.table))
+
+    @cached_property
+    def signer(self) -> KmsSigner:
+        """The key that signs manifests (docs/architecture.md §8): only the Evidence step's role may use it."""
+        if not self.settings.signing_key_id:
+            raise EvidenceError("SIGNING_KEY_ID names no signing key: evidence is never left unsigned")
+        return KmsSigner(boto3.client("kms"), self.settings.signing_key_id)
 
     def put_json(self, key: str, document: Any) -> bytes:
         body = (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()

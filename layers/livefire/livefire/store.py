@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel
 
 from livefire.contracts import FaultStatus, PlannedFault
 from livefire.errors import DrillInProgress
+from livefire.records import ChainHead, DrillRecord, FaultRecord, HistoryEntry, Lease, ManifestSeal, RestoreRefusal
+
+__all__ = ["ChainHead", "DrillRecord", "DrillStore", "FaultRecord", "HistoryEntry", "Lease", "ManifestSeal"]
 
 ACTIVE_FAULTS = "ACTIVE_FAULT"
 ACTIVE_LEASES = "ACTIVE_LEASE"
@@ -43,44 +45,54 @@ def _is_condition_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
-class FaultRecord(BaseModel):
-    drill_id: str
-    fault_id: str
-    status: FaultStatus
-    planned: PlannedFault
-    snapshot_key: str
-    expires_at: int
-    injected_at_ms: int | None = None
-    restored_at_ms: int | None = None
-    detail: str | None = None
-    restored_by: str | None = None
-    external_id: str | None = None  # what identifies a fault outside the mesh (an FIS experiment id)
+def _if_condition_holds(write: Callable[[], object]) -> bool:
+    """Run a conditional write: True when it was made, False when its condition did not hold."""
+    try:
+        write()
+    except ClientError as exc:
+        if not _is_condition_failure(exc):
+            raise
+        return False
+    return True
 
 
-class Lease(BaseModel):
-    lease_key: str
-    holder: str
-    expires_at: int
-    execution_arn: str | None = None
+def _stored(value: Any) -> Any:
+    """DynamoDB takes no float: a float is stored as a Decimal of its shortest repr."""
+    return Decimal(str(value)) if isinstance(value, float) else value
 
 
-@dataclass(frozen=True)
-class ChainHead:
-    digest: str
-    drill_id: str
+def _drill_key(drill_id: str) -> dict[str, str]:
+    return {"pk": f"DRILL#{drill_id}", "sk": "DRILL"}
 
 
-class HistoryEntry(BaseModel):
-    """One drill of a service, as the history index (gsi1) lists it."""
+def _fault_key(drill_id: str, fault_id: str) -> dict[str, str]:
+    return {"pk": f"DRILL#{drill_id}", "sk": f"FAULT#{fault_id}"}
 
-    drill_id: str
-    started_at_ms: int
-    ended_at_ms: int | None = None
-    pattern: str | None = None
-    status: str | None = None
-    verdict: str | None = None
-    rto_seconds: float | None = None
-    manifest_digest: str | None = None
+
+def _fault_item(record: FaultRecord) -> dict[str, Any]:
+    """The whole item of a fault record; one not yet closed is listed in gsi2 (the sweeper's index)."""
+    attributes = record.model_dump(by_alias=True, exclude_none=True, exclude={"planned"})
+    item = {**_fault_key(record.drill_id, record.fault_id), **attributes,
+            FaultRecord.attribute("planned"): record.planned.model_dump_json()}
+    if record.status not in ("RESTORED", "SKIPPED"):
+        item |= {"gsi2pk": ACTIVE_FAULTS, "gsi2sk": f"{record.expires_at:012d}#{record.drill_id}#{record.fault_id}"}
+    return item
+
+
+def _fault_record(item: dict[str, Any]) -> FaultRecord:
+    attributes = _plain(item)
+    attributes[FaultRecord.attribute("planned")] = json.loads(attributes[FaultRecord.attribute("planned")])
+    return FaultRecord.model_validate(attributes)
+
+
+def _drill_item(record: DrillRecord) -> dict[str, Any]:
+    """The whole item of a drill record: its attributes, its key and its place in the history index (gsi1)."""
+    attributes = {k: _stored(v) for k, v in record.model_dump(by_alias=True, exclude_none=True).items()}
+    return {
+        **_drill_key(record.drill_id), **attributes,
+        "gsi1pk": f"SERVICE#{record.service or '(rejected)'}",
+        "gsi1sk": f"{record.started_at_ms:015d}#{record.drill_id}",
+    }
 
 
 class DrillStore:
@@ -92,45 +104,35 @@ class DrillStore:
     def record_rejected_attempt(self, drill_id: str, execution_arn: str, reason: str) -> None:
         """An invalid spec is still an attempt: the auditor sees it was tried and why it was refused."""
         now = _now_ms()
-        self._table.put_item(
-            Item={
-                "pk": f"DRILL#{drill_id}", "sk": "DRILL", "drillId": drill_id,
-                "executionArn": execution_arn, "status": "REJECTED", "verdict": "REJECTED",
-                "reason": reason[:2000], "startedAtMs": now, "endedAtMs": now,
-                "gsi1pk": "SERVICE#(rejected)", "gsi1sk": f"{now:015d}#{drill_id}",
-            }
-        )
+        self._table.put_item(Item=_drill_item(DrillRecord(
+            drill_id=drill_id, execution_arn=execution_arn, status="REJECTED", verdict="REJECTED",
+            reason=reason[:2000], started_at_ms=now, ended_at_ms=now,
+        )))
 
     def create_drill(
         self, *, drill_id: str, execution_arn: str, service: str, pattern: str, mode: str,
         spec_digest: str, started_at_ms: int, lease_keys: list[str],
     ) -> None:
-        self._table.put_item(
-            Item={
-                "pk": f"DRILL#{drill_id}", "sk": "DRILL", "drillId": drill_id,
-                "executionArn": execution_arn, "service": service, "pattern": pattern, "mode": mode,
-                "specDigest": spec_digest, "status": "RUNNING", "startedAtMs": started_at_ms,
-                "leaseKeys": lease_keys,
-                "gsi1pk": f"SERVICE#{service}", "gsi1sk": f"{started_at_ms:015d}#{drill_id}",
-            },
-            ConditionExpression="attribute_not_exists(pk)",
+        """The RUNNING record of a planned drill; ClientError (ConditionalCheckFailed) when the id has one."""
+        record = DrillRecord(
+            drill_id=drill_id, execution_arn=execution_arn, service=service, pattern=pattern, mode=mode,
+            spec_digest=spec_digest, status="RUNNING", started_at_ms=started_at_ms, lease_keys=lease_keys,
         )
+        self._table.put_item(Item=_drill_item(record), ConditionExpression="attribute_not_exists(pk)")
 
-    def finish_drill(self, drill_id: str, **attributes: Any) -> None:
-        attributes = {k: v for k, v in attributes.items() if v is not None}
-        attributes["endedAtMs"] = _now_ms()
-        names = {f"#{k}": k for k in attributes}
-        values = {f":{k}": Decimal(str(v)) if isinstance(v, float) else v for k, v in attributes.items()}
-        self._table.update_item(
-            Key={"pk": f"DRILL#{drill_id}", "sk": "DRILL"},
-            UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in attributes),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+    def finish_drill(
+        self, drill_id: str, *, status: str, verdict: str, rto_seconds: float | None = None,
+        outage_observed: bool | None = None,
+        report_key: str | None = None, markdown_report_key: str | None = None,
+    ) -> None:
+        """What the Evidence step concluded; fields given as None are left as they are."""
+        self._set_drill(drill_id, None, status=status, verdict=verdict, rto_seconds=rto_seconds,
+                        outage_observed=outage_observed,
+                        report_key=report_key, markdown_report_key=markdown_report_key, ended_at_ms=_now_ms())
 
-    def get_drill(self, drill_id: str) -> dict[str, Any] | None:
-        item = self._table.get_item(Key={"pk": f"DRILL#{drill_id}", "sk": "DRILL"}).get("Item")
-        return _plain(item) if item else None
+    def get_drill(self, drill_id: str) -> DrillRecord | None:
+        item = self._table.get_item(Key=_drill_key(drill_id), ConsistentRead=True).get("Item")
+        return DrillRecord.model_validate(_plain(item)) if item else None
 
     def history(self, service: str, limit: int = 20) -> list[HistoryEntry]:
         """The service's drills, newest first (gsi1: ``SERVICE#<service>`` / ``<started ms>#<drill id>``)."""
@@ -145,16 +147,24 @@ class DrillStore:
         }
         while len(entries) < limit:
             response = self._table.query(**query, Limit=limit - len(entries))
-            for item in map(_plain, response.get("Items", [])):
-                entries.append(HistoryEntry(
-                    drill_id=item["drillId"], started_at_ms=item["startedAtMs"], ended_at_ms=item.get("endedAtMs"),
-                    pattern=item.get("pattern"), status=item.get("status"), verdict=item.get("verdict"),
-                    rto_seconds=item.get("rtoSeconds"), manifest_digest=item.get("manifestDigest"),
-                ))
+            entries += [HistoryEntry.model_validate(_plain(item)) for item in response.get("Items", [])]
             if "LastEvaluatedKey" not in response:
                 break
             query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return entries
+
+    def _set_drill(self, drill_id: str, condition: str | None, **fields: Any) -> bool:
+        """SET the given DrillRecord fields (None: left alone) on the drill's item, if ``condition`` holds."""
+        sets = {DrillRecord.attribute(name): _stored(value) for name, value in fields.items() if value is not None}
+        update: dict[str, Any] = {
+            "Key": _drill_key(drill_id),
+            "UpdateExpression": "SET " + ", ".join(f"#{k} = :{k}" for k in sets),
+            "ExpressionAttributeNames": {f"#{k}": k for k in sets},
+            "ExpressionAttributeValues": {f":{k}": v for k, v in sets.items()},
+        }
+        if condition is not None:
+            update["ConditionExpression"] = condition
+        return _if_condition_holds(lambda: self._table.update_item(**update))
 
     # -- leases --------------------------------------------------------------------------------------
     def acquire_lease(self, lease_key: str, drill_id: str, expires_at: int, execution_arn: str | None = None) -> None:
@@ -174,13 +184,9 @@ class DrillStore:
             condition = ("attribute_not_exists(pk) OR expiresAt < :now OR "
                          "(holder = :me AND (attribute_not_exists(executionArn) OR executionArn = :arn))")
             values[":arn"] = execution_arn
-        try:
-            self._table.put_item(Item=item, ConditionExpression=condition, ExpressionAttributeValues=values)
-        except ClientError as exc:
-            if not _is_condition_failure(exc):
-                raise
-            holder = self.lease_holder(lease_key)
-            raise DrillInProgress(f"target {lease_key} is held by drill {holder}") from None
+        if not _if_condition_holds(lambda: self._table.put_item(
+                Item=item, ConditionExpression=condition, ExpressionAttributeValues=values)):
+            raise DrillInProgress(f"target {lease_key} is held by drill {self.lease_holder(lease_key)}")
 
     def lease(self, lease_key: str) -> Lease | None:
         """The lease item, expired or not."""
@@ -213,17 +219,11 @@ class DrillStore:
 
     def release_expired_lease(self, lease: Lease, now: int) -> bool:
         """Delete a lease that expired before ``now`` and is still held by the same drill."""
-        try:
-            self._table.delete_item(
-                Key={"pk": f"LEASE#{lease.lease_key}", "sk": "LEASE"},
-                ConditionExpression="holder = :holder AND expiresAt < :now",
-                ExpressionAttributeValues={":holder": lease.holder, ":now": now},
-            )
-        except ClientError as exc:
-            if not _is_condition_failure(exc):
-                raise
-            return False
-        return True
+        return _if_condition_holds(lambda: self._table.delete_item(
+            Key={"pk": f"LEASE#{lease.lease_key}", "sk": "LEASE"},
+            ConditionExpression="holder = :holder AND expiresAt < :now",
+            ExpressionAttributeValues={":holder": lease.holder, ":now": now},
+        ))
 
     def active_leases(self) -> list[Lease]:
         """Every lease in the table (gsi2, oldest expiry first): what the sweeper checks."""
@@ -235,10 +235,7 @@ class DrillStore:
     @staticmethod
     def _lease(item: dict[str, Any]) -> Lease:
         item = _plain(item)
-        return Lease(
-            lease_key=item.get("leaseKey") or str(item["pk"]).removeprefix("LEASE#"), holder=item["holder"],
-            expires_at=item["expiresAt"], execution_arn=item.get("executionArn"),
-        )
+        return Lease.model_validate({"leaseKey": str(item["pk"]).removeprefix("LEASE#"), **item})
 
     def _query_gsi2(self, partition: str, before: str | None = None) -> list[dict[str, Any]]:
         condition = "gsi2pk = :active" + (" AND gsi2sk < :until" if before is not None else "")
@@ -260,28 +257,33 @@ class DrillStore:
     def chain_head(self, service: str) -> ChainHead | None:
         """The newest manifest of the service's chain (its digest and drill), or None before the first drill."""
         item = self._table.get_item(Key={"pk": f"CHAIN#{service}", "sk": "HEAD"}, ConsistentRead=True).get("Item")
-        return ChainHead(digest=str(item["digest"]), drill_id=str(item["drillId"])) if item else None
+        return ChainHead.model_validate(_plain(item)) if item else None
 
-    def advance_chain(self, service: str, previous: str | None, digest: str, drill_id: str, manifest_key: str) -> bool:
-        """Move the chain head from ``previous`` to ``digest`` and record the digest on the drill, in one
-        transaction; False if another drill moved the head first."""
-        condition = "attribute_not_exists(pk)" if previous is None else "digest = :previous"
-        values: dict[str, Any] = {":digest": digest, ":drill": drill_id, ":at": _now_ms()}
+    def advance_chain(self, service: str, previous: ChainHead | None, drill_id: str, seal: ManifestSeal) -> bool:
+        """Move the service's chain head from ``previous`` to the drill's manifest and write the seal on the drill's
+        record, in one transaction; False if another drill moved the head first, or the drill is sealed already."""
+        head_values: dict[str, Any] = {":digest": seal.manifest_digest, ":drill": drill_id,
+                                       ":sequence": seal.sequence, ":at": _now_ms()}
         if previous is not None:
-            values[":previous"] = previous
+            head_values[":previous"] = previous.digest
+        sets = {DrillRecord.attribute(name): value for name, value in seal.model_dump().items() if value is not None}
         client = self._table.meta.client  # a resource's client: it takes plain values, like the Table
         try:
             client.transact_write_items(TransactItems=[
                 {"Update": {
                     "TableName": self._table.name, "Key": {"pk": f"CHAIN#{service}", "sk": "HEAD"},
-                    "UpdateExpression": "SET digest = :digest, drillId = :drill, updatedAtMs = :at",
-                    "ConditionExpression": condition,
-                    "ExpressionAttributeValues": values,
+                    "UpdateExpression": "SET digest = :digest, drillId = :drill, #sequence = :sequence, "
+                                        "updatedAtMs = :at",
+                    "ConditionExpression": "attribute_not_exists(pk)" if previous is None else "digest = :previous",
+                    "ExpressionAttributeNames": {"#sequence": "sequence"},
+                    "ExpressionAttributeValues": head_values,
                 }},
                 {"Update": {
-                    "TableName": self._table.name, "Key": {"pk": f"DRILL#{drill_id}", "sk": "DRILL"},
-                    "UpdateExpression": "SET manifestDigest = :digest, manifestKey = :key",
-                    "ExpressionAttributeValues": {":digest": digest, ":key": manifest_key},
+                    "TableName": self._table.name, "Key": _drill_key(drill_id),
+                    "UpdateExpression": "SET " + ", ".join(f"#{k} = :{k}" for k in sets),
+                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(manifestDigest)",
+                    "ExpressionAttributeNames": {f"#{k}": k for k in sets},
+                    "ExpressionAttributeValues": {f":{k}": v for k, v in sets.items()},
                 }},
             ])
         except ClientError as exc:
@@ -292,60 +294,45 @@ class DrillStore:
             raise
         return True
 
-    def linked_manifest(self, drill_id: str) -> str | None:
-        """The digest of the drill's manifest once it is linked into its service's chain."""
-        item = self._table.get_item(
-            Key={"pk": f"DRILL#{drill_id}", "sk": "DRILL"}, ConsistentRead=True,
-            ProjectionExpression="manifestDigest",
-        ).get("Item")
-        return str(item["manifestDigest"]) if item and item.get("manifestDigest") else None
-
-    # -- fault records (write-ahead) -----------------------------------------------------------------
-    def put_fault_pending(self, drill_id: str, planned: PlannedFault, snapshot_key: str, expires_at: int) -> bool:
-        """Written *before* the mesh is touched, so every later path knows what to restore. False when the fault
+    # -- fault records (written only by livefire/faults/lifecycle.py) ---------------------------------------
+    def put_fault_pending(self, drill_id: str, planned: PlannedFault, *, snapshot_key: str, expires_at: int,
+                          pending_at_ms: int) -> bool:
+        """Written *before* the target is touched, so every later path knows what to restore. False when the fault
         already has a record (a concurrent Inject, or a rollback that fenced it): then touch nothing."""
-        try:
-            self._table.put_item(
-                Item={
-                    "pk": f"DRILL#{drill_id}", "sk": f"FAULT#{planned.fault_id}", "drillId": drill_id,
-                    "faultId": planned.fault_id, "status": "PENDING", "planned": planned.model_dump_json(),
-                    "snapshotKey": snapshot_key, "expiresAt": expires_at,
-                    "gsi2pk": ACTIVE_FAULTS, "gsi2sk": f"{expires_at:012d}#{drill_id}#{planned.fault_id}",
-                },
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if not _is_condition_failure(exc):
-                raise
-            return False
-        return True
+        return self._put_new_fault(FaultRecord(
+            drill_id=drill_id, fault_id=planned.fault_id, status="PENDING", planned=planned,
+            snapshot_key=snapshot_key, expires_at=expires_at, pending_at_ms=pending_at_ms))
 
-    def fence_fault(self, drill_id: str, planned: PlannedFault, actor: str) -> bool:
+    def fence_fault(self, drill_id: str, planned: PlannedFault, *, actor: str) -> bool:
         """A rollback that finds no record for a planned fault writes a SKIPPED one, so an Inject still in flight
         (a branch stopped mid-call, a late retry) can no longer start it. False when a record exists."""
-        try:
-            self._table.put_item(
-                Item={
-                    "pk": f"DRILL#{drill_id}", "sk": f"FAULT#{planned.fault_id}", "drillId": drill_id,
-                    "faultId": planned.fault_id, "status": "SKIPPED", "planned": planned.model_dump_json(),
-                    "snapshotKey": "", "expiresAt": 0, "restoredBy": actor,
-                    "detail": f"fenced by {actor}: the drill was rolled back before this fault was injected",
-                },
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if not _is_condition_failure(exc):
-                raise
-            return False
-        return True
+        return self._put_new_fault(FaultRecord(
+            drill_id=drill_id, fault_id=planned.fault_id, status="SKIPPED", planned=planned, snapshot_key="",
+            expires_at=0, restored_by=actor,
+            detail=f"fenced by {actor}: the drill was rolled back before this fault was injected"))
+
+    def _put_new_fault(self, record: FaultRecord) -> bool:
+        """Write a fault record that must not exist yet; False when it does."""
+        return _if_condition_holds(lambda: self._table.put_item(
+            Item=_fault_item(record), ConditionExpression="attribute_not_exists(pk)"))
 
     def mark_fault(
         self, drill_id: str, fault_id: str, status: FaultStatus, *, expect: FaultStatus | None = None,
-        **attributes: Any,
+        injected_at_ms: int | None = None, injection_answered_at_ms: int | None = None,
+        restore_requested_at_ms: int | None = None, restored_at_ms: int | None = None,
+        restored_by: str | None = None, external_id: str | None = None, detail: str | None = None,
+        dry_run_problems: list[str] | None = None, refusal: RestoreRefusal | None = None,
     ) -> bool:
-        """Move an existing fault record to ``status`` (only from ``expect``, when given); False if it could not.
-        RESTORED and SKIPPED leave the sweeper's index."""
-        sets = {"status": status, **{k: v for k, v in attributes.items() if v is not None}}
+        """Move an existing fault record to ``status`` (only from ``expect``, when given), setting the fields given
+        (None: left alone); False if it could not. RESTORED and SKIPPED leave the sweeper's index."""
+        fields: dict[str, Any] = {
+            "status": status, "injected_at_ms": injected_at_ms, "injection_answered_at_ms": injection_answered_at_ms,
+            "restore_requested_at_ms": restore_requested_at_ms, "restored_at_ms": restored_at_ms,
+            "restored_by": restored_by, "external_id": external_id,
+            "detail": detail[:1000] if detail is not None else None, "dry_run_problems": dry_run_problems,
+            "refusal": refusal.model_dump() if refusal is not None else None,
+        }
+        sets = {FaultRecord.attribute(name): value for name, value in fields.items() if value is not None}
         expression = "SET " + ", ".join(f"#{k} = :{k}" for k in sets)
         if status in ("RESTORED", "SKIPPED"):
             expression += " REMOVE gsi2pk, gsi2sk"
@@ -354,36 +341,27 @@ class DrillStore:
         if expect is not None:
             condition += " AND #status = :expected"
             values[":expected"] = expect
-        try:
-            self._table.update_item(
-                Key={"pk": f"DRILL#{drill_id}", "sk": f"FAULT#{fault_id}"},
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames={f"#{k}": k for k in sets},
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if not _is_condition_failure(exc):
-                raise
-            return False
-        return True
+        return _if_condition_holds(lambda: self._table.update_item(
+            Key=_fault_key(drill_id, fault_id), UpdateExpression=expression, ConditionExpression=condition,
+            ExpressionAttributeNames={f"#{k}": k for k in sets}, ExpressionAttributeValues=values,
+        ))
 
-    def reopen_fault(self, record: FaultRecord, detail: str) -> None:
+    def reopen_fault(self, record: FaultRecord, detail: str, *, external_id: str | None = None) -> None:
         """A fault that is live again after its record said otherwise: FAILED, and back in the sweeper's index."""
+        reopened = record.model_copy(update={"status": "FAILED", "detail": detail[:1000],
+                                             "external_id": external_id or record.external_id})
+        item = _fault_item(reopened)
+        sets = {k: v for k, v in item.items() if k in ("status", "detail", "externalId", "gsi2pk", "gsi2sk")}
         self._table.update_item(
-            Key={"pk": f"DRILL#{record.drill_id}", "sk": f"FAULT#{record.fault_id}"},
-            UpdateExpression="SET #status = :failed, #detail = :detail, gsi2pk = :active, gsi2sk = :sort",
-            ExpressionAttributeNames={"#status": "status", "#detail": "detail"},
-            ExpressionAttributeValues={
-                ":failed": "FAILED", ":detail": detail[:1000], ":active": ACTIVE_FAULTS,
-                ":sort": f"{record.expires_at:012d}#{record.drill_id}#{record.fault_id}",
-            },
+            Key=_fault_key(record.drill_id, record.fault_id),
+            UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in sets),
+            ExpressionAttributeNames={f"#{k}": k for k in sets},
+            ExpressionAttributeValues={f":{k}": v for k, v in sets.items()},
         )
 
     def fault(self, drill_id: str, fault_id: str) -> FaultRecord | None:
-        key = {"pk": f"DRILL#{drill_id}", "sk": f"FAULT#{fault_id}"}
-        item = self._table.get_item(Key=key, ConsistentRead=True).get("Item")
-        return self._fault(item) if item else None
+        item = self._table.get_item(Key=_fault_key(drill_id, fault_id), ConsistentRead=True).get("Item")
+        return _fault_record(item) if item else None
 
     def faults_of(self, drill_id: str) -> list[FaultRecord]:
         query: dict[str, Any] = {
@@ -394,45 +372,31 @@ class DrillStore:
         records: list[FaultRecord] = []
         while True:
             response = self._table.query(**query)
-            records += [self._fault(item) for item in response.get("Items", [])]
+            records += [_fault_record(item) for item in response.get("Items", [])]
             if "LastEvaluatedKey" not in response:
                 return records
             query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def active_faults(self) -> list[FaultRecord]:
         """Every fault not yet RESTORED or SKIPPED, of any drill (gsi2, earliest expiry first)."""
-        return [self._fault(item) for item in self._query_gsi2(ACTIVE_FAULTS)]
+        return [_fault_record(item) for item in self._query_gsi2(ACTIVE_FAULTS)]
 
     def faults_expired_before(self, epoch_seconds: int) -> list[FaultRecord]:
-        return [self._fault(item) for item in self._query_gsi2(ACTIVE_FAULTS, before=f"{epoch_seconds:012d}")]
-
-    @staticmethod
-    def _fault(item: dict[str, Any]) -> FaultRecord:
-        item = _plain(item)
-        return FaultRecord(
-            drill_id=item["drillId"], fault_id=item["faultId"], status=item["status"],
-            planned=PlannedFault.model_validate(json.loads(item["planned"])),
-            snapshot_key=item["snapshotKey"], expires_at=item["expiresAt"],
-            injected_at_ms=item.get("injectedAtMs"), restored_at_ms=item.get("restoredAtMs"),
-            detail=item.get("detail"), restored_by=item.get("restoredBy"), external_id=item.get("externalId"),
-        )
+        return [_fault_record(item) for item in self._query_gsi2(ACTIVE_FAULTS, before=f"{epoch_seconds:012d}")]
 
     # -- the guardian's mark on a drill record -------------------------------------------------------
-    def mark_guarded(self, drill_id: str, **attributes: Any) -> bool:
-        """Record on an existing drill record how its execution ended and what the guardian did."""
-        sets = {k: v for k, v in attributes.items() if v is not None}
-        if not sets:
-            return False
-        try:
-            self._table.update_item(
-                Key={"pk": f"DRILL#{drill_id}", "sk": "DRILL"},
-                UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in sets),
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeNames={f"#{k}": k for k in sets},
-                ExpressionAttributeValues={f":{k}": v for k, v in sets.items()},
-            )
-        except ClientError as exc:
-            if not _is_condition_failure(exc):
-                raise
-            return False
-        return True
+    def mark_guarded(
+        self, drill_id: str, *, execution_status: str, execution_error: str | None, guarded_at_ms: int,
+        restored: int, released: int, failures: str | None, status: str | None = None, verdict: str | None = None,
+    ) -> bool:
+        """Record on an existing drill record how its execution ended and what the guardian did (``status`` and
+        ``verdict`` only for a drill whose Evidence step never ran). False when there is no such record."""
+        return self._set_drill(
+            drill_id, "attribute_exists(pk)", execution_status=execution_status, execution_error=execution_error,
+            guarded_at_ms=guarded_at_ms, guardian_restored=restored, guardian_released=released,
+            guardian_failures=failures, status=status, verdict=verdict,
+        )
+
+    def mark_swept(self, drill_id: str, *, swept_at_ms: int, restored: int) -> bool:
+        """Record on an existing drill record that the sweeper restored its faults."""
+        return self._set_drill(drill_id, "attribute_exists(pk)", swept_at_ms=swept_at_ms, sweeper_restored=restored)

@@ -1,27 +1,32 @@
-"""Follow a service's hash chain of manifests back from one drill, locally or in the evidence bucket.
+"""Following a service's hash chain of signed manifests, wherever the evidence is (docs/architecture.md §8).
 
-Each manifest names the previous manifest of its service by digest and drill id. From an evidence folder the
-previous drills are looked up among its siblings (``livefire-evidence/<drill-id>/``); the walk stops at the
-service's first drill, or where the previous drill was never copied here — unless older drills of the same
-service *are* here, which means a drill in between went missing. From the bucket, every link is also checked
-against the drill records in DynamoDB, the manifest's S3 metadata and the chain head.
+Each manifest names the previous manifest of its service by digest and drill id, and its own sequence number;
+each is signed. An ``EvidenceSource`` gives the walk what it needs, from an evidence folder on this machine or
+from the bucket and the drill table: a drill's evidence as a folder, what the records say about the drill
+(``Recorded``), the chain head, and every sealed drill of a service. Two walks:
+
+- ``verify_drill``: the drill's own evidence in full (every artifact, completeness, signature), its record
+  against its manifest, then link by link back to the first drill: each earlier manifest's digest against the
+  link, its signature, its record, its identity and its sequence. ``recompute_earlier`` also recomputes every
+  artifact of the earlier drills (what a local folder walk does: it is cheap there).
+- ``verify_service_chain``: from the chain head, every drill in full, and no sealed drill of the service left off
+  the chain (a fork) or sequence skipped (a gap).
+Every problem is one line naming the drill, the link or the file; the first one is what `livefire verify` prints.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Any
-
-from botocore.exceptions import ClientError
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
 
 from livefire.evidence.manifest import MANIFEST_NAME, manifest_digest, verify_evidence_dir
-from livefire.store import DrillStore
+from livefire.evidence.signature import SIGNATURE_NAME, SignatureVerifier, signature_problems
+from livefire.records import ChainHead, DrillRecord
 
-MANIFEST_DIGEST_METADATA = "manifest-sha256"
-_DRILL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+Progress = Callable[[int, int, str], None]  # (drills done, drills expected, drill id)
 
 
 class EvidenceNotFound(LookupError):
@@ -29,6 +34,52 @@ class EvidenceNotFound(LookupError):
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """What the drill table (locally: the chain state beside the evidence) holds about a sealed drill."""
+
+    drill_id: str
+    manifest_digest: str
+    sequence: int | None
+    previous_manifest_digest: str | None
+    previous_drill_id: str | None
+    service: str | None = None
+    verdict: str | None = None
+
+    @classmethod
+    def of(cls, record: DrillRecord) -> Recorded | None:
+        """What a drill record says about its sealed manifest (None before the drill joined its chain). The
+        verdict counts only once the Evidence step finished the record (the guardian may close one earlier)."""
+        seal = record.seal
+        if seal is None:
+            return None
+        finished = record.status in ("COMPLETED", "NOT_STEADY", "ERROR", "ABORTED")
+        return cls(drill_id=record.drill_id, manifest_digest=seal.manifest_digest, sequence=seal.sequence,
+                   previous_manifest_digest=seal.previous_manifest_digest, previous_drill_id=seal.previous_drill_id,
+                   service=record.service, verdict=record.verdict if finished else None)
+
+
+class EvidenceSource(Protocol):
+    """Where the evidence and the records of a service's drills are."""
+
+    records_required: bool  # the bucket has a drill table: a sealed drill without a record is a problem
+
+    def folder(self, drill_id: str, digest: str, *, whole: bool) -> Path | None:
+        """The drill's evidence (only manifest.json and signature.json unless ``whole``), None if absent."""
+
+    def recorded(self, drill_id: str) -> Recorded | None: ...
+
+    def head(self, service: str) -> ChainHead | None: ...
+
+    def sealed(self, service: str) -> list[Recorded]: ...
+
+    def missing_is_a_gap(self, drill_id: str, service: str, before: str) -> list[str]:
+        """Whether an earlier drill whose evidence is absent means a drill went missing (the drills it found)."""
+
+    def stored_problems(self, drill_id: str, digest: str) -> list[str]:
+        """What the store itself says about the manifest object (S3 metadata, overwritten versions)."""
+
+
+@dataclass
 class ChainResult:
     ok: bool
     problems: list[str]
@@ -40,217 +91,173 @@ class ChainResult:
         return self.problems[0] if self.problems else None
 
 
-@dataclass(frozen=True)
-class _Sibling:
-    path: Path
-    digest: str
-    manifest: dict[str, Any] | None
-
-
-def _link(newer: str, older: str) -> str:
+def link_name(newer: str, older: str) -> str:
     return f"chain link {newer} → {older}"
 
 
-def _siblings(root: Path) -> list[_Sibling]:
-    found = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        path = folder / MANIFEST_NAME
-        if not path.is_file():
-            continue
-        raw = path.read_bytes()
-        try:
-            parsed = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            parsed = None
-        found.append(_Sibling(folder, manifest_digest(raw), parsed if isinstance(parsed, dict) else None))
-    return found
-
-
-def _locate(root: Path, drill_id: str, digest: str, siblings: list[_Sibling]) -> Path | None:
-    """The folder of the previous drill: named after it, else (a renamed copy) holding its manifest digest."""
-    if _DRILL_ID.match(drill_id) and (root / drill_id).is_dir():
-        return root / drill_id
-    return next((s.path for s in siblings if s.digest == digest), None)
-
-
-def _older_of_service(siblings: list[_Sibling], visited: set[Path], service: str, before: str) -> list[str]:
-    return sorted(
-        s.path.name for s in siblings
-        if s.path.resolve() not in visited and s.manifest is not None
-        and s.manifest.get("service") == service and str(s.manifest.get("created_at", "")) < before
-    )
-
-
-def _identity_problems(link: str, name: str, manifest: dict[str, Any], drill_id: str, service: str) -> list[str]:
+def record_problems(where: str, recorded: Recorded | None, manifest: dict[str, Any], digest: str,
+                    *, required: bool) -> list[str]:
+    """The drill's record against its manifest (``where`` prefixes each problem)."""
+    drill_id = manifest.get("drill_id")
+    if recorded is None:
+        return [f"{where}the drill table has no evidence record for {drill_id}"] if required else []
     problems = []
-    if manifest.get("drill_id") != drill_id:
-        problems.append(f"{link}: {name}/{MANIFEST_NAME} is the manifest of drill {manifest.get('drill_id')}")
-    if manifest.get("service") != service:
-        problems.append(f"{link}: {name}/{MANIFEST_NAME} belongs to service {manifest.get('service')}")
+    if recorded.manifest_digest != digest:
+        problems.append(f"{where}the record of {drill_id} holds manifest digest {recorded.manifest_digest}, "
+                        f"not {digest}")
+    for name, value in (("sequence", recorded.sequence), ("previous_drill_id", recorded.previous_drill_id),
+                        ("previous_manifest_digest", recorded.previous_manifest_digest),
+                        ("service", recorded.service), ("verdict", recorded.verdict)):
+        if value is not None and value != manifest.get(name):
+            problems.append(f"{where}the record of {drill_id} holds {name} {value}, the manifest {manifest.get(name)}")
+    if recorded.sequence is not None and recorded.previous_drill_id is None and manifest.get("previous_drill_id"):
+        problems.append(f"{where}the record of {drill_id} holds no previous drill, the manifest "
+                        f"{manifest.get('previous_drill_id')}")
     return problems
 
 
-def verify_chain_dir(path: Path, *, depth: int | None = None) -> ChainResult:
-    """Verify one drill's evidence folder, then every earlier drill of its service found beside it."""
-    head = verify_evidence_dir(path)
-    problems = list(head.problems)
-    manifest = head.manifest
-    if manifest is None or not isinstance(manifest.get("drill_id"), str):
-        return ChainResult(ok=False, problems=problems, drills=[], end="the manifest cannot be read")
-    service = str(manifest.get("service"))
-    drills = [manifest["drill_id"]]
-    root = path.resolve().parent  # "." must still find its siblings
-    siblings = _siblings(root)
-    visited = {path.resolve()}
-    end = ""
-    while not end:
-        previous, previous_id = manifest.get("previous_manifest_digest"), manifest.get("previous_drill_id")
-        if not isinstance(previous, str) or not isinstance(previous_id, str):
-            end = f"the first drill of {service}"
-            break
-        if depth is not None and len(drills) > depth:
-            end = f"the depth limit ({depth} earlier drills)"
-            break
-        link = _link(str(manifest["drill_id"]), previous_id)
-        folder = _locate(root, previous_id, previous, siblings)
-        if folder is None:
-            older = _older_of_service(siblings, visited, service, str(manifest.get("created_at", "")))
-            if older:
-                problems.append(f"{link}: the evidence of {previous_id} is missing, but older drills of {service} "
-                                f"are here ({', '.join(older[:3])})")
-            end = f"{previous_id}, whose evidence is not here"
-            break
-        if folder.resolve() in visited:
-            problems.append(f"{link}: the chain loops back to {folder.name}")
-            break
-        visited.add(folder.resolve())
-        result = verify_evidence_dir(folder, expected_manifest_digest=previous)
-        problems += [f"{link}: {folder.name}/{problem}" for problem in result.problems]
-        if result.manifest is None:
-            end = f"{previous_id}, whose manifest cannot be read"
-            break
-        problems += _identity_problems(link, folder.name, result.manifest, previous_id, service)
-        manifest = result.manifest
-        drills.append(previous_id)
-    return ChainResult(ok=not problems, problems=problems, drills=drills, end=end or "a loop")
-
-
-# ------------------------------------------------------------------------------------------------ the bucket
-
-
-def _relative_name(key: str, prefix: str) -> str:
-    name = key[len(prefix):]
-    path = PurePosixPath(name)
-    if not name or path.is_absolute() or any(part in ("", ".", "..") for part in name.split("/")):
-        raise ValueError(f"refusing to write the object {key!r} outside the evidence folder")
-    return path.as_posix()
-
-
-def download_evidence(s3: Any, bucket: str, prefix: str, destination: Path) -> list[str]:
-    """Copy every object under ``prefix`` into ``destination``; returns the relative names written."""
-    names = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            name = _relative_name(obj["Key"], prefix)
-            target = destination / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
-            names.append(name)
-    return names
-
-
-def evidence_location(store: DrillStore, drill_id: str) -> tuple[dict[str, Any], str]:
-    """The drill record and the key prefix of its evidence; EvidenceNotFound if it has none (yet)."""
-    record = store.get_drill(drill_id)
-    if record is None:
-        raise EvidenceNotFound(f"no drill {drill_id} in the drill table")
-    key = record.get("manifestKey")
-    if not record.get("manifestDigest") or not isinstance(key, str) or not key.endswith(MANIFEST_NAME):
-        raise EvidenceNotFound(f"drill {drill_id} has no published evidence (status {record.get('status')})")
-    return record, key.removesuffix(MANIFEST_NAME)
-
-
-def _get(s3: Any, bucket: str, key: str) -> tuple[bytes, dict[str, str]] | None:
-    try:
-        response = s3.get_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            return None
-        raise
-    return response["Body"].read(), dict(response.get("Metadata") or {})
-
-
-def _remote_link(
-    s3: Any, bucket: str, store: DrillStore, link: str, drill_id: str, expected: str, service: str
-) -> tuple[list[str], dict[str, Any] | None]:
-    """Check one link against the previous drill's record and manifest object; its manifest to go on from."""
-    record = store.get_drill(drill_id)
-    if record is None or not isinstance(record.get("manifestKey"), str):
-        return [f"{link}: the drill table has no evidence record for {drill_id}"], None
+def _identity_problems(where: str, manifest: dict[str, Any], drill_id: str, service: str) -> list[str]:
     problems = []
-    if record.get("manifestDigest") != expected:
-        problems.append(f"{link}: the drill record of {drill_id} holds manifest digest "
-                        f"{record.get('manifestDigest')}, not {expected}")
-    fetched = _get(s3, bucket, record["manifestKey"])
-    if fetched is None:
-        return [*problems, f"{link}: {drill_id}/{MANIFEST_NAME}: missing"], None
-    raw, _ = fetched
+    if manifest.get("drill_id") != drill_id:
+        problems.append(f"{where}{MANIFEST_NAME} is the manifest of drill {manifest.get('drill_id')}, not {drill_id}")
+    if manifest.get("service") != service:
+        problems.append(f"{where}{MANIFEST_NAME} belongs to service {manifest.get('service')}, not {service}")
+    return problems
+
+
+def _sealed_manifest(folder: Path, expected: str, verifier: SignatureVerifier,
+                     where: str) -> tuple[list[str], dict[str, Any] | None]:
+    """An earlier drill checked by its manifest and signature only: the link's digest, then the signature."""
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        return [f"{where}{MANIFEST_NAME}: missing"], None
+    raw = path.read_bytes()
     actual = manifest_digest(raw)
-    if actual != expected:
-        problems.append(f"{link}: {drill_id}/{MANIFEST_NAME}: digest {actual} is not the expected {expected}")
+    problems = [] if actual == expected else [f"{where}{MANIFEST_NAME}: digest {actual} is not the expected {expected}"]
     try:
         manifest = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        return [*problems, f"{link}: {drill_id}/{MANIFEST_NAME}: not valid JSON"], None
+        return [*problems, f"{where}{MANIFEST_NAME}: not valid JSON"], None
     if not isinstance(manifest, dict):
-        return [*problems, f"{link}: {drill_id}/{MANIFEST_NAME}: not a JSON object"], None
-    return [*problems, *_identity_problems(link, drill_id, manifest, drill_id, service)], manifest
+        return [*problems, f"{where}{MANIFEST_NAME}: not a JSON object"], None
+    signature = folder / SIGNATURE_NAME
+    raw_signature = signature.read_bytes() if signature.is_file() else None
+    problems += [where + p for p in signature_problems(raw_signature, actual, verifier, manifest.get("signing_key"))]
+    return problems, manifest
 
 
-def verify_drill(
-    drill_id: str, *, s3: Any, store: DrillStore, bucket: str, workdir: Path, depth: int | None = None
-) -> ChainResult:
-    """Verify a drill's evidence in the bucket (downloaded into ``workdir``) and its chain back to the first drill.
+@dataclass
+class _Walk:
+    source: EvidenceSource
+    verifier: SignatureVerifier
+    service: str
+    problems: list[str] = field(default_factory=list)
+    drills: list[str] = field(default_factory=list)
 
-    The drill's own artifacts are all recomputed; earlier drills are checked link by link (their manifest
-    against the link, their drill record and their identity). Raises EvidenceNotFound when there is no evidence.
-    """
-    record, prefix = evidence_location(store, drill_id)
-    expected = str(record["manifestDigest"])
-    folder = workdir / drill_id
-    download_evidence(s3, bucket, prefix, folder)
-    result = verify_evidence_dir(folder, expected_manifest_digest=expected)
-    problems = list(result.problems)  # the expected manifest digest is the drill record's
-    fetched = _get(s3, bucket, f"{prefix}{MANIFEST_NAME}")
-    stamped = fetched[1].get(MANIFEST_DIGEST_METADATA) if fetched else None
-    if fetched is not None and stamped != expected:
-        problems.append(f"{MANIFEST_NAME}: S3 metadata {MANIFEST_DIGEST_METADATA} {stamped} differs from the drill "
-                        f"record ({expected})")
-    manifest = result.manifest
-    if manifest is None:
-        return ChainResult(ok=False, problems=problems, drills=[], end="the manifest cannot be read")
-    service = str(record.get("service") or manifest.get("service"))
-    chain_head = store.chain_head(service)
-    if chain_head is not None and chain_head.drill_id == drill_id and chain_head.digest != expected:
-        problems.append(f"chain head of {service}: digest {chain_head.digest} is not this drill's manifest "
-                        f"({expected})")
-    drills, end = [drill_id], ""
-    while not end:
-        previous, previous_id = manifest.get("previous_manifest_digest"), manifest.get("previous_drill_id")
-        if not isinstance(previous, str) or not isinstance(previous_id, str):
-            end = f"the first drill of {service}"
-        elif depth is not None and len(drills) > depth:
-            end = f"the depth limit ({depth} earlier drills)"
-        elif previous_id in drills:
-            problems.append(f"{_link(str(manifest.get('drill_id')), previous_id)}: the chain loops")
-            end = "a loop"
+    def check(self, folder: Path, drill_id: str, digest: str, *, whole: bool, where: str) -> dict[str, Any] | None:
+        """One drill's evidence, record and stored manifest; its manifest, or None when it cannot be read."""
+        if whole:
+            result = verify_evidence_dir(folder, verifier=self.verifier, expected_manifest_digest=digest)
+            self.problems += [f"{where}{problem}" for problem in result.problems]
+            manifest, actual = result.manifest, result.manifest_digest
         else:
-            link = _link(str(manifest.get("drill_id")), previous_id)
-            found, earlier = _remote_link(s3, bucket, store, link, previous_id, previous, service)
-            problems += found
-            drills.append(previous_id)
+            found, manifest = _sealed_manifest(folder, digest, self.verifier, where)
+            self.problems += found
+            actual = manifest_digest((folder / MANIFEST_NAME).read_bytes()) if manifest is not None else None
+        self.problems += [where + p for p in self.source.stored_problems(drill_id, digest)]
+        if manifest is None or actual is None:
+            return None
+        self.problems += _identity_problems(where, manifest, drill_id, self.service)
+        self.problems += record_problems(where, self.source.recorded(drill_id), manifest, actual,
+                                         required=self.source.records_required)
+        self.drills.append(drill_id)
+        return manifest
+
+    def back(self, manifest: dict[str, Any], *, whole: bool, depth: int | None,
+             progress: Progress | None, total: int) -> str:
+        """Follow the links back from ``manifest``; where the walk ended."""
+        while True:
+            previous, previous_id = manifest.get("previous_manifest_digest"), manifest.get("previous_drill_id")
+            newer = str(manifest.get("drill_id"))
+            if not isinstance(previous, str) or not isinstance(previous_id, str):
+                return f"the first drill of {self.service}"
+            if depth is not None and len(self.drills) > depth:
+                return f"the depth limit ({depth} earlier drills)"
+            link = link_name(newer, previous_id)
+            if previous_id in self.drills:
+                self.problems.append(f"{link}: the chain loops back to {previous_id}")
+                return "a loop"
+            folder = self.source.folder(previous_id, previous, whole=whole)
+            if folder is None:
+                older = self.source.missing_is_a_gap(previous_id, self.service, str(manifest.get("created_at", "")))
+                if older or self.source.records_required:
+                    seen = f", but older drills of {self.service} are here ({', '.join(older[:3])})" if older else ""
+                    self.problems.append(f"{link}: the evidence of {previous_id} is missing{seen}")
+                return f"{previous_id}, whose evidence is not here"
+            if progress is not None:
+                progress(len(self.drills) + 1, total, previous_id)
+            earlier = self.check(folder, previous_id, previous, whole=whole, where=f"{link}: {previous_id}/")
             if earlier is None:
-                end = f"{previous_id}, whose manifest cannot be read"
-            else:
-                manifest = earlier
-    return ChainResult(ok=not problems, problems=problems, drills=drills, end=end)
+                return f"{previous_id}, whose manifest cannot be read"
+            sequence, older_sequence = manifest.get("sequence"), earlier.get("sequence")
+            if isinstance(sequence, int) and isinstance(older_sequence, int) and older_sequence != sequence - 1:
+                self.problems.append(f"{link}: gap: sequence {sequence} follows sequence {older_sequence}")
+            manifest = earlier
+
+    def result(self, end: str) -> ChainResult:
+        return ChainResult(ok=not self.problems, problems=self.problems, drills=self.drills, end=end)
+
+
+def _service_of(folder: Path) -> str:
+    """The service a folder's manifest names ('?' when it cannot be read: the walk then reports why)."""
+    try:
+        manifest = json.loads((folder / MANIFEST_NAME).read_bytes())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return "?"
+    return str(manifest.get("service")) if isinstance(manifest, dict) else "?"
+
+
+def verify_drill(drill_id: str, digest: str, source: EvidenceSource, verifier: SignatureVerifier, *,
+                 recompute_earlier: bool = False, depth: int | None = None) -> ChainResult:
+    """A drill's evidence in full, its record, and its links back to the service's first drill."""
+    folder = source.folder(drill_id, digest, whole=True)
+    if folder is None:
+        raise EvidenceNotFound(f"the evidence of drill {drill_id} is not there")
+    walk = _Walk(source, verifier, _service_of(folder))
+    manifest = walk.check(folder, drill_id, digest, whole=True, where="")
+    if manifest is None:
+        return walk.result("the manifest cannot be read")
+    head = source.head(walk.service)
+    if head is not None and head.drill_id == drill_id and (head.digest, head.sequence) != (
+            digest, manifest.get("sequence")):
+        walk.problems.append(f"chain head of {walk.service}: digest {head.digest} (sequence {head.sequence}) is not "
+                             f"this drill's manifest {digest} (sequence {manifest.get('sequence')})")
+    return walk.result(walk.back(manifest, whole=recompute_earlier, depth=depth, progress=None, total=0))
+
+
+def verify_service_chain(service: str, source: EvidenceSource, verifier: SignatureVerifier, *,
+                         progress: Progress | None = None) -> ChainResult:
+    """Every drill of the service from its chain head, recomputed in full; a fork or a gap is named."""
+    head = source.head(service)
+    if head is None:
+        raise EvidenceNotFound(f"no evidence chain of {service}")
+    walk = _Walk(source, verifier, service)
+    if progress is not None:
+        progress(1, head.sequence, head.drill_id)
+    folder = source.folder(head.drill_id, head.digest, whole=True)
+    if folder is None:
+        walk.problems.append(f"chain head of {service}: the evidence of {head.drill_id} is missing")
+        return walk.result(f"{head.drill_id}, the chain head, whose evidence is not here")
+    manifest = walk.check(folder, head.drill_id, head.digest, whole=True, where=f"{head.drill_id}/")
+    if manifest is None:
+        return walk.result(f"{head.drill_id}, the chain head, whose manifest cannot be read")
+    if manifest.get("sequence") != head.sequence:
+        walk.problems.append(f"chain head of {service}: sequence {head.sequence}, but the manifest of "
+                             f"{head.drill_id} has {manifest.get('sequence')}")
+    end = walk.back(manifest, whole=True, depth=None, progress=progress, total=head.sequence)
+    on_chain = set(walk.drills)
+    for recorded in sorted(source.sealed(service), key=lambda r: (r.sequence or 0, r.drill_id)):
+        if recorded.drill_id not in on_chain:
+            walk.problems.append(f"fork: drill {recorded.drill_id} (sequence {recorded.sequence}, manifest "
+                                 f"{recorded.manifest_digest}) is not on the chain of {service}")
+    return walk.result(end)

@@ -1,8 +1,8 @@
-"""The Evidence step: reports, manifest, hash-chain link, drill record, lease release, completion event, metrics.
+"""The Evidence step: reports, sealed manifest, drill record, lease release, completion event, metrics.
 
-The manifest lists every artifact under the drill's prefix with its SHA-256, and the digest (and drill id) of
-the previous manifest of the same service; the chain head in DynamoDB moves with a condition, so two drills
-finishing together still form one chain (the loser re-links onto the winner and tries again).
+The fault records, the mesh posture and the cost join the artifacts the other steps wrote; one evidence bundle
+is rendered as report.md and report.html; ``livefire.evidence.seal`` links the manifest into the service's
+chain, writes it once and signs it (docs/architecture.md §8).
 """
 
 from __future__ import annotations
@@ -10,41 +10,39 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
-from livefire.assessment import Assessment
+from livefire.assessment import Assessment, with_posture
 from livefire.contracts import EvidenceRequest, EvidenceResult, Plan, Sample, Verdict
-from livefire.cost import drill_cost, execution_history
+from livefire.cost import CostReport, drill_cost, execution_history
 from livefire.errors import EvidenceError
-from livefire.evidence.chain import MANIFEST_DIGEST_METADATA
-from livefire.evidence.html import ReportContext, render_html
-from livefire.evidence.manifest import MANIFEST_NAME, build_manifest, manifest_bytes, manifest_digest
+from livefire.evidence.bundle import EvidenceBundle, PostureAudit, PostureCheck
+from livefire.evidence.html import render_html
+from livefire.evidence.manifest import MANIFEST_NAME, ChainLink
 from livefire.evidence.report import render_markdown
+from livefire.evidence.seal import (
+    FAULT_RECORDS,
+    REPORT_HTML,
+    REPORT_MD,
+    seal_into_chain,
+    stored_artifacts,
+    write_seal,
+)
+from livefire.evidence.signature import SIGNATURE_NAME
+from livefire.faults.refusal import refusal_lines, verdict_with_refusals
 from livefire.probing.chunks import decode_chunk
+from livefire.records import ManifestSeal
 from livefire.runtime import Runtime
-from livefire.spec import DrillSpec
+from livefire.spec import DrillSpec, Posture
 
-REPORT_MD, REPORT_HTML, POSTURE, COST = "report.md", "report.html", "posture.json", "cost.json"
-CHAIN_ATTEMPTS = 8
+POSTURE, COST = "posture.json", "cost.json"
 # Memory of the functions that differ from the template's Globals (512 MB); tests/unit/test_template.py keeps
 # this in step with template.yaml.
 FUNCTION_MEMORY_MB = {"AssessFunction": 1024}
 DEFAULT_METRICS_NAMESPACE = "Livefire"
-
-
-def _artifacts(runtime: Runtime, prefix: str) -> dict[str, bytes]:
-    s3 = runtime.s3
-    found: dict[str, bytes] = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=runtime.settings.bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            name = obj["Key"][len(prefix):]
-            if name != MANIFEST_NAME:
-                found[name] = s3.get_object(Bucket=runtime.settings.bucket, Key=obj["Key"])["Body"].read()
-    return found
 
 
 def _verdict(request: EvidenceRequest) -> Verdict:
@@ -90,15 +88,15 @@ def _service_host(spec: DrillSpec, snapshots: Mapping[str, Any]) -> str:
     return (target.virtual_service or target.deployment if target else None) or spec.metadata.service
 
 
-def audit_mesh(spec: DrillSpec, snapshots: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+def audit_mesh(spec: DrillSpec, snapshots: Mapping[str, Any]) -> list[PostureAudit] | None:
     """Read-only posture audit of every region's cluster; None when no region names a cluster. A fault outside
     the mesh names no namespace and host to audit: every region is listed as skipped, with the reason."""
     target = spec.fault.target
     if target is None:
         reason = (f"fault kind {spec.fault.kind} touches no mesh object, so there is no namespace and host to "
                   "audit; the posture audit was skipped")
-        return [{"region": region.name, "cluster": region.cluster.key if region.cluster else "no cluster",
-                 "namespace": "-", "host": "-", "findings": [], "skipped": reason} for region in spec.regions]
+        return [PostureAudit(region=region.name, cluster=region.cluster.key if region.cluster else "no cluster",
+                             namespace="-", host="-", skipped=reason) for region in spec.regions]
     regions = [(region, region.cluster) for region in spec.regions if region.cluster is not None]
     if not regions:
         return None
@@ -108,13 +106,13 @@ def audit_mesh(spec: DrillSpec, snapshots: Mapping[str, Any]) -> list[dict[str, 
     namespace, host = target.namespace, _service_host(spec, snapshots)
     audits = []
     for region, cluster in regions:
-        audit: dict[str, Any] = {"region": region.name, "cluster": cluster.key, "namespace": namespace,
-                                 "host": host, "findings": [], "skipped": None}
+        audit = PostureAudit(region=region.name, cluster=cluster.key, namespace=namespace, host=host)
         try:
-            findings = audit_posture(api_client_for(cluster, region=region.name), namespace, host)
-            audit["findings"] = [finding.model_dump() for finding in findings]
+            findings = audit_posture(api_client_for(cluster, region=region.name), namespace, host,
+                                     root_namespace=(spec.posture or Posture()).root_namespace)
+            audit.findings = [PostureCheck.model_validate(finding.model_dump()) for finding in findings]
         except Exception as exc:  # the audit only adds to the evidence: it must never stop it being saved
-            audit["skipped"] = f"{type(exc).__name__}: {exc}"[:500]
+            audit.skipped = f"{type(exc).__name__}: {exc}"[:500]
         audits.append(audit)
     return audits
 
@@ -134,65 +132,86 @@ def entrypoint_availability(assessment: Assessment | None) -> float | None:
 
 
 def publish_evidence(request: EvidenceRequest, runtime: Runtime) -> EvidenceResult:
-    """Idempotent: a retried step whose manifest is already linked into the chain writes no evidence again."""
+    """Idempotent: a retried step whose drill is already sealed into the chain writes no evidence again, only
+    what is missing of its manifest and signature."""
     plan = request.plan
     prefix = plan.evidence_prefix
     store = runtime.store
-    verdict = _verdict(request)
     assessment = (
         Assessment.model_validate(runtime.get_json(request.assessment.assessment_key))
         if request.assessment is not None else None
     )
-    digest = store.linked_manifest(plan.drill_id) or _write_evidence(request, runtime, verdict, assessment)
+    # assessment.json holds the final verdict once the required posture is folded in (a retried step reads it)
+    verdict = assessment.verdict if assessment is not None and request.outcome == "COMPLETED" else _verdict(request)
+    faults = store.faults_of(plan.drill_id)
+    verdict = verdict_with_refusals(verdict, faults)  # RESTORE_REFUSED: a fault may still be live
+    record = store.get_drill(plan.drill_id)
+    if record is not None and record.seal is not None:
+        seal, body = record.seal, None
+    else:
+        seal, body, verdict = _write_evidence(request, runtime, verdict, assessment)
+    write_seal(runtime, plan, verdict, seal, body)
     rto = request.assessment.rto_seconds if request.assessment is not None else None
-    store.finish_drill(plan.drill_id, status=request.outcome, verdict=verdict, rtoSeconds=rto,
-                       manifestDigest=digest, manifestKey=f"{prefix}{MANIFEST_NAME}",
-                       reportKey=f"{prefix}{REPORT_HTML}", markdownReportKey=f"{prefix}{REPORT_MD}")
+    store.finish_drill(plan.drill_id, status=request.outcome, verdict=verdict, rto_seconds=rto,
+                       outage_observed=request.assessment.outage_observed if request.assessment else None,
+                       report_key=f"{prefix}{REPORT_HTML}", markdown_report_key=f"{prefix}{REPORT_MD}")
     for fault in plan.faults:
         store.release_lease(fault.lease_key, plan.drill_id)
-    _announce(runtime, plan, verdict, rto, digest)
+    _announce(runtime, plan, verdict, rto, seal.manifest_digest, refusal_lines(faults))
     _emit_metrics(plan, verdict, rto, entrypoint_availability(assessment))
     return EvidenceResult(drill_id=plan.drill_id, verdict=verdict, rto_seconds=rto,
-                          manifest_key=f"{prefix}{MANIFEST_NAME}", manifest_digest=digest,
+                          manifest_key=seal.manifest_key, manifest_digest=seal.manifest_digest,
                           report_key=f"{prefix}{REPORT_HTML}")
 
 
-def _write_evidence(request: EvidenceRequest, runtime: Runtime, verdict: str, assessment: Assessment | None) -> str:
-    """Fault records, posture, both reports and the manifest, linked into the chain; the manifest's digest."""
+def _write_evidence(request: EvidenceRequest, runtime: Runtime, verdict: Verdict,
+                    assessment: Assessment | None) -> tuple[ManifestSeal, bytes | None, Verdict]:
+    """Fault records, posture, cost and both reports, sealed into the chain; the seal, the sealed manifest and the
+    verdict (the posture the spec requires is judged on the audit: assessment.json is rewritten with it)."""
     plan = request.plan
     prefix = plan.evidence_prefix
     spec = runtime.spec(plan)
-    faults = [record.model_dump(mode="json") for record in runtime.store.faults_of(plan.drill_id)]
-    runtime.put_json(f"{prefix}faults/records.json", faults)
-    artifacts = _artifacts(runtime, prefix)
-    snapshots = _json_artifacts(artifacts, "faults/")
-    posture = audit_mesh(spec, snapshots)
+    faults = runtime.store.faults_of(plan.drill_id)
+    runtime.put_json(f"{prefix}{FAULT_RECORDS}", [record.model_dump(mode="json") for record in faults])
+    artifacts = stored_artifacts(runtime, prefix)
+    documents = _json_artifacts(artifacts, "faults/")
+    posture = audit_mesh(spec, documents)
     if posture is not None:
-        artifacts[POSTURE] = runtime.put_json(f"{prefix}{POSTURE}", posture)
+        artifacts[POSTURE] = runtime.put_json(f"{prefix}{POSTURE}", [audit.model_dump() for audit in posture])
+    if assessment is not None and request.assessment is not None:
+        judged = with_posture(assessment, spec, None if posture is None else [a.model_dump() for a in posture])
+        if judged is not assessment:
+            assessment, verdict = judged, verdict_with_refusals(judged.verdict, faults)
+            key = request.assessment.assessment_key
+            artifacts[key.removeprefix(prefix)] = runtime.put_json(key, judged.model_dump(mode="json"))
     cost = _price(runtime, plan)
     if cost is not None:
-        artifacts[COST] = runtime.put_json(f"{prefix}{COST}", cost)
-    error = f"{request.error.error}: {request.error.cause}" if request.error is not None else None
-    markdown = render_markdown(
-        spec, assessment, outcome=request.outcome, faults=faults, error=error, drill_id=plan.drill_id,
-        execution_arn=plan.execution_arn, extra_artifacts=[REPORT_HTML], posture=posture, cost=cost,
-    ).encode()
+        artifacts[COST] = runtime.put_json(f"{prefix}{COST}", cost.model_dump(mode="json"))
     listed: dict[str, int | None] = {name: len(data) for name, data in artifacts.items()}
-    listed |= {REPORT_MD: len(markdown), REPORT_HTML: None, MANIFEST_NAME: None}
-    html = render_html(ReportContext(
+    bundle = EvidenceBundle(
         spec=spec, assessment=assessment, outcome=request.outcome, drill_id=plan.drill_id,
-        execution_arn=plan.execution_arn, faults=faults, snapshots=snapshots, samples=_samples(artifacts),
-        posture=posture, cost=cost, error=error, artifacts=listed,
-    )).encode()
-    for name, body, content_type in ((REPORT_MD, markdown, "text/markdown; charset=utf-8"),
-                                     (REPORT_HTML, html, "text/html; charset=utf-8")):
-        runtime.s3.put_object(Bucket=runtime.settings.bucket, Key=f"{prefix}{name}", Body=body,
-                              ContentType=content_type)
-        artifacts[name] = body
-    return _link_into_chain(runtime, plan, verdict, artifacts)
+        execution_arn=plan.execution_arn, faults=faults, documents=documents, samples=_samples(artifacts),
+        posture=posture, cost=cost,
+        error=f"{request.error.error}: {request.error.cause}" if request.error is not None else None,
+        artifacts=listed | {REPORT_MD: None, REPORT_HTML: None, MANIFEST_NAME: None, SIGNATURE_NAME: None},
+        signing_key=runtime.signer.key,
+    )
+
+    def render(link: ChainLink) -> dict[str, bytes]:
+        linked = bundle.model_copy(update={"chain": link})
+        markdown = render_markdown(linked).encode()
+        html = render_html(linked.model_copy(update={"artifacts": linked.artifacts | {REPORT_MD: len(markdown)}}))
+        reports = {REPORT_MD: markdown, REPORT_HTML: html.encode()}
+        for name, content_type in ((REPORT_MD, "text/markdown; charset=utf-8"),
+                                   (REPORT_HTML, "text/html; charset=utf-8")):
+            runtime.s3.put_object(Bucket=runtime.settings.bucket, Key=f"{prefix}{name}", Body=reports[name],
+                                  ContentType=content_type)
+        return reports
+
+    return (*seal_into_chain(runtime, plan, verdict, artifacts, render), verdict)
 
 
-def _price(runtime: Runtime, plan: Plan) -> dict[str, Any] | None:
+def _price(runtime: Runtime, plan: Plan) -> CostReport | None:
     """What the drill cost so far (state transitions and Lambda GB-s at list prices), from its execution history.
 
     The Evidence step runs inside the execution, so its own task and the final states are not priced yet; the
@@ -203,39 +222,18 @@ def _price(runtime: Runtime, plan: Plan) -> dict[str, Any] | None:
     except (ClientError, BotoCoreError):
         return None
     report = drill_cost(history, memory_mb=FUNCTION_MEMORY_MB).to_report()
-    report["note"] = f"{report['note']} Priced at the Evidence step: the last states are not included."
-    return report
+    return report.model_copy(
+        update={"note": f"{report.note} Priced at the Evidence step: the last states are not included."})
 
 
-def _link_into_chain(runtime: Runtime, plan: Plan, verdict: str, artifacts: Mapping[str, bytes]) -> str:
-    """Write the manifest linked to the service's chain head and move the head to it; its digest."""
-    store = runtime.store
-    for _attempt in range(CHAIN_ATTEMPTS):
-        head = store.chain_head(plan.service)
-        manifest = build_manifest(
-            artifacts, drill_id=plan.drill_id, service=plan.service, pattern=plan.pattern, verdict=verdict,
-            spec_digest=plan.spec_digest, execution_arn=plan.execution_arn,
-            previous_manifest_digest=head.digest if head else None,
-            previous_drill_id=head.drill_id if head else None,
-            created_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
-        )
-        body = manifest_bytes(manifest)
-        digest = manifest_digest(body)
-        key = f"{plan.evidence_prefix}{MANIFEST_NAME}"
-        runtime.s3.put_object(Bucket=runtime.settings.bucket, Key=key, Body=body, ContentType="application/json",
-                              Metadata={MANIFEST_DIGEST_METADATA: digest})
-        if store.advance_chain(plan.service, head.digest if head else None, digest, plan.drill_id, key):
-            return digest
-    raise EvidenceError(f"could not link the manifest into the {plan.service} chain")
-
-
-def _announce(runtime: Runtime, plan: Plan, verdict: str, rto: float | None, digest: str) -> None:
+def _announce(runtime: Runtime, plan: Plan, verdict: str, rto: float | None, digest: str,
+              refusals: list[str]) -> None:
     evidence = f"s3://{runtime.settings.bucket}/{plan.evidence_prefix}"
     detail: dict[str, Any] = {
         "drillId": plan.drill_id, "executionArn": plan.execution_arn, "service": plan.service,
         "pattern": plan.pattern, "verdict": verdict, "rtoSeconds": rto,
         "report": f"{evidence}{REPORT_HTML}", "reportMarkdown": f"{evidence}{REPORT_MD}", "evidence": evidence,
-        "manifestDigest": digest,
+        "manifestDigest": digest, "restoreRefused": refusals,
     }
     runtime.events.put_events(Entries=[{
         "Source": "livefire", "DetailType": "Drill Completed", "Detail": json.dumps(detail),

@@ -1,8 +1,8 @@
-"""report.md: the drill's outcome for people, rendered from assessment.json (the source of truth).
+"""report.md: the drill's outcome for people, rendered from its evidence bundle (assessment.json is the truth).
 
-Verdict and findings first, then recovery, availability per phase, who served, the fault records, the spec
-and relative links to every artifact. A drill that ended without an assessment (NOT_STEADY, ERROR, ABORTED)
-still gets a report that says why.
+Verdict and findings first, then recovery, availability per phase, who served, the fault records, the mesh
+posture, the cost, the spec and relative links to every artifact. A drill that ended without an assessment
+(NOT_STEADY, ERROR, ABORTED) still gets a report that says why.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from typing import Any
 
 import yaml
 
-from livefire.artifacts import evidence_prefix
 from livefire.assessment import Assessment, Bracket, Recovery
-from livefire.spec import DrillSpec
+from livefire.cost import CostReport
+from livefire.evidence.bundle import EvidenceBundle, PostureAudit
+from livefire.faults.refusal import refusal_lines
+from livefire.store import FaultRecord
 
 DASH = "—"
 _TIME_KEY = re.compile(r"(At|_at)(Ms|_ms)$")
@@ -85,24 +87,36 @@ def _link(name: str) -> str:
     return f"[{name}]({name.replace(' ', '%20')})"
 
 
-def _header(
-    spec: DrillSpec, assessment: Assessment | None, outcome: str, drill_id: str, execution_arn: str
-) -> list[str]:
-    verdict: str
-    if assessment is not None:
-        verdict, reason = assessment.verdict, assessment.verdict_reason
-    else:
-        verdict = outcome if outcome != "COMPLETED" else "ERROR"
-        reason = f"the drill ended with outcome {outcome} and was not assessed"
+def chain_text(bundle: EvidenceBundle) -> str:
+    """The drill's place in its service's evidence chain, in words."""
+    link, service = bundle.chain, bundle.spec.metadata.service
+    if link is None:
+        return "not linked"
+    if link.previous_drill_id is None:
+        return f"sequence 1, the first drill of {service}"
+    return (f"sequence {link.sequence}, after drill {link.previous_drill_id} "
+            f"(manifest sha256 {link.previous_manifest_digest})")
+
+
+def signer_text(bundle: EvidenceBundle) -> str:
+    """Which key signs the manifest: its id and its public key's fingerprint."""
+    key = bundle.signing_key
+    return DASH if key is None else f"{key.key_id} (public key sha256 {key.public_key_sha256})"
+
+
+def _header(bundle: EvidenceBundle) -> list[str]:
+    spec, assessment, verdict = bundle.spec, bundle.assessment, bundle.verdict
     fault = spec.fault
     rows: list[tuple[str, object]] = [
-        ("Verdict", f"**{verdict}** {DASH} {reason}"),
-        ("Outcome", outcome),
+        ("Verdict", f"**{verdict}** {DASH} {bundle.verdict_reason}"),
+        ("Outcome", bundle.outcome),
         ("Service", spec.metadata.service),
         ("Pattern", spec.pattern),
-        ("Drill id", f"`{drill_id}`"),
-        ("Execution", f"`{execution_arn}`"),
+        ("Drill id", f"`{bundle.drill_id}`"),
+        ("Execution", f"`{bundle.execution_arn}`"),
         ("Fault", f"{fault.kind} in {fault.region} ({fault.subject})"),
+        ("Evidence chain", chain_text(bundle)),
+        ("Manifest signed by", signer_text(bundle)),
     ]
     if assessment is not None:
         rows += [
@@ -223,7 +237,7 @@ def _flatten(record: Mapping[str, Any], parent: str = "") -> list[tuple[str, Any
     return items
 
 
-def _faults(faults: Sequence[Mapping[str, Any]], prefix: str) -> list[str]:
+def _faults(faults: Sequence[FaultRecord], prefix: str) -> list[str]:
     """One key/value table per fault record (nested fields dotted); artifact keys become relative links."""
     lines = ["## Faults"]
     if not faults:
@@ -236,89 +250,54 @@ def _faults(faults: Sequence[Mapping[str, Any]], prefix: str) -> list[str]:
             return _link(_relative(value, prefix))
         return value
 
-    for index, fault in enumerate(faults, start=1):
-        title = fault.get("fault_id") or fault.get("faultId") or f"#{index}"
-        rows = [(f"`{key}`", show(key, value)) for key, value in _flatten(fault)]
-        lines += ["", f"### Fault {title}", "", *_table(["Field", "Value"], rows)]
+    for fault in faults:
+        rows = [(f"`{key}`", show(key, value)) for key, value in _flatten(fault.model_dump(mode="json"))]
+        lines += ["", f"### Fault {fault.fault_id}", "", *_table(["Field", "Value"], rows)]
     return lines
 
 
-def _artifacts(
-    assessment: Assessment | None, faults: Sequence[Mapping[str, Any]], prefix: str, extra: Sequence[str]
-) -> list[str]:
-    names = ["spec.json", "plan.json"]
-    if assessment is not None:
-        names.append("assessment.json")
-    names += [*extra, "manifest.json"]
-    snapshots = sorted(
-        _relative(value, prefix)
-        for fault in faults
-        for _, value in _flatten(fault)
-        if isinstance(value, str) and value.startswith(prefix)
-    )
-    samples = [_relative(k, prefix) for k in assessment.sample_keys] if assessment else []
-    unique = list(dict.fromkeys([*names, *snapshots, *samples]))
-    return ["## Artifacts", "", *[f"- {_link(name)}" for name in unique]]
+def _artifacts(names: Iterable[str]) -> list[str]:
+    return ["## Artifacts", "", *[f"- {_link(name)}" for name in sorted(names)]]
 
 
-def _posture(posture: Sequence[Mapping[str, Any]] | None) -> list[str]:
+def _posture(posture: Sequence[PostureAudit] | None) -> list[str]:
     lines = ["## Mesh posture", ""]
     if posture is None:
         return [*lines, "The mesh posture was not audited for this drill."]
     rows: list[tuple[object, ...]] = []
     for audit in posture:
-        where = f"{audit.get('region')} ({audit.get('cluster')}), {audit.get('namespace')}/{audit.get('host')}"
-        if audit.get("skipped"):
-            rows.append((where, "not audited", DASH, audit["skipped"]))
-        rows += [(where, f.get("check"), "PASS" if f.get("ok") else "**FAIL**", f.get("detail"))
-                 for f in audit.get("findings") or []]
+        where = f"{audit.region} ({audit.cluster}), {audit.namespace}/{audit.host}"
+        if audit.skipped:
+            rows.append((where, "not audited", DASH, audit.skipped))
+        rows += [(where, f.check, "PASS" if f.ok else "**FAIL**", f.detail) for f in audit.findings]
     return [*lines, *_table(["Where", "Check", "Result", "Detail"], rows)]
 
 
-def _cost(cost: Mapping[str, Any] | None) -> list[str]:
+def _cost(cost: CostReport | None) -> list[str]:
     lines = ["## Cost of the drill", ""]
     if cost is None:
         return [*lines, "Not computed for this drill."]
-    total = cost.get("total_usd")
-    lines.append(f"**Total: {f'${total:.6f}' if isinstance(total, int | float) else _cell(total)}**")
-    items = [line for line in cost.get("lines") or [] if isinstance(line, Mapping)]
-    if items:
-        keys = list(dict.fromkeys(k for line in items for k in line))
-        lines += ["", *_table(keys, [[line.get(k) for k in keys] for line in items])]
-    if cost.get("note"):
-        lines += ["", str(cost["note"])]
-    return lines
+    lines.append(f"**Total: ${cost.total_usd:.6f}**")
+    if cost.lines:
+        rows = [(line.item, line.quantity, line.usd) for line in cost.lines]
+        lines += ["", *_table(["item", "quantity", "usd"], rows)]
+    return [*lines, "", cost.note]
 
 
-def render_markdown(
-    spec: DrillSpec,
-    assessment: Assessment | None,
-    *,
-    outcome: str,
-    faults: list[dict[str, Any]],
-    error: str | None,
-    drill_id: str,
-    execution_arn: str,
-    extra_artifacts: Sequence[str] = (),
-    posture: Sequence[Mapping[str, Any]] | None = None,
-    cost: Mapping[str, Any] | None = None,
-) -> str:
-    """report.md of one drill; ``extra_artifacts`` names further files beside it (e.g. report.html).
-
-    ``posture`` is the mesh audit (see publish.py, posture.json) and ``cost`` the drill's cost, when known.
-    """
-    prefix = evidence_prefix(spec.metadata.service, drill_id)
-    sections = [_header(spec, assessment, outcome, drill_id, execution_arn)]
+def render_markdown(bundle: EvidenceBundle) -> str:
+    """report.md of one drill."""
+    assessment = bundle.assessment
+    refusals = refusal_lines(bundle.faults)  # the first line, when a restore was refused
+    sections = [*([[f"**{line}**" for line in refusals]] if refusals else []), _header(bundle)]
     if assessment is not None:
         sections += [_findings(assessment), _recovery(assessment), _phases(assessment), _served(assessment)]
     else:
-        sections.append(
-            ["## Findings", "", f"No assessment: the drill ended with outcome {outcome} before it was judged."]
-        )
-    sections += [_faults(faults, prefix), _posture(posture), _cost(cost)]
-    if error:
-        sections.append(["## Error", "", *_fenced(error, "text")])
-    spec_yaml = yaml.safe_dump(spec.to_document(), sort_keys=False, default_flow_style=False)
+        sections.append(["## Findings", "",
+                         f"No assessment: the drill ended with outcome {bundle.outcome} before it was judged."])
+    sections += [_faults(bundle.faults, bundle.evidence_prefix), _posture(bundle.posture), _cost(bundle.cost)]
+    if bundle.error:
+        sections.append(["## Error", "", *_fenced(bundle.error, "text")])
+    spec_yaml = yaml.safe_dump(bundle.spec.to_document(), sort_keys=False, default_flow_style=False)
     sections.append(["## Spec", "", *_fenced(spec_yaml, "yaml")])
-    sections.append(_artifacts(assessment, faults, prefix, extra_artifacts))
+    sections.append(_artifacts(bundle.artifacts))
     return "\n\n".join("\n".join(section) for section in sections) + "\n"

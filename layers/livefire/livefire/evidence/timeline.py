@@ -1,0 +1,266 @@
+"""The timeline of report.html: per endpoint and vantage, one inline SVG of success / failure over time, who
+served, the phases, and markers for injection, rollback, detection, recovery and failback.
+
+Samples are binned per pixel column (at most ``_MAX_BINS`` shapes a lane, however long the drill), and a bin
+without a probe carries the state of the last one forward for up to three probe intervals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from livefire.assessment import PhaseWindow
+from livefire.contracts import Sample
+from livefire.evidence.bundle import EvidenceBundle
+from livefire.evidence.markup import text
+from livefire.evidence.report import iso_time
+
+OK_COLOUR, FAIL_COLOUR, MIXED_COLOUR = "#2da44e", "#cf222e", "#d4a72c"
+SERVED_PALETTE = ("#0969da", "#8250df", "#bf3989", "#1b7c83", "#bc4c00", "#6e7781")
+NOT_SERVED_COLOUR = "#eaeef2"
+PHASE_TINTS = {"baseline": "#d0d7de", "fault": "#ffcecb", "recovery": "#c6efce"}
+MARKER_COLOURS = {
+    "inject": "#a40e26", "rollback": "#0969da", "detect": "#bc4c00", "recover": "#116329", "failback": "#8250df",
+}
+_WIDTH, _LEFT, _RIGHT = 960, 120, 16
+_PLOT = _WIDTH - _LEFT - _RIGHT
+_MAX_BINS = 400
+_MARKER_ROWS = 3
+_PHASE_Y, _PHASE_H = 40, 14
+_LANE_Y, _LANE_H, _LANE_GAP = 58, 20, 6
+_NICE_STEPS_S = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+
+
+@dataclass(frozen=True)
+class _Marker:
+    at_ms: float
+    label: str
+
+
+@dataclass(frozen=True)
+class _Axis:
+    start_ms: float
+    end_ms: float
+    origin_ms: float
+
+    def x(self, ms: float) -> float:
+        span = max(self.end_ms - self.start_ms, 1.0)
+        return _LEFT + (min(max(ms, self.start_ms), self.end_ms) - self.start_ms) / span * _PLOT
+
+
+def _tick_step(span_s: float) -> float:
+    return next((step for step in _NICE_STEPS_S if span_s / step <= 12), _NICE_STEPS_S[-1])
+
+
+def _served_label(sample: Sample) -> str:
+    region = sample.served_by or "(not named)"
+    return f"{region}@{sample.version}" if sample.version else region
+
+
+def _bins(series: Sequence[Sample], axis: _Axis, gap_ms: float) -> list[tuple[str | None, str | None]]:
+    """Per pixel-column bin: the outcome colour and who served; a bin with no probe carries the state of the
+    last probe before it forward, unless that probe is older than ``gap_ms`` (then the bin stays empty)."""
+    count = _MAX_BINS
+    width = max(axis.end_ms - axis.start_ms, 1.0) / count
+    ok, bad = [0] * count, [0] * count
+    served: list[Counter[str]] = [Counter() for _ in range(count)]
+    for sample in series:
+        index = min(count - 1, max(0, int((sample.sent_ms - axis.start_ms) / width)))
+        if sample.ok:
+            ok[index] += 1
+            served[index][_served_label(sample)] += 1
+        else:
+            bad[index] += 1
+    out: list[tuple[str | None, str | None]] = []
+    last: tuple[str | None, str | None] = (None, None)
+    last_seen = -math.inf
+    for index in range(count):
+        if ok[index] or bad[index]:
+            colour = MIXED_COLOUR if ok[index] and bad[index] else OK_COLOUR if ok[index] else FAIL_COLOUR
+            label = served[index].most_common(1)[0][0] if served[index] else None
+            last, last_seen = (colour, label), axis.start_ms + (index + 1) * width
+            out.append(last)
+        elif axis.start_ms + index * width - last_seen <= gap_ms:
+            out.append(last)
+        else:
+            out.append((None, None))
+    return out
+
+
+def _runs(values: Sequence[str | None]) -> list[tuple[int, int, str]]:
+    runs: list[tuple[int, int, str]] = []
+    start = 0
+    for index in range(1, len(values) + 1):
+        if index == len(values) or values[index] != values[start]:
+            if values[start] is not None:
+                runs.append((start, index, str(values[start])))
+            start = index
+    return runs
+
+
+def _lane(values: Sequence[str | None], y: int, colour_of: Mapping[str, str] | None) -> str:
+    step = _PLOT / max(len(values), 1)
+    rects = []
+    for start, end, value in _runs(values):
+        fill = colour_of.get(value, SERVED_PALETTE[-1]) if colour_of is not None else value
+        title = f"<title>{text(value)}</title>" if colour_of is not None else ""
+        rects.append(f'<rect x="{_LEFT + start * step:.1f}" y="{y}" width="{(end - start) * step:.1f}" '
+                     f'height="{_LANE_H}" fill="{fill}">{title}</rect>')
+    return "".join(rects)
+
+
+def _phase_lane(phases: Sequence[PhaseWindow], axis: _Axis) -> str:
+    bands = [f'<text x="{_LEFT - 8}" y="{_PHASE_Y + 11}" text-anchor="end">phase</text>']
+    for phase in phases:
+        if phase.from_ms is None or phase.to_ms is None:
+            continue
+        x0, x1 = axis.x(phase.from_ms), axis.x(phase.to_ms)
+        bands.append(f'<rect x="{x0:.1f}" y="{_PHASE_Y}" width="{max(x1 - x0, 0):.1f}" height="{_PHASE_H}" '
+                     f'fill="{PHASE_TINTS.get(phase.name, "#ffffff")}"><title>{text(phase.name)}</title></rect>')
+        if x1 - x0 > 60:
+            bands.append(f'<text x="{x0 + 4:.1f}" y="{_PHASE_Y + 11}">{text(phase.name)}</text>')
+    return "".join(bands)
+
+
+def _markers(markers: Sequence[_Marker], axis: _Axis, bottom: int) -> str:
+    out, rows_end = [], [-math.inf] * _MARKER_ROWS
+    for marker in sorted(markers, key=lambda m: m.at_ms):
+        x = axis.x(marker.at_ms)
+        # Close markers get their labels on different rows; when every row is taken, the least recent one.
+        row = next((r for r in range(_MARKER_ROWS) if x - rows_end[r] >= 64), rows_end.index(min(rows_end)))
+        rows_end[row] = x
+        colour = MARKER_COLOURS.get(marker.label, "#1f2328")
+        offset = f"{(marker.at_ms - axis.origin_ms) / 1000.0:+.3f} s"
+        out.append(
+            f'<g><title>{text(marker.label)} at {text(iso_time(marker.at_ms))} ({text(offset)})</title>'
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{4 + row * 12}" y2="{bottom}" stroke="{colour}" '
+            f'stroke-width="1.5" stroke-dasharray="4 2"/>'
+            f'<text x="{x + 3:.1f}" y="{12 + row * 12}" style="fill:{colour}">{text(marker.label)}</text></g>'
+        )
+    return "".join(out)
+
+
+def _axis_ticks(axis: _Axis, y: int) -> str:
+    span_s = (axis.end_ms - axis.start_ms) / 1000.0
+    step = _tick_step(span_s)
+    first = math.ceil((axis.start_ms - axis.origin_ms) / 1000.0 / step)
+    last = math.floor((axis.end_ms - axis.origin_ms) / 1000.0 / step)
+    ticks = [f'<line x1="{_LEFT}" x2="{_LEFT + _PLOT}" y1="{y}" y2="{y}" stroke="#8c959f"/>']
+    for k in range(first, last + 1):
+        seconds = k * step
+        x = axis.x(axis.origin_ms + seconds * 1000.0)
+        ticks.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y}" y2="{y + 4}" stroke="#8c959f"/>'
+                     f'<text x="{x:.1f}" y="{y + 15}" text-anchor="middle">{seconds:+g} s</text>')
+    return "".join(ticks)
+
+
+def _timeline_svg(title: str, series: Sequence[Sample], axis: _Axis, phases: Sequence[PhaseWindow],
+                  markers: Sequence[_Marker], colours: Mapping[str, str], gap_ms: float) -> str:
+    bins = _bins(series, axis, gap_ms)
+    outcome_y, served_y = _LANE_Y, _LANE_Y + _LANE_H + _LANE_GAP
+    bottom = served_y + _LANE_H + 4
+    height = bottom + 24
+    failed = sum(1 for s in series if not s.ok)
+    label = f"{title}: {len(series)} probes, {failed} failed"
+    return (
+        f'<svg class="timeline" role="img" aria-label="{text(label)}" viewBox="0 0 {_WIDTH} {height}" '
+        f'width="100%" preserveAspectRatio="xMinYMin meet"><title>{text(label)}</title>'
+        f'<rect x="0" y="0" width="{_WIDTH}" height="{height}" fill="#ffffff"/>'
+        f"{_phase_lane(phases, axis)}"
+        f'<text x="{_LEFT - 8}" y="{outcome_y + 14}" text-anchor="end">success / failure</text>'
+        f'<rect x="{_LEFT}" y="{outcome_y}" width="{_PLOT}" height="{_LANE_H}" fill="none" stroke="#d0d7de"/>'
+        f"{_lane([b[0] for b in bins], outcome_y, None)}"
+        f'<text x="{_LEFT - 8}" y="{served_y + 14}" text-anchor="end">served by</text>'
+        f'<rect x="{_LEFT}" y="{served_y}" width="{_PLOT}" height="{_LANE_H}" fill="{NOT_SERVED_COLOUR}"/>'
+        f"{_lane([b[1] for b in bins], served_y, colours)}"
+        f"{_axis_ticks(axis, bottom)}{_markers(markers, axis, bottom)}</svg>"
+    )
+
+
+def _served_colours(bundle: EvidenceBundle) -> dict[str, str]:
+    """One colour per region (in the spec's order), whatever version it served."""
+    regions = [r.name for r in bundle.spec.regions]
+    labels = sorted({_served_label(s) for s in bundle.samples if s.ok})
+    for label in labels:
+        region = label.split("@", 1)[0]
+        if region not in regions:
+            regions.append(region)
+    return {label: SERVED_PALETTE[min(regions.index(label.split("@", 1)[0]), len(SERVED_PALETTE) - 1)]
+            for label in labels}
+
+
+def _phases_of(bundle: EvidenceBundle, start: float, end: float) -> list[PhaseWindow]:
+    if bundle.assessment is not None:  # the baseline runs from the first probe (the steady-state check's too)
+        return [phase.model_copy(update={"from_ms": start}) if phase.name == "baseline" else phase
+                for phase in bundle.assessment.phases]
+    injected = [float(f.injected_at_ms) for f in bundle.faults if f.injected_at_ms is not None]
+    if not injected:
+        return [PhaseWindow(name="baseline", from_ms=start, to_ms=end)]
+    return [PhaseWindow(name="baseline", from_ms=start, to_ms=min(injected)),
+            PhaseWindow(name="fault", from_ms=min(injected), to_ms=end)]
+
+
+def _endpoint_markers(bundle: EvidenceBundle, vantage: str, target: str) -> list[_Marker]:
+    assessment = bundle.assessment
+    markers: list[_Marker] = []
+    if assessment is None:
+        for fault in bundle.faults:
+            for at_ms, label in ((fault.injected_at_ms, "inject"), (fault.restored_at_ms, "rollback")):
+                if at_ms is not None:
+                    markers.append(_Marker(float(at_ms), label))
+        return markers
+    if assessment.injected_at_ms is not None:
+        markers.append(_Marker(assessment.injected_at_ms, "inject"))
+    if assessment.restored_at_ms is not None:
+        markers.append(_Marker(assessment.restored_at_ms, "rollback"))
+    markers += [_Marker(d.first_failure_ms, "detect") for d in assessment.detection
+                if (d.vantage, d.target) == (vantage, target) and d.first_failure_ms is not None]
+    if target == assessment.entrypoint:
+        for recoveries, label in ((assessment.rto_by_vantage, "recover"), (assessment.failback_by_vantage, "failback")):
+            markers += [_Marker(r.bracket.first_success_ms, label) for r in recoveries
+                        if r.vantage == vantage and r.bracket is not None]
+    return markers
+
+
+def _legend(colours: Mapping[str, str]) -> str:
+    def swatch(colour: str, label: str) -> str:
+        return f'<span class="swatch" style="background:{colour}"></span>{text(label)}'
+
+    parts = [swatch(OK_COLOUR, "success"), swatch(FAIL_COLOUR, "failure"), swatch(MIXED_COLOUR, "both"),
+             *[swatch(c, f"served by {label}") for label, c in colours.items()],
+             *[swatch(c, f"{phase} phase") for phase, c in PHASE_TINTS.items()]]
+    return f'<p class="legend">{"".join(parts)}</p>'
+
+
+def timelines_section(bundle: EvidenceBundle) -> str:
+    """One figure per endpoint and vantage, the entrypoint first, on a shared time axis."""
+    head = '<section id="timeline"><h2>Timeline per endpoint</h2>'
+    if not bundle.samples:
+        return f"{head}<p>No probe samples were recorded.</p></section>"
+    start = min(s.sent_ms for s in bundle.samples)
+    end = max(s.ended_ms for s in bundle.samples)
+    injected = bundle.assessment.injected_at_ms if bundle.assessment is not None else None
+    axis = _Axis(start, max(end, start + 1.0), injected if injected is not None else start)
+    colours = _served_colours(bundle)
+    phases = _phases_of(bundle, start, end)
+    gap_ms = 3 * bundle.spec.probes.interval * 1000.0
+    roles = {bundle.assessment.entrypoint: "entrypoint"} if bundle.assessment and bundle.assessment.entrypoint else {}
+    groups: dict[tuple[str, str], list[Sample]] = {}
+    for sample in sorted(bundle.samples, key=lambda s: (s.sent_ms, s.seq)):
+        groups.setdefault((sample.target, sample.vantage), []).append(sample)
+    # The entrypoint first: it is what users hit.
+    order = sorted(groups, key=lambda key: (roles.get(key[0]) != "entrypoint", key))
+    figures = []
+    for target, vantage in order:
+        role = f" ({roles[target]})" if target in roles and roles[target] != target else ""
+        title = f"{target}{role} from vantage {vantage}"
+        svg = _timeline_svg(title, groups[(target, vantage)], axis, phases,
+                            _endpoint_markers(bundle, vantage, target), colours, gap_ms)
+        figures.append(f"<figure><figcaption>{text(title)}</figcaption>{svg}</figure>")
+    origin = "the injection" if injected is not None else "the first probe"
+    note = f'<p class="muted">Seconds from {origin} ({text(iso_time(axis.origin_ms))}).</p>'
+    return f"{head}{_legend(colours)}{note}{''.join(figures)}</section>"
+

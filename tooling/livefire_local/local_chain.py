@@ -1,0 +1,86 @@
+"""Local evidence chains across runs: the chain state kept beside the evidence folder.
+
+Each `livefire run` starts a fresh moto, so the chain head lives on this machine between runs:
+``<evidence folder>/.chain/<service>.json`` lists, oldest first, every drill of the service sealed here (drill id,
+sequence, manifest digest and the link to the previous drill): what the drill table holds in AWS. Before a run
+the local table's chain head is seeded from it, so the Evidence step links the new drill to the last one; after
+the run the new drill's seal is appended. `livefire verify` reads it as the local drill records.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from livefire.evidence.chain import Recorded
+from livefire.records import ChainHead
+from livefire.store import DrillStore
+
+CHAIN_DIR = ".chain"
+STATE_VERSION = 1
+_SERVICE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class LocalChain:
+    """The chain state of every service whose drills are in ``root`` (an evidence folder)."""
+
+    root: Path
+
+    def path(self, service: str) -> Path:
+        if not _SERVICE.match(service):
+            raise ValueError(f"{service!r} is not a service name")
+        return self.root / CHAIN_DIR / f"{service}.json"
+
+    def services(self) -> list[str]:
+        folder = self.root / CHAIN_DIR
+        return sorted(path.stem for path in folder.glob("*.json")) if folder.is_dir() else []
+
+    def drills(self, service: str) -> list[Recorded]:
+        """The service's sealed drills, oldest first; ValueError when the state cannot be read."""
+        path = self.path(service)
+        if not path.is_file():
+            return []
+        try:
+            state = json.loads(path.read_bytes())
+            return [Recorded(**entry, service=service) for entry in state["drills"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}: not a livefire chain state ({exc})") from None
+
+    def recorded(self, drill_id: str) -> Recorded | None:
+        return next((r for s in self.services() for r in self.drills(s) if r.drill_id == drill_id), None)
+
+    def head(self, service: str) -> ChainHead | None:
+        drills = self.drills(service)
+        if not drills or drills[-1].sequence is None:
+            return None
+        last = drills[-1]
+        return ChainHead(digest=last.manifest_digest, drill_id=last.drill_id, sequence=last.sequence)
+
+    def append(self, recorded: Recorded) -> None:
+        assert recorded.service is not None
+        drills = [*self.drills(recorded.service), recorded]
+        entries: list[dict[str, Any]] = [{k: v for k, v in asdict(r).items() if k != "service"} for r in drills]
+        path = self.path(recorded.service)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".json.partial")
+        partial.write_text(json.dumps({"version": STATE_VERSION, "service": recorded.service, "drills": entries},
+                                      indent=2, sort_keys=True) + "\n")
+        partial.replace(path)
+
+    def seed(self, table: Any, service: str) -> None:
+        """Put the service's chain head into a fresh local drill table, so the next drill links to the last."""
+        head = self.head(service)
+        if head is not None:
+            table.put_item(Item={"pk": f"CHAIN#{service}", "sk": "HEAD", "digest": head.digest,
+                                 "drillId": head.drill_id, "sequence": head.sequence})
+
+    def save(self, store: DrillStore, drill_id: str) -> None:
+        """Append the drill's seal, once the local run sealed it into the chain."""
+        record = store.get_drill(drill_id)
+        recorded = Recorded.of(record) if record is not None else None
+        if recorded is not None and self.recorded(drill_id) is None:
+            self.append(recorded)

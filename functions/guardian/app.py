@@ -1,4 +1,5 @@
-"""Guardian: after an execution FAILED / TIMED_OUT / ABORTED, or on the sweep schedule, restore and release."""
+"""Guardian: after an execution FAILED / TIMED_OUT / ABORTED, or on the sweep schedule, restore and release; a
+restore it cannot complete raises GuardianRestoreFailed, so Lambda retries the event and then dead-letters it."""
 
 from typing import Any
 

@@ -3,16 +3,15 @@ a drill it ends gets its ``Drill Completed`` event, and a refused restore is ann
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
 
 from livefire.errors import GuardianRestoreFailed
 from livefire.faults.lifecycle import restore_drill
 from livefire.guardian import guard
+from tests.completed_events import CompletedEvents
 from tests.component.test_guardian import PRIMARY, VS, Sandbox, ended, sandbox, sweep
 
 __all__ = ["sandbox"]  # the fixture, imported for pytest
@@ -22,20 +21,8 @@ VS_PATH = "virtualservices/payments"
 
 @pytest.fixture
 def completed(sandbox: Sandbox) -> Callable[[str], list[dict[str, Any]]]:
-    """The ``Drill Completed`` events of a drill sent since the fixture was set up (a rule and a queue)."""
-    events, sqs = boto3.client("events"), boto3.client("sqs")
-    url = sqs.create_queue(QueueName="guardian-drill-completed")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="guardian-drill-completed", State="ENABLED",
-                    EventPattern=json.dumps({"source": ["livefire"], "detail-type": ["Drill Completed"]}))
-    events.put_targets(Rule="guardian-drill-completed", Targets=[{"Id": "queue", "Arn": arn}])
-
-    def of(drill_id: str) -> list[dict[str, Any]]:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-        bodies = [json.loads(message["Body"]) for message in messages]
-        return [body for body in bodies if body["detail"]["drillId"] == drill_id]
-
-    return of
+    """The ``Drill Completed`` events of a drill sent since the fixture was set up."""
+    return CompletedEvents().of
 
 
 def test_a_restore_the_guardian_cannot_complete_raises_after_releasing_and_marking(

@@ -11,7 +11,16 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes.client import ApiClient, AppsV1Api, Configuration, CustomObjectsApi
+from kubernetes.client import (
+    ApiClient,
+    AppsV1Api,
+    AuthorizationV1Api,
+    Configuration,
+    CustomObjectsApi,
+    V1ResourceAttributes,
+    V1SelfSubjectAccessReview,
+    V1SelfSubjectAccessReviewSpec,
+)
 from kubernetes.client.exceptions import ApiException
 
 from livefire.errors import MeshAccessError
@@ -265,16 +274,13 @@ def test_a_dry_run_value_other_than_all_answers_400(sandbox: Sandbox) -> None:
 
 
 def _may(sandbox: Sandbox, verb: str, resource: str, subresource: str = "", group: str = "networking.istio.io") -> bool:
-    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": {
-        "resourceAttributes": {"namespace": "payments", "verb": verb, "group": group, "resource": resource,
-                               "subresource": subresource, "name": "payments"}}}
-    answer = sandbox.client.call_api(*sandbox.client.param_serialize(
-        "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=review,
-        header_params={"Content-Type": "application/json"}, auth_settings=["BearerToken"]))
-    answer.read()
+    """A SelfSubjectAccessReview of one verb on the payments object, as the official client sends it."""
+    review = V1SelfSubjectAccessReview(spec=V1SelfSubjectAccessReviewSpec(resource_attributes=V1ResourceAttributes(
+        namespace="payments", verb=verb, group=group, resource=resource, subresource=subresource or None,
+        name="payments")))
+    answer: Any = AuthorizationV1Api(sandbox.client).create_self_subject_access_review(review, _preload_content=False)
     assert answer.status == 201
-    status: dict[str, Any] = json.loads(answer.data)["status"]
-    return bool(status["allowed"])
+    return bool(json.loads(answer.data)["status"]["allowed"])
 
 
 def test_a_verb_the_test_forbids_answers_403_and_the_access_review_says_so(sandbox: Sandbox) -> None:
@@ -401,17 +407,23 @@ def test_the_client_sends_a_bearer_token_that_never_appears_in_records_or_logs(
     assert sandbox.token not in caplog.text + captured.out + captured.err
 
 
-def test_fail_next_answers_the_given_status_only_the_given_number_of_times(sandbox: Sandbox) -> None:
-    sandbox.api.fail_next("GET", "/virtualservices/payments", 503, times=2)
-    snapshot = sandbox.store.snapshot()
+def _codes_of_reads(sandbox: Sandbox, reads: int) -> list[int]:
+    """The status of each of ``reads`` GETs of the VirtualService."""
     codes = []
-
-    for _ in range(3):
+    for _ in range(reads):
         try:
             _vs(sandbox)
             codes.append(200)
         except ApiException as exc:
             codes.append(int(exc.status or 0))
+    return codes
+
+
+def test_fail_next_answers_the_given_status_only_the_given_number_of_times(sandbox: Sandbox) -> None:
+    sandbox.api.fail_next("GET", "/virtualservices/payments", 503, times=2)
+    snapshot = sandbox.store.snapshot()
+
+    codes = _codes_of_reads(sandbox, 3)
 
     assert codes == [503, 503, 200]
     assert sandbox.store.snapshot() == snapshot
@@ -419,14 +431,8 @@ def test_fail_next_answers_the_given_status_only_the_given_number_of_times(sandb
 
 def test_fail_next_can_let_some_matching_requests_through_first(sandbox: Sandbox) -> None:
     sandbox.api.fail_next("GET", "/virtualservices/payments", 500, times=1, skip=2)
-    codes = []
 
-    for _ in range(4):
-        try:
-            _vs(sandbox)
-            codes.append(200)
-        except ApiException as exc:
-            codes.append(int(exc.status or 0))
+    codes = _codes_of_reads(sandbox, 4)
 
     assert codes == [200, 200, 500, 200]
 

@@ -25,6 +25,7 @@ from livefire_local.aws import LocalStack
 from livefire_local.guardian_rule import dead_letters, sweep
 from livefire_local.runner import copy_evidence, follow_execution, sandbox_session, start_drill
 from livefire_local.sandbox.mesh import SandboxMesh
+from tests.completed_events import CompletedEvents
 from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
 
 pytestmark = pytest.mark.slow
@@ -198,12 +199,16 @@ def store_of(stack: LocalStack) -> DrillStore:
     return DrillStore(boto3.resource("dynamodb").Table(stack.table))
 
 
-def stop_once_injected(stack: LocalStack, execution_arn: str, drill_id: str) -> None:
+def wait_until_injected(stack: LocalStack, drill_id: str) -> None:
     store = store_of(stack)
     give_up = time.monotonic() + 30
     while not any(f.status == "INJECTED" for f in store.faults_of(drill_id)):
         assert time.monotonic() < give_up, "the fault was never injected"
         time.sleep(0.05)
+
+
+def stop_once_injected(stack: LocalStack, execution_arn: str, drill_id: str) -> None:
+    wait_until_injected(stack, drill_id)
     stack.sfn.stop_execution(executionArn=execution_arn, error="Operator", cause="stopped mid-fault")
 
 
@@ -274,30 +279,9 @@ def guardian_alarm_fires(stack: LocalStack, visible: int) -> bool:
     ) and dead_letter_arn.endswith(f":{queue}") and visible >= float(alarm["Threshold"])
 
 
-def completed_events(stack: LocalStack) -> Iterator[dict[str, Any]]:
-    """Capture the ``Drill Completed`` events on the drills' bus while the block runs (a rule and a queue)."""
-    events, sqs = boto3.client("events"), boto3.client("sqs")
-    url = sqs.create_queue(QueueName="fault-matrix-drill-completed")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="fault-matrix-drill-completed", State="ENABLED",
-                    EventPattern=json.dumps({"source": ["livefire"], "detail-type": ["Drill Completed"]}))
-    events.put_targets(Rule="fault-matrix-drill-completed", Targets=[{"Id": "queue", "Arn": arn}])
-    for _batch in range(20):
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-        if not messages:
-            return
-        for message in messages:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            yield json.loads(message["Body"])
-
-
 def edit_once_injected(stack: LocalStack, mesh: SandboxMesh, drill_id: str) -> None:
     """An operator's change to the faulted VirtualService while the fault is live."""
-    store = store_of(stack)
-    give_up = time.monotonic() + 30
-    while not any(f.status == "INJECTED" for f in store.faults_of(drill_id)):
-        assert time.monotonic() < give_up, "the fault was never injected"
-        time.sleep(0.05)
+    wait_until_injected(stack, drill_id)
     objects = mesh.stores[PRIMARY]
     with objects.lock:
         [key] = [k for k in objects.snapshot() if k.plural == "virtualservices" and k.name == "payments"]
@@ -325,7 +309,7 @@ def test_an_object_changed_during_the_fault_is_left_alone_and_the_drill_says_so_
     mesh, stack = session
     store = store_of(stack)
     before = mesh.snapshot()
-    list(completed_events(stack))  # the rule exists from here on; nothing of earlier drills is kept
+    completed = CompletedEvents()
 
     document = sandbox_spec_document(phases={**PHASES, "fault": "2s"}, objectives={})
     arn = start_drill(stack, unique_id, {"spec": document})
@@ -339,7 +323,7 @@ def test_an_object_changed_during_the_fault_is_left_alone_and_the_drill_says_so_
     assert (fault.status, record.verdict) == ("CONFLICT", "RESTORE_REFUSED")
     assert fault.refusal is not None and fault.refusal.differs == ["spec.http"]
     assert "VirtualService payments/payments" in fault.refusal.target
-    [event] = [e for e in completed_events(stack) if e["detail"]["drillId"] == unique_id]
+    [event] = completed.of(unique_id)
     assert event["detail"]["verdict"] == "RESTORE_REFUSED" and len(event["detail"]["restoreRefused"]) == 1
     report = copy_evidence(stack, f"drills/payments/{unique_id}/", tmp_path) / "report.md"
     first_line = report.read_text().splitlines()[0]

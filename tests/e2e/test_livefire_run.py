@@ -36,7 +36,7 @@ def test_livefire_run_passes_prints_the_rto_and_saves_verifiable_evidence(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "VERDICT: PASS" in result.stdout
     assert "RTO:" in result.stdout and "RTO: —" not in result.stdout  # the verdict line's dash: no RTO
-    drills = list((tmp_path / "evidence").iterdir())
+    drills = [p for p in (tmp_path / "evidence").iterdir() if not p.name.startswith(".")]  # not .chain
     assert len(drills) == 1
     assert verify_evidence_dir(drills[0], verifier=local_verifier()).ok
     assert "Traceback" not in result.stderr

@@ -9,45 +9,11 @@ from pathlib import Path
 import pytest
 
 from livefire.evidence.chain import ChainResult
-from livefire.evidence.manifest import ChainLink, build_manifest, manifest_bytes, manifest_digest
+from livefire.evidence.manifest import manifest_bytes, manifest_digest
 from livefire_local.cli import main
 from livefire_local.evidence_sources import verify_folder
-from tests.keys import local_key, local_verifier, seal_folder
-
-DRILLS = ("d-1", "d-2", "d-3")
-
-
-def write_drill(root: Path, drill_id: str, previous: tuple[str, str] | None, *, service: str = "payments",
-                minute: int = 0, sequence: int | None = None) -> str:
-    """One sealed evidence folder whose manifest links to ``previous`` (drill id, manifest digest); its digest."""
-    folder = root / drill_id
-    artifacts = {
-        "spec.json": f'{{"service": "{service}"}}\n'.encode(),
-        "assessment.json": b'{"verdict": "PASS"}\n',
-        "report.md": f"# Drill {drill_id}: PASS\n".encode(),
-        "samples/local/drill-0000.jsonl.gz": drill_id.encode() * 50,
-    }
-    for name, data in artifacts.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(data)
-    link = ChainLink(sequence=sequence or minute + 1, previous_manifest_digest=previous[1] if previous else None,
-                     previous_drill_id=previous[0] if previous else None)
-    manifest = build_manifest(
-        artifacts, drill_id=drill_id, service=service, pattern="active-passive", verdict="PASS",
-        spec_digest="cd" * 32, execution_arn=f"arn:aws:states:us-east-1:1:execution:drill:{drill_id}",
-        link=link, signing_key=local_key().key, required=["spec.json", "assessment.json"],
-        created_at=f"2024-05-01T12:{minute:02d}:00.000+00:00",
-    )
-    return seal_folder(folder, manifest)
-
-
-def write_chain(root: Path, drills: tuple[str, ...] = DRILLS, service: str = "payments") -> dict[str, str]:
-    digests: dict[str, str] = {}
-    previous: tuple[str, str] | None = None
-    for minute, drill_id in enumerate(drills):
-        digests[drill_id] = write_drill(root, drill_id, previous, service=service, minute=minute)
-        previous = (drill_id, digests[drill_id])
-    return digests
+from tests.evidence_folders import write_chain, write_drill
+from tests.keys import local_verifier, seal_folder
 
 
 def verify_chain_dir(path: Path, *, depth: int | None = None) -> ChainResult:

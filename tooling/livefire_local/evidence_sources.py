@@ -86,12 +86,12 @@ class LocalEvidence:
     def sealed(self, service: str) -> list[Recorded]:
         return self.chain.drills(service)
 
-    def missing_is_a_gap(self, drill_id: str, service: str, before: str) -> list[str]:
-        recorded = [r.drill_id for r in self.chain.drills(service)]
-        if drill_id in recorded:
-            return [drill_id]  # the chain state says it was sealed here
-        return sorted(s.path.name for s in self.siblings() if s.manifest is not None
-                      and s.manifest.get("service") == service and str(s.manifest.get("created_at", "")) < before)
+    def missing(self, drill_id: str, service: str, before: str) -> str | None:
+        if any(r.drill_id == drill_id for r in self.chain.drills(service)):
+            return "the chain state beside the evidence records it"
+        older = sorted(s.path.name for s in self.siblings() if s.manifest is not None
+                       and s.manifest.get("service") == service and str(s.manifest.get("created_at", "")) < before)
+        return f"older drills of {service} are here ({', '.join(older[:3])})" if older else None
 
     def stored_problems(self, drill_id: str, digest: str) -> list[str]:
         return []
@@ -203,8 +203,8 @@ class BucketEvidence:
                          previous_manifest_digest=None, previous_drill_id=None, service=service)
                 for e in self.store.history(service, limit=ALL_DRILLS) if e.manifest_digest is not None]
 
-    def missing_is_a_gap(self, drill_id: str, service: str, before: str) -> list[str]:
-        return []
+    def missing(self, drill_id: str, service: str, before: str) -> str | None:
+        return "the drill table holds no evidence record for it"
 
     def stored_problems(self, drill_id: str, digest: str) -> list[str]:
         """The manifest object's metadata stamp, and whether the manifest or its signature was ever overwritten."""

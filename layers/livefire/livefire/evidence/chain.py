@@ -72,8 +72,9 @@ class EvidenceSource(Protocol):
 
     def sealed(self, service: str) -> list[Recorded]: ...
 
-    def missing_is_a_gap(self, drill_id: str, service: str, before: str) -> list[str]:
-        """Whether an earlier drill whose evidence is absent means a drill went missing (the drills it found)."""
+    def missing(self, drill_id: str, service: str, before: str) -> str | None:
+        """Why an earlier drill whose evidence is absent means a drill went missing; None when the chain may
+        simply go on elsewhere (a folder copied on its own). ``before`` is the later drill's created_at."""
 
     def stored_problems(self, drill_id: str, digest: str) -> list[str]:
         """What the store itself says about the manifest object (S3 metadata, overwritten versions)."""
@@ -189,10 +190,9 @@ class _Walk:
                 return "a loop"
             folder = self.source.folder(previous_id, previous, whole=whole)
             if folder is None:
-                older = self.source.missing_is_a_gap(previous_id, self.service, str(manifest.get("created_at", "")))
-                if older or self.source.records_required:
-                    seen = f", but older drills of {self.service} are here ({', '.join(older[:3])})" if older else ""
-                    self.problems.append(f"{link}: the evidence of {previous_id} is missing{seen}")
+                reason = self.source.missing(previous_id, self.service, str(manifest.get("created_at", "")))
+                if reason is not None:
+                    self.problems.append(f"{link}: the evidence of {previous_id} is missing, but {reason}")
                 return f"{previous_id}, whose evidence is not here"
             if progress is not None:
                 progress(len(self.drills) + 1, total, previous_id)

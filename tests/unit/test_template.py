@@ -195,8 +195,11 @@ def test_the_probe_vantage_stack_writes_to_the_main_stack_bucket_and_nothing_els
     assert functions[0].environment["EVIDENCE_BUCKET"] == "livefire-evidence-123"
     assert vantage.resources["ProbeFunction"]["Properties"]["CodeUri"] == \
         main.resources["ProbeFunction"]["Properties"]["CodeUri"]
-    assert {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+    assert {"Effect": "Allow", "Action": ["s3:GetObject"],
             "Resource": "arn:aws:s3:::livefire-evidence-123/drills/*"} in statements
+    assert {"Effect": "Allow", "Action": ["s3:PutObject"],
+            "Resource": "arn:aws:s3:::livefire-evidence-123/drills/*/samples/*"} in statements
+    assert not any("s3:PutObject" in s["Action"] and s["Resource"].endswith("/drills/*") for s in statements)
     assert "ProbeFunctionArn" in vantage.document["Outputs"]
 
 

@@ -320,6 +320,7 @@ def test_an_object_changed_during_the_fault_is_left_alone_and_the_drill_says_so_
     [fault] = store.faults_of(unique_id)
     record = store.get_drill(unique_id)
     assert execution["status"] == "FAILED" and record is not None
+    assert execution.get("error") == "DrillRestoreRefused"
     assert (fault.status, record.verdict) == ("CONFLICT", "RESTORE_REFUSED")
     assert fault.refusal is not None and fault.refusal.differs == ["spec.http"]
     assert "VirtualService payments/payments" in fault.refusal.target

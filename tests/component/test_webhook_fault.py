@@ -11,6 +11,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.error import HTTPError
 
@@ -18,6 +19,7 @@ import boto3
 import pytest
 
 from livefire.contracts import InjectRequest, Plan, PlanRequest, RollbackRequest
+from livefire.egress import RANGES_ENV
 from livefire.errors import FaultInjectionFailed, RollbackFailed
 from livefire.faults import webhook
 from livefire.faults.lifecycle import inject_faults, restore_drill, rollback_drill, rollback_faults
@@ -32,9 +34,11 @@ from livefire_local.sandbox.mesh import SandboxMesh, host_port, plain_store
 from livefire_local.sandbox.services import LoopbackServer, RegionalService, Request, Response
 from tests.component.evidence_stack import REGION, EvidenceStack, evidence_stack
 from tests.conftest import MESH_DIR, sandbox_spec_document
+from tests.tls import Received, https_receiver
 
 __all__ = ["evidence_stack"]  # the fixture, imported for pytest
 SECRET_VALUE = "Bearer s3cr3t-do-not-leak"
+QUERY_TOKEN = "q-s3cr3t-token"
 LATER = 4_000_000_000  # the sweeper's clock (epoch s)
 
 
@@ -72,12 +76,18 @@ def stack(evidence_stack: EvidenceStack) -> EvidenceStack:
     return evidence_stack
 
 
-@pytest.fixture
-def stack_with_secret(stack: EvidenceStack, unique_id: str) -> tuple[EvidenceStack, str]:
-    name = f"livefire/webhook/{unique_id}"
-    boto3.client("secretsmanager", region_name=REGION).create_secret(
-        Name=name, SecretString=json.dumps({"Authorization": SECRET_VALUE, "X-Api-Key": "key-1"}))
-    return stack, name
+def bound_secret(name: str, prefix: str) -> str:
+    """A webhook secret bound to ``prefix``: two headers and a query token."""
+    boto3.client("secretsmanager", region_name=REGION).create_secret(Name=name, SecretString=json.dumps({
+        "headers": {"Authorization": SECRET_VALUE, "X-Api-Key": "key-1"}, "query": {"token": QUERY_TOKEN},
+        "urlPrefixes": [prefix]}))
+    return name
+
+
+def echo_everything(request: Received) -> tuple[int, bytes]:
+    """Like httpbin: the request (headers, query) comes back, and again after 1,990 characters of padding."""
+    echoed = {"path": request.path, "headers": request.headers}
+    return 200, json.dumps({**echoed, "pad": "." * 1990, "again": echoed}).encode()
 
 
 @pytest.fixture
@@ -120,30 +130,66 @@ def every_object(stack: EvidenceStack) -> bytes:
 
 
 def test_inject_sends_the_secret_headers_and_injects_at_the_send_time_without_writing_them_anywhere(
-        stack_with_secret: tuple[EvidenceStack, str], receiver: Receiver, unique_id: str,
+        stack: EvidenceStack, unique_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
-    stack, secret = stack_with_secret
-    drill = plan(stack, unique_id, webhook_document(receiver.server.url, secret=secret))
-    caplog.set_level(logging.DEBUG, logger="livefire")
+    with https_receiver(tmp_path, echo_everything, monkeypatch) as https:
+        secret = bound_secret(f"livefire/webhook/{unique_id}", f"{https.base()}/")
+        document = webhook_document(https.base(), secret=secret)
+        document["fault"]["webhook"]["inject"]["storeResponse"] = True
+        drill = plan(stack, unique_id, document)
+        caplog.set_level(logging.DEBUG, logger="livefire")
+        before_ms = time.time() * 1000
 
-    [state] = inject_faults(InjectRequest(plan=drill), stack.runtime).faults
+        [state] = inject_faults(InjectRequest(plan=drill), stack.runtime).faults
 
-    [(method, path, headers, received_ms)] = receiver.seen
-    assert (method, path) == ("POST", "/start")
-    assert headers["authorization"] == SECRET_VALUE and headers["x-api-key"] == "key-1"
-    assert headers["x-livefire-drill-id"] == unique_id
-    assert headers["idempotency-key"] == f"{unique_id}/webhook-us-east-1/inject"
+    [request] = https.received
+    assert (request.method, request.path) == ("POST", f"/start?token={QUERY_TOKEN}")
+    assert request.headers["Authorization"] == SECRET_VALUE and request.headers["X-Api-Key"] == "key-1"
+    assert request.headers["x-livefire-drill-id"] == unique_id
+    assert request.headers["Idempotency-Key"] == f"{unique_id}/webhook-us-east-1/inject"
     fault = record(stack, unique_id)
     doc = stack.runtime.get_json(fault.snapshot_key)
     [inject] = doc["calls"]
     assert state.status == fault.status == "INJECTED"
     assert fault.injected_at_ms == inject["sent_at_ms"] == state.injected_at_ms
     assert fault.injection_answered_at_ms == inject["ended_at_ms"] == state.injection_answered_at_ms
-    assert inject["sent_at_ms"] <= received_ms + 1 and received_ms <= inject["ended_at_ms"] + 1
-    assert inject["status"] == 200
-    assert "[redacted]" in inject["response"]  # the receiver echoed the headers back
+    assert before_ms - 1 <= inject["sent_at_ms"] <= inject["ended_at_ms"]
+    assert inject["status"] == 200 and inject["url"] == f"{https.base()}/start"
+    assert "[redacted]" in inject["response"] and len(inject["response"]) == 2000  # redacted, then cut
     assert b"s3cr3t" not in every_object(stack)
     assert "s3cr3t" not in caplog.text
+
+
+def test_an_answer_is_not_kept_unless_the_spec_asks(stack: EvidenceStack, receiver: Receiver,
+                                                    unique_id: str) -> None:
+    drill = plan(stack, unique_id, webhook_document(receiver.server.url))
+
+    inject_faults(InjectRequest(plan=drill), stack.runtime)
+
+    [inject] = stack.runtime.get_json(record(stack, unique_id).snapshot_key)["calls"]
+    assert inject["status"] == 200 and inject["response"] is None
+
+
+def test_a_secret_is_never_sent_outside_its_prefixes(stack: EvidenceStack, unique_id: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    with https_receiver(tmp_path, echo_everything, monkeypatch) as https:
+        secret = bound_secret(f"livefire/webhook/{unique_id}", f"{https.base()}/runbooks/")
+        drill = plan(stack, unique_id, webhook_document(https.base(), secret=secret))  # calls /start
+
+        with pytest.raises(FaultInjectionFailed, match="may not be sent to this URL: it is bound to") as failed:
+            inject_faults(InjectRequest(plan=drill), stack.runtime)
+
+    assert https.received == []  # refused before any connection
+    assert "s3cr3t" not in str(failed.value) and record(stack, unique_id).status == "FAILED"
+
+
+def test_a_call_to_a_refused_address_is_never_made(receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(RANGES_ENV, "")  # the template's default on AWS: public addresses only
+
+    result = call(WebhookCall(url=f"{receiver.server.url}/start"), action="inject", drill_id="d", fault_id="f")
+
+    assert result.status is None and result.error is not None and "loopback address" in result.error
+    assert receiver.seen == []
 
 
 def test_a_non_2xx_inject_fails_and_the_emergency_rollback_calls_the_rollback_url(
@@ -183,7 +229,7 @@ def test_an_unreadable_headers_secret_fails_the_inject_before_anything_is_sent(
         stack: EvidenceStack, receiver: Receiver, unique_id: str) -> None:
     name = f"livefire/{unique_id}"
     boto3.client("secretsmanager", region_name=REGION).create_secret(Name=name, SecretString="s3cr3t, not json")
-    drill = plan(stack, unique_id, webhook_document(receiver.server.url, secret=name))
+    drill = plan(stack, unique_id, webhook_document(receiver.server.url.replace("http:", "https:"), secret=name))
 
     with pytest.raises(FaultInjectionFailed, match="must be a JSON object") as failed:
         inject_faults(InjectRequest(plan=drill), stack.runtime)
@@ -285,7 +331,7 @@ def test_the_outage_control_starts_an_outage_of_known_length_and_ends_one_on_del
     with OutageControl({"us-east-1": regional}, token="t0k3n") as control:
         # the webhook reaches the control server through the sandbox's DNS override, as a drill's would
         monkeypatch.setenv(RESOLVE_ENV, json.dumps({"control.sandbox:80": f"127.0.0.1:{control.port}"}))
-        secretless = WebhookCall(url="http://control.sandbox/outages/us-east-1?seconds=0.3", method="POST")
+        secretless = WebhookCall(url="http://control.sandbox/outages/us-east-1", query={"seconds": 0.3}, method="POST")
         denied = call(secretless, action="inject", drill_id="d", fault_id="f")
         assert denied.status == 401 and control.outages == []
 

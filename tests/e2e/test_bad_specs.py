@@ -156,6 +156,12 @@ CASES = [
          "regions.0.endpoint: must not carry credentials"),
     Case("userinfo-in-webhook", text_file(spec_text(fault=webhook("https://bot:t0k3n@hooks.example/start"))),
          "fault.webhook.inject.url: must not carry credentials"),
+    Case("secret-over-http", text_file(spec_text(fault={**webhook("https://hooks.example/start"), "webhook": {
+        "inject": {"url": "http://hooks.example/start", "headersSecret": "livefire/runbook"},
+        "rollback": {"url": "https://hooks.example/stop"}}})),
+         "fault.webhook.inject.url: must be https when headersSecret is given"),
+    Case("query-in-webhook-url", text_file(spec_text(fault=webhook("https://hooks.example/start?token=abc"))),
+         "fault.webhook.inject.url: must not carry a query string or fragment"),
     Case("ftp-url", text_file(spec_text(entrypoint="ftp://payments.sandbox/healthz")),
          "entrypoint: must be an http(s) URL"),
     Case("bad-port", text_file(spec_text(entrypoint="http://payments.sandbox:99999/healthz")),

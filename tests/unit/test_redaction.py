@@ -82,3 +82,10 @@ def test_an_answer_is_redacted_before_it_is_cut_so_no_prefix_of_a_secret_survive
     kept = Redactor([SECRET]).cut(answer, 2000)
 
     assert kept == "x" * 1990 + REDACTED  # cut first, it would have kept the secret's first 10 characters
+
+
+def test_a_secret_echoed_as_json_inside_json_is_removed() -> None:
+    inner = json.dumps({"authorization": SECRET})
+    answer = json.dumps({"echo": inner})
+
+    assert Redactor([SECRET]).text(answer) == json.dumps({"echo": json.dumps({"authorization": REDACTED})})

@@ -20,8 +20,9 @@ T0 = 1_764_000_000_000.0
 USE1, USW2, FAIL = "us-east-1", "us-west-2", "FAIL"
 FIS = {"kind": "fis", "region": USE1, "fis": {"experimentTemplateId": "EXT1a2b3c4d5e6f7g8"}}
 WEBHOOK = {"kind": "webhook", "region": USE1, "webhook": {
-    "inject": {"url": "https://ops.example.com/switch?to=usw2", "headersSecret": "ops/token", "body": {"a": 1}},
-    "rollback": {"url": "https://ops.example.com/switch?to=use1", "method": "PUT"},
+    "inject": {"url": "https://ops.example.com/switch", "query": {"to": "usw2"}, "headersSecret": "ops/token",
+               "body": {"a": 1}},
+    "rollback": {"url": "https://ops.example.com/switch", "query": {"to": "use1"}, "method": "PUT"},
 }}
 EXTERNAL = {"kind": "external", "region": USE1}
 NO_GUARDS = Settings(bucket="b", table="t", event_bus="default", allowed_namespaces=(), allowed_clusters=())
@@ -56,6 +57,30 @@ def test_a_fault_outside_the_mesh_needs_no_cluster_no_target_and_no_namespaces(f
 
     assert spec.fault.target is None and not spec.fault.in_mesh
     assert parse_spec(spec.to_document()).digest() == spec.digest()  # the normalized form reads back the same
+
+
+def test_a_webhook_call_keeps_its_own_query_apart_and_keeps_no_answer_unless_asked() -> None:
+    spec = parse_spec(document(WEBHOOK))
+
+    assert spec.fault.webhook is not None
+    inject = spec.fault.webhook.inject
+    assert (inject.url, inject.query, inject.store_response) == ("https://ops.example.com/switch", {"to": "usw2"},
+                                                                 False)
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    ({"url": "https://ops.example.com/switch?token=abc"}, "fault.webhook.inject.url: must not carry a query string"),
+    ({"url": "https://ops.example.com/switch#abc"}, "fault.webhook.inject.url: must not carry a query string"),
+    ({"url": "http://ops.example.com/switch", "headersSecret": "ops/token"},
+     "fault.webhook.inject.url: must be https when headersSecret is given"),
+    ({"url": "https://bot:t0k3n@ops.example.com/switch"}, "fault.webhook.inject.url: must not carry credentials"),
+], ids=["query-in-url", "fragment", "secret-over-http", "credentials"])
+def test_a_webhook_call_that_could_leak_a_secret_is_refused_by_its_path(call: dict[str, Any], message: str) -> None:
+    fault = {**WEBHOOK, "webhook": {**WEBHOOK["webhook"], "inject": call}}  # type: ignore[dict-item]
+
+    refused = refusal(document(fault))
+
+    assert refused.startswith(message) and "abc" not in refused and "t0k3n" not in refused
 
 
 def test_the_fis_section_has_bounded_waits_and_defaults_the_region_to_the_faults() -> None:
@@ -96,7 +121,7 @@ def test_a_mesh_fault_still_needs_its_target_a_cluster_and_its_namespace_allowed
 
 def test_the_report_names_what_a_fault_outside_the_mesh_acts_on() -> None:
     assert parse_spec(document(FIS)).fault.subject == "FIS experiment template EXT1a2b3c4d5e6f7g8"
-    assert parse_spec(document(WEBHOOK)).fault.subject == "webhook POST https://ops.example.com/switch?to=usw2"
+    assert parse_spec(document(WEBHOOK)).fault.subject == "webhook POST https://ops.example.com/switch"
     assert parse_spec(document(EXTERNAL)).fault.subject == "observed only: nothing injected"
 
 
@@ -116,7 +141,7 @@ def test_the_plan_leases_the_template_or_the_webhook_and_plans_nothing_for_an_ex
 
     assert (fis.fault_id, fis.object_kind, fis.cluster, fis.lease_key) == (
         "fis-us-east-1", "FisExperiment", None, "fis:us-east-1/EXT1a2b3c4d5e6f7g8")
-    assert (hook.object_kind, hook.lease_key) == ("Webhook", "webhook:https://ops.example.com/switch?to=usw2")
+    assert (hook.object_kind, hook.lease_key) == ("Webhook", "webhook:https://ops.example.com/switch")
     assert planned_faults(parse_spec(document(EXTERNAL))) == []
     check_blast_radius(parse_spec(document(FIS)), [fis], NO_GUARDS)  # no namespace to allow: nothing refused
 

@@ -154,6 +154,19 @@ def connect_addresses(host: str, port: int, policy: EgressPolicy,
     return check_addresses(host, [literal] if literal is not None else resolve(host, port), policy)
 
 
+def connect(host: str, port: int, policy: EgressPolicy, timeout: float,
+            resolve: Resolver = system_resolver) -> socket.socket:
+    """A TCP connection to ``host`` at an address the policy allows: resolved once, every address checked, then
+    the first that answers (as ``socket.create_connection`` would try them)."""
+    failure: OSError = OSError(f"{host}: no address to connect to")
+    for address in connect_addresses(host, port, policy, resolve):
+        try:
+            return socket.create_connection((address, port), timeout=timeout)
+        except OSError as exc:
+            failure = exc
+    raise failure
+
+
 def check_targets(urls: Iterable[tuple[str, str]], policy: EgressPolicy, *, resolve: Resolver = system_resolver,
                   overrides: Mapping[str, str] | None = None) -> None:
     """Refuse (EgressRefused naming the field) any ``(field, url)`` whose host resolves to a refused address.

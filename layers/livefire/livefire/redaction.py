@@ -4,9 +4,9 @@
   ``[redacted]``; credentials in the URL (``user:password@``) too, although the spec refuses them.
 - ``redact_urls_in_text``: the same for every http(s) URL inside a free text (an error message, a progress line).
 - ``Redactor``: removes the values of a secret from a text in every form a receiver may echo them: as they are,
-  JSON-escaped, percent-encoded, and base64 (standard and URL-safe, at every byte alignment, so a secret inside
-  a longer encoded blob is caught too). ``Redactor.cut`` redacts *before* it shortens the text: a cut must never
-  keep the prefix of a secret that redaction would have removed whole.
+  JSON-escaped (JSON inside JSON too), percent-encoded, and base64 (standard and URL-safe, at every byte
+  alignment, so a secret inside a longer encoded blob is caught too). ``Redactor.cut`` redacts *before* it shortens
+  the text: a cut must never keep the prefix of a secret that redaction would have removed whole.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 REDACTED = "[redacted]"
 # The shortest value worth hunting for in encoded forms: a shorter one would match by chance.
 MIN_SECRET_CHARS = 4
+# How many times a secret may have been JSON-escaped (a JSON document echoed inside another) and still be found.
+JSON_DEPTH = 3
 _URL_IN_TEXT = re.compile(r"https?://[^\s\"'<>]+", re.IGNORECASE)
 
 
@@ -85,12 +87,16 @@ def _base64_cores(raw: bytes) -> set[str]:
 
 
 def secret_forms(value: str) -> set[str]:
-    """Every form of ``value`` a redaction removes: plain, JSON-escaped, percent-encoded, base64."""
+    """Every form of ``value`` a redaction removes: as it is and JSON-escaped (also JSON inside JSON, up to
+    ``JSON_DEPTH`` times), each of those percent-encoded and base64-encoded."""
     if not value:
         return set()
-    forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1],
-             quote(value, safe=""), quote_plus(value)}
-    forms |= _base64_cores(value.encode())
+    escaped = [value]
+    for _ in range(JSON_DEPTH):
+        escaped += [json.dumps(escaped[-1])[1:-1], json.dumps(escaped[-1], ensure_ascii=False)[1:-1]]
+    forms: set[str] = set()
+    for form in dict.fromkeys(escaped):
+        forms |= {form, quote(form, safe=""), quote_plus(form)} | _base64_cores(form.encode())
     return {form for form in forms if form}
 
 

@@ -5,8 +5,11 @@ made, with its send time and answer; it and the PENDING record exist before the 
 bracket is [request sent, answer received]: the injection instant is the inject request's send time. A non-2xx
 answer (or no answer) is an injection error: the record is FAILED and the catch path's rollback calls the rollback
 URL, since the inject may have started something anyway. A dry run calls neither URL.
-Headers come from a Secrets Manager secret (a JSON object of header names to values) and are never written to a
-log, an error or the evidence (an answer that echoes them is redacted). Each request names the drill and fault
+Secret headers and query parameters come from a Secrets Manager secret bound to the URL prefixes they may be sent
+to (``SecretBox``, livefire/egress.py): they go only over https, only inside those prefixes, and never into a log,
+an error or the evidence. A call connects only to an address the egress rules allow, resolved once. Its answer is
+kept only when the spec asks (``storeResponse``), with every form of every secret value removed *before* it is cut
+to ``RESPONSE_LIMIT`` characters (livefire/redaction.py). Each request names the drill and fault
 (``x-livefire-*``) and carries an ``Idempotency-Key``, so the receiver can tell a retried call from a new one.
 """
 
@@ -15,27 +18,27 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import re
-import socket
 import ssl
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import cache
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from livefire.clock import now_ms
 from livefire.contracts import PlannedFault
+from livefire.egress import EgressRefused, SecretBox, connect, current_policy
 from livefire.errors import FaultInjectionFailed, RollbackFailed
 from livefire.faults.driver import Applied, Bracket, Checkpoint, DryRun, FaultTarget, Restored
+from livefire.redaction import Redactor, redact_url
 from livefire.spec import Fault, WebhookCall
 
 USER_AGENT = "livefire-webhook"
-RESPONSE_LIMIT = 2000  # characters of an answer kept in the evidence
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+RESPONSE_LIMIT = 2000  # characters of an answer kept in the evidence (storeResponse), after redaction
+# Bytes of an answer read: redaction sees well past the cut, so a secret across it is removed whole.
+RESPONSE_READ_LIMIT = 64 * 1024
 # The sandbox's DNS override, as the probes read it (probing/window.py): {"host:port": "ip:port"}.
 RESOLVE_ENV = "LIVEFIRE_RESOLVE"
 DRY_RUN_DETAIL = "dry run: neither webhook was called; nothing was started"
@@ -81,29 +84,30 @@ class _CallError(Exception):
     """A call that could not be made; the message never holds a header value."""
 
 
-def _secret_headers(name: str) -> dict[str, str]:
+def _secret_box(name: str, url: str) -> SecretBox:
+    """The call's secret, if it may be sent to ``url`` (https, inside its urlPrefixes); _CallError otherwise."""
     try:
         raw = _secrets().get_secret_value(SecretId=name).get("SecretString")
     except (ClientError, BotoCoreError) as exc:
         code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else type(exc).__name__
         raise _CallError(f"headersSecret {name!r} could not be read ({code})") from None
     try:
-        headers = json.loads(raw or "")
-    except ValueError:
-        headers = None
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        raise _CallError(f"headersSecret {name!r} must be a JSON object of header names to string values")
-    for header, value in headers.items():
-        if not _TOKEN.match(str(header)) or "\r" in value or "\n" in value:
-            raise _CallError(f"headersSecret {name!r}: header {str(header)[:64]!r} has an invalid name or value")
-    return {str(k): v for k, v in headers.items()}
+        return SecretBox.parse(name, raw).for_url(url)
+    except EgressRefused as exc:
+        raise _CallError(str(exc)) from None
 
 
-def _redact(text: str, values: Iterable[str]) -> str:
-    for value in values:
-        if value:
-            text = text.replace(value, "[redacted]")
-    return text
+def _query(call: WebhookCall) -> str:
+    """The call's own query parameters (not secret), as a query string."""
+    values = {name: str(value).lower() if isinstance(value, bool) else str(value)
+              for name, value in (call.query or {}).items()}
+    return urlencode(values)
+
+
+def shown_url(call: WebhookCall) -> str:
+    """The call's URL as the evidence and the records show it (query values redacted, as every URL shown)."""
+    query = _query(call)
+    return redact_url(f"{call.url}?{query}" if query else call.url)
 
 
 def _encode(body: Any) -> tuple[bytes | None, str | None]:
@@ -121,9 +125,9 @@ def _resolved(host_port: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
-    """A connected HTTP(S) connection to the URL's host (through ``LIVEFIRE_RESOLVE`` in the sandbox) and the
-    request target."""
+def _connection(url: str, query: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
+    """A connection to the URL's host (through ``LIVEFIRE_RESOLVE`` in the sandbox), made only to an address the
+    egress rules allow (EgressRefused otherwise), and the request target with ``query``."""
     parts = urlsplit(url)
     https = parts.scheme == "https"
     host, port = parts.hostname or "", parts.port or (443 if https else 80)
@@ -131,14 +135,10 @@ def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, s
     connection = (http.client.HTTPSConnection(host, port, timeout=timeout, context=context) if https
                   else http.client.HTTPConnection(host, port, timeout=timeout))
     mapped = _resolved(f"{host}:{port}")
-    if mapped is None:
-        connection.connect()
-    else:
-        address, _, mapped_port = mapped.rpartition(":")
-        sock = socket.create_connection((address, int(mapped_port)), timeout=timeout)
-        connection.sock = context.wrap_socket(sock, server_hostname=host) if context is not None else sock
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return connection, target
+    address, _, mapped_port = (mapped or f"{host}:{port}").rpartition(":")
+    sock = connect(address.strip("[]"), int(mapped_port), current_policy(), timeout)
+    connection.sock = context.wrap_socket(sock, server_hostname=host) if context is not None else sock
+    return connection, (parts.path or "/") + (f"?{query}" if query else "")
 
 
 def call(spec: WebhookCall, *, action: str, drill_id: str, fault_id: str) -> CallResult:
@@ -147,30 +147,34 @@ def call(spec: WebhookCall, *, action: str, drill_id: str, fault_id: str) -> Cal
     status: int | None = None
     error: str | None = None
     response: str | None = None
-    secret: dict[str, str] = {}
     try:
         headers = {"User-Agent": USER_AGENT, "x-livefire-drill-id": drill_id, "x-livefire-fault-id": fault_id,
                    "Idempotency-Key": f"{drill_id}/{fault_id}/{action}"}
         body, content_type = _encode(spec.body)
         if content_type is not None:
             headers["Content-Type"] = content_type
+        query = _query(spec)
+        secret_values: list[str] = []
         if spec.headers_secret is not None:
-            secret = _secret_headers(spec.headers_secret)
-            headers |= secret
-        connection, target = _connection(spec.url, spec.timeout)
+            secret = _secret_box(spec.headers_secret, spec.url)
+            headers |= secret.headers
+            query = "&".join(part for part in (query, urlencode(secret.query)) if part)
+            secret_values = secret.values
+        connection, target = _connection(spec.url, query, spec.timeout)
         try:
             sent_at_ms = now_ms()
             connection.request(spec.method, target, body=body, headers=headers)
             answer = connection.getresponse()
             status = answer.status
-            response = _redact(answer.read(RESPONSE_LIMIT).decode("utf-8", "replace"), secret.values())
+            text = answer.read(RESPONSE_READ_LIMIT).decode("utf-8", "replace")
+            response = Redactor(secret_values).cut(text, RESPONSE_LIMIT) if spec.store_response else None
         finally:
             connection.close()
-    except _CallError as exc:
-        error = str(exc)
+    except (_CallError, EgressRefused) as exc:
+        error = str(exc)  # names the secret or the host and the rule, never a value
     except (OSError, http.client.HTTPException) as exc:
         error = type(exc).__name__  # the class only: a message may echo what was sent
-    return CallResult(action=action, method=spec.method, url=spec.url, sent_at_ms=sent_at_ms,
+    return CallResult(action=action, method=spec.method, url=shown_url(spec), sent_at_ms=sent_at_ms,
                       ended_at_ms=now_ms(), status=status, error=error, response=response)
 
 

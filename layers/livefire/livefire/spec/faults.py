@@ -9,7 +9,7 @@ from pydantic.alias_generators import to_camel
 
 from livefire.spec.base import Slug, SpecModel
 from livefire.spec.durations import PositiveDuration, StepWait
-from livefire.spec.urls import HttpUrl
+from livefire.spec.urls import WebhookUrl
 
 FaultKind = Literal[
     "http-abort", "http-delay", "traffic-shift", "scale-to-zero", "circuit-break", "fis", "webhook", "external"
@@ -100,14 +100,32 @@ class FisExperiment(SpecModel):
     stop_timeout: StepWait = Field(default=60.0, description="how long Rollback waits for it to end once stopped")
 
 
-class WebhookCall(SpecModel):
-    """One HTTP call: headers come from a Secrets Manager secret (a JSON object) and are never logged."""
+QueryValue = Annotated[str, Field(max_length=1024)] | int | float | bool
 
-    url: HttpUrl
+
+class WebhookCall(SpecModel):
+    """One HTTP call. Its secrets (headers, query parameters) come from a Secrets Manager secret that also names
+    the URL prefixes they may be sent to (livefire/egress.py ``SecretBox``); they are never logged or stored."""
+
+    url: WebhookUrl
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    headers_secret: Annotated[str, Field(min_length=1)] | None = None
+    query: dict[Annotated[str, Field(min_length=1, max_length=128)], QueryValue] | None = Field(
+        default=None, description="query parameters that are not secret (stored and shown as given)"
+    )
+    headers_secret: Annotated[str, Field(min_length=1)] | None = Field(
+        default=None, description="Secrets Manager secret: the headers and query parameters to send, and urlPrefixes"
+    )
     body: dict[str, Any] | list[Any] | str | None = None
     timeout: StepWait = 10.0
+    store_response: bool = Field(
+        default=False, description="keep the answer's first 2,000 characters (secrets removed) in the evidence"
+    )
+
+    @model_validator(mode="after")
+    def _secrets_only_over_https(self) -> WebhookCall:
+        if self.headers_secret is not None and not self.url.startswith("https://"):
+            raise ValueError("url: must be https when headersSecret is given (a secret is only sent over https)")
+        return self
 
 
 class WebhookFault(SpecModel):

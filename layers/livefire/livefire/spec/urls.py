@@ -45,6 +45,13 @@ def check_url(url: str) -> str:
     return url
 
 
+def _no_query(url: str) -> str:
+    if urlsplit(url).query or "#" in url:
+        raise ValueError("must not carry a query string or fragment: give parameters in query, secret ones in the "
+                         "headersSecret")
+    return url
+
+
 def endpoint_of(url: str) -> tuple[str, str, int, str]:
     """What a URL probes, ignoring the query: scheme, host (lower case), port (default filled in) and path."""
     parts = urlsplit(url)
@@ -53,3 +60,6 @@ def endpoint_of(url: str) -> tuple[str, str, int, str]:
 
 
 HttpUrl = Annotated[str, AfterValidator(check_url)]
+# A webhook URL carries no query: a call's parameters are given apart (those that are not secret in its query,
+# secret ones in its headersSecret), so the URL and the call can be stored and shown as they are.
+WebhookUrl = Annotated[HttpUrl, AfterValidator(_no_query)]

@@ -220,3 +220,12 @@ def test_a_drill_is_sealed_once(store: DrillStore) -> None:
 def test_a_drill_without_a_record_is_not_sealed(store: DrillStore) -> None:
     assert not store.advance_chain("payments", None, "d-9", seal("d-9", 1, None, "11" * 32))
     assert store.chain_head("payments") is None
+
+
+def test_a_fresh_table_continues_a_chain_kept_elsewhere_but_never_replaces_a_head(store: DrillStore) -> None:
+    kept = ChainHead(digest="44" * 32, drill_id="d-7", sequence=7)
+
+    assert store.continue_chain("payments", kept)
+    assert not store.continue_chain("payments", ChainHead(digest="55" * 32, drill_id="d-1", sequence=1))
+
+    assert store.chain_head("payments") == kept

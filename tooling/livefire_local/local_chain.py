@@ -71,12 +71,11 @@ class LocalChain:
                                       indent=2, sort_keys=True) + "\n")
         partial.replace(path)
 
-    def seed(self, table: Any, service: str) -> None:
+    def seed(self, store: DrillStore, service: str) -> None:
         """Put the service's chain head into a fresh local drill table, so the next drill links to the last."""
         head = self.head(service)
         if head is not None:
-            table.put_item(Item={"pk": f"CHAIN#{service}", "sk": "HEAD", "digest": head.digest,
-                                 "drillId": head.drill_id, "sequence": head.sequence})
+            store.continue_chain(service, head)
 
     def save(self, store: DrillStore, drill_id: str) -> None:
         """Append the drill's seal, once the local run sealed it into the chain."""

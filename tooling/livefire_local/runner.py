@@ -180,7 +180,7 @@ def run_drill(spec_path: Path, *, root: Path, evidence_root: Path, out: TextIO =
                                                       lambda_endpoint=lambda_endpoint) as (mesh, stack):
         if before_start is not None:
             before_start(mesh)
-        LocalChain(evidence_root).seed(stack.dynamodb.Table(stack.table), spec.metadata.service)
+        LocalChain(evidence_root).seed(DrillStore(stack.dynamodb.Table(stack.table)), spec.metadata.service)
         execution_arn = start_drill(stack, drill_id, {"spec": document})
         deadline = spec.phases.baseline + spec.observe_seconds + STEP_ALLOWANCE_S
         try:

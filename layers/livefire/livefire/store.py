@@ -259,6 +259,13 @@ class DrillStore:
         item = self._table.get_item(Key={"pk": f"CHAIN#{service}", "sk": "HEAD"}, ConsistentRead=True).get("Item")
         return ChainHead.model_validate(_plain(item)) if item else None
 
+    def continue_chain(self, service: str, head: ChainHead) -> bool:
+        """Let a fresh table continue a chain kept elsewhere (local runs, livefire_local/local_chain.py): the head
+        is written only where the service has none, so no chain is ever cut; False when it has one."""
+        item = {"pk": f"CHAIN#{service}", "sk": "HEAD", **head.model_dump(by_alias=True)}
+        return _if_condition_holds(
+            lambda: self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)"))
+
     def advance_chain(self, service: str, previous: ChainHead | None, drill_id: str, seal: ManifestSeal) -> bool:
         """Move the service's chain head from ``previous`` to the drill's manifest and write the seal on the drill's
         record, in one transaction; False if another drill moved the head first, or the drill is sealed already."""

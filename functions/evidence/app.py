@@ -1,4 +1,4 @@
-"""Evidence: write the report and manifest, link the chain, update the drill record, release the lease."""
+"""Evidence: write the reports, seal the manifest into its chain and sign it, finish the record, release the lease."""
 
 from typing import Any
 

@@ -10,6 +10,7 @@ import gzip
 import io
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -129,3 +130,29 @@ def test_a_webhook_drill_keeps_no_secret_value_anywhere_it_writes(tmp_path: Path
     assert len(stored) > 20
     fault_documents = [key for key in stored if key.endswith("-webhook.json")]
     assert fault_documents and b"[redacted]" in stored[fault_documents[0]]  # the answers were kept, redacted
+
+
+PROBE_TOKEN = "lf-probe-token-5b8e1c"
+
+
+def test_a_probe_urls_query_value_is_kept_only_in_the_executions_own_input_and_state(
+        tmp_path: Path, write_spec: Callable[[dict[str, Any]], Path]) -> None:
+    document = sandbox_spec_document()
+    document["entrypoint"] += f"?token={PROBE_TOKEN}"
+    spec = write_spec(document)
+    stored: dict[str, bytes] = {}
+    console = io.StringIO()
+
+    run = run_drill(spec, root=ROOT, evidence_root=tmp_path / "evidence", out=console, mesh_dir=MESH_DIR,
+                    after_end=lambda mesh: stored.update(everything_stored(mesh)))
+
+    assert run.evidence_dir is not None and run.verdict == "PASS"  # the entrypoint was probed, token and all
+    stored |= {f"evidence:{path}": path.read_bytes() for path in run.evidence_dir.rglob("*") if path.is_file()}
+    stored["console"] = console.getvalue().encode()
+    kept = sorted(where.split(":")[0] for where, blob in stored.items() if PROBE_TOKEN.encode() in blob)
+    assert kept == ["history"]  # the input as given, and the plan the steps pass on: nowhere livefire writes
+    assert b"token=[redacted]" in stored[f"s3://livefire-local-evidencebucket/{run_prefix(run)}spec.json"]
+
+
+def run_prefix(run: Any) -> str:
+    return f"drills/payments/{run.drill_id}/"

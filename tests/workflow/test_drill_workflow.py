@@ -1,4 +1,5 @@
-"""The real statemachines/drill.asl.json under moto's interpreter, every branch of docs/architecture.md §2, on the sandbox."""
+"""The real statemachines/drill.asl.json under moto's interpreter, every branch of docs/architecture.md §2, on the
+sandbox."""
 
 from __future__ import annotations
 

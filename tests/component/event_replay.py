@@ -237,6 +237,7 @@ def _extra_steps() -> list[Extra]:
     other_target["drillId"] = "s3-failure-0001"
     other_target["executionArn"] = other_target["executionArn"].replace(SCHEDULED_DRILL_ID, "s3-failure-0001")
     other_target["executionInput"]["spec"]["fault"]["target"]["virtualService"] = "payments-internal"
+    other_target["executionInput"]["spec"]["metadata"]["service"] = "payments-internal"  # payments is leased
 
     def fail_next_restore(mesh: SandboxMesh, _stack: LocalStack) -> None:
         cluster = failing_plan["faults"][0]["cluster"]["sandbox"]

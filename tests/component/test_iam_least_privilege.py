@@ -30,20 +30,18 @@ KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0b9e6c3e-1f7c-4a53-9d5e-2c1c3a4b5
 FIS_TEMPLATES = ["EXTa1b2c3d4e5f6g7", "EXT7g6f5e4d3c2b1a"]
 WEBHOOK_SECRETS = ["livefire/webhooks/runbook", "chaos-bot"]
 OUTSIDE_THE_MESH = {"AllowedFisTemplates": ",".join(FIS_TEMPLATES), "AllowedWebhookSecrets": ",".join(WEBHOOK_SECRETS)}
+CLUSTERS = ["us-east-1/payments-use1", "us-west-2/payments-usw2"]
 CONFIGURATIONS = {"default": {}, "with a KMS key": {"KmsKeyArn": KMS_KEY},
-                  "with FIS templates and webhook secrets": OUTSIDE_THE_MESH}
+                  "with FIS templates and webhook secrets": OUTSIDE_THE_MESH,
+                  "with allowed clusters": {"AllowedClusters": ",".join(CLUSTERS)}}
 
 # Calls the sandbox cannot make, mapped from the code that makes them: a function whose handler reaches the module
 # (its imports, followed from functions/<step>/app.py) makes the call; the marker proves the module still does.
 CODE_CALLS = {
-    # {eks: NAME} clusters: endpoint and CA from DescribeCluster, in whichever region of the drill the cluster is
-    # (the sandbox's clusters are fake API servers, not EKS).
-    "livefire.mesh.kube": ("describe_cluster(",
-                           Call("eks:DescribeCluster", f"arn:aws:eks:us-west-2:{ACCOUNT}:cluster/payments-usw2")),
-    # guardrails.alarms of a drill spec (the sandbox specs name none).
+    # guardrails.alarms of a drill spec (the sandbox specs name none), each read in its own region.
     "livefire.guardrails": (
         "describe_alarms(",
-        Call("cloudwatch:DescribeAlarms", f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:payments-5xx"),
+        Call("cloudwatch:DescribeAlarms", f"arn:aws:cloudwatch:eu-west-1:{ACCOUNT}:alarm:payments-5xx"),
     ),
     # cost.json: the replayed events name executions the local stack never ran, so their history cannot be priced.
     "livefire.evidence.publish": (
@@ -60,17 +58,21 @@ CODE_CALLS = {
 #   Rollback, Guardian (lifecycle.rollback_faults / restore_drill -> FisDriver.restore): GetExperiment,
 #     StopExperiment, and ListExperiments to find by its tags an experiment whose id an Inject never stored.
 #   All three (WebhookDriver.apply / restore -> call): GetSecretValue of a fault's headersSecret.
+#   Inject, Rollback, Evidence, Guardian (livefire.mesh.kube): DescribeCluster of an EKS cluster, in its own region,
+#     for each cluster the deployment lists in AllowedClusters (the sandbox's clusters are fake API servers, not EKS).
 # Each entry: (module, marker proving it still makes the call, action); the handler must reach the module.
 _FIS_STOP = [("livefire.faults.fis", "get_experiment(", "fis:GetExperiment"),
              ("livefire.faults.fis", "stop_experiment(", "fis:StopExperiment")]
 _WEBHOOK = [("livefire.faults.webhook", "get_secret_value(", "secretsmanager:GetSecretValue")]
+_EKS = [("livefire.mesh.kube", "describe_cluster(", "eks:DescribeCluster")]
 EXTERNAL_CALLS = {
-    "InjectFunction": [("livefire.faults.fis", "start_experiment(", "fis:StartExperiment"),
+    "EvidenceFunction": _EKS,
+    "InjectFunction": [*_EKS, ("livefire.faults.fis", "start_experiment(", "fis:StartExperiment"),
                        ("livefire.faults.fis", "get_experiment_template(", "fis:GetExperimentTemplate"),
                        ("livefire.faults.fis", "tags={TAG_DRILL", "fis:TagResource"), *_FIS_STOP, *_WEBHOOK],
-    "RollbackFunction": [*_FIS_STOP, ("livefire.faults.fis", '"list_experiments"', "fis:ListExperiments"),
+    "RollbackFunction": [*_EKS, *_FIS_STOP, ("livefire.faults.fis", '"list_experiments"', "fis:ListExperiments"),
                          *_WEBHOOK],
-    "GuardianFunction": [*_FIS_STOP, ("livefire.faults.fis", '"list_experiments"', "fis:ListExperiments"),
+    "GuardianFunction": [*_EKS, *_FIS_STOP, ("livefire.faults.fis", '"list_experiments"', "fis:ListExperiments"),
                          *_WEBHOOK],
 }
 # The experiment a fis fault starts, in the fault's region (any region of the drill).
@@ -88,8 +90,7 @@ WILDCARD_RESOURCES = {
     **{f"arn:aws:s3:::{BUCKET}/drills/*/{name}": "Evidence writes each drill's reports, records and seal"
        for name in ("faults/records.json", "posture.json", "cost.json", "report.md", "report.html", "manifest.json",
                     "signature.json")},
-    f"arn:aws:eks:*:{ACCOUNT}:cluster/*": "clusters are named by drill specs, in any region",
-    f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:*": "alarms are named by drill specs",
+    f"arn:aws:cloudwatch:*:{ACCOUNT}:alarm:*": "alarms are named by drill specs, each in its own region",
     f"arn:aws:states:{REGION}:{ACCOUNT}:execution:livefire-local-DrillStateMachine:*": "the drill executions",
     f"arn:aws:fis:*:{ACCOUNT}:experiment/*": "experiments are created by StartExperiment, in the fault's region",
 }
@@ -254,6 +255,9 @@ def listed(stack: Stack, parameter: str) -> list[str]:
 def external_resources(stack: Stack, action: str) -> list[str]:
     """The resources of one external call, for each template or secret the deployment allows (none when unset)."""
     templates, secrets = listed(stack, "AllowedFisTemplates"), listed(stack, "AllowedWebhookSecrets")
+    if action == "eks:DescribeCluster":
+        return [f"arn:aws:eks:{cluster.replace('/', f':{ACCOUNT}:cluster/')}" for cluster in listed(stack,
+                                                                                                  "AllowedClusters")]
     if action == "secretsmanager:GetSecretValue":
         return [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-AbC123" for name in secrets]
     if not templates:
@@ -279,10 +283,11 @@ def external_calls(stack: Stack, function: str) -> set[Call]:
 
 
 def external_wildcards(stack: Stack) -> set[str]:
-    """The per-template and per-secret grants: Fn::Join's delimiter is a literal, so partition, region and account
-    are wildcards (template.yaml)."""
+    """The per-template, per-secret and per-cluster grants: Fn::Join's delimiter is a literal, so partition,
+    account (and for templates and secrets, region) are wildcards (template.yaml)."""
     return {f"arn:*:fis:*:*:experiment-template/{id_}" for id_ in listed(stack, "AllowedFisTemplates")} | {
-        f"arn:*:secretsmanager:*:*:secret:{name}-??????" for name in listed(stack, "AllowedWebhookSecrets")}
+        f"arn:*:secretsmanager:*:*:secret:{name}-??????" for name in listed(stack, "AllowedWebhookSecrets")} | {
+        f"arn:*:eks:{cluster.replace('/', ':*:cluster/')}" for cluster in listed(stack, "AllowedClusters")}
 
 
 def runtime_calls(stack: Stack, function: str, recorded: set[Call]) -> set[Call]:
@@ -516,6 +521,56 @@ def test_a_webhook_secret_is_readable_only_by_its_own_name() -> None:
     assert readable(f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:hooks-AbC123")
     assert not readable(f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:hooks-prod-AbC123")
     assert not readable(f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:other-AbC123")
+
+
+def test_without_allowed_clusters_no_role_may_describe_any_eks_cluster() -> None:
+    describing = {role for role, actions in _role_actions(Stack({})).items() if "eks:DescribeCluster" in actions}
+
+    assert describing == set()
+
+
+def test_the_mesh_roles_may_describe_only_the_listed_clusters_each_in_its_own_region() -> None:
+    stack = Stack({"AllowedClusters": ",".join(CLUSTERS)})
+    roles = {role: grants_of(stack.inline_statements(role)) for role in _role_actions(stack)}
+
+    def describable(role: str, region: str, name: str) -> bool:
+        call = Call("eks:DescribeCluster", f"arn:aws:eks:{region}:{ACCOUNT}:cluster/{name}")
+        return any(allows(grant, call) for grant in roles[role])
+
+    assert {role for role in roles if describable(role, "us-east-1", "payments-use1")} == {
+        "InjectFunctionRole", "RollbackFunctionRole", "EvidenceFunctionRole", "GuardianFunctionRole"}
+    assert describable("InjectFunctionRole", "us-west-2", "payments-usw2")
+    assert not describable("InjectFunctionRole", "us-west-2", "payments-use1")  # the same name in another region
+    assert not describable("InjectFunctionRole", "us-east-1", "payments-use1-b")
+    assert not describable("InjectFunctionRole", "us-east-1", "payments")
+
+
+def test_the_allowed_clusters_parameter_accepts_only_region_qualified_names() -> None:
+    pattern = re.compile(Stack({}).template.document["Parameters"]["AllowedClusters"]["AllowedPattern"])
+
+    accepted = ["", "us-east-1/payments-use1", ",".join(CLUSTERS), "us-gov-west-1/a", "eu-central-2/x_y-1"]
+    refused = ["payments-use1", "us-east-1/", "us-east-1/a,payments", "us-east-1/a, us-west-2/b", "primary/a",
+               f"arn:aws:eks:us-east-1:{ACCOUNT}:cluster/a", "us-east-1/a/b", "us-east-1/a,"]
+
+    assert [value for value in accepted if not pattern.fullmatch(value)] == []
+    assert [value for value in refused if pattern.fullmatch(value)] == []
+
+
+def test_a_probe_may_read_alarms_in_any_region_of_its_account_in_both_stacks() -> None:
+    vantage = LocalTemplate.load(ROOT, "eu-west-1", template_file="probe-vantage.yaml",
+                                 parameters={"EvidenceBucketName": "livefire-evidence-123"})
+    stacks = {"main": grants_of(Stack({}).inline_statements("ProbeFunctionRole")),
+              "vantage": grants_of([statement for policy in vantage.resolve(
+                  vantage.resources["ProbeFunctionRole"])["Properties"]["Policies"]
+                  for statement in policy["PolicyDocument"]["Statement"]])}
+
+    def readable(grants: list[Grant], region: str, account: str = ACCOUNT) -> bool:
+        call = Call("cloudwatch:DescribeAlarms", f"arn:aws:cloudwatch:{region}:{account}:alarm:payments-5xx")
+        return any(allows(grant, call) for grant in grants)
+
+    for grants in stacks.values():
+        assert readable(grants, "us-east-1") and readable(grants, "eu-west-1") and readable(grants, "ap-south-2")
+        assert not readable(grants, "us-east-1", "210987654321")
 
 
 def test_the_check_names_a_fis_action_a_rollback_role_gains_without_using_it() -> None:

@@ -38,13 +38,13 @@ def _decoded(token: str) -> str:
     return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
 
 
-def _eks_cluster(ca_data: str | None) -> str:
+def _eks_cluster(ca_data: str | None, region: str = REGION) -> str:
     name = f"payments-{uuid.uuid4().hex[:8]}"
-    boto3.client("eks", region_name=REGION).create_cluster(
+    boto3.client("eks", region_name=region).create_cluster(
         name=name, roleArn=f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/eks", resourcesVpcConfig={"subnetIds": []}
     )
     if ca_data is not None:
-        eks_backends[DEFAULT_ACCOUNT_ID][REGION].clusters[name].certificate_authority = {"data": ca_data}
+        eks_backends[DEFAULT_ACCOUNT_ID][region].clusters[name].certificate_authority = {"data": ca_data}
     return name
 
 
@@ -79,7 +79,7 @@ def test_an_eks_cluster_client_uses_the_described_endpoint_ca_and_a_bearer_token
     name = _eks_cluster(base64.b64encode(FAKE_PEM.encode()).decode())
     endpoint = boto3.client("eks", region_name=REGION).describe_cluster(name=name)["cluster"]["endpoint"]
 
-    client = kube.api_client_for(ClusterRef(eks=name), region=REGION)
+    client = kube.api_client_for(ClusterRef(eks=name, region=REGION))
 
     config = client.configuration
     assert config.host == endpoint
@@ -87,7 +87,7 @@ def test_an_eks_cluster_client_uses_the_described_endpoint_ca_and_a_bearer_token
     assert config.ssl_ca_cert is None
     header = config.auth_settings()["BearerToken"]["value"]
     assert header is not None and header.startswith("Bearer k8s-aws-v1.")
-    assert kube.api_client_for(ClusterRef(eks=name), region=REGION) is client
+    assert kube.api_client_for(ClusterRef(eks=name, region=REGION)) is client
     config.debug = True
     assert config.debug is False
 
@@ -103,7 +103,7 @@ def test_the_eks_token_is_refreshed_before_it_expires(aws: None, monkeypatch: py
     monkeypatch.setattr(kube.time, "monotonic", lambda: now[0])
     monkeypatch.setattr(kube, "eks_token", counting_token)
     name = _eks_cluster(base64.b64encode(FAKE_PEM.encode()).decode())
-    config = kube.api_client_for(ClusterRef(eks=name), region=REGION).configuration
+    config = kube.api_client_for(ClusterRef(eks=name, region=REGION)).configuration
 
     now[0] += kube.TOKEN_REFRESH_SECONDS - 1
     config.auth_settings()
@@ -118,4 +118,24 @@ def test_the_eks_token_is_refreshed_before_it_expires(aws: None, monkeypatch: py
 
 def test_a_cluster_that_cannot_be_described_is_a_mesh_access_error(aws: None) -> None:
     with pytest.raises(MeshAccessError, match="no-such-cluster"):
-        kube.api_client_for(ClusterRef(eks="no-such-cluster"), region=REGION)
+        kube.api_client_for(ClusterRef(eks="no-such-cluster", region=REGION))
+
+
+def test_a_cluster_named_by_its_arn_is_described_in_the_arns_region_whatever_the_default(aws: None) -> None:
+    name = _eks_cluster(base64.b64encode(FAKE_PEM.encode()).decode(), region="eu-west-1")
+    arn = f"arn:aws:eks:eu-west-1:{DEFAULT_ACCOUNT_ID}:cluster/{name}"
+    endpoint = boto3.client("eks", region_name="eu-west-1").describe_cluster(name=name)["cluster"]["endpoint"]
+
+    client = kube.api_client_for(ClusterRef(eks=arn))
+
+    assert client.configuration.host == endpoint
+    with pytest.raises(MeshAccessError, match=f"us-east-1/{name}"):  # not in the default region's cluster list
+        kube.api_client_for(ClusterRef(eks=name, region=REGION))
+
+
+def test_a_cluster_arn_of_another_account_never_reaches_this_accounts_cluster_of_the_same_name(aws: None) -> None:
+    name = _eks_cluster(base64.b64encode(FAKE_PEM.encode()).decode())
+    other = f"arn:aws:eks:{REGION}:210987654321:cluster/{name}"
+
+    with pytest.raises(MeshAccessError, match="not the cluster the spec names"):
+        kube.api_client_for(ClusterRef(eks=other))

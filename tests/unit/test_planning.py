@@ -71,29 +71,60 @@ def test_a_deployment_without_allowed_namespaces_allows_no_drill_at_all() -> Non
     assert reason is not None and "outside this deployment's allowed namespaces []" in reason
 
 
-def test_a_cluster_outside_the_specs_allowed_clusters_is_refused() -> None:
+def test_a_cluster_outside_the_specs_allowed_clusters_is_refused_with_the_field_named() -> None:
     spec = spec_with(guardrails={"allowedNamespaces": ["payments"], "allowedClusters": ["payments-usw2"]})
 
     reason = refusal(spec, DEPLOYMENT)
 
-    assert reason is not None and reason.startswith("fault.region: cluster 'payments-use1'")
+    assert reason is not None and reason.startswith("regions.0.cluster: cluster 'payments-use1' of region us-east-1")
     assert "guardrails.allowedClusters" in reason
 
 
-@pytest.mark.parametrize("cluster", [{"eks": "payments-use1"}, {"sandbox": "payments-use1"}])
-def test_a_cluster_outside_the_deployments_allowed_clusters_is_refused_whatever_its_access(
-    cluster: dict[str, str]
-) -> None:
+EKS_USE1 = {"eks": "payments-use1", "region": "us-east-1"}
+
+
+@pytest.mark.parametrize("cluster", [EKS_USE1, {"eks": "arn:aws:eks:us-east-1:123456789012:cluster/payments-use1"}],
+                         ids=["name-and-region", "arn"])
+def test_an_eks_cluster_is_allowed_only_by_its_region_qualified_name(cluster: dict[str, str]) -> None:
     spec = spec_with(regions__0__cluster=cluster)
 
-    reason = refusal(spec, replace(DEPLOYMENT, allowed_clusters=("payments-usw2",)))
+    same_name_other_region = refusal(spec, replace(DEPLOYMENT, allowed_clusters=("us-west-2/payments-use1",)))
+    name_only = refusal(spec, replace(DEPLOYMENT, allowed_clusters=("payments-use1",)))
 
-    assert reason is not None and "outside this deployment's allowed clusters ['payments-usw2']" in reason
-    assert refusal(spec, replace(DEPLOYMENT, allowed_clusters=("payments-use1",))) is None
+    assert same_name_other_region is not None and same_name_other_region.startswith(
+        "regions.0.cluster: EKS cluster 'us-east-1/payments-use1' of region us-east-1 is outside this deployment's "
+        "allowed clusters ['us-west-2/payments-use1']")
+    assert "AllowedClusters" in same_name_other_region
+    assert name_only is not None and "(an EKS cluster is listed as REGION/NAME)" in name_only
+    assert refusal(spec, replace(DEPLOYMENT, allowed_clusters=("us-east-1/payments-use1",))) is None
 
 
-def test_an_empty_cluster_allow_list_allows_any_cluster_the_role_can_reach() -> None:
-    assert refusal(spec_with(regions__0__cluster={"eks": "anything"}), DEPLOYMENT) is None
+def test_a_deployment_without_allowed_clusters_allows_no_eks_cluster_live_or_dry_run() -> None:
+    live = refusal(spec_with(regions__0__cluster=EKS_USE1), DEPLOYMENT)
+    dry_run = refusal(spec_with(regions__0__cluster=EKS_USE1, mode="dry-run"), DEPLOYMENT)
+
+    assert live is not None and "allowed clusters [] " in live and "empty allows no EKS cluster" in live
+    assert dry_run == live
+
+
+def test_the_spec_names_an_eks_cluster_as_region_slash_name_too() -> None:
+    deployment = replace(DEPLOYMENT, allowed_clusters=("us-east-1/payments-use1",))
+    guarded = {"allowedNamespaces": ["payments"], "allowedClusters": ["payments-use1"]}
+
+    reason = refusal(spec_with(regions__0__cluster=EKS_USE1, guardrails=guarded), deployment)
+
+    assert reason is not None and "guardrails.allowedClusters ['payments-use1'] (an EKS cluster" in reason
+    guarded["allowedClusters"] = ["us-east-1/payments-use1"]
+    assert refusal(spec_with(regions__0__cluster=EKS_USE1, guardrails=guarded), deployment) is None
+
+
+@pytest.mark.parametrize("cluster", [{"sandbox": "payments-use1"}, {"kubeconfig": "/kube/config", "context": "c"}],
+                         ids=["sandbox", "kubeconfig"])
+def test_a_sandbox_or_kubeconfig_cluster_is_not_an_aws_resource_the_deployment_lists(cluster: dict[str, str]) -> None:
+    spec = spec_with(regions__0__cluster=cluster)
+
+    assert refusal(spec, DEPLOYMENT) is None
+    assert refusal(spec, replace(DEPLOYMENT, allowed_clusters=("us-east-1/payments-use1",))) is None
 
 
 # ---------------------------------------------------------------- the Plan step under moto
@@ -129,11 +160,35 @@ def test_a_refused_blast_radius_is_recorded_and_touches_nothing(runtime: Runtime
 
     record = runtime.store.get_drill(unique_id)
     assert record is not None and record.status == "REJECTED"
-    assert record.reason is not None and record.reason.startswith("GuardrailViolation: fault.region")
+    assert record.reason is not None and record.reason.startswith("GuardrailViolation: regions.0.cluster")
     assert touched(runtime, unique_id) == {"leases": [], "faults": [], "objects": []}
 
 
-def test_a_retried_plan_of_the_same_execution_returns_the_same_plan_and_one_lease(
+def test_an_eks_cluster_outside_a_region_qualified_allowed_clusters_is_refused_in_plan_and_touches_nothing(
+    runtime: Runtime, unique_id: str
+) -> None:
+    deployment = Runtime(settings=replace(runtime.settings, allowed_clusters=("us-west-2/payments-use1",)))
+    document = sandbox_spec_document()
+    document["regions"][0]["cluster"] = {"eks": "payments-use1", "region": "us-east-1"}
+
+    with pytest.raises(GuardrailViolation, match=r"^regions\.0\.cluster: EKS cluster 'us-east-1/payments-use1'"):
+        plan_drill(request(unique_id, document), deployment)
+
+    record = runtime.store.get_drill(unique_id)
+    assert record is not None and record.status == "REJECTED"
+    assert record.reason is not None and record.reason.startswith(
+        "GuardrailViolation: regions.0.cluster: EKS cluster 'us-east-1/payments-use1'")
+    assert touched(runtime, unique_id) == {"leases": [], "faults": [], "objects": []}
+
+
+def release_all(runtime: Runtime, drill_id: str) -> None:
+    record = runtime.store.get_drill(drill_id)
+    assert record is not None
+    for key in record.lease_keys:
+        assert runtime.store.release_lease(key, drill_id), key
+
+
+def test_a_retried_plan_of_the_same_execution_returns_the_same_plan_and_the_same_two_leases(
     runtime: Runtime, unique_id: str
 ) -> None:
     first = plan_drill(request(unique_id, sandbox_spec_document()), runtime)
@@ -141,8 +196,12 @@ def test_a_retried_plan_of_the_same_execution_returns_the_same_plan_and_one_leas
     again = plan_drill(request(unique_id, sandbox_spec_document()), runtime)
 
     assert again == first
-    assert [lease.holder for lease in runtime.store.active_leases()] == [unique_id]
-    assert runtime.store.release_lease(first.faults[0].lease_key, unique_id)
+    held = sorted((lease.lease_key, lease.holder) for lease in runtime.store.active_leases())
+    assert held == [("sandbox:payments-use1/payments/VirtualService/payments", unique_id),
+                    ("service:payments", unique_id)]
+    record = runtime.store.get_drill(unique_id)
+    assert record is not None and sorted(record.lease_keys) == [key for key, _holder in held]
+    release_all(runtime, unique_id)
 
 
 def test_a_plan_refused_by_a_lease_never_overwrites_the_record_of_the_drill_that_owns_the_id(
@@ -158,7 +217,87 @@ def test_a_plan_refused_by_a_lease_never_overwrites_the_record_of_the_drill_that
     record = runtime.store.get_drill(unique_id)
     assert record is not None and record.status == "RUNNING" and record.execution_arn == plan.execution_arn
     assert runtime.store.lease_holder(plan.faults[0].lease_key) == unique_id
-    assert runtime.store.release_lease(plan.faults[0].lease_key, unique_id)
+    release_all(runtime, unique_id)
+
+
+def test_a_refused_spec_never_overwrites_the_record_of_a_finished_drill_with_the_same_id(
+    runtime: Runtime, unique_id: str
+) -> None:
+    plan_drill(request(unique_id, sandbox_spec_document()), runtime)
+    release_all(runtime, unique_id)
+    runtime.store.finish_drill(unique_id, status="COMPLETED", verdict="PASS")
+    reused = PlanRequest(drill_id=unique_id, execution_arn="arn:aws:states:us-east-1:1:execution:sm:reused",
+                         execution_input={"spec": {"apiVersion": "livefire/v1"}})
+
+    with pytest.raises(InvalidDrillSpec):
+        plan_drill(reused, runtime)
+
+    record = runtime.store.get_drill(unique_id)
+    assert record is not None and (record.status, record.verdict) == ("COMPLETED", "PASS")
+    assert record.execution_arn.endswith(f":{unique_id}")
+
+
+# ---------------------------------------------------------------- one live drill per service
+
+
+def standby_scale_to_zero() -> dict[str, Any]:
+    """The same service, the other region, another object: the standby's Deployment."""
+    document = sandbox_spec_document()
+    document["fault"] = {"kind": "scale-to-zero", "region": "us-west-2",
+                         "target": {"namespace": "payments", "deployment": "payments-v1"}}
+    return document
+
+
+def test_a_second_drill_of_the_service_on_another_object_in_another_region_is_refused_touching_nothing(
+    runtime: Runtime, unique_id: str
+) -> None:
+    first, second = f"{unique_id}-a", f"{unique_id}-b"
+    plan_drill(request(first, sandbox_spec_document()), runtime)
+
+    with pytest.raises(DrillInProgress, match=f"target service:payments is held by drill {first}"):
+        plan_drill(request(second, standby_scale_to_zero()), runtime)
+
+    record = runtime.store.get_drill(second)
+    assert record is not None and record.status == "REJECTED"
+    assert touched(runtime, second)["faults"] == [] and touched(runtime, second)["objects"] == []
+    assert runtime.store.leases_held_by(second) == []
+    release_all(runtime, first)
+    assert runtime.store.active_leases() == []
+
+
+def test_an_observe_only_drill_takes_the_service_lease_too(runtime: Runtime, unique_id: str) -> None:
+    observe = sandbox_spec_document()
+    observe["fault"] = {"kind": "external", "region": "us-east-1"}
+    plan = plan_drill(request(unique_id, observe), runtime)
+
+    with pytest.raises(DrillInProgress, match=f"held by drill {unique_id}"):
+        plan_drill(request(f"{unique_id}-b", sandbox_spec_document()), runtime)
+
+    assert plan.faults == []
+    assert [lease.lease_key for lease in runtime.store.leases_held_by(unique_id)] == ["service:payments"]
+    release_all(runtime, unique_id)
+    assert runtime.store.active_leases() == []
+
+
+def test_the_drills_of_a_multi_region_fault_share_the_service_and_exclude_every_other_drill(
+    runtime: Runtime, unique_id: str
+) -> None:
+    primary, standby = sandbox_spec_document(), standby_scale_to_zero()
+    for document in (primary, standby):
+        document["guardrails"]["multiRegionFault"] = True
+
+    plan_drill(request(f"{unique_id}-a", primary), runtime)
+    plan_drill(request(f"{unique_id}-b", standby), runtime)
+    with pytest.raises(DrillInProgress, match="held by the drills of a multi-region fault"):
+        plan_drill(request(f"{unique_id}-c", sandbox_spec_document()), runtime)
+
+    lease = runtime.store.lease("service:payments")
+    assert lease is not None and sorted(lease.members) == [f"{unique_id}-a", f"{unique_id}-b"]
+    release_all(runtime, f"{unique_id}-a")
+    assert runtime.store.lease_holder("service:payments") == "(multi-region)"  # the other member still runs
+    runtime.store.finish_drill(f"{unique_id}-a", status="COMPLETED", verdict="PASS")
+    release_all(runtime, f"{unique_id}-b")
+    assert runtime.store.active_leases() == []
 
 
 # ---------------------------------------------------------------- fuzz: malformed specs through the Plan step

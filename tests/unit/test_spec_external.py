@@ -115,7 +115,7 @@ def test_a_mesh_fault_still_needs_its_target_a_cluster_and_its_namespace_allowed
     assert refusal(document(abort)).startswith("fault.target: required for kind http-abort")
     assert "has no cluster to inject into" in refusal(document({**abort, "target": target}))
     clustered = document({**abort, "target": target})
-    clustered["regions"][0]["cluster"] = {"eks": "payments-use1"}
+    clustered["regions"][0]["cluster"] = {"eks": "payments-use1", "region": USE1}
     assert "guardrails.allowedNamespaces" in refusal(clustered)
 
 
@@ -250,7 +250,7 @@ def test_a_recovery_served_by_the_faulted_region_counts_only_for_a_fault_outside
         fault: dict[str, Any], counted: bool) -> None:
     doc = document(fault, guardrails={"allowedNamespaces": ["payments"]})
     for region in doc["regions"]:
-        region["cluster"] = {"eks": region["name"]}
+        region["cluster"] = {"eks": f"payments-{region['name']}", "region": region["name"]}
     spec = parse_spec(doc)
     # No failover: the entrypoint fails from the injection at 2000 until the primary itself recovers at 3500.
     samples = [*stream("useast1", (0, 2000, USE1), (2000, 3500, FAIL), (3500, 30000, USE1)),

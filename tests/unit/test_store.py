@@ -7,6 +7,7 @@ import time
 import pytest
 
 from livefire.errors import DrillInProgress
+from livefire.leases import SHARED_HOLDER
 from livefire.store import ChainHead, DrillRecord, DrillStore, HistoryEntry, Lease, ManifestSeal
 from tests.fakes import FakeTable
 
@@ -177,6 +178,92 @@ def test_an_expired_lease_is_released_only_if_its_holder_did_not_change(store: D
 
     assert not store.release_expired_lease(stale, now)
     assert store.lease_holder("k1") == "d-2"
+
+
+def test_a_rejected_attempt_never_overwrites_the_record_a_drill_id_already_has(store: DrillStore) -> None:
+    create(store)
+    store.finish_drill("d-1", status="COMPLETED", verdict="PASS")
+
+    written = store.record_rejected_attempt("d-1", ARN + "-reused", "InvalidDrillSpec: kind: unknown")
+
+    record = store.get_drill("d-1")
+    assert not written
+    assert record is not None and (record.status, record.verdict, record.execution_arn) == ("COMPLETED", "PASS", ARN)
+    assert store.record_rejected_attempt("d-2", ARN, "InvalidDrillSpec: kind: unknown")
+
+
+SERVICE = "service:payments"
+
+
+def test_the_drills_of_a_multi_region_fault_share_the_lease_and_any_other_drill_is_refused(
+    store: DrillStore,
+) -> None:
+    now = int(time.time())
+    store.join_shared_lease(SERVICE, "d-1", now + 60, ARN + "-1")
+    store.join_shared_lease(SERVICE, "d-2", now + 120, ARN + "-2")
+    store.join_shared_lease(SERVICE, "d-2", now + 90, ARN + "-2")  # a retried Plan
+
+    with pytest.raises(DrillInProgress, match=r"held by the drills of a multi-region fault \(d-1, d-2\)"):
+        store.acquire_lease(SERVICE, "d-3", now + 60, ARN + "-3")
+
+    lease = store.lease(SERVICE)
+    assert lease is not None and lease.holder == SHARED_HOLDER and lease.expires_at == now + 120
+    assert lease.members == {"d-1": ARN + "-1", "d-2": ARN + "-2"}
+    assert [held.lease_key for held in store.leases_held_by("d-2")] == [SERVICE]
+
+
+def test_a_lease_held_by_one_drill_is_not_joined_nor_is_a_shared_one_by_the_same_id_of_another_execution(
+    store: DrillStore,
+) -> None:
+    now = int(time.time())
+    store.acquire_lease(SERVICE, "d-1", now + 60, ARN)
+    store.join_shared_lease("service:orders", "d-2", now + 60, ARN + "-2")
+
+    with pytest.raises(DrillInProgress, match="held by drill d-1"):
+        store.join_shared_lease(SERVICE, "d-2", now + 60, ARN + "-2")
+    with pytest.raises(DrillInProgress, match="multi-region fault"):
+        store.join_shared_lease("service:orders", "d-2", now + 60, ARN + "-other")
+
+
+def test_the_last_live_member_deletes_a_shared_lease(store: DrillStore) -> None:
+    now = int(time.time())
+    for member in ("d-1", "d-2"):
+        store.create_drill(drill_id=member, execution_arn=f"{ARN}-{member}", service="payments",
+                           pattern="active-passive", mode="live", spec_digest="ab" * 32, started_at_ms=1_000,
+                           lease_keys=[SERVICE])
+        store.join_shared_lease(SERVICE, member, now + 60, f"{ARN}-{member}")
+
+    store.finish_drill("d-1", status="COMPLETED", verdict="PASS")
+    first_left = store.release_lease(SERVICE, "d-1")
+    still_held = store.lease_holder(SERVICE)
+    last_left = store.release_lease(SERVICE, "d-2")
+
+    assert (first_left, still_held, last_left) == (True, SHARED_HOLDER, True)
+    assert store.lease(SERVICE) is None
+    assert not store.release_lease(SERVICE, "d-2")  # twice is fine
+
+
+def test_a_member_whose_drill_ended_is_dropped_when_another_joins(store: DrillStore) -> None:
+    now = int(time.time())
+    store.create_drill(drill_id="d-1", execution_arn=ARN, service="payments", pattern="active-passive", mode="live",
+                       spec_digest="ab" * 32, started_at_ms=1_000, lease_keys=[SERVICE])
+    store.join_shared_lease(SERVICE, "d-1", now + 60, ARN)
+    store.finish_drill("d-1", status="COMPLETED", verdict="PASS")
+
+    store.join_shared_lease(SERVICE, "d-2", now + 60, ARN + "-2")
+
+    lease = store.lease(SERVICE)
+    assert lease is not None and lease.members == {"d-2": ARN + "-2"}
+
+
+def test_an_expired_shared_lease_is_taken_over_by_one_drill(store: DrillStore) -> None:
+    now = int(time.time())
+    store.join_shared_lease(SERVICE, "d-1", now - 1, ARN)
+
+    store.acquire_lease(SERVICE, "d-2", now + 60, ARN + "-2")
+
+    assert store.lease_holder(SERVICE) == "d-2"
+    assert not store.release_lease(SERVICE, "d-1")
 
 
 def seal(drill_id: str, sequence: int, previous: tuple[str, str] | None, digest: str) -> ManifestSeal:

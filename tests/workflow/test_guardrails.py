@@ -17,7 +17,7 @@ from livefire.probing.chunks import load_samples
 from livefire.probing.window import ErrorRateGuard
 from livefire.spec import parse_spec
 from livefire.store import DrillStore
-from livefire_local.aws import LocalStack, local_stack
+from livefire_local.aws import REGION, LocalStack, local_stack
 from livefire_local.runner import follow_execution, sandbox_session, start_drill
 from livefire_local.sandbox.mesh import SandboxMesh
 from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
@@ -184,23 +184,28 @@ def cloudwatch() -> Iterator[Any]:
         yield client
 
 
+def watch(names: list[str], client: Any, period_s: float = ALARM_POLL_S) -> AlarmWatch:
+    """A watch of plain alarm names, all in the local stack's region, read with ``client``."""
+    return AlarmWatch(names, home_region=REGION, clients=lambda _region: client, period_s=period_s)
+
+
 def test_the_alarm_watch_reports_nothing_while_every_alarm_is_ok(cloudwatch: Any) -> None:
-    assert AlarmWatch(["a-ok", "b-firing"], cloudwatch).poll() is None
+    assert watch(["a-ok", "b-firing"], cloudwatch).poll() is None
 
 
 def test_the_alarm_watch_names_the_alarm_in_alarm_and_keeps_it(cloudwatch: Any) -> None:
-    watch = AlarmWatch(["a-ok", "b-firing"], cloudwatch)
+    watching = watch(["a-ok", "b-firing"], cloudwatch)
     cloudwatch.set_alarm_state(AlarmName="b-firing", StateValue="ALARM", StateReason="too many errors")
 
-    reason = watch.poll()
+    reason = watching.poll()
     cloudwatch.set_alarm_state(AlarmName="b-firing", StateValue="OK", StateReason="fine again")
 
     assert reason is not None and "CloudWatch alarm b-firing is in ALARM" in reason and "too many errors" in reason
-    assert watch.poll() == reason and watch.check() == reason
+    assert watching.poll() == reason and watching.check() == reason
 
 
 def test_an_alarm_that_does_not_exist_fails_closed(cloudwatch: Any) -> None:
-    reason = AlarmWatch(["a-ok", "no-such-alarm"], cloudwatch).poll()
+    reason = watch(["a-ok", "no-such-alarm"], cloudwatch).poll()
 
     assert reason is not None and "no CloudWatch alarm named no-such-alarm" in reason
 
@@ -216,9 +221,9 @@ class _Throttled:
 
 def test_alarms_that_cannot_be_read_for_several_polls_count_as_a_breach() -> None:
     client = _Throttled()
-    watch = AlarmWatch(["a"], client)
+    watching = watch(["a"], client)
 
-    results = [watch.poll() for _ in range(3)]
+    results = [watching.poll() for _ in range(3)]
 
     assert results[:2] == [None, None]
     assert results[2] is not None and "could not be evaluated" in results[2] and "Throttling" in results[2]
@@ -226,13 +231,13 @@ def test_alarms_that_cannot_be_read_for_several_polls_count_as_a_breach() -> Non
 
 
 def test_the_watch_polls_in_the_background_until_the_block_ends(cloudwatch: Any) -> None:
-    with AlarmWatch(["b-firing"], cloudwatch, period_s=0.02) as watch:
-        assert watch.check() is None
+    with watch(["b-firing"], cloudwatch, period_s=0.02) as watching:
+        assert watching.check() is None
         cloudwatch.set_alarm_state(AlarmName="b-firing", StateValue="ALARM", StateReason="now")
         give_up = time.monotonic() + 5
-        while watch.check() is None and time.monotonic() < give_up:
+        while watching.check() is None and time.monotonic() < give_up:
             time.sleep(0.01)
-        assert watch.check() is not None
+        assert watching.check() is not None
 
 
 def test_the_first_breach_of_several_stop_conditions_wins() -> None:

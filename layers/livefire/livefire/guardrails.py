@@ -1,14 +1,16 @@
 """Stop conditions beyond the probes' own error rate: the CloudWatch alarms named in ``guardrails.alarms``.
 
-While the drill window is probed, a background thread calls ``cloudwatch:DescribeAlarms`` for the named alarms
-(at most once per second: CloudWatch's API quota is a few calls per second per account), so the probe loop only
-reads a flag at each base tick and never waits on CloudWatch. Any named alarm in ALARM stops the window; so does
-a named alarm that does not exist, or alarms that cannot be read for several polls in a row: a stop condition
-that cannot be evaluated must not let the fault run unguarded.
+While the drill window is probed, a background thread calls ``cloudwatch:DescribeAlarms`` for the named alarms,
+in each alarm's own region (at most once per second: CloudWatch's API quota is a few calls per second per account
+and region), so the probe loop only reads a flag at each base tick and never waits on CloudWatch. Any named alarm
+in ALARM stops the window; so does a named alarm that does not exist (or, named by ARN, is another alarm), or
+alarms that cannot be read for several polls in a row: a stop condition that cannot be evaluated must not let the
+fault run unguarded.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -19,15 +21,29 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from livefire.spec import Alarm, AlarmRef, resolve_alarm
+from livefire.spec.aws import is_region_code
+
 StopCheck = Callable[[], str | None]
 ALARM_POLL_S = 1.0
-# Consecutive failed DescribeAlarms calls before the alarms count as not evaluable (a breach).
+# Consecutive failed polls (a DescribeAlarms call failed in some region) before the alarms count as not evaluable
+# (a breach).
 MAX_POLL_FAILURES = 3
 
 
 @cache
-def _cloudwatch() -> Any:
-    return boto3.client("cloudwatch")
+def cloudwatch_in(region: str) -> Any:
+    """The CloudWatch client of one region (one per region for the life of the container)."""
+    return boto3.client("cloudwatch", region_name=region)
+
+
+def home_region(execution_arn: str) -> str:
+    """The region of the drill's state machine, where the deployment runs: a plain alarm name is read there,
+    whichever vantage probes (the Lambda's own region when the ARN names none)."""
+    parts = execution_arn.split(":")
+    if len(parts) > 3 and is_region_code(parts[3]):
+        return parts[3]
+    return os.environ.get("AWS_REGION", "")
 
 
 def _when(value: Any) -> str:
@@ -37,12 +53,17 @@ def _when(value: Any) -> str:
 
 
 class AlarmWatch:
-    """Watches the named alarms for the duration of a ``with`` block; ``check()`` gives the breach, if any."""
+    """Watches the alarms for the duration of a ``with`` block; ``check()`` gives the breach, if any. Each alarm is
+    read with a CloudWatch client of its own region (``guardrails.alarms``: a plain name is in ``home_region``)."""
 
-    def __init__(self, names: Sequence[str], client: Any | None = None, period_s: float = ALARM_POLL_S) -> None:
-        self.names = sorted(set(names))
+    def __init__(self, alarms: Sequence[str | AlarmRef], *, home_region: str,
+                 clients: Callable[[str], Any] = cloudwatch_in, period_s: float = ALARM_POLL_S) -> None:
+        resolved = {resolve_alarm(alarm, home_region) for alarm in alarms}
+        self.by_region: dict[str, list[Alarm]] = {}
+        for alarm in sorted(resolved, key=lambda alarm: (alarm.region, alarm.name, alarm.arn or "")):
+            self.by_region.setdefault(alarm.region, []).append(alarm)
         self.period_s = period_s
-        self._client = client
+        self._clients = clients
         self._breach: str | None = None
         self._failures = 0
         self._stop = threading.Event()
@@ -52,32 +73,41 @@ class AlarmWatch:
         return self._breach
 
     def poll(self) -> str | None:
-        """One DescribeAlarms call; returns (and keeps) the breach it found."""
-        if self._breach is not None or not self.names:
+        """One DescribeAlarms call per region; returns (and keeps) the breach it found."""
+        if self._breach is not None:
             return self._breach
-        client = self._client if self._client is not None else _cloudwatch()
-        try:
-            response = client.describe_alarms(AlarmNames=self.names, AlarmTypes=["MetricAlarm", "CompositeAlarm"])
-        except (ClientError, BotoCoreError) as exc:
-            self._failures += 1
-            if self._failures >= MAX_POLL_FAILURES:
-                self._breach = (f"guardrail alarms could not be evaluated ({self._failures} DescribeAlarms calls "
-                                f"failed, last: {type(exc).__name__}: {exc})")
-            return self._breach
-        self._failures = 0
-        alarms = [*response.get("MetricAlarms", []), *response.get("CompositeAlarms", [])]
-        found = {alarm["AlarmName"]: alarm for alarm in alarms}
-        missing = [name for name in self.names if name not in found]
-        if missing:
-            self._breach = f"guardrail alarms cannot be evaluated: no CloudWatch alarm named {', '.join(missing)}"
-            return self._breach
-        for name in self.names:
-            alarm = found[name]
-            if alarm.get("StateValue") == "ALARM":
-                reason = " ".join(str(alarm.get("StateReason", "")).split())[:300]
-                self._breach = (f"guardrail alarm breached: CloudWatch alarm {name} is in ALARM since "
-                                f"{_when(alarm.get('StateUpdatedTimestamp'))} ({reason})")
+        for region, alarms in self.by_region.items():
+            try:
+                response = self._clients(region).describe_alarms(
+                    AlarmNames=sorted({alarm.name for alarm in alarms}), AlarmTypes=["MetricAlarm", "CompositeAlarm"])
+            except (ClientError, BotoCoreError) as exc:
+                self._failures += 1
+                if self._failures >= MAX_POLL_FAILURES:
+                    self._breach = (f"guardrail alarms could not be evaluated ({self._failures} polls failed, last: "
+                                    f"DescribeAlarms in {region}: {type(exc).__name__}: {exc})")
                 return self._breach
+            self._breach = self._judge(region, alarms, response)
+            if self._breach is not None:
+                return self._breach
+        self._failures = 0
+        return None
+
+    @staticmethod
+    def _judge(region: str, alarms: list[Alarm], response: dict[str, Any]) -> str | None:
+        found = {alarm["AlarmName"]: alarm
+                 for alarm in [*response.get("MetricAlarms", []), *response.get("CompositeAlarms", [])]}
+        missing = [alarm.name for alarm in alarms if alarm.name not in found]
+        if missing:
+            return f"guardrail alarms cannot be evaluated: no CloudWatch alarm named {', '.join(missing)} in {region}"
+        for alarm in alarms:
+            state = found[alarm.name]
+            if alarm.arn is not None and state.get("AlarmArn") != alarm.arn:
+                return (f"guardrail alarms cannot be evaluated: CloudWatch alarm {alarm.name} in {region} is "
+                        f"{state.get('AlarmArn')}, not the alarm the spec names ({alarm.arn})")
+            if state.get("StateValue") == "ALARM":
+                reason = " ".join(str(state.get("StateReason", "")).split())[:300]
+                return (f"guardrail alarm breached: CloudWatch alarm {alarm.name} is in ALARM in {region} since "
+                        f"{_when(state.get('StateUpdatedTimestamp'))} ({reason})")
         return None
 
     def _run(self) -> None:
@@ -86,7 +116,7 @@ class AlarmWatch:
                 return
 
     def __enter__(self) -> AlarmWatch:
-        if self.names:
+        if self.by_region:
             self.poll()  # an alarm already firing (or missing) stops the window at its first tick
             self._thread = threading.Thread(target=self._run, name="livefire-alarm-watch", daemon=True)
             self._thread.start()

@@ -1,4 +1,5 @@
-"""The Plan step: validate, enforce the blast radius, take the leases, record the drill.
+"""The Plan step: validate, enforce the blast radius, take the leases (the service's and each fault's object's),
+record the drill.
 
 Nothing in the mesh is touched here. Any refusal is recorded as a rejected attempt and raised by name, so the
 execution fails at once with ``InvalidDrillSpec``, ``GuardrailViolation`` or ``DrillInProgress``.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Sequence
 
 from botocore.exceptions import ClientError
 
@@ -21,6 +23,7 @@ from livefire.redaction import redact_url, redact_urls_in_text
 from livefire.runtime import Runtime
 from livefire.spec import ClusterRef, DrillSpec, Vantage
 from livefire.spec.execution import parse_execution_input
+from livefire.store import DrillStore
 
 # Steps take a little time (Lambda calls, patches); observing this much longer keeps the recovery window whole.
 OBSERVE_SLACK_S = 2.0
@@ -28,10 +31,17 @@ OBSERVE_SLACK_S = 2.0
 LEASE_MARGIN_S = 15 * 60
 
 
+def service_lease_key(service: str) -> str:
+    """The lease every drill of a service takes, observe-only ones too: one live drill per service, in any region
+    and on any object (a multi-region fault's drills share it: ``guardrails.multiRegionFault``)."""
+    return f"service:{service}"
+
+
 def planned_faults(spec: DrillSpec) -> list[PlannedFault]:
     """The faults the drill starts: a mesh object, an FIS experiment, a webhook; none for an observe-only drill.
 
-    The lease is on what the fault acts on: the mesh object, the experiment template, the webhook's inject URL."""
+    Each fault's lease is on what it acts on: the mesh object, the experiment template, the webhook's inject URL
+    (beside the service's lease, ``service_lease_key``)."""
     fault = spec.fault
     fault_id = f"{fault.kind}-{fault.region}"
     if fault.kind == "external":
@@ -61,17 +71,29 @@ def planned_faults(spec: DrillSpec) -> list[PlannedFault]:
     ]
 
 
-def cluster_name(cluster: ClusterRef) -> str:
-    """The name the allow-lists use: the EKS cluster, the sandbox cluster or the kubeconfig context."""
-    return cluster.eks or cluster.sandbox or cluster.context or ""
+def _cluster_field(spec: DrillSpec, region_name: str) -> str:
+    index = next(i for i, region in enumerate(spec.regions) if region.name == region_name)
+    return f"regions.{index}.cluster"
+
+
+def _not_listed(cluster: ClusterRef, listed: Sequence[str]) -> bool:
+    return cluster.qualified_name not in listed
+
+
+def _hint(cluster: ClusterRef, listed: Sequence[str]) -> str:
+    eks = cluster.eks_cluster
+    return " (an EKS cluster is listed as REGION/NAME)" if eks is not None and eks.name in listed else ""
 
 
 def check_blast_radius(spec: DrillSpec, faults: list[PlannedFault], settings: Settings) -> None:
-    """Refuse any fault outside the deployment's allowed namespaces and outside the spec's and the deployment's
-    allowed clusters (the spec's own allowedNamespaces is checked by spec validation).
+    """Refuse any fault outside the deployment's allowed namespaces, outside the spec's allowed clusters, or on an
+    EKS cluster the deployment does not list (docs/architecture.md §9); the spec's own allowedNamespaces is checked
+    by spec validation.
 
-    The deployment's namespace list fails closed (empty allows nothing); its cluster list, when empty, allows any
-    cluster the functions' role can reach (template parameter ``AllowedClusters``).
+    Both namespace lists fail closed (empty allows nothing). The deployment's ``AllowedClusters`` names EKS clusters
+    as ``REGION/NAME`` and fails closed too: a mesh fault on EKS, live or dry run, needs its cluster listed.
+    Sandbox clusters (local mode only) and kubeconfig clusters (the caller's own credentials) are not AWS
+    resources: that list does not name them, the spec's ``guardrails.allowedClusters`` does.
     """
     for fault in faults:
         if fault.cluster is None:
@@ -81,17 +103,19 @@ def check_blast_radius(spec: DrillSpec, faults: list[PlannedFault], settings: Se
                 f"fault.target.namespace: {fault.namespace!r} is outside this deployment's allowed "
                 f"namespaces {list(settings.allowed_namespaces)} (template parameter AllowedNamespaces)"
             )
-        name = cluster_name(fault.cluster)
+        cluster, field = fault.cluster, _cluster_field(spec, fault.region)
         allowed_by_spec = spec.guardrails.allowed_clusters
-        if allowed_by_spec and name not in allowed_by_spec:
+        if allowed_by_spec and _not_listed(cluster, allowed_by_spec):
             raise GuardrailViolation(
-                f"fault.region: cluster {name!r} of region {fault.region} is not in guardrails.allowedClusters "
-                f"{list(allowed_by_spec)}"
+                f"{field}: cluster {cluster.qualified_name!r} of region {fault.region} is not in "
+                f"guardrails.allowedClusters {list(allowed_by_spec)}{_hint(cluster, allowed_by_spec)}"
             )
-        if settings.allowed_clusters and name not in settings.allowed_clusters:
+        if cluster.eks and _not_listed(cluster, settings.allowed_clusters):
             raise GuardrailViolation(
-                f"fault.region: cluster {name!r} of region {fault.region} is outside this deployment's allowed "
-                f"clusters {list(settings.allowed_clusters)} (template parameter AllowedClusters)"
+                f"{field}: EKS cluster {cluster.qualified_name!r} of region {fault.region} is outside this "
+                f"deployment's allowed clusters {list(settings.allowed_clusters)}"
+                f"{_hint(cluster, settings.allowed_clusters)} (template parameter AllowedClusters, REGION/NAME "
+                "entries: empty allows no EKS cluster)"
             )
 
 
@@ -154,23 +178,37 @@ def plan_drill(request: PlanRequest, runtime: Runtime) -> Plan:
     expires_at = int(time.time() + spec.phases.baseline + plan.observe_seconds + LEASE_MARGIN_S)
     acquired: list[str] = []
     try:
-        for fault in faults:
-            store.acquire_lease(fault.lease_key, request.drill_id, expires_at, request.execution_arn)
-            acquired.append(fault.lease_key)
+        _take_leases(spec, faults, request, expires_at, store, acquired)
         plan = _record_drill(plan, acquired, runtime)
         runtime.put_json(plan.spec_key, spec.to_document())  # query values redacted (DrillSpec.to_document)
         runtime.put_json(f"{prefix}plan.json", redacted(plan).to_state())
     except DrillInProgress as busy:
         for key in acquired:
             store.release_lease(key, request.drill_id)
-        if store.get_drill(request.drill_id) is None:  # never overwrite the record of the run that holds the id
-            store.record_rejected_attempt(request.drill_id, request.execution_arn, f"DrillInProgress: {busy}")
+        # a conditional write: the record of the run that holds the id is never overwritten
+        store.record_rejected_attempt(request.drill_id, request.execution_arn, f"DrillInProgress: {busy}")
         raise
     except Exception:
         for key in acquired:
             store.release_lease(key, request.drill_id)
         raise
     return plan
+
+
+def _take_leases(spec: DrillSpec, faults: list[PlannedFault], request: PlanRequest, expires_at: int,
+                 store: DrillStore, acquired: list[str]) -> None:
+    """The service's lease first (shared only by the drills of a multi-region fault), then each fault's object;
+    ``acquired`` lists what was taken, so a refusal part-way releases exactly that. DrillInProgress names the
+    holder."""
+    service = service_lease_key(spec.metadata.service)
+    if spec.guardrails.multi_region_fault:
+        store.join_shared_lease(service, request.drill_id, expires_at, request.execution_arn)
+    else:
+        store.acquire_lease(service, request.drill_id, expires_at, request.execution_arn)
+    acquired.append(service)
+    for fault in faults:
+        store.acquire_lease(fault.lease_key, request.drill_id, expires_at, request.execution_arn)
+        acquired.append(fault.lease_key)
 
 
 def _record_drill(plan: Plan, lease_keys: list[str], runtime: Runtime) -> Plan:

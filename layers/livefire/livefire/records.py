@@ -36,7 +36,8 @@ class DrillRecord(_Item):
     pattern: str | None = Field(default=None, description="The DR pattern of the spec; None when rejected.")
     mode: str | None = Field(default=None, description="live or dry-run; None when rejected.")
     spec_digest: str | None = Field(default=None, description="SHA-256 of the validated spec.")
-    lease_keys: list[str] = Field(default_factory=list, description="The targets Plan leased for the drill.")
+    lease_keys: list[str] = Field(default_factory=list, description="The leases Plan took for the drill: its "
+                                                                     "service's and each fault's object's.")
     reason: str | None = Field(default=None, description="Why a rejected attempt was refused.")
     verdict: str | None = Field(default=None, description="PASS, FAIL, INCONCLUSIVE, or how the drill ended unjudged.")
     rto_seconds: float | None = Field(default=None, description="RTO at the entrypoint, when measured.")
@@ -79,12 +80,16 @@ class ManifestSeal(_Item):
 
 
 class Lease(_Item):
-    """One drill per target (``LEASE#<target>`` / ``LEASE``), listed in gsi2 for the sweeper."""
+    """One drill per target (``LEASE#<target>`` / ``LEASE``), listed in gsi2 for the sweeper (livefire/leases.py)."""
 
-    lease_key: str = Field(description="The leased target (see PlannedFault.lease_key).")
-    holder: str = Field(description="The drill holding it.")
+    lease_key: str = Field(description="The leased target: service:<service>, or a fault's object "
+                                       "(PlannedFault.lease_key).")
+    holder: str = Field(description="The drill holding it, or (multi-region) for a service lease shared by the "
+                                    "drills of a multi-region fault.")
     expires_at: int = Field(description="When the lease lapses (epoch seconds); an expired lease holds nothing.")
     execution_arn: str | None = Field(default=None, description="The holder's execution, when known.")
+    members: dict[str, str] = Field(default_factory=dict, description="A shared lease's member drills, each with "
+                                                                      "its execution.")
 
 
 class ChainHead(_Item):

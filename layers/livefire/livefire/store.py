@@ -1,7 +1,8 @@
 """The drill table (DynamoDB, single table): drill records, fault records, leases, chain heads.
 
 Keys: ``pk``/``sk``. A drill record is ``DRILL#<id>`` / ``DRILL``; its faults ``DRILL#<id>`` / ``FAULT#<fault-id>``;
-a lease ``LEASE#<target>`` / ``LEASE``; the head of a service's evidence chain ``CHAIN#<service>`` / ``HEAD``.
+a lease ``LEASE#<target>`` / ``LEASE`` (livefire/leases.py); the head of a service's evidence chain
+``CHAIN#<service>`` / ``HEAD``.
 ``gsi1`` lists drills by service and time (history); ``gsi2`` is sparse and holds, sorted by expiry, the faults
 not yet restored (``ACTIVE_FAULT``) and the leases (``ACTIVE_LEASE``): what the guardian's sweeper checks.
 """
@@ -9,56 +10,18 @@ not yet restored (``ACTIVE_FAULT``) and the leases (``ACTIVE_LEASE``): what the 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from livefire.contracts import FaultStatus, PlannedFault
-from livefire.errors import DrillInProgress
+from livefire.leases import LeaseTable
 from livefire.records import ChainHead, DrillRecord, FaultRecord, HistoryEntry, Lease, ManifestSeal, RestoreRefusal
+from livefire.table import if_condition_holds, now_ms, plain, query_gsi2, stored
 
 __all__ = ["ChainHead", "DrillRecord", "DrillStore", "FaultRecord", "HistoryEntry", "Lease", "ManifestSeal"]
 
 ACTIVE_FAULTS = "ACTIVE_FAULT"
-ACTIVE_LEASES = "ACTIVE_LEASE"
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _plain(value: Any) -> Any:
-    """DynamoDB returns numbers as Decimal; turn them back into int/float."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _is_condition_failure(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
-def _if_condition_holds(write: Callable[[], object]) -> bool:
-    """Run a conditional write: True when it was made, False when its condition did not hold."""
-    try:
-        write()
-    except ClientError as exc:
-        if not _is_condition_failure(exc):
-            raise
-        return False
-    return True
-
-
-def _stored(value: Any) -> Any:
-    """DynamoDB takes no float: a float is stored as a Decimal of its shortest repr."""
-    return Decimal(str(value)) if isinstance(value, float) else value
 
 
 def _drill_key(drill_id: str) -> dict[str, str]:
@@ -80,14 +43,14 @@ def _fault_item(record: FaultRecord) -> dict[str, Any]:
 
 
 def _fault_record(item: dict[str, Any]) -> FaultRecord:
-    attributes = _plain(item)
+    attributes = plain(item)
     attributes[FaultRecord.attribute("planned")] = json.loads(attributes[FaultRecord.attribute("planned")])
     return FaultRecord.model_validate(attributes)
 
 
 def _drill_item(record: DrillRecord) -> dict[str, Any]:
     """The whole item of a drill record: its attributes, its key and its place in the history index (gsi1)."""
-    attributes = {k: _stored(v) for k, v in record.model_dump(by_alias=True, exclude_none=True).items()}
+    attributes = {k: stored(v) for k, v in record.model_dump(by_alias=True, exclude_none=True).items()}
     return {
         **_drill_key(record.drill_id), **attributes,
         "gsi1pk": f"SERVICE#{record.service or '(rejected)'}",
@@ -95,19 +58,21 @@ def _drill_item(record: DrillRecord) -> dict[str, Any]:
     }
 
 
-class DrillStore:
+class DrillStore(LeaseTable):
     def __init__(self, table: Any) -> None:
         """``table`` is a boto3 DynamoDB Table resource."""
         self._table = table
 
     # -- drill records -------------------------------------------------------------------------------
-    def record_rejected_attempt(self, drill_id: str, execution_arn: str, reason: str) -> None:
-        """An invalid spec is still an attempt: the auditor sees it was tried and why it was refused."""
-        now = _now_ms()
-        self._table.put_item(Item=_drill_item(DrillRecord(
-            drill_id=drill_id, execution_arn=execution_arn, status="REJECTED", verdict="REJECTED",
-            reason=reason[:2000], started_at_ms=now, ended_at_ms=now,
-        )))
+    def record_rejected_attempt(self, drill_id: str, execution_arn: str, reason: str) -> bool:
+        """A refused spec is still an attempt: the auditor sees it was tried and why it was refused. A conditional
+        write: a drill id that already has a record (another run's, finished or not: execution names are reusable
+        while evidence is kept) keeps it. False when the record was left as it was."""
+        now = now_ms()
+        record = DrillRecord(drill_id=drill_id, execution_arn=execution_arn, status="REJECTED", verdict="REJECTED",
+                             reason=reason[:2000], started_at_ms=now, ended_at_ms=now)
+        return if_condition_holds(lambda: self._table.put_item(
+            Item=_drill_item(record), ConditionExpression="attribute_not_exists(pk)"))
 
     def create_drill(
         self, *, drill_id: str, execution_arn: str, service: str, pattern: str, mode: str,
@@ -128,11 +93,11 @@ class DrillStore:
         """What the Evidence step concluded; fields given as None are left as they are."""
         self._set_drill(drill_id, None, status=status, verdict=verdict, rto_seconds=rto_seconds,
                         outage_observed=outage_observed,
-                        report_key=report_key, markdown_report_key=markdown_report_key, ended_at_ms=_now_ms())
+                        report_key=report_key, markdown_report_key=markdown_report_key, ended_at_ms=now_ms())
 
     def get_drill(self, drill_id: str) -> DrillRecord | None:
         item = self._table.get_item(Key=_drill_key(drill_id), ConsistentRead=True).get("Item")
-        return DrillRecord.model_validate(_plain(item)) if item else None
+        return DrillRecord.model_validate(plain(item)) if item else None
 
     def history(self, service: str, limit: int = 20) -> list[HistoryEntry]:
         """The service's drills, newest first (gsi1: ``SERVICE#<service>`` / ``<started ms>#<drill id>``)."""
@@ -147,7 +112,7 @@ class DrillStore:
         }
         while len(entries) < limit:
             response = self._table.query(**query, Limit=limit - len(entries))
-            entries += [HistoryEntry.model_validate(_plain(item)) for item in response.get("Items", [])]
+            entries += [HistoryEntry.model_validate(plain(item)) for item in response.get("Items", [])]
             if "LastEvaluatedKey" not in response:
                 break
             query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
@@ -155,7 +120,7 @@ class DrillStore:
 
     def _set_drill(self, drill_id: str, condition: str | None, **fields: Any) -> bool:
         """SET the given DrillRecord fields (None: left alone) on the drill's item, if ``condition`` holds."""
-        sets = {DrillRecord.attribute(name): _stored(value) for name, value in fields.items() if value is not None}
+        sets = {DrillRecord.attribute(name): stored(value) for name, value in fields.items() if value is not None}
         update: dict[str, Any] = {
             "Key": _drill_key(drill_id),
             "UpdateExpression": "SET " + ", ".join(f"#{k} = :{k}" for k in sets),
@@ -164,113 +129,26 @@ class DrillStore:
         }
         if condition is not None:
             update["ConditionExpression"] = condition
-        return _if_condition_holds(lambda: self._table.update_item(**update))
-
-    # -- leases --------------------------------------------------------------------------------------
-    def acquire_lease(self, lease_key: str, drill_id: str, expires_at: int, execution_arn: str | None = None) -> None:
-        """One drill per target: a conditional write that also takes over an expired lease, and that its own
-        holder may repeat (a retried Plan). Leases are listed in gsi2 so the sweeper finds the strays."""
-        now = int(time.time())
-        item: dict[str, Any] = {
-            "pk": f"LEASE#{lease_key}", "sk": "LEASE", "leaseKey": lease_key, "holder": drill_id,
-            "expiresAt": expires_at, "acquiredAt": now,
-            "gsi2pk": ACTIVE_LEASES, "gsi2sk": f"{expires_at:012d}#{lease_key}",
-        }
-        if execution_arn:
-            item["executionArn"] = execution_arn
-        condition = "attribute_not_exists(pk) OR expiresAt < :now OR holder = :me"
-        values: dict[str, Any] = {":now": now, ":me": drill_id}
-        if execution_arn:  # the same drill id started by another execution is another drill
-            condition = ("attribute_not_exists(pk) OR expiresAt < :now OR "
-                         "(holder = :me AND (attribute_not_exists(executionArn) OR executionArn = :arn))")
-            values[":arn"] = execution_arn
-        if not _if_condition_holds(lambda: self._table.put_item(
-                Item=item, ConditionExpression=condition, ExpressionAttributeValues=values)):
-            raise DrillInProgress(f"target {lease_key} is held by drill {self.lease_holder(lease_key)}")
-
-    def lease(self, lease_key: str) -> Lease | None:
-        """The lease item, expired or not."""
-        key = {"pk": f"LEASE#{lease_key}", "sk": "LEASE"}
-        item = self._table.get_item(Key=key, ConsistentRead=True).get("Item")
-        return self._lease(item) if item else None
-
-    def lease_holder(self, lease_key: str) -> str | None:
-        """The drill holding the target now (an expired lease holds nothing)."""
-        lease = self.lease(lease_key)
-        if lease is None or lease.expires_at < int(time.time()):
-            return None
-        return lease.holder
-
-    def release_lease(self, lease_key: str, drill_id: str) -> bool:
-        """Release only our own lease; releasing twice (or a lease taken over since) is fine.
-        True when this call deleted the drill's lease."""
-        try:
-            response = self._table.delete_item(
-                Key={"pk": f"LEASE#{lease_key}", "sk": "LEASE"},
-                ConditionExpression="attribute_not_exists(pk) OR holder = :me",
-                ExpressionAttributeValues={":me": drill_id},
-                ReturnValues="ALL_OLD",
-            )
-        except ClientError as exc:
-            if not _is_condition_failure(exc):
-                raise
-            return False
-        return bool(response.get("Attributes"))
-
-    def release_expired_lease(self, lease: Lease, now: int) -> bool:
-        """Delete a lease that expired before ``now`` and is still held by the same drill."""
-        return _if_condition_holds(lambda: self._table.delete_item(
-            Key={"pk": f"LEASE#{lease.lease_key}", "sk": "LEASE"},
-            ConditionExpression="holder = :holder AND expiresAt < :now",
-            ExpressionAttributeValues={":holder": lease.holder, ":now": now},
-        ))
-
-    def active_leases(self) -> list[Lease]:
-        """Every lease in the table (gsi2, oldest expiry first): what the sweeper checks."""
-        return [self._lease(item) for item in self._query_gsi2(ACTIVE_LEASES)]
-
-    def leases_held_by(self, drill_id: str) -> list[Lease]:
-        return [lease for lease in self.active_leases() if lease.holder == drill_id]
-
-    @staticmethod
-    def _lease(item: dict[str, Any]) -> Lease:
-        item = _plain(item)
-        return Lease.model_validate({"leaseKey": str(item["pk"]).removeprefix("LEASE#"), **item})
-
-    def _query_gsi2(self, partition: str, before: str | None = None) -> list[dict[str, Any]]:
-        condition = "gsi2pk = :active" + (" AND gsi2sk < :until" if before is not None else "")
-        values: dict[str, Any] = {":active": partition}
-        if before is not None:
-            values[":until"] = before
-        query: dict[str, Any] = {
-            "IndexName": "gsi2", "KeyConditionExpression": condition, "ExpressionAttributeValues": values,
-        }
-        items: list[dict[str, Any]] = []
-        while True:
-            response = self._table.query(**query)
-            items += response.get("Items", [])
-            if "LastEvaluatedKey" not in response:
-                return items
-            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return if_condition_holds(lambda: self._table.update_item(**update))
 
     # -- evidence hash chain -------------------------------------------------------------------------
     def chain_head(self, service: str) -> ChainHead | None:
         """The newest manifest of the service's chain (its digest and drill), or None before the first drill."""
         item = self._table.get_item(Key={"pk": f"CHAIN#{service}", "sk": "HEAD"}, ConsistentRead=True).get("Item")
-        return ChainHead.model_validate(_plain(item)) if item else None
+        return ChainHead.model_validate(plain(item)) if item else None
 
     def continue_chain(self, service: str, head: ChainHead) -> bool:
         """Let a fresh table continue a chain kept elsewhere (local runs, livefire_local/local_chain.py): the head
         is written only where the service has none, so no chain is ever cut; False when it has one."""
         item = {"pk": f"CHAIN#{service}", "sk": "HEAD", **head.model_dump(by_alias=True)}
-        return _if_condition_holds(
+        return if_condition_holds(
             lambda: self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)"))
 
     def advance_chain(self, service: str, previous: ChainHead | None, drill_id: str, seal: ManifestSeal) -> bool:
         """Move the service's chain head from ``previous`` to the drill's manifest and write the seal on the drill's
         record, in one transaction; False if another drill moved the head first, or the drill is sealed already."""
         head_values: dict[str, Any] = {":digest": seal.manifest_digest, ":drill": drill_id,
-                                       ":sequence": seal.sequence, ":at": _now_ms()}
+                                       ":sequence": seal.sequence, ":at": now_ms()}
         if previous is not None:
             head_values[":previous"] = previous.digest
         sets = {DrillRecord.attribute(name): value for name, value in seal.model_dump().items() if value is not None}
@@ -320,7 +198,7 @@ class DrillStore:
 
     def _put_new_fault(self, record: FaultRecord) -> bool:
         """Write a fault record that must not exist yet; False when it does."""
-        return _if_condition_holds(lambda: self._table.put_item(
+        return if_condition_holds(lambda: self._table.put_item(
             Item=_fault_item(record), ConditionExpression="attribute_not_exists(pk)"))
 
     def mark_fault(
@@ -348,7 +226,7 @@ class DrillStore:
         if expect is not None:
             condition += " AND #status = :expected"
             values[":expected"] = expect
-        return _if_condition_holds(lambda: self._table.update_item(
+        return if_condition_holds(lambda: self._table.update_item(
             Key=_fault_key(drill_id, fault_id), UpdateExpression=expression, ConditionExpression=condition,
             ExpressionAttributeNames={f"#{k}": k for k in sets}, ExpressionAttributeValues=values,
         ))
@@ -386,10 +264,10 @@ class DrillStore:
 
     def active_faults(self) -> list[FaultRecord]:
         """Every fault not yet RESTORED or SKIPPED, of any drill (gsi2, earliest expiry first)."""
-        return [_fault_record(item) for item in self._query_gsi2(ACTIVE_FAULTS)]
+        return [_fault_record(item) for item in query_gsi2(self._table, ACTIVE_FAULTS)]
 
     def faults_expired_before(self, epoch_seconds: int) -> list[FaultRecord]:
-        return [_fault_record(item) for item in self._query_gsi2(ACTIVE_FAULTS, before=f"{epoch_seconds:012d}")]
+        return [_fault_record(item) for item in query_gsi2(self._table, ACTIVE_FAULTS, before=f"{epoch_seconds:012d}")]
 
     # -- the guardian's mark on a drill record -------------------------------------------------------
     def mark_guarded(

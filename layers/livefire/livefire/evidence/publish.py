@@ -108,7 +108,7 @@ def audit_mesh(spec: DrillSpec, snapshots: Mapping[str, Any]) -> list[PostureAud
     for region, cluster in regions:
         audit = PostureAudit(region=region.name, cluster=cluster.key, namespace=namespace, host=host)
         try:
-            findings = audit_posture(api_client_for(cluster, region=region.name), namespace, host,
+            findings = audit_posture(api_client_for(cluster), namespace, host,
                                      root_namespace=(spec.posture or Posture()).root_namespace)
             audit.findings = [PostureCheck.model_validate(finding.model_dump()) for finding in findings]
         except Exception as exc:  # the audit only adds to the evidence: it must never stop it being saved
@@ -155,8 +155,10 @@ def publish_evidence(request: EvidenceRequest, runtime: Runtime) -> EvidenceResu
     store.finish_drill(plan.drill_id, status=request.outcome, verdict=verdict, rto_seconds=rto,
                        outage_observed=request.assessment.outage_observed if request.assessment else None,
                        report_key=f"{prefix}{REPORT_HTML}", markdown_report_key=f"{prefix}{REPORT_MD}")
-    for fault in plan.faults:
-        store.release_lease(fault.lease_key, plan.drill_id)
+    # every lease Plan took: the service's (recorded on the drill) and each fault's object's
+    held = set(record.lease_keys if record is not None else []) | {fault.lease_key for fault in plan.faults}
+    for lease_key in sorted(held):
+        store.release_lease(lease_key, plan.drill_id)
     _announce(runtime, plan, verdict, rto, seal.manifest_digest, refusal_lines(faults))
     _emit_metrics(plan, verdict, rto, entrypoint_availability(assessment))
     return EvidenceResult(drill_id=plan.drill_id, verdict=verdict, rto_seconds=rto,

@@ -37,7 +37,7 @@ def _api(planned: PlannedFault) -> ApiClient:
         raise FaultInjectionFailed(f"{planned.fault_id}: a {planned.kind} fault has no cluster")
     from livefire.mesh.kube import api_client_for
 
-    return api_client_for(planned.cluster, region=planned.region)
+    return api_client_for(planned.cluster)
 
 
 class MeshDriver:

@@ -1,5 +1,5 @@
-"""Kubernetes API clients per cluster: EKS (STS token, endpoint and CA from DescribeCluster), kubeconfig,
-or a sandbox cluster of the local runner (URL from ``LIVEFIRE_SANDBOX_CLUSTERS``).
+"""Kubernetes API clients per cluster: EKS (STS token, endpoint and CA from DescribeCluster in the cluster's own
+region), kubeconfig, or a sandbox cluster of the local runner (URL from ``LIVEFIRE_SANDBOX_CLUSTERS``).
 
 Clients are cached per cluster for the life of the container. Bearer tokens never reach a log: the
 client's debug switch (which would print request headers) is locked off.
@@ -22,7 +22,7 @@ from kubernetes.config import ConfigException, new_client_from_config
 
 from livefire.errors import MeshAccessError
 from livefire.mesh.eks import eks_token
-from livefire.spec import ClusterRef
+from livefire.spec import ClusterRef, EksCluster
 
 SANDBOX_CLUSTERS_ENV = "LIVEFIRE_SANDBOX_CLUSTERS"
 SANDBOX_TOKEN_ENV = "LIVEFIRE_SANDBOX_TOKEN"
@@ -75,25 +75,28 @@ def _sandbox_client(cluster: ClusterRef) -> tuple[str, Callable[[], ApiClient]]:
     return f"{cluster.key}|{url}|{token_id}", lambda: ApiClient(configuration=config)
 
 
-def _eks_client(cluster: ClusterRef, region: str | None) -> ApiClient:
-    assert cluster.eks is not None
+def _eks_client(cluster: EksCluster) -> ApiClient:
+    """A client of an EKS cluster, described in the cluster's own region (never a region name of the spec)."""
     try:
-        described = boto3.client("eks", region_name=region).describe_cluster(name=cluster.eks)["cluster"]
+        described = boto3.client("eks", region_name=cluster.region).describe_cluster(name=cluster.name)["cluster"]
         endpoint = described["endpoint"]
         ca_pem = base64.b64decode(described["certificateAuthority"]["data"]).decode()
+        arn = described.get("arn")
     except (BotoCoreError, ClientError, KeyError, ValueError) as exc:
-        raise MeshAccessError(f"cannot describe EKS cluster {cluster.eks!r}: {exc}") from None
-    sts = boto3.client("sts", region_name=region)
+        raise MeshAccessError(f"cannot describe EKS cluster {cluster.qualified_name!r}: {exc}") from None
+    if cluster.arn is not None and arn != cluster.arn:  # a same-named cluster of this account is another cluster
+        raise MeshAccessError(f"EKS cluster {cluster.qualified_name!r} of this account is {arn}, not the cluster "
+                              f"the spec names ({cluster.arn})")
+    sts = boto3.client("sts", region_name=cluster.region)
     config = _safe_configuration()
     config.host = endpoint
     config.ca_cert_data = ca_pem  # kept in memory: urllib3 loads PEM data without a file
     issued_at = [time.monotonic()]
-    _bearer(config, eks_token(cluster.eks, sts))
+    _bearer(config, eks_token(cluster.name, sts))
 
     def refresh(conf: Configuration) -> None:
         if time.monotonic() - issued_at[0] >= TOKEN_REFRESH_SECONDS:
-            assert cluster.eks is not None
-            _bearer(conf, eks_token(cluster.eks, sts))
+            _bearer(conf, eks_token(cluster.name, sts))
             issued_at[0] = time.monotonic()
 
     config.refresh_api_key_hook = refresh  # type: ignore[assignment]
@@ -114,22 +117,22 @@ def _kubeconfig_client(cluster: ClusterRef) -> ApiClient:
     return client
 
 
-def api_client_for(cluster: ClusterRef, *, region: str | None = None) -> ApiClient:
-    """The (cached) API client of a cluster."""
+def api_client_for(cluster: ClusterRef) -> ApiClient:
+    """The (cached) API client of a cluster; an EKS cluster is reached in the region it is named with."""
     build: Callable[[], ApiClient] | None = None
     if cluster.sandbox:
         key, build = _sandbox_client(cluster)
     else:
-        key = f"{cluster.key}|{region or ''}|{cluster.kubeconfig or ''}"
+        key = f"{cluster.key}|{cluster.eks or ''}|{cluster.kubeconfig or ''}"
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
+            eks = cluster.eks_cluster
             if build is not None:
                 client = build()
-            elif cluster.eks:
-                client = _eks_client(cluster, region)
+            elif eks is not None:
+                client = _eks_client(eks)
             else:
                 client = _kubeconfig_client(cluster)
             _clients[key] = client
         return client
-

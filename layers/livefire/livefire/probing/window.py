@@ -12,7 +12,7 @@ from typing import Any
 
 from livefire.contracts import ProbeRequest, ProbeSummary, ProbeTarget, Sample, TargetSummary
 from livefire.errors import GuardrailBreached
-from livefire.guardrails import AlarmWatch, first_breach
+from livefire.guardrails import AlarmWatch, first_breach, home_region
 from livefire.probing.chunks import SampleChunkWriter
 from livefire.probing.engine import ProbeEngine, ProbeSettings
 from livefire.spec import AbortIf, DrillSpec, format_duration
@@ -114,7 +114,7 @@ def probe_window(request: ProbeRequest, spec: DrillSpec, *, s3_client: Any, buck
     engine = ProbeEngine(settings, vantage=vantage)
     started_at_ms = _now_ms()
     try:
-        with AlarmWatch(spec.guardrails.alarms if drill else ()) as alarms:
+        with AlarmWatch(spec.guardrails.alarms if drill else (), home_region=home_region(plan.execution_arn)) as alarms:
             stop_when = first_breach(guard.check if guard is not None else None, alarms.check)
             reason = asyncio.run(engine.run(plan.targets, duration, on_sample, stop_when))
     except BaseException:

@@ -6,6 +6,7 @@ every other step only read a validated ``DrillSpec``.
 """
 
 from livefire.spec.assurance import Posture, PostureItem, SteadyState
+from livefire.spec.aws import Alarm, AlarmRef, AwsRegion, EksCluster, resolve_alarm
 from livefire.spec.base import Slug, SpecModel
 from livefire.spec.document import parse_spec
 from livefire.spec.drill import DrillSpec
@@ -45,10 +46,10 @@ from livefire.spec.sections import (
 from livefire.spec.urls import HttpUrl
 
 __all__ = [
-    "DEFAULT_SQUEEZE", "KIND_TARGET", "MAX_STEP_WAIT_S", "MESH_KINDS", "AbortFault", "AbortIf", "ClusterRef",
-    "ConnectionPoolSqueeze", "DelayFault", "DrillSpec", "Duration", "Expect", "Fault", "FaultKind", "FaultTarget",
-    "FisExperiment", "Guardrails", "HttpUrl", "Metadata", "ObjectKind", "Objectives", "Pattern", "Percent",
-    "Phases", "PositiveDuration", "Posture", "PostureItem", "Probes", "Region", "RegionRole", "ServedBy", "Slug",
-    "SpecModel", "SteadyState", "Vantage",
-    "WebhookCall", "WebhookFault", "format_duration", "load_document", "parse_duration", "parse_spec", "read_spec",
+    "DEFAULT_SQUEEZE", "KIND_TARGET", "MAX_STEP_WAIT_S", "MESH_KINDS", "AbortFault", "AbortIf", "Alarm", "AlarmRef",
+    "AwsRegion", "ClusterRef", "ConnectionPoolSqueeze", "DelayFault", "DrillSpec", "Duration", "EksCluster", "Expect",
+    "Fault", "FaultKind", "FaultTarget", "FisExperiment", "Guardrails", "HttpUrl", "Metadata", "ObjectKind",
+    "Objectives", "Pattern", "Percent", "Phases", "PositiveDuration", "Posture", "PostureItem", "Probes", "Region",
+    "RegionRole", "ServedBy", "Slug", "SpecModel", "SteadyState", "Vantage", "WebhookCall", "WebhookFault",
+    "format_duration", "load_document", "parse_duration", "parse_spec", "read_spec", "resolve_alarm",
 ]

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from livefire.spec.aws import AwsRegion, is_region_code
 from livefire.spec.base import Slug, SpecModel
 from livefire.spec.durations import PositiveDuration, StepWait
 from livefire.spec.urls import WebhookUrl
@@ -95,7 +96,8 @@ class FisExperiment(SpecModel):
     """fault.kind fis: start an AWS FIS experiment from a template; stop it on rollback."""
 
     experiment_template_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,64}$")]
-    region: str | None = Field(default=None, description="the AWS region of the template (default: fault.region)")
+    region: AwsRegion | None = Field(default=None, description="the AWS region of the template (default: "
+                                                                 "fault.region, which must then be a region code)")
     start_timeout: StepWait = Field(default=60.0, description="how long Inject waits for the experiment to run")
     stop_timeout: StepWait = Field(default=60.0, description="how long Rollback waits for it to end once stopped")
 
@@ -205,6 +207,9 @@ class Fault(SpecModel):
         for section, kind in _KIND_PAYLOAD.items():
             if getattr(self, section) is not None and self.kind != kind:
                 raise ValueError(f"{to_camel(section)} is only valid with kind {kind}, not {self.kind}")
+        if self.fis is not None and self.fis.region is None and not is_region_code(self.region):
+            raise ValueError(f"region: {self.region[:40]!r} is not an AWS region code, so it cannot select the FIS "
+                             "endpoint: give fis.region (the template's AWS region, such as us-east-1)")
         if self.weights is not None and sum(self.weights.values()) != 100:
             raise ValueError(f"weights must add up to 100 (got {sum(self.weights.values())})")
         return self

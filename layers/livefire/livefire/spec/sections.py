@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from livefire.spec.aws import AlarmSpec, AwsRegion, EksCluster, eks_cluster
 from livefire.spec.base import Slug, SpecModel
 from livefire.spec.durations import AS_DURATION, HOUR, MINUTE, MS, SECOND, Duration, PositiveDuration, bounded
 from livefire.spec.urls import HttpUrl
@@ -33,9 +34,12 @@ class Metadata(SpecModel):
 
 
 class ClusterRef(SpecModel):
-    """How to reach a cluster's Kubernetes API: exactly one of eks, kubeconfig or sandbox."""
+    """How to reach a cluster's Kubernetes API: exactly one of eks, kubeconfig or sandbox. An EKS cluster is named
+    with its region: ``{eks: NAME, region: REGION}`` or ``{eks: ARN}`` (livefire/spec/aws.py)."""
 
-    eks: str | None = None
+    eks: str | None = Field(default=None, description="an EKS cluster: its name (with region) or its ARN "
+                                                      "arn:aws:eks:REGION:ACCOUNT:cluster/NAME")
+    region: AwsRegion | None = Field(default=None, description="the EKS cluster's AWS region (an ARN carries it)")
     kubeconfig: str | None = None
     context: str | None = None
     sandbox: str | None = None
@@ -47,13 +51,32 @@ class ClusterRef(SpecModel):
             raise ValueError("give exactly one of eks, kubeconfig or sandbox")
         if self.context and not self.kubeconfig:
             raise ValueError("context is only valid with kubeconfig")
+        if self.region is not None and not self.eks:
+            raise ValueError("region: is only valid with eks (the AWS region of an EKS cluster)")
+        if self.eks:
+            eks_cluster(self.eks, self.region)
         return self
+
+    @property
+    def eks_cluster(self) -> EksCluster | None:
+        """The EKS cluster (region, name, ARN when given); None for a kubeconfig or sandbox cluster."""
+        return eks_cluster(self.eks, self.region) if self.eks else None
+
+    @property
+    def qualified_name(self) -> str:
+        """How the allow-lists name the cluster: ``REGION/NAME`` for EKS, the sandbox's name, the kubeconfig
+        context (empty for the current one)."""
+        eks = self.eks_cluster
+        if eks is not None:
+            return eks.qualified_name
+        return self.sandbox or self.context or ""
 
     @property
     def key(self) -> str:
         """A stable name for the cluster, used in leases, records and logs."""
-        if self.eks:
-            return f"eks:{self.eks}"
+        eks = self.eks_cluster
+        if eks is not None:
+            return f"eks:{eks.qualified_name}"
         if self.sandbox:
             return f"sandbox:{self.sandbox}"
         return f"kubeconfig:{self.context or 'current'}"
@@ -119,9 +142,18 @@ class AbortIf(SpecModel):
 
 class Guardrails(SpecModel):
     allowed_namespaces: list[Slug] = Field(default=[], description="required (non-empty) for a mesh fault")
-    allowed_clusters: list[str] = []
+    allowed_clusters: list[str] = Field(
+        default=[], description="clusters the drill may touch (empty: any): REGION/NAME for an EKS cluster, the "
+                                "sandbox name, the kubeconfig context")
     abort_if: AbortIf | None = None
-    alarms: list[str] = []
+    alarms: list[AlarmSpec] = Field(
+        default=[], description="CloudWatch alarms that stop the drill: a name (in the deployment's region), an "
+                                "alarm ARN, or {name, region}")
+    multi_region_fault: bool | None = Field(
+        default=None, description="true: this drill is one part of a deliberate multi-region fault, sharing its "
+                                  "service's lease with the drills of the service that set it too (each still "
+                                  "leases its own object); otherwise (default) no other drill of the service runs "
+                                  "beside it")
 
 
 class Vantage(SpecModel):

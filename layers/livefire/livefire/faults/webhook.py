@@ -99,9 +99,7 @@ def _secret_box(name: str, url: str) -> SecretBox:
 
 def _query(call: WebhookCall) -> str:
     """The call's own query parameters (not secret), as a query string."""
-    values = {name: str(value).lower() if isinstance(value, bool) else str(value)
-              for name, value in (call.query or {}).items()}
-    return urlencode(values)
+    return urlencode(call.query or {})
 
 
 def shown_url(call: WebhookCall) -> str:

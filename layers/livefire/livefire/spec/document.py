@@ -24,7 +24,7 @@ from livefire.spec.limits import MAX_DEPTH, MAX_SPEC_BYTES
 # At most this many problems are listed; the rest are counted.
 MAX_PROBLEMS = 5
 _ENVELOPE = len('{"spec":}')
-_UNION_TAG = re.compile(r"^(str|int|float|bool|none|[a-z-]+\[.*\])$")
+_UNION_TAG = re.compile(r"^(str|int|float|bool|none|constrained-(str|int|float|bytes)|[a-z-]+\[.*\])$")
 _PATH_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*): (.+)$", re.DOTALL)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from livefire.spec.aws import AwsRegion, is_region_code
@@ -102,7 +102,21 @@ class FisExperiment(SpecModel):
     stop_timeout: StepWait = Field(default=60.0, description="how long Rollback waits for it to end once stopped")
 
 
-QueryValue = Annotated[str, Field(max_length=1024)] | int | float | bool
+MAX_QUERY_VALUE_CHARS = 1024
+
+
+def _query_value(value: Any) -> str:
+    """A query parameter as it is sent: strings as given, numbers as written, booleans as true / false."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if not isinstance(value, int | float | str):
+        raise ValueError(f"must be a string, a number or true/false (got {type(value).__name__})")
+    if len(text := str(value)) > MAX_QUERY_VALUE_CHARS:
+        raise ValueError(f"must be at most {MAX_QUERY_VALUE_CHARS} characters long (got {len(text)})")
+    return text
+
+
+QueryValue = Annotated[str, BeforeValidator(_query_value)]
 
 
 class WebhookCall(SpecModel):

@@ -88,14 +88,14 @@ def test_the_guardian_restores_the_fault_releases_the_lease_and_marks_how_the_dr
 
     report = guard(ended(plan), sandbox.runtime)
 
-    assert (report.faults_restored, report.leases_released, report.failures) == (1, 1, [])
+    assert (report.faults_restored, report.leases_released, report.failures) == (1, 2, [])  # service's, object's
     assert sandbox.mesh.snapshot() == sandbox.before
     assert sandbox.statuses(unique_id) == [("RESTORED", "guardian")]
     assert sandbox.store.active_leases() == []
     record = sandbox.store.get_drill(unique_id)
     assert record is not None
     assert (record.status, record.verdict, record.execution_status) == ("EXECUTION_FAILED", "ERROR", "FAILED")
-    assert (record.guardian_restored, record.guardian_released) == (1, 1)
+    assert (record.guardian_restored, record.guardian_released) == (1, 2)
 
 
 def test_a_second_delivery_of_the_same_event_changes_nothing(sandbox: Sandbox, unique_id: str) -> None:
@@ -212,7 +212,7 @@ def test_the_sweeper_restores_a_fault_past_its_expiry_even_if_its_execution_look
 
     report = sweep(sandbox, now=LATER, status="RUNNING")
 
-    assert (report.drills, report.faults_restored, report.leases_released) == ([unique_id], 1, 1)
+    assert (report.drills, report.faults_restored, report.leases_released) == ([unique_id], 1, 2)  # service, object
     assert sandbox.statuses(unique_id) == [("RESTORED", "sweeper")]
     assert sandbox.mesh.snapshot() == sandbox.before
     assert sandbox.store.active_leases() == []
@@ -265,7 +265,7 @@ def test_the_sweeper_restores_and_releases_for_an_execution_that_ended_before_ex
 
     report = sweep(sandbox, status="FAILED")
 
-    assert (report.faults_restored, report.leases_released) == (1, 1)
+    assert (report.faults_restored, report.leases_released) == (1, 2)  # the service's lease and the object's
     assert sandbox.statuses(unique_id) == [("RESTORED", "sweeper")]
     assert sandbox.mesh.snapshot() == sandbox.before
 

@@ -133,6 +133,12 @@ def external_document(**phases: str) -> dict[str, Any]:
     return document
 
 
+def shared(document: dict[str, Any]) -> dict[str, Any]:
+    """The drill as one part of a multi-region fault: it shares its service's lease with the others that are."""
+    document["guardrails"] = {**document.get("guardrails", {}), "multiRegionFault": True}
+    return document
+
+
 def new_template(name: str) -> str:
     created = boto3.client("fis", region_name=REGION).create_experiment_template(
         clientToken=name, description=name, stopConditions=[{"source": "none"}],
@@ -154,12 +160,13 @@ class TestOutsideTheMesh:
         mesh, stack = sandbox
         before = mesh.snapshot()
         planned, stopped, observed = f"{unique_id}-fis", f"{unique_id}-stop", f"{unique_id}-seen"
-        # Three drills at once (none touches the mesh or another's lease): a planned rollback, an execution stopped
-        # while its experiment runs (the guardian ends it), and an observe-only drill during an incident.
+        # Three drills at once (none touches the mesh or another's object lease; they share the service's, as the
+        # drills of one multi-region fault): a planned rollback, an execution stopped while its experiment runs (the
+        # guardian ends it), and an observe-only drill during an incident.
         arns = {
-            planned: start_drill(stack, planned, {"spec": fis_document(new_template(planned))}),
-            stopped: start_drill(stack, stopped, {"spec": fis_document(new_template(stopped))}),
-            observed: start_drill(stack, observed, {"spec": external_document(fault="3s", recovery="4s")}),
+            planned: start_drill(stack, planned, {"spec": shared(fis_document(new_template(planned)))}),
+            stopped: start_drill(stack, stopped, {"spec": shared(fis_document(new_template(stopped)))}),
+            observed: start_drill(stack, observed, {"spec": shared(external_document(fault="3s", recovery="4s"))}),
         }
         wait_until(lambda: "Inject" in states_entered(stack, arns[observed]), "the observed drill's window began")
         wait_until(lambda: injected(stack, planned) and injected(stack, stopped), "both experiments ran")

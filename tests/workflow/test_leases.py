@@ -1,11 +1,13 @@
-"""One drill at a time per target: the lease (a conditional write with an expiry) in the store, and two drills on
-the same target started together through the real state machine."""
+"""One live drill per service and per object: the leases (conditional writes with an expiry) in the store, and two
+drills of one service started together through the real state machine (on one object, or on the primary's
+VirtualService and the standby's Deployment)."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -18,6 +20,7 @@ from livefire_local.runner import follow_execution, sandbox_session, start_drill
 from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
 
 TARGET = "sandbox:payments-use1/payments/VirtualService/payments"
+SERVICE = "service:payments"
 PHASES = {"baseline": "1s", "lead": "0s", "fault": "1s", "recovery": "1s"}
 
 
@@ -90,43 +93,81 @@ def test_an_expired_lease_is_released_only_while_the_same_drill_still_holds_it(s
     assert store.lease_holder(TARGET) == "drill-b"
 
 
-@pytest.mark.slow
-def test_two_drills_on_one_target_started_together_run_one_and_refuse_the_other(unique_id: str) -> None:
+def test_the_drills_of_a_multi_region_fault_share_the_service_lease_and_the_last_one_out_deletes_it(
+    store: DrillStore,
+) -> None:
+    store.join_shared_lease(SERVICE, "drill-a", in_an_hour(), "arn:exec:a")
+    store.join_shared_lease(SERVICE, "drill-b", in_an_hour(), "arn:exec:b")
+
+    with pytest.raises(DrillInProgress, match=r"multi-region fault \(drill-a, drill-b\)"):
+        store.acquire_lease(SERVICE, "drill-c", in_an_hour(), "arn:exec:c")
+
+    assert [lease.lease_key for lease in store.leases_held_by("drill-b")] == [SERVICE]
+    assert store.release_lease(SERVICE, "drill-a") and store.release_lease(SERVICE, "drill-b")  # no records: both
+    assert store.lease_holder(SERVICE) == "(multi-region)"  # members without a record may still be planning
+    store.release_expired_lease(store.active_leases()[0], in_an_hour() + 1)
+    assert store.active_leases() == []
+
+
+def standby_deployment_fault() -> dict[str, Any]:
+    """Another drill of the same service: scale the standby region's Deployment to zero."""
     document = sandbox_spec_document(phases=PHASES, objectives={})
-    first, second = f"{unique_id}-a", f"{unique_id}-b"
-    with sandbox_session(parse_spec(document), MESH_DIR, ROOT) as (mesh, stack):
+    document["fault"] = {"kind": "scale-to-zero", "region": "us-west-2",
+                         "target": {"namespace": "payments", "deployment": "payments-v1"}}
+    return document
+
+
+def run_together(documents: dict[str, dict[str, Any]]) -> None:
+    """Start the drills at once on the sandbox: exactly one runs, each other one fails DrillInProgress at Plan
+    (naming the winner) and touches nothing: no fault record, no evidence object, no lease, the mesh unchanged."""
+    first = next(iter(documents.values()))
+    with sandbox_session(parse_spec(first), MESH_DIR, ROOT) as (mesh, stack):
         before = mesh.snapshot()
         store = DrillStore(boto3.resource("dynamodb").Table(stack.table))
-        arns = {name: start_drill(stack, name, {"spec": document}) for name in (first, second)}
+        arns = {name: start_drill(stack, name, {"spec": document}) for name, document in documents.items()}
 
         ended = {}
-        for name in (first, second):  # each end delivers its status change to the guardian, as EventBridge would
+        for name in documents:  # each end delivers its status change to the guardian, as EventBridge would
             ended[name] = follow_execution(stack, arns[name], 60.0, lambda _event: None)
             if ended[name].get("error") == "DrillInProgress":
-                winner = second if name == first else first
-                still_running = stack.sfn.describe_execution(executionArn=arns[winner])["status"] == "RUNNING"
-                # the loser's guardian must not have released the winner's lease
-                assert not still_running or store.lease_holder(TARGET) == winner
+                running = [other for other in documents if other != name
+                           and stack.sfn.describe_execution(executionArn=arns[other])["status"] == "RUNNING"]
+                # the loser's guardian must not have released the winner's leases
+                assert all(store.lease_holder(SERVICE) == other for other in running)
 
         refused = [name for name, execution in ended.items() if execution.get("error") == "DrillInProgress"]
-        assert len(refused) == 1, {name: (e["status"], e.get("error")) for name, e in ended.items()}
-        loser = refused[0]
-        winner = second if loser == first else first
-        assert ended[winner].get("error") != "DrillInProgress"
+        assert len(refused) == len(documents) - 1, {name: (e["status"], e.get("error")) for name, e in ended.items()}
+        [winner] = [name for name in documents if name not in refused]
         assert [f.status for f in store.faults_of(winner)] == ["RESTORED"]  # the winner really ran its fault
-        assert store.faults_of(loser) == []
-        loser_record = store.get_drill(loser)
-        assert loser_record is not None and loser_record.status == "REJECTED"
-        assert f"held by drill {winner}" in (loser_record.reason or "")
-        loser_states = [
-            event["stateEnteredEventDetails"]["name"]
-            for event in stack.sfn.get_execution_history(executionArn=arns[loser], maxResults=1000)["events"]
-            if event["type"].endswith("StateEntered")
-        ]
-        assert loser_states == ["Plan"]
-        s3 = stack.s3
-        assert s3.list_objects_v2(Bucket=stack.bucket, Prefix=f"drills/payments/{loser}/").get("KeyCount") == 0
-        assert json.loads(ended[loser]["input"])["spec"]["metadata"]["service"] == "payments"
+        for loser in refused:
+            assert store.faults_of(loser) == []
+            loser_record = store.get_drill(loser)
+            assert loser_record is not None and loser_record.status == "REJECTED"
+            assert f"held by drill {winner}" in (loser_record.reason or "")
+            loser_states = [
+                event["stateEnteredEventDetails"]["name"]
+                for event in stack.sfn.get_execution_history(executionArn=arns[loser], maxResults=1000)["events"]
+                if event["type"].endswith("StateEntered")
+            ]
+            assert loser_states == ["Plan"]
+            listed = stack.s3.list_objects_v2(Bucket=stack.bucket, Prefix=f"drills/payments/{loser}/")
+            assert listed.get("KeyCount") == 0
+            assert json.loads(ended[loser]["input"])["spec"]["metadata"]["service"] == "payments"
         assert store.active_leases() == []
         assert mesh.snapshot() == before
 
+
+@pytest.mark.slow
+def test_two_drills_on_one_target_started_together_run_one_and_refuse_the_other(unique_id: str) -> None:
+    document = sandbox_spec_document(phases=PHASES, objectives={})
+
+    run_together({f"{unique_id}-a": document, f"{unique_id}-b": document})
+
+
+@pytest.mark.slow
+def test_two_drills_of_one_service_on_the_primary_virtualservice_and_the_standby_deployment_run_one(
+    unique_id: str,
+) -> None:
+    primary = sandbox_spec_document(phases=PHASES, objectives={})
+
+    run_together({f"{unique_id}-primary": primary, f"{unique_id}-standby": standby_deployment_fault()})

@@ -18,6 +18,7 @@ class Settings:
     table: str
     event_bus: str
     allowed_namespaces: tuple[str, ...]
+    # EKS clusters as REGION/NAME (template parameter AllowedClusters; empty: no EKS cluster, livefire/planning.py).
     allowed_clusters: tuple[str, ...]
     # Where probes and webhooks may connect (template parameter AllowedTargetRanges, livefire/egress.py).
     egress: EgressPolicy = field(default_factory=EgressPolicy)

@@ -12,6 +12,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from livefire.egress import LOCAL_RANGES, RANGES_ENV
 from livefire.guardrails import ALARM_POLL_S, AlarmWatch, first_breach
 from livefire.probing.chunks import load_samples
 from livefire.probing.window import ErrorRateGuard
@@ -172,6 +173,32 @@ def test_a_dry_run_plans_snapshots_and_probes_but_patches_nothing_and_says_so(dr
     report = drill.text(unique_id, "report.md")
     assert "**INCONCLUSIVE**" in report and "dry run: nothing was patched" in report and "mode: dry-run" in report
     assert drill.store.active_leases() == []
+
+
+@pytest.mark.slow
+def test_an_eks_cluster_outside_a_region_qualified_allowed_clusters_ends_the_execution_at_plan(unique_id: str) -> None:
+    sandbox = parse_spec(sandbox_spec_document(phases=PHASES))
+    document = sandbox_spec_document(phases=PHASES)
+    document["regions"][0]["cluster"] = {"eks": "payments-use1", "region": "us-east-1"}
+    with SandboxMesh.from_spec(sandbox, MESH_DIR) as mesh:
+        before = mesh.snapshot()
+        # the deployment lists a cluster of that name, but in another region
+        env = {**mesh.environment(), RANGES_ENV: LOCAL_RANGES, "ALLOWED_CLUSTERS": "us-west-2/payments-use1"}
+        with local_stack(ROOT, extra_env=env) as stack:
+            drill = Drill(mesh, stack)
+
+            arn = drill.start(unique_id, document)
+            execution = drill.follow(arn)
+
+            assert (execution["status"], execution.get("error")) == ("FAILED", "GuardrailViolation")
+            assert list(drill.entered(arn)) == ["Plan"]
+            record = drill.store.get_drill(unique_id)
+            assert record is not None and record.status == "REJECTED" and (record.reason or "").startswith(
+                "GuardrailViolation: regions.0.cluster: EKS cluster 'us-east-1/payments-use1' of region us-east-1 "
+                "is outside this deployment's allowed clusters ['us-west-2/payments-use1']")
+            assert drill.store.faults_of(unique_id) == [] and drill.store.active_leases() == []
+            assert stack.s3.list_objects_v2(Bucket=stack.bucket, Prefix="drills/").get("KeyCount") == 0
+        assert mesh.snapshot() == before and drill.patches() == 0
 
 
 # ---------------------------------------------------------------- the alarm watch on its own (moto)

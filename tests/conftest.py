@@ -25,6 +25,18 @@ def sandbox_spec_document(name: str = "active-passive", **overrides: Any) -> dic
     return document
 
 
+def field_paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every key path of a spec document, for tests that mutate a spec field by field."""
+    found = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += field_paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += field_paths(value, (*prefix, index))
+    return found
+
+
 @pytest.fixture
 def project_root() -> Path:
     return ROOT

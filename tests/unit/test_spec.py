@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from livefire.errors import InvalidDrillSpec
 from livefire.spec import format_duration, parse_duration, parse_spec
-from tests.conftest import sandbox_spec_document
+from tests.conftest import field_paths, sandbox_spec_document
 
 
 def test_the_sandbox_spec_is_valid_and_normalizes_durations_to_seconds() -> None:
@@ -103,19 +103,10 @@ _values = st.recursive(_leaves, lambda inner: st.one_of(st.lists(inner, max_size
                        max_leaves=6)
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix] if prefix else []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found += _paths(value, (*prefix, index))
-    return found
 
 
 _BASE = sandbox_spec_document()
-_PATHS = _paths(_BASE)
+_PATHS = field_paths(_BASE)
 
 
 @st.composite

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from livefire.errors import InvalidDrillSpec
 from livefire.spec import parse_spec, read_spec
-from tests.conftest import ROOT
+from tests.conftest import ROOT, field_paths
 
 EXAMPLES = sorted(path for path in (ROOT / "drills").rglob("*.yaml") if "mesh" not in path.parts)
 TEXTS = [path.read_text() for path in EXAMPLES]
@@ -75,19 +75,10 @@ _values = st.recursive(_scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)), max_leaves=8)
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix] if prefix else []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found += _paths(value, (*prefix, index))
-    return found
 
 
 DOCUMENTS = [yaml.safe_load(text) for text in TEXTS]
-PATHS = [(index, path) for index, document in enumerate(DOCUMENTS) for path in _paths(document)]
+PATHS = [(index, path) for index, document in enumerate(DOCUMENTS) for path in field_paths(document)]
 
 
 @st.composite

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.unit.assessment.scenarios import (
@@ -76,32 +78,20 @@ def test_burst_samples_narrow_the_rto_bracket_to_the_burst_interval() -> None:
     assert result.rto_seconds == 2.2
 
 
-def test_a_success_blip_shorter_than_sustain_is_not_recovery() -> None:
+@pytest.mark.parametrize(
+    "false_recovery",
+    [[(4000, 4500, USW2), (4500, 6000, FAIL)], [(4000, 6000, USE1)]],
+    ids=["a-success-blip-shorter-than-sustain", "successes-served-by-the-faulted-region-during-the-fault"],
+)
+def test_what_is_not_a_sustained_success_on_a_healthy_region_is_not_recovery(
+    false_recovery: list[tuple[int, int, Any]],
+) -> None:
     spec = make_spec()
     entry = stream(
         "entry",
         (0, INJECT + 100, USE1),
         (INJECT + 100, 4000, FAIL),
-        (4000, 4500, USW2),
-        (4500, 6000, FAIL),
-        (6000, 25000, USW2),
-        (25000, END, USE1),
-    )
-
-    result = run(spec, [*regions(), *entry])
-
-    assert result.rto_seconds == 3.0
-    assert result.rto_bracket is not None
-    assert result.rto_bracket.last_failure_ms == T0 + 5900
-
-
-def test_successes_served_by_the_faulted_region_during_the_fault_are_not_recovery() -> None:
-    spec = make_spec()
-    entry = stream(
-        "entry",
-        (0, INJECT + 100, USE1),
-        (INJECT + 100, 4000, FAIL),
-        (4000, 6000, USE1),
+        *false_recovery,
         (6000, 25000, USW2),
         (25000, END, USE1),
     )

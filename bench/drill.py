@@ -4,8 +4,8 @@ Cost: a sandbox drill with short phases runs through livefire_local.runner (the 
 moto, the handlers behind the in-process Lambda endpoint); ``livefire.cost`` prices its execution history —
 state transitions, and Lambda GB-seconds both from the history's task times and from the durations the
 Lambda endpoint measured. The baseline is AWS FIS for the same fault, priced per action-minute. A projection
-prices the example drill of docs/architecture.md §4 (lead 10 s, fault 2 m, recovery 2 m) the same way: same transitions, the
-probe windows stretched to its phases.
+prices the example drill of docs/architecture.md §4 (lead 10 s, fault 2 m, recovery 2 m) the same way: same
+transitions, the probe windows stretched to its phases.
 
 Overhead: wall time of the `livefire run` command on the shipped drills/sandbox/active-passive.yaml minus the
 phases it configures (baseline + lead + fault + recovery).
@@ -33,7 +33,7 @@ from livefire.spec import DrillSpec, parse_spec
 ROOT = Path(__file__).resolve().parents[1]
 SANDBOX = ROOT / "drills" / "sandbox"
 SHORT_PHASES = {"baseline": "1s", "lead": "1s", "fault": "3s", "recovery": "4s"}
-EXAMPLE_PHASES = {"baseline": 5.0, "lead": 10.0, "fault": 120.0, "recovery": 120.0}  # the example of docs/architecture.md §4 (baseline default)
+EXAMPLE_PHASES = {"baseline": 5.0, "lead": 10.0, "fault": 120.0, "recovery": 120.0}  # docs/architecture.md §4
 DRILL_TIMEOUT_S = 180.0
 OVERHEAD_BUDGET_S = 5.0
 WHOLE_DRILL_EXITS = (0, 1)  # README "The two commands": 0 PASS, 1 FAIL/INCONCLUSIVE (still a whole drill), 2 error

@@ -138,7 +138,8 @@ def render(sections: Sequence[Section], *, machine: str, started: str, total_sec
         f"Other processes used at most {busiest:.0%} of the machine's CPU during any one benchmark"
         + (": the machine was shared, so timings are pessimistic." if busiest > QUIET else " (a quiet machine)."),
         "",
-        "| metric | livefire | baseline (same run) | ratio | budget (docs/architecture.md §13) | budget status | machine |",
+        ("| metric | livefire | baseline (same run) | ratio | budget (docs/architecture.md §13) | budget status "
+         "| machine |"),
         "|---|---|---|---|---|---|---|",
     ]
     for section in sections:

@@ -50,7 +50,8 @@ PHASE_SPREAD = 1.5
 BASE_TAIL = 1.8  # after the outage, plus the frequency: room for one more check, or livefire's sustained run
 SUSTAIN = 0.5  # livefire's spec probes.sustain in these trials
 # Loads are compared over a one-minute drill window holding one outage (the shipped sandbox drill observes for
-# 43 s, the example drill of docs/architecture.md §4 for 250 s). Only the outage and its edges are run; the rest of the window is a
+# 43 s, the example drill of docs/architecture.md §4 for 250 s). Only the outage and its edges are run; the rest
+# of the window is a
 # healthy endpoint, probed at the base rate by livefire (the engine sends nothing else to a healthy target, as
 # the schedule benchmark measures) and at its constant rate by Chaos Toolkit.
 DRILL_WINDOW = 60.0

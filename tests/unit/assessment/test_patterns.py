@@ -282,3 +282,20 @@ def test_active_active_without_any_outage_passes_its_rto_with_no_rto_value() -> 
     assert "no outage observed" in rto.detail
     assert result.rto_seconds is None
     assert result.verdict == "PASS", result.verdict_reason
+
+
+def test_probes_still_in_flight_when_the_injection_was_sent_belong_to_the_fault() -> None:
+    spec = make_spec()
+    in_flight = [
+        *stream("entry", (INJECT - 100, INJECT, FAIL), latency=200.0),  # answered 100 ms after the injection
+        *stream("entry", (INJECT - 50, INJECT, USW2), latency=200.0),  # the standby answered it, after failover
+    ]
+    entry = stream(
+        "entry", (0, INJECT - 100, USE1), (INJECT, INJECT + 100, FAIL), (INJECT + 100, INJECT + 5000, USW2),
+        (INJECT + 5000, INJECT + 5100, FAIL), (INJECT + 5100, 25000, USW2), (25000, END, USE1),
+    )
+
+    result = run(spec, [*regions(), *entry, *in_flight])
+
+    assert status(result, "standbyServedDuringFault") == "PASS"
+    assert result.rto_seconds is not None and result.rto_seconds < 1.0  # not the blip at +5 s

@@ -126,9 +126,10 @@ class DrillTimeline:
     """What every computation needs: the spec, the timeline and the samples grouped by vantage and target.
 
     The phases are cut at the instants the requests were *sent* (``injected``, ``restored``): a change cannot
-    take effect before its request leaves, so the fault phase holds every sample the fault can have touched, and
-    recovery and detection times count from the send. ``injection_answered`` and ``restore_answered`` close the
-    brackets: a sample sent inside one is neither before nor after that change."""
+    take effect before its request leaves, so the fault phase holds every sample the fault can have touched (every
+    probe still in flight when the injection was sent), and recovery and detection times count from the send.
+    ``injection_answered`` and ``restore_answered`` close the brackets: a sample sent inside one is neither before
+    nor after that change."""
 
     spec: DrillSpec
     injected: float | None
@@ -178,9 +179,12 @@ class DrillTimeline:
         return {v for v, w in weights.items() if w > 0} - self.baseline_versions
 
     def phase(self, sample: Sample) -> PhaseName:
-        if self.injected is None or sample.sent_ms < self.injected:
+        """The latest change that can have touched the probe: a change cannot act on a probe whose answer came
+        back before the change's request left, and may act on one still in flight. So a probe sent just before
+        the injection but answered after it (a slow server, a busy machine) belongs to the fault phase."""
+        if self.injected is None or sample.ended_ms < self.injected:
             return "baseline"
-        if self.restored is None or sample.sent_ms < self.restored:
+        if self.restored is None or sample.ended_ms < self.restored:
             return "fault"
         return "recovery"
 

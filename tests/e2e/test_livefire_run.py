@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from livefire.evidence.manifest import verify_evidence_dir
-from tests.conftest import MESH_DIR, sandbox_spec_document
+from tests.conftest import FAST_PHASES, MESH_DIR, sandbox_spec_document
 from tests.keys import local_verifier
 
 
@@ -29,7 +29,9 @@ def _with_mesh(path: Path) -> Path:
 def test_livefire_run_passes_prints_the_rto_and_saves_verifiable_evidence(
     tmp_path: Path, write_spec: Callable[[dict[str, Any]], Path]
 ) -> None:
-    spec = _with_mesh(write_spec(sandbox_spec_document()))
+    # the sandbox primary is ejected for 5 s: a recovery phase long enough for failback and a steady end after it
+    phases = {**FAST_PHASES, "recovery": "9s"}
+    spec = _with_mesh(write_spec(sandbox_spec_document(phases=phases)))
 
     result = livefire("run", str(spec), "--evidence-dir", str(tmp_path / "evidence"), cwd=tmp_path)
 

@@ -200,7 +200,9 @@ class TestOutsideTheMesh:
         assert result.injected_at_ms is not None and start_ms <= result.injected_at_ms <= start_ms + LOADED_MS
         detections = [d for d in (result.detection_seconds, result.entrypoint_detection_seconds) if d is not None]
         assert min(detections) == 0.0  # the anchor is the first failure seen
-        assert result.restored_at_ms is not None and end_ms - 50 <= result.restored_at_ms <= end_ms + LOADED_MS
+        # the incident ends at the send of the first success: on a busy machine a probe sent shortly before the
+        # scripted end can be served after it, so the estimate may lead the truth by up to a probe's time in flight
+        assert result.restored_at_ms is not None and end_ms - LOADED_MS <= result.restored_at_ms <= end_ms + LOADED_MS
         assert result.rto_seconds is not None and 0 < result.rto_seconds < 1.5  # the entrypoint failed over
         assert result.rto_bracket is not None and result.rto_bracket.last_failure_ms is not None
         assert result.rto_bracket.first_success_ms < end_ms  # the standby served before the primary was back

@@ -27,13 +27,6 @@ def _imported_modules(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("module", RUNTIME_MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_runtime_modules_never_import_the_local_tooling(module: Path) -> None:
-    offending = {name for name in _imported_modules(module) if name.split(".")[0] == "livefire_local"}
-
-    assert offending == set()
-
-
 @pytest.mark.parametrize("module", [*RUNTIME_MODULES, *HANDLERS], ids=lambda p: str(p.relative_to(ROOT)))
 def test_runtime_code_does_not_import_test_or_mock_libraries(module: Path) -> None:
     offending = {name for name in _imported_modules(module) if name.split(".")[0] in {"moto", "pytest", "hypothesis"}}

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from livefire.redaction import redact_url
 from livefire.spec.assurance import Posture, SteadyState
 from livefire.spec.base import SpecModel
+from livefire.spec.datachecks import MAX_DATA_CHECKS, DataCheck, data_check_problems
 from livefire.spec.durations import format_duration
 from livefire.spec.faults import Fault
 from livefire.spec.limits import MAX_OBSERVE_S, MAX_REGIONS, probe_budget_problem
@@ -45,6 +46,9 @@ class DrillSpec(SpecModel):
     vantages: list[Vantage] = []
     steady: SteadyState | None = Field(default=None, description="what steady means (default: SteadyState())")
     posture: Posture | None = Field(default=None, description="mesh settings the drill requires (default: none)")
+    data_checks: Annotated[list[DataCheck], Field(max_length=MAX_DATA_CHECKS)] = Field(
+        default=[], description="markers written in the primary and read in the other regions: replication lag "
+                                "and RPO (livefire/spec/datachecks.py)")
 
     @field_validator("regions")
     @classmethod
@@ -87,6 +91,16 @@ class DrillSpec(SpecModel):
             raise ValueError(problem)
         return self
 
+    @model_validator(mode="after")
+    def _data_checks_measure_the_data_objectives(self) -> DrillSpec:
+        problem = data_check_problems(self.data_checks, {r.name: r.role for r in self.regions})
+        if problem is not None:
+            raise ValueError(problem)
+        for field, name in (("rpo", "rpo"), ("replication_lag_p99", "replicationLagP99")):
+            if getattr(self.objectives, field) is not None and not self.data_checks:
+                raise ValueError(f"objectives.{name}: needs a dataChecks entry to measure it")
+        return self
+
     def region(self, name: str) -> Region | None:
         return next((r for r in self.regions if r.name == name), None)
 
@@ -101,6 +115,10 @@ class DrillSpec(SpecModel):
         document["entrypoint"] = redact_url(document["entrypoint"])
         for region in document["regions"]:
             region["endpoint"] = redact_url(region["endpoint"])
+        for check in document.get("dataChecks", []):
+            if "http" in check:
+                check["http"]["writeUrl"] = redact_url(check["http"]["writeUrl"])
+                check["http"]["readUrls"] = {k: redact_url(v) for k, v in check["http"]["readUrls"].items()}
         return document
 
     def digest(self) -> str:

@@ -133,6 +133,10 @@ class Objectives(SpecModel):
         default=None,
         description="blue-green: how long both versions may serve after the cutover (default: one probe interval)",
     )
+    rpo: PositiveDuration | None = Field(
+        default=None, description="the most acknowledged writes a failover may lose, in time (needs dataChecks)")
+    replication_lag_p99: PositiveDuration | None = Field(
+        default=None, description="the p99 replication lag of every read region before the fault (needs dataChecks)")
 
 
 class AbortIf(SpecModel):

@@ -728,10 +728,10 @@ def test_the_broken_failover_mesh_never_fails_over() -> None:
     assert ejected == []
 
 
-def test_a_region_without_a_sandbox_cluster_is_named_in_the_error() -> None:
+def test_a_region_on_an_eks_cluster_is_named_in_the_error() -> None:
     spec = load_spec(lambda doc: doc["regions"][1].update(cluster={"eks": "payments-usw2", "region": "us-west-2"}))
 
-    with pytest.raises(InvalidDrillSpec, match=r"regions\.1\.cluster: region 'us-west-2' has no sandbox"):
+    with pytest.raises(InvalidDrillSpec, match=r"regions\.1\.cluster: region 'us-west-2' names an EKS cluster"):
         SandboxMesh.from_spec(spec, MESH_DIR)
 
 

@@ -112,7 +112,6 @@ def _function_environment(template: LocalTemplate) -> dict[str, str]:
 
 @contextmanager
 def local_stack(root: Path, *, extra_env: dict[str, str] | None = None,
-                lambda_endpoint: str | None = None,
                 on_invoke: Callable[[Invocation, Any], None] | None = None) -> Iterator[LocalStack]:
     """moto + the stack's resources + the Lambda Invoke endpoint, for one drill (or one test)."""
     template = LocalTemplate.load(root, REGION)
@@ -121,7 +120,7 @@ def local_stack(root: Path, *, extra_env: dict[str, str] | None = None,
         tables = [create_table(template, k) for k in template.resources_of_type("AWS::DynamoDB::Table")]
         create_signing_keys(template)
         lambdas = LocalLambdaServer(template.functions(), REGION, on_invoke=on_invoke)
-        endpoint = lambda_endpoint or lambdas.start()
+        endpoint = lambdas.start()
         env = {**_function_environment(template), **(extra_env or {}), "AWS_ENDPOINT_URL_LAMBDA": endpoint}
         try:
             with patched_environ(env):

@@ -11,6 +11,7 @@ from livefire.errors import InvalidDrillSpec
 from livefire_local.aws_cli import add_aws_commands
 from livefire_local.evidence_cli import add_evidence_commands
 from livefire_local.results import Results, add_result_options
+from livefire_local.sandbox_up import add_sandbox_commands
 from livefire_local.verdicts import EXIT_ERROR, DrillOutcome
 
 
@@ -33,7 +34,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         parse_ranges(args.allowed_ranges)
         with results.running() as live:
             run = run_drill(Path(args.spec), root=root, evidence_root=Path(args.evidence_dir),
-                            lambda_endpoint=args.lambda_endpoint, live=live, allowed_ranges=args.allowed_ranges)
+                            live=live, allowed_ranges=args.allowed_ranges)
     except InvalidDrillSpec as exc:
         print(f"invalid drill spec: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -51,12 +52,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    run = commands.add_parser("run", help="run a whole drill locally on the sandbox mesh")
+    run = commands.add_parser("run", help="run a whole drill locally: real targets, and the sandbox mesh for "
+                                          "sandbox clusters and .sandbox hosts")
     run.add_argument("spec", help="drill spec (YAML or JSON; - reads standard input), "
                                   "e.g. drills/sandbox/active-passive.yaml")
     run.add_argument("--evidence-dir", default="livefire-evidence", help="where evidence is copied")
-    run.add_argument("--lambda-endpoint", default=None,
-                     help="use this Lambda endpoint (e.g. `sam local start-lambda` at http://127.0.0.1:3001)")
     run.add_argument("--allowed-ranges", default=LOCAL_RANGES, metavar="RANGES",
                      help="non-public addresses probes and webhooks may reach: CIDRs and loopback, link-local, "
                           f"private, comma-separated; '' allows public addresses only (default: {LOCAL_RANGES})")
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(commands)
     add_evidence_commands(commands)
     add_aws_commands(commands)
+    add_sandbox_commands(commands, find_root)
     return parser
 
 

@@ -1,8 +1,10 @@
 """`livefire run SPEC`: one whole drill on this machine.
 
-The real state machine definition runs under moto's Step Functions interpreter, the handlers run in-process
-behind the Lambda Invoke API, and the mesh is the sandbox (fake Kubernetes API servers and regional services
-on loopback) seeded from the spec folder's ``mesh/<cluster>.yaml``.
+The real state machine definition runs under moto's Step Functions interpreter and the handlers run in-process
+behind the Lambda Invoke API. The parts of the drill that opt into the sandbox by name (sandbox clusters, hosts
+under ``.sandbox``) are served by the sandbox mesh seeded from the spec folder's ``mesh/<cluster>.yaml``; every
+other target is contacted for real. The runner decides which is which once (``SandboxMesh.resolve``), prints it,
+and hands it to Plan, which records it per target in the plan and the evidence (docs/architecture.md §10).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from livefire.egress import LOCAL_RANGES, RANGES_ENV
+from livefire.egress import LOCAL_RANGES, RANGES_ENV, EgressPolicy, reach_of
+from livefire.planning import probe_targets
 from livefire.redaction import redact_urls_in_text
 from livefire.spec import DrillSpec, read_spec
 from livefire.store import DrillStore
@@ -29,6 +32,7 @@ from livefire_local.lambda_server import Invocation
 from livefire_local.live import LiveView, watch_drill
 from livefire_local.local_chain import LocalChain
 from livefire_local.sandbox.mesh import SandboxMesh
+from livefire_local.sandbox.services import LOOPBACK
 from livefire_local.verdicts import exit_code_for
 
 # Beyond the drill's own phases, how long the steps themselves may take before the runner gives up.
@@ -138,19 +142,34 @@ def copy_evidence(stack: LocalStack, prefix: str, destination: Path) -> Path:
     return destination
 
 
+def reach_lines(spec: DrillSpec, served_by_sandbox: frozenset[str]) -> list[str]:
+    """One line per probed target and webhook URL: real (contacted as named) or sandbox (the local sandbox)."""
+    lines = [f"target {t.name} {t.url}: {t.reach}" for t in probe_targets(spec, served_by_sandbox)]
+    webhook = spec.fault.webhook
+    if webhook is not None:
+        lines += [f"webhook {action} {call.method} {call.url}: {reach_of(call.url, served_by_sandbox)}"
+                  for action, call in (("inject", webhook.inject), ("rollback", webhook.rollback))]
+    return lines
+
+
 @contextmanager
 def sandbox_session(spec: DrillSpec, mesh_dir: Path, root: Path, *, progress: Progress | None = None,
-                    lambda_endpoint: str | None = None,
                     allowed_ranges: str = LOCAL_RANGES) -> Iterator[tuple[SandboxMesh, LocalStack]]:
-    """The sandbox mesh for ``spec`` plus the local stack wired to it: everything a drill runs against.
+    """The sandbox mesh for ``spec`` (only what the spec names: none at all for a drill of real targets) plus the
+    local stack wired to it: everything a drill runs against.
 
     ``allowed_ranges`` plays the template parameter AllowedTargetRanges: locally the person running the drill is
-    the deployment, so their loopback and private services may be probed and called (livefire/egress.py)."""
-    with SandboxMesh.from_spec(spec, mesh_dir) as mesh:
+    the deployment, so their loopback and private services may be probed and called (livefire/egress.py). The
+    sandbox's servers listen on loopback, so a drill that uses them needs loopback allowed (ValueError)."""
+    mesh = SandboxMesh.from_spec(spec, mesh_dir)
+    if (mesh.regional or mesh.serves_entrypoint or mesh.serves_webhook) and \
+            EgressPolicy.from_ranges(allowed_ranges).refusal(LOOPBACK) is not None:
+        raise ValueError(f"--allowed-ranges {allowed_ranges!r} refuses loopback, where the sandbox serves this "
+                         "drill's .sandbox hosts: allow loopback, or aim the drill at real targets only")
+    with mesh:
         env = {**mesh.environment(), "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true",
                RANGES_ENV: allowed_ranges}
-        with local_stack(root, extra_env=env, lambda_endpoint=lambda_endpoint,
-                         on_invoke=progress.on_invoke if progress else None) as stack:
+        with local_stack(root, extra_env=env, on_invoke=progress.on_invoke if progress else None) as stack:
             yield mesh, stack
 
 
@@ -162,7 +181,7 @@ def start_drill(stack: LocalStack, drill_id: str, execution_input: Any) -> str:
 
 
 def run_drill(spec_path: Path, *, root: Path, evidence_root: Path, out: TextIO = sys.stdout,
-              lambda_endpoint: str | None = None, drill_id: str | None = None, mesh_dir: Path | None = None,
+              drill_id: str | None = None, mesh_dir: Path | None = None,
               before_start: Callable[[SandboxMesh], None] | None = None,
               after_end: Callable[[SandboxMesh], None] | None = None, live: LiveView | None = None,
               allowed_ranges: str = LOCAL_RANGES) -> DrillRun:
@@ -176,8 +195,9 @@ def run_drill(spec_path: Path, *, root: Path, evidence_root: Path, out: TextIO =
     progress.line(f"drill {drill_id}: {spec.pattern}, fault {spec.fault.kind} on {spec.fault.region}")
     mesh_dir = mesh_dir or spec_path.parent / "mesh"
     with interruptible(out) as guard, sandbox_session(spec, mesh_dir, root, progress=progress,
-                                                      allowed_ranges=allowed_ranges,
-                                                      lambda_endpoint=lambda_endpoint) as (mesh, stack):
+                                                      allowed_ranges=allowed_ranges) as (mesh, stack):
+        for line in reach_lines(spec, frozenset(mesh.resolve())):
+            progress.line(line)
         if before_start is not None:
             before_start(mesh)
         LocalChain(evidence_root).seed(DrillStore(stack.dynamodb.Table(stack.table)), spec.metadata.service)

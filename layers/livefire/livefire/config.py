@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from livefire.egress import EgressPolicy, current_policy
+from livefire.egress import EgressPolicy, current_policy, sandbox_hosts
 
 
 def _csv(value: str | None) -> tuple[str, ...]:
@@ -22,6 +22,8 @@ class Settings:
     allowed_clusters: tuple[str, ...]
     # Where probes and webhooks may connect (template parameter AllowedTargetRanges, livefire/egress.py).
     egress: EgressPolicy = field(default_factory=EgressPolicy)
+    # The host:ports the local runner's sandbox serves (LIVEFIRE_SANDBOX_HOSTS; none on AWS, livefire/egress.py).
+    sandbox_hosts: frozenset[str] = frozenset()
     # The KMS key that signs manifests (template EvidenceSigningKey; set on the Evidence function only).
     signing_key_id: str = ""
 
@@ -34,5 +36,6 @@ class Settings:
             allowed_namespaces=_csv(os.environ.get("ALLOWED_NAMESPACES")),
             allowed_clusters=_csv(os.environ.get("ALLOWED_CLUSTERS")),
             egress=current_policy(),
+            sandbox_hosts=sandbox_hosts(),
             signing_key_id=os.environ.get("SIGNING_KEY_ID", ""),
         )

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from livefire.egress import Reach
 from livefire.spec import ClusterRef, FaultKind, Pattern, Vantage
 
 Outcome = Literal["COMPLETED", "NOT_STEADY", "ERROR", "ABORTED"]
@@ -39,6 +40,9 @@ class PlannedFault(Contract):
     object_kind: Literal["VirtualService", "DestinationRule", "Deployment", "FisExperiment", "Webhook"]
     object_name: str
     lease_key: str
+    reach: Reach = Field(default="real", description="sandbox: what the fault acts on is the local sandbox mesh's "
+                         "(a sandbox cluster, or webhook URLs on sandbox hosts); real: a real cluster, FIS "
+                         "experiment or webhook URL, contacted as named (always, on AWS).")
 
 
 class ProbeTarget(Contract):
@@ -48,6 +52,8 @@ class ProbeTarget(Contract):
     url: str
     region: str | None = None
     role: str
+    reach: Reach = Field(default="real", description="sandbox: answered by the local sandbox mesh (livefire run, a "
+                         "host under .sandbox); real: contacted over the network as named (always, on AWS).")
 
 
 class Plan(Contract):
@@ -95,6 +101,8 @@ class ProbeSummary(Contract):
     started_at_ms: int
     ended_at_ms: int
     sample_keys: list[str]
+    marker_keys: list[str] = Field(default_factory=list, description="S3 keys of the data checks' marker chunks "
+                                                                     "(livefire/datachecks/; the drill window only)")
     targets: list[TargetSummary]
 
 

@@ -7,6 +7,10 @@
   on the address actually connected to, after resolution (``connect_addresses``): a name that resolves to a
   refused address is never connected to, whatever it resolved to at planning. ``livefire run`` (local mode) allows
   loopback and private ranges by default: the person running it is the deployment.
+- **Real or sandbox.** ``livefire run`` serves the hosts under the sandbox's own domain (``*.sandbox``) from its
+  loopback servers and tells the functions which ``host:port`` those are (``LIVEFIRE_SANDBOX_HOSTS``, set by the
+  local runner only): Plan marks each probe target and webhook ``real`` or ``sandbox`` (``reach_of``) once, in the
+  plan. Every other URL is contacted for real and checked as above; on AWS every target is real.
 - **Secrets.** A webhook's ``headersSecret`` is a Secrets Manager JSON secret holding the headers and query
   parameters to send *and* the URL prefixes they may be sent to (``SecretBox``); it is sent only over https and
   only to a URL inside one of those prefixes (``SecretBox.for_url``).
@@ -22,12 +26,16 @@ import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 RANGES_ENV = "ALLOWED_TARGET_RANGES"
+# The local runner's list of the "host:port"s its sandbox serves (a JSON array); never set on AWS.
+SANDBOX_HOSTS_ENV = "LIVEFIRE_SANDBOX_HOSTS"
+# Whether a target was contacted over the network as named, or answered by the local sandbox mesh.
+Reach = Literal["real", "sandbox"]
 # The names a range list may use besides CIDRs.
 NAMED_RANGES: dict[str, tuple[str, ...]] = {
     "loopback": ("127.0.0.0/8", "::1/128"),
@@ -187,6 +195,33 @@ def check_targets(urls: Iterable[tuple[str, str]], policy: EgressPolicy, *, reso
             raise EgressRefused(f"{field}: {exc}") from None
         except (OSError, UnicodeError):
             continue  # unresolvable now: the connect-time check decides
+
+
+# ---------------------------------------------------------------- real or sandbox
+
+
+def host_port(url: str) -> str:
+    """``host:port`` of a URL, with the scheme's default port (``http://a.b/x`` -> ``a.b:80``)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.hostname}:{port}"
+
+
+def sandbox_hosts(environ: Mapping[str, str] = os.environ) -> frozenset[str]:
+    """``LIVEFIRE_SANDBOX_HOSTS``: the ``host:port``s the local sandbox serves (none when unset, as on AWS)."""
+    raw = environ.get(SANDBOX_HOSTS_ENV, "").strip()
+    try:
+        hosts = json.loads(raw) if raw else []
+    except ValueError:
+        hosts = None
+    if not isinstance(hosts, list) or not all(isinstance(host, str) for host in hosts):
+        raise ValueError(f'{SANDBOX_HOSTS_ENV} must be a JSON array of "host:port" strings')
+    return frozenset(hosts)
+
+
+def reach_of(url: str, served_by_sandbox: frozenset[str]) -> Reach:
+    """``sandbox`` when the local sandbox answers for the URL's ``host:port``, else ``real``."""
+    return "sandbox" if host_port(url) in served_by_sandbox else "real"
 
 
 # ---------------------------------------------------------------- secrets bound to URL prefixes

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from livefire.artifacts import evidence_prefix
 from livefire.config import Settings
 from livefire.contracts import Plan, PlannedFault, PlanRequest, ProbeTarget
-from livefire.egress import EgressRefused, check_targets
+from livefire.egress import EgressRefused, check_targets, reach_of
 from livefire.errors import DrillInProgress, GuardrailViolation, InvalidDrillSpec
 from livefire.redaction import redact_url, redact_urls_in_text
 from livefire.runtime import Runtime
@@ -37,11 +37,12 @@ def service_lease_key(service: str) -> str:
     return f"service:{service}"
 
 
-def planned_faults(spec: DrillSpec) -> list[PlannedFault]:
+def planned_faults(spec: DrillSpec, served_by_sandbox: frozenset[str] = frozenset()) -> list[PlannedFault]:
     """The faults the drill starts: a mesh object, an FIS experiment, a webhook; none for an observe-only drill.
 
     Each fault's lease is on what it acts on: the mesh object, the experiment template, the webhook's inject URL
-    (beside the service's lease, ``service_lease_key``)."""
+    (beside the service's lease, ``service_lease_key``). A fault on a sandbox cluster, or a webhook whose inject URL
+    the local sandbox serves (``served_by_sandbox``, livefire/egress.py), is marked ``sandbox``."""
     fault = spec.fault
     fault_id = f"{fault.kind}-{fault.region}"
     if fault.kind == "external":
@@ -56,7 +57,7 @@ def planned_faults(spec: DrillSpec) -> list[PlannedFault]:
         url = fault.webhook.inject.url
         return [PlannedFault(
             fault_id=fault_id, kind=fault.kind, region=fault.region, object_kind="Webhook", object_name=url,
-            lease_key=f"webhook:{url}",
+            lease_key=f"webhook:{url}", reach=reach_of(url, served_by_sandbox),
         )]
     region = spec.region(fault.region)
     assert region is not None and region.cluster is not None and fault.target is not None  # DrillSpec validation
@@ -66,7 +67,7 @@ def planned_faults(spec: DrillSpec) -> list[PlannedFault]:
         PlannedFault(
             fault_id=fault_id, kind=fault.kind, region=fault.region,
             cluster=region.cluster, namespace=fault.target.namespace, object_kind=object_kind,
-            object_name=object_name, lease_key=lease_key,
+            object_name=object_name, lease_key=lease_key, reach="sandbox" if region.cluster.sandbox else "real",
         )
     ]
 
@@ -140,9 +141,12 @@ def redacted(plan: Plan) -> Plan:
     return plan.model_copy(update={"targets": targets})
 
 
-def probe_targets(spec: DrillSpec) -> list[ProbeTarget]:
-    targets = [ProbeTarget(name="entrypoint", url=spec.entrypoint, region=None, role="entrypoint")]
-    targets += [ProbeTarget(name=r.name, url=r.endpoint, region=r.name, role=r.role) for r in spec.regions]
+def probe_targets(spec: DrillSpec, served_by_sandbox: frozenset[str] = frozenset()) -> list[ProbeTarget]:
+    """The entrypoint and each region's endpoint, each marked real or served by the local sandbox."""
+    targets = [ProbeTarget(name="entrypoint", url=spec.entrypoint, region=None, role="entrypoint",
+                           reach=reach_of(spec.entrypoint, served_by_sandbox))]
+    targets += [ProbeTarget(name=r.name, url=r.endpoint, region=r.name, role=r.role,
+                            reach=reach_of(r.endpoint, served_by_sandbox)) for r in spec.regions]
     return targets
 
 
@@ -156,7 +160,7 @@ def plan_drill(request: PlanRequest, runtime: Runtime) -> Plan:
     store = runtime.store
     try:
         spec, anchor = parse_execution_input(request.execution_input)
-        faults = planned_faults(spec)
+        faults = planned_faults(spec, runtime.settings.sandbox_hosts)
         check_blast_radius(spec, faults, runtime.settings)
         check_egress(spec, runtime.settings)
     except (InvalidDrillSpec, GuardrailViolation) as refusal:
@@ -170,7 +174,8 @@ def plan_drill(request: PlanRequest, runtime: Runtime) -> Plan:
         drill_id=request.drill_id, execution_arn=request.execution_arn, service=spec.metadata.service,
         pattern=spec.pattern, mode=spec.mode, spec_key=f"{prefix}spec.json", spec_digest=spec.digest(),
         evidence_prefix=prefix, started_at_ms=started_at_ms, vantages=default_vantages(spec),
-        targets=probe_targets(spec), faults=faults, baseline_seconds=spec.phases.baseline,
+        targets=probe_targets(spec, runtime.settings.sandbox_hosts), faults=faults,
+        baseline_seconds=spec.phases.baseline,
         observe_seconds=spec.observe_seconds + OBSERVE_SLACK_S,
         lead_wait_seconds=math.ceil(spec.phases.lead), fault_wait_seconds=max(1, round(spec.phases.fault)),
         anchor_at_ms=anchor,

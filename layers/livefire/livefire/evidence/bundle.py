@@ -15,6 +15,7 @@ from livefire.artifacts import evidence_prefix
 from livefire.assessment import Assessment
 from livefire.contracts import Outcome, Sample
 from livefire.cost import CostReport
+from livefire.egress import Reach
 from livefire.evidence.manifest import ChainLink
 from livefire.evidence.signature import SigningKey
 from livefire.faults.refusal import refused, verdict_with_refusals
@@ -42,6 +43,16 @@ class PostureAudit(BaseModel):
     skipped: str | None = Field(default=None, description="Why the cluster was not audited, if it was not.")
 
 
+class ReachedTarget(BaseModel):
+    """One URL the drill probed or called, and whether it was real or the local sandbox's (from plan.json)."""
+
+    target: str = Field(description="What it is: 'entrypoint', a region's name, 'webhook inject' or 'webhook "
+                                    "rollback'.")
+    url: str = Field(description="The URL, query values redacted.")
+    reach: Reach = Field(description="real: contacted over the network as named (always, on AWS); sandbox: "
+                                     "answered by the local sandbox mesh (livefire run, a host under .sandbox).")
+
+
 class EvidenceBundle(BaseModel):
     """What both reports of one drill show; artifact names are relative to the drill's evidence folder."""
 
@@ -59,6 +70,8 @@ class EvidenceBundle(BaseModel):
                     "snapshots of mesh objects, faults/<id>-{fis,webhook}.json for faults outside the mesh.",
     )
     samples: list[Sample] = Field(default_factory=list, description="Every probe sample, for the timelines.")
+    targets: list[ReachedTarget] = Field(
+        default_factory=list, description="Every probed target and webhook URL, each marked real or sandbox.")
     posture: list[PostureAudit] | None = Field(default=None, description="posture.json; None when not audited.")
     cost: CostReport | None = Field(default=None, description="cost.json; None when the drill was not priced.")
     error: str | None = Field(default=None, description="'<error>: <cause>' of a drill that ended in error.")

@@ -1,9 +1,9 @@
 """report.html: one self-contained page (inline CSS and SVG, no scripts, nothing fetched) that prints well.
 
-Verdict and findings first; then a timeline per endpoint (success/failure over time, who served, and markers
-for injection, rollback, detection and recovery), recovery, availability and latency per phase, the faults
-with what they changed and whether the rollback put everything back, the mesh posture, the cost of the
-drill, the spec, and relative links to every raw artifact.
+Verdict first, the targets (real or sandbox) and the findings; then a timeline per endpoint (success/failure
+over time, who served, and markers for injection, rollback, detection and recovery), recovery, availability and
+latency per phase, the faults with what they changed and whether the rollback put everything back, the mesh
+posture, the cost of the drill, the spec, and relative links to every raw artifact.
 """
 
 from __future__ import annotations
@@ -14,7 +14,16 @@ from livefire.assessment import Assessment
 from livefire.evidence.bundle import EvidenceBundle
 from livefire.evidence.fault_diff import faults_section
 from livefire.evidence.markup import UNJUDGED_COLOUR, VERDICT_COLOURS, facts, link, num, pill, table, text
-from livefire.evidence.report import DASH, bracket_text, chain_text, format_number, iso_time, signer_text, since
+from livefire.evidence.report import (
+    DASH,
+    REACH_WORDS,
+    bracket_text,
+    chain_text,
+    format_number,
+    iso_time,
+    signer_text,
+    since,
+)
 from livefire.evidence.timeline import timelines_section
 from livefire.faults.refusal import refusal_lines
 
@@ -69,6 +78,13 @@ def _header(bundle: EvidenceBundle) -> str:
         f'<div class="label">{text(verdict)}</div><div><strong>{text(spec.metadata.name)}</strong></div>'
         f'<div class="reason">{text(bundle.verdict_reason)}</div></div>{facts(rows)}</header>'
     )
+
+
+def _targets(bundle: EvidenceBundle) -> str:
+    if not bundle.targets:
+        return ""
+    rows = [(text(t.target), f"<code>{text(t.url)}</code>", text(REACH_WORDS[t.reach])) for t in bundle.targets]
+    return f'<section id="targets"><h2>Targets</h2>{table(["Target", "URL", "Reached"], rows)}</section>'
 
 
 def _findings(bundle: EvidenceBundle) -> str:
@@ -173,7 +189,8 @@ def render_html(bundle: EvidenceBundle) -> str:
     """report.html of one drill."""
     spec_yaml = yaml.safe_dump(bundle.spec.to_document(), sort_keys=False, default_flow_style=False)
     refusals = "".join(f'<p class="refused"><strong>{text(line)}</strong></p>' for line in refusal_lines(bundle.faults))
-    sections = [*([refusals] if refusals else []), _header(bundle), _findings(bundle), timelines_section(bundle)]
+    sections = [*([refusals] if refusals else []), _header(bundle), _targets(bundle), _findings(bundle),
+                timelines_section(bundle)]
     if bundle.assessment is not None:
         sections += [_recovery(bundle.assessment), _phase_stats(bundle.assessment)]
     sections += [faults_section(bundle), _posture(bundle), _cost(bundle)]

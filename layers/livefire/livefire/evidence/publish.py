@@ -19,7 +19,7 @@ from livefire.assessment import Assessment, with_posture
 from livefire.contracts import EvidenceRequest, EvidenceResult, Plan, Sample, Verdict
 from livefire.cost import CostReport, drill_cost, execution_history
 from livefire.errors import EvidenceError
-from livefire.evidence.bundle import EvidenceBundle, PostureAudit, PostureCheck
+from livefire.evidence.bundle import EvidenceBundle, PostureAudit, PostureCheck, ReachedTarget
 from livefire.evidence.html import render_html
 from livefire.evidence.manifest import MANIFEST_NAME, ChainLink
 from livefire.evidence.report import render_markdown
@@ -35,6 +35,7 @@ from livefire.evidence.signature import SIGNATURE_NAME
 from livefire.faults.refusal import refusal_lines, verdict_with_refusals
 from livefire.probing.chunks import decode_chunk
 from livefire.records import ManifestSeal
+from livefire.redaction import redact_url
 from livefire.runtime import Runtime
 from livefire.spec import DrillSpec, Posture
 
@@ -117,6 +118,17 @@ def audit_mesh(spec: DrillSpec, snapshots: Mapping[str, Any]) -> list[PostureAud
     return audits
 
 
+def reached_targets(plan: Plan, spec: DrillSpec) -> list[ReachedTarget]:
+    """Every probed target and webhook URL, real or sandbox as Plan marked them."""
+    targets = [ReachedTarget(target=t.name, url=redact_url(t.url), reach=t.reach) for t in plan.targets]
+    webhook = spec.fault.webhook
+    hooks = [fault for fault in plan.faults if fault.object_kind == "Webhook"]
+    if webhook is not None and hooks:
+        targets += [ReachedTarget(target=f"webhook {action}", url=redact_url(call.url), reach=hooks[0].reach)
+                    for action, call in (("inject", webhook.inject), ("rollback", webhook.rollback))]
+    return targets
+
+
 def entrypoint_availability(assessment: Assessment | None) -> float | None:
     """Availability at the entrypoint from the injection to the end, for the worst vantage (percent)."""
     if assessment is None or assessment.entrypoint is None:
@@ -193,7 +205,7 @@ def _write_evidence(request: EvidenceRequest, runtime: Runtime, verdict: Verdict
     bundle = EvidenceBundle(
         spec=spec, assessment=assessment, outcome=request.outcome, drill_id=plan.drill_id,
         execution_arn=plan.execution_arn, faults=faults, documents=documents, samples=_samples(artifacts),
-        posture=posture, cost=cost,
+        targets=reached_targets(plan, spec), posture=posture, cost=cost,
         error=f"{request.error.error}: {request.error.cause}" if request.error is not None else None,
         artifacts=listed | {REPORT_MD: None, REPORT_HTML: None, MANIFEST_NAME: None, SIGNATURE_NAME: None},
         signing_key=runtime.signer.key,

@@ -1,8 +1,8 @@
 """report.md: the drill's outcome for people, rendered from its evidence bundle (assessment.json is the truth).
 
-Verdict and findings first, then recovery, availability per phase, who served, the fault records, the mesh
-posture, the cost, the spec and relative links to every artifact. A drill that ended without an assessment
-(NOT_STEADY, ERROR, ABORTED) still gets a report that says why.
+Verdict first, then the targets (real or sandbox), the findings, recovery, availability per phase, who served,
+the fault records, the mesh posture, the cost, the spec and relative links to every artifact. A drill that ended
+without an assessment (NOT_STEADY, ERROR, ABORTED) still gets a report that says why.
 """
 
 from __future__ import annotations
@@ -124,6 +124,14 @@ def _header(bundle: EvidenceBundle) -> list[str]:
             ("Restored", iso_time(assessment.restored_at_ms)),
         ]
     return [f"# Drill {spec.metadata.name}: {verdict}", "", *_table(["", ""], rows)]
+
+
+REACH_WORDS = {"real": "real (contacted as named)", "sandbox": "sandbox (the local sandbox mesh answered)"}
+
+
+def _targets(bundle: EvidenceBundle) -> list[str]:
+    rows = [(t.target, t.url, REACH_WORDS[t.reach]) for t in bundle.targets]
+    return ["## Targets", "", *_table(["Target", "URL", "Reached"], rows)]
 
 
 def _findings(assessment: Assessment) -> list[str]:
@@ -289,6 +297,8 @@ def render_markdown(bundle: EvidenceBundle) -> str:
     assessment = bundle.assessment
     refusals = refusal_lines(bundle.faults)  # the first line, when a restore was refused
     sections = [*([[f"**{line}**" for line in refusals]] if refusals else []), _header(bundle)]
+    if bundle.targets:
+        sections.append(_targets(bundle))
     if assessment is not None:
         sections += [_findings(assessment), _recovery(assessment), _phases(assessment), _served(assessment)]
     else:

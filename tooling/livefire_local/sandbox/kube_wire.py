@@ -1,11 +1,28 @@
-"""The wire-level pieces of the sandbox's fake Kubernetes API: the v1 ``Status`` of an error, the RFC 7386 merge
-patch, label selectors and ``dryRun``. (The RFC 6902 JSON patch is the runtime's own: livefire.mesh.jsonpatch.)"""
+"""The wire-level pieces of the sandbox's fake Kubernetes API: a reply, the v1 ``Status`` of an error, the RFC 7386
+merge patch, label and field selectors and ``dryRun``. (The RFC 6902 JSON patch is the runtime's own:
+livefire.mesh.jsonpatch.)"""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
+
+JSON = "application/json"
+
+
+@dataclass
+class Reply:
+    """One answer: a JSON ``body`` (or raw bytes of ``content_type``), ``Warning`` headers, or — for a watch — a
+    ``stream`` of events written one JSON line per chunk until it ends."""
+
+    code: int
+    body: Any = None
+    content_type: str = JSON
+    warnings: list[str] = field(default_factory=list)
+    stream: Iterator[dict[str, Any]] | None = None
 
 _REASONS = {
     400: "BadRequest",
@@ -14,6 +31,7 @@ _REASONS = {
     404: "NotFound",
     405: "MethodNotAllowed",
     409: "Conflict",
+    410: "Expired",
     415: "UnsupportedMediaType",
     422: "Invalid",
     429: "TooManyRequests",
@@ -26,11 +44,13 @@ _REASONS = {
 class ApiError(Exception):
     """Answered to the client as a v1 Status."""
 
-    def __init__(self, code: int, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(self, code: int, message: str, details: dict[str, Any] | None = None,
+                 reason: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.details = details
+        self.reason = reason or _REASONS.get(code, HTTPStatus(code).phrase.replace(" ", ""))
 
     def status(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -39,7 +59,7 @@ class ApiError(Exception):
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": _REASONS.get(self.code, HTTPStatus(self.code).phrase.replace(" ", "")),
+            "reason": self.reason,
             "code": self.code,
         }
         if self.details:
@@ -74,6 +94,19 @@ def matches(labels: dict[str, str], selector: str) -> bool:
             if raw[1:].strip() in labels:
                 return False
         elif raw not in labels:
+            return False
+    return True
+
+
+def field_matches(obj: dict[str, Any], selector: str) -> bool:
+    """``fieldSelector`` on ``metadata.name`` and ``metadata.namespace`` (=, ==, !=), what kubectl sends."""
+    meta = obj.get("metadata") or {}
+    for raw in filter(None, (part.strip() for part in selector.split(","))):
+        negate = "!=" in raw
+        path, value = (s.strip() for s in raw.replace("!=", "=").replace("==", "=").split("=", 1))
+        if path not in ("metadata.name", "metadata.namespace"):
+            raise ApiError(400, f'"{path}" is not a known field selector: only "metadata.name", "metadata.namespace"')
+        if (meta.get(path.split(".")[1]) == value) == negate:
             return False
     return True
 

@@ -2,7 +2,8 @@
 
 Objects are plain dicts as a real API server returns them. Every write bumps a cluster-wide
 ``resourceVersion`` (a string, as in Kubernetes) and is serialized by one lock, so the fake API server
-and the sandbox services see one consistent state.
+and the sandbox services see one consistent state. The last ``HISTORY`` changes are kept, in order, for watches
+(``changes_since``; a watch from an older version is told it expired, as a real server answers 410 Gone).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import copy
 import json
 import threading
 import uuid
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +25,9 @@ KINDS: dict[str, tuple[str, str]] = {
     "PeerAuthentication": ("security.istio.io", "peerauthentications"),
     "Deployment": ("apps", "deployments"),
 }
+
+
+HISTORY = 1000  # changes kept for watches
 
 
 @dataclass(frozen=True, order=True)
@@ -56,16 +61,54 @@ def canonical_bytes(obj: dict[str, Any]) -> bytes:
     return json.dumps(owned, sort_keys=True, separators=(",", ":")).encode()
 
 
+@dataclass(frozen=True)
+class Change:
+    """One write, as a watch reports it: ``ADDED``, ``MODIFIED`` or ``DELETED`` with the object after it."""
+
+    type: str
+    key: ObjectKey
+    obj: dict[str, Any]
+    version: int
+
+
 @dataclass
 class ClusterStore:
     name: str
     _objects: dict[ObjectKey, dict[str, Any]] = field(default_factory=dict)
     _version: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
+    _history: deque[Change] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    _changed: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._changed = threading.Condition(self.lock)
 
     def _next_version(self) -> str:
         self._version += 1
         return str(self._version)
+
+    def _record(self, kind: str, key: ObjectKey, obj: dict[str, Any]) -> None:
+        self._history.append(Change(kind, key, copy.deepcopy(obj), self._version))
+        self._changed.notify_all()
+
+    def changes_since(self, version: int) -> list[Change] | None:
+        """The changes after ``version``, oldest first; None when some of them are no longer kept."""
+        with self.lock:
+            if version >= self._version:
+                return []
+            if not self._history or self._history[0].version > version + 1:
+                return None
+            return [change for change in self._history if change.version > version]
+
+    def wait_for_change(self, after: int, timeout: float) -> None:
+        """Block until the store's version passes ``after`` or ``timeout`` seconds have passed."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._version > after, timeout=timeout)
+
+    @property
+    def version(self) -> int:
+        with self.lock:
+            return self._version
 
     def current_version(self) -> str:
         """The cluster-wide resourceVersion of the last write (what a LIST reports)."""
@@ -87,7 +130,9 @@ class ClusterStore:
             meta.setdefault("generation", 1)
             meta.setdefault("creationTimestamp", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
             meta["resourceVersion"] = self._next_version()
-            self._objects[ObjectKey.of(stored)] = stored
+            key = ObjectKey.of(stored)
+            self._objects[key] = stored
+            self._record("ADDED", key, stored)
             return copy.deepcopy(stored)
 
     def get(self, key: ObjectKey) -> dict[str, Any] | None:
@@ -113,7 +158,18 @@ class ClusterStore:
                 stored["metadata"]["generation"] = int(previous["metadata"].get("generation", 1)) + 1
             stored["metadata"]["resourceVersion"] = self._next_version()
             self._objects[key] = stored
+            self._record("MODIFIED", key, stored)
             return copy.deepcopy(stored)
+
+    def delete(self, key: ObjectKey) -> dict[str, Any] | None:
+        """Remove ``key``; the object as it was deleted (with the deletion's resourceVersion), None if absent."""
+        with self.lock:
+            removed = self._objects.pop(key, None)
+            if removed is None:
+                return None
+            removed["metadata"]["resourceVersion"] = self._next_version()
+            self._record("DELETED", key, removed)
+            return copy.deepcopy(removed)
 
     def snapshot(self) -> dict[ObjectKey, bytes]:
         """Canonical bytes of every object, to compare a cluster before and after a drill."""

@@ -9,7 +9,6 @@ import base64
 import gzip
 import io
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ import pytest
 import yaml
 
 from livefire.faults import webhook
-from livefire.faults.webhook import RESOLVE_ENV
 from livefire_local.aws import REGION
 from livefire_local.runner import run_drill
 from livefire_local.sandbox.mesh import SandboxMesh
@@ -110,10 +108,6 @@ def test_a_webhook_drill_keeps_no_secret_value_anywhere_it_writes(tmp_path: Path
             boto3.client("secretsmanager", region_name=REGION).create_secret(Name=SECRET_NAME, SecretString=json.dumps({
                 "headers": {"Authorization": BEARER, "X-Api-Key": API_KEY}, "query": {"token": TOKEN},
                 "urlPrefixes": [f"{receiver.base()}/runbooks/"]}))
-            # The sandbox answers a webhook drill's URLs with its outage control: this receiver is called for real.
-            resolve = json.loads(os.environ[RESOLVE_ENV])
-            resolve.pop(f"127.0.0.1:{receiver.port}")
-            monkeypatch.setenv(RESOLVE_ENV, json.dumps(resolve))
 
         console = io.StringIO()
         run = run_drill(spec, root=ROOT, evidence_root=tmp_path / "evidence", out=console, mesh_dir=MESH_DIR,

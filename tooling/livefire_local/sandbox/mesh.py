@@ -133,12 +133,12 @@ class SandboxMesh:
             )
             for region in spec.regions if in_sandbox(region.endpoint)
         }
-        # built always (tests script them), started only when the spec names their host
-        self.entrypoint = Entrypoint(list(self.regional.values()), self._destination_rule)
-        self.control = OutageControl(self.regional)
         webhook = spec.fault.webhook
-        self.serves_entrypoint = in_sandbox(spec.entrypoint)
+        self.serves_entrypoint = in_sandbox(spec.entrypoint)  # then some region is a sandbox one too
         self.serves_webhook = webhook is not None and in_sandbox(webhook.inject.url)
+        self._entrypoint = (Entrypoint(list(self.regional.values()), self._destination_rule)
+                            if self.serves_entrypoint else None)
+        self.control = OutageControl(self.regional)  # started only when the webhook's host is the sandbox's
         self.api_urls: dict[str, str] = {}
         self.tls: ServerCertificate | None = None  # set before start(): the API servers speak TLS (sandbox up)
         self._apis: dict[str, FakeKubeApi] = {}
@@ -161,6 +161,13 @@ class SandboxMesh:
             store.seed(yaml.safe_load_all(seed_file.read_text(encoding="utf-8")))
             stores[cluster] = store
         return cls(spec, stores, seed=seed)
+
+    @property
+    def entrypoint(self) -> Entrypoint:
+        """The sandbox entrypoint; RuntimeError when the spec's entrypoint is real."""
+        if self._entrypoint is None:
+            raise RuntimeError(f"the entrypoint {self.spec.entrypoint} is real: the sandbox serves none")
+        return self._entrypoint
 
     def _primary_cluster(self) -> str | None:
         primary = next((r for r in self.spec.regions if r.role == "primary"), self.spec.regions[0])
@@ -189,8 +196,8 @@ class SandboxMesh:
                 self.api_urls[cluster] = api.start()
             for service in self.regional.values():
                 service.start()
-            if self.serves_entrypoint:
-                self.entrypoint.start()
+            if self._entrypoint is not None:
+                self._entrypoint.start()
             if self.serves_webhook:
                 self.control.start()
         except BaseException:
@@ -199,7 +206,8 @@ class SandboxMesh:
 
     def stop(self) -> None:
         self.control.stop()
-        self.entrypoint.stop()
+        if self._entrypoint is not None:
+            self._entrypoint.stop()
         for service in self.regional.values():
             service.stop()
         for api in self._apis.values():
@@ -223,8 +231,8 @@ class SandboxMesh:
             host_port(region.endpoint): f"{LOOPBACK}:{self.regional[region.name].port}"
             for region in self.spec.regions if region.name in self.regional
         }
-        if self.serves_entrypoint:
-            mapping[host_port(self.spec.entrypoint)] = f"{LOOPBACK}:{self.entrypoint.port}"
+        if self._entrypoint is not None:
+            mapping[host_port(self.spec.entrypoint)] = f"{LOOPBACK}:{self._entrypoint.port}"
         webhook = self.spec.fault.webhook
         if webhook is not None and self.serves_webhook:
             for call in (webhook.inject, webhook.rollback):

@@ -4,8 +4,6 @@ request and answers from a callable."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -15,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from livefire_local.sandbox.tls import loopback_certificate
 
 
 @dataclass(frozen=True)
@@ -29,28 +29,11 @@ Answer = Callable[[Received], tuple[int, bytes]]
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
-    """(certificate, key) PEM files for 127.0.0.1, valid for a day."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "livefire webhook receiver")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                       critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    """(certificate chain, key) PEM files for 127.0.0.1, valid for a day; the chain's CA is what clients trust."""
+    certificate = loopback_certificate("livefire webhook receiver")
     cert_path, key_path = folder / "receiver.pem", folder / "receiver.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    cert_path.write_bytes(certificate.chain_pem)
+    key_path.write_bytes(certificate.key_pem)
     return cert_path, key_path
 
 

@@ -148,6 +148,13 @@ def _check_combinators(value: Any, schema: dict[str, Any], path: str, found: Che
         found.errors.append(f"{path}: Invalid value: must not validate the schema (not)")
 
 
+def check_value(value: Any, schema: dict[str, Any], path: str) -> Checked:
+    """Check one value (``spec`` at ``path``) against its schema."""
+    found = Checked([], [])
+    _check(value, schema, path, found)
+    return found
+
+
 def check(obj: dict[str, Any], schema: dict[str, Any]) -> Checked:
     """Check an object (``spec``, ``status``; metadata, kind and apiVersion are the server's) against its
     CRD version's ``openAPIV3Schema``."""

@@ -33,11 +33,12 @@ class PlannedFault(Contract):
     """A fault the drill will start: a mesh object to patch, or (no cluster) an FIS experiment or a webhook."""
 
     fault_id: str
-    kind: FaultKind
+    kind: FaultKind | Literal["data-check"]  # data-check: the markers' cleanup (livefire/datachecks/cleanup.py)
     region: str
     cluster: ClusterRef | None = None
     namespace: str = ""
-    object_kind: Literal["VirtualService", "DestinationRule", "Deployment", "FisExperiment", "Webhook"]
+    object_kind: Literal["VirtualService", "DestinationRule", "Deployment", "FisExperiment", "Webhook",
+                         "DataCheckMarkers"]
     object_name: str
     lease_key: str
     reach: Reach = Field(default="real", description="sandbox: what the fault acts on is the local sandbox mesh's "

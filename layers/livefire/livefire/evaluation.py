@@ -9,6 +9,8 @@ from __future__ import annotations
 from livefire.assessment import assess, steady_state
 from livefire.assessment.dry_run import with_dry_run
 from livefire.contracts import AssessRequest, AssessSummary, ProbeSummary, SteadyRequest, SteadyResult
+from livefire.datachecks.cleanup import is_cleanup
+from livefire.datachecks.markers import load_markers
 from livefire.probing.chunks import load_samples
 from livefire.runtime import Runtime
 
@@ -28,7 +30,9 @@ def evaluate_drill(request: AssessRequest, runtime: Runtime) -> AssessSummary:
     spec = runtime.spec(plan)
     keys = _keys(request.observations)
     samples = load_samples(runtime.s3, runtime.settings.bucket, keys)
-    faults = runtime.store.faults_of(plan.drill_id)
+    marker_keys = [key for summary in request.observations for key in summary.marker_keys]
+    markers = load_markers(runtime.s3, runtime.settings.bucket, marker_keys)
+    faults = [f for f in runtime.store.faults_of(plan.drill_id) if not is_cleanup(f.planned)]
     injected = [f.injected_at_ms for f in faults if f.injected_at_ms is not None]
     injection_answered = [f.injection_answered_at_ms for f in faults if f.injection_answered_at_ms is not None]
     restores = [f for f in faults if f.restored_at_ms is not None]
@@ -41,6 +45,8 @@ def evaluate_drill(request: AssessRequest, runtime: Runtime) -> AssessSummary:
         restored_at_ms=max(restore_sent) if injected and restores else None,
         restore_answered_at_ms=max(restore_answered) if injected and restores else None,
         sample_keys=keys,
+        markers=markers,
+        marker_keys=marker_keys,
     )
     if plan.mode == "dry-run":  # nothing was injected: what Inject's checks found is the finding
         assessment = with_dry_run(assessment, faults)

@@ -17,8 +17,10 @@ from botocore.exceptions import ClientError
 from livefire.artifacts import evidence_prefix
 from livefire.config import Settings
 from livefire.contracts import Plan, PlannedFault, PlanRequest, ProbeTarget
+from livefire.datachecks.cleanup import cleanup_document, cleanup_fault
 from livefire.egress import EgressRefused, check_targets, reach_of
 from livefire.errors import DrillInProgress, GuardrailViolation, InvalidDrillSpec
+from livefire.faults.lifecycle import lifecycle_of
 from livefire.redaction import redact_url, redact_urls_in_text
 from livefire.runtime import Runtime
 from livefire.spec import ClusterRef, DrillSpec, Vantage
@@ -185,6 +187,7 @@ def plan_drill(request: PlanRequest, runtime: Runtime) -> Plan:
     try:
         _take_leases(spec, faults, request, expires_at, store, acquired)
         plan = _record_drill(plan, acquired, runtime)
+        _open_marker_cleanup(spec, plan, expires_at, runtime)
         runtime.put_json(plan.spec_key, spec.to_document())  # query values redacted (DrillSpec.to_document)
         runtime.put_json(f"{prefix}plan.json", redacted(plan).to_state())
     except DrillInProgress as busy:
@@ -214,6 +217,14 @@ def _take_leases(spec: DrillSpec, faults: list[PlannedFault], request: PlanReque
     for fault in faults:
         store.acquire_lease(fault.lease_key, request.drill_id, expires_at, request.execution_arn)
         acquired.append(fault.lease_key)
+
+
+def _open_marker_cleanup(spec: DrillSpec, plan: Plan, expires_at: int, runtime: Runtime) -> None:
+    """Before any data-check marker exists, the record that makes every ending delete them (the one thing Plan
+    writes for a rollback to undo: livefire/datachecks/cleanup.py)."""
+    planned = cleanup_fault(spec, plan.drill_id)
+    if planned is not None:
+        lifecycle_of(runtime).open_cleanup(plan, planned, cleanup_document(spec, plan.drill_id), expires_at)
 
 
 def _record_drill(plan: Plan, lease_keys: list[str], runtime: Runtime) -> Plan:

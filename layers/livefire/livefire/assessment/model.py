@@ -179,6 +179,71 @@ def rule(sentence: str) -> Callable[[Callable[P, Finding]], Callable[P, Finding]
     return declare
 
 
+# What the data checks measured (``rpo.py``): lags and RPOs in seconds.
+
+class LagStats(AssessmentModel):
+    """The replication lag one region showed in one phase: for each read, the read's send instant minus the send
+    instant of the newest marker it saw (a read that saw none yet counts from the first marker written: a lower
+    bound). It includes up to one marker interval of sampling."""
+
+    region: str = Field(description="the region read")
+    phase: PhaseName = Field(description="baseline (before the injection), fault, or recovery")
+    reads: int = Field(description="successful reads in the phase")
+    failed_reads: int = Field(description="reads that got no answer")
+    p50_s: float | None = Field(description="median lag; None without a read")
+    p99_s: float | None = Field(description="99th percentile lag (nearest rank)")
+    max_s: float | None = Field(description="largest lag")
+
+
+class LagPoint(AssessmentModel):
+    """One point of a region's lag timeline (the largest lag among the reads of its time bucket)."""
+
+    region: str = Field(description="the region read")
+    at_ms: float = Field(description="the read's send instant")
+    lag_s: float = Field(description="the lag it saw")
+
+
+class Rpo(AssessmentModel):
+    """The acknowledged writes a region never saw when it started serving: the RPO at the failover instant.
+
+    The primary failed at the injection ``failed_at_ms``; the region started serving at ``serving_from_ms`` (its
+    first answer at the entrypoint after the injection). The region then held everything up to some instant ``h``:
+    at least the newest marker seen by the last read that ended by then (``held_ms``), and not the marker after the
+    newest seen by the first read sent after it (``first_missing_ms``). The loss is ``failed_at - h``, so
+    ``low_s = failed_at - first_missing`` <= loss <= ``high_s = failed_at - held``; ``seconds`` is the middle, within
+    half the bracket (about one marker interval) of the truth."""
+
+    region: str = Field(description="the region that took over")
+    seconds: float | None = Field(description="the RPO: the middle of the bracket; None when not measured (note)")
+    low_s: float | None = Field(default=None, description="the least the loss can be")
+    high_s: float | None = Field(default=None, description="the most the loss can be")
+    failed_at_ms: float | None = Field(default=None, description="when the primary failed (the injection's send)")
+    serving_from_ms: float | None = Field(default=None, description="when the region started serving")
+    last_acked_seq: int | None = Field(default=None, description="the last marker the primary acknowledged before "
+                                                                 "it failed")
+    last_acked_ms: float | None = Field(default=None, description="its send instant")
+    held_seq: int | None = Field(default=None, description="the newest marker the region surely held when it "
+                                                          "started serving (None: none)")
+    held_ms: float | None = Field(default=None, description="its send instant (the first marker's when none)")
+    lost_markers: int | None = Field(default=None, description="acknowledged markers after held_seq up to "
+                                                              "last_acked_seq: writes the region may have lost")
+    note: str = Field(description="what was seen, in words")
+
+
+class DataCheckResult(AssessmentModel):
+    """One data check's measurements."""
+
+    check: str = Field(description="the data check's name")
+    kind: str = Field(description="http or dynamodb")
+    interval_s: float = Field(description="one marker written (and each region read) this often")
+    writes: int = Field(description="markers sent to the primary")
+    acknowledged: int = Field(description="markers the primary acknowledged")
+    lag: list[LagStats] = Field(description="per read region and phase")
+    timeline: list[LagPoint] = Field(description="the lag over time per read region, bucketed")
+    rpo: list[Rpo] = Field(description="per read region")
+    marker_keys: list[str] = Field(description="the S3 keys of the marker chunks judged")
+
+
 class Assessment(AssessmentModel):
     """The source of truth of a drill's outcome, stored as assessment.json."""
 
@@ -224,6 +289,7 @@ class Assessment(AssessmentModel):
     verdict: Status = Field(description="PASS only when every finding passed")
     verdict_reason: str = Field(description="why, in words")
     sample_keys: list[str] = Field(description="every sample chunk judged")
+    data_checks: list[DataCheckResult] = Field(default=[], description="replication lag and RPO per data check")
 
     def finding(self, finding_id: str) -> Finding | None:
         return next((f for f in self.findings if f.id == finding_id), None)

@@ -27,6 +27,7 @@ from livefire.assessment.recovery import (
     served_timeline,
     slowest,
 )
+from livefire.assessment.rpo import measure, replication_lag_finding, rpo_finding, serving_starts
 from livefire.assessment.steady import steady_after_rollback_finding
 from livefire.assessment.timeline import (
     DrillTimeline,
@@ -36,6 +37,7 @@ from livefire.assessment.timeline import (
     phase_windows,
 )
 from livefire.contracts import Plan, Sample
+from livefire.datachecks.markers import MarkerSample
 from livefire.spec import DrillSpec
 
 
@@ -65,11 +67,14 @@ def assess(
     sample_keys: Sequence[str],
     injection_answered_at_ms: float | None = None,
     restore_answered_at_ms: float | None = None,
+    markers: Sequence[MarkerSample] = (),
+    marker_keys: Sequence[str] = (),
 ) -> Assessment:
     """Judge a drill. The fault instants are brackets: ``injected_at_ms`` is when the first injection request
     was sent and ``injection_answered_at_ms`` when the last answer came back (likewise ``restored_at_ms`` and
     ``restore_answered_at_ms`` for the restore); an answer instant left out closes the bracket at its send.
-    The mesh posture the spec requires is judged later, on the Evidence step's audit (``with_posture``)."""
+    The mesh posture the spec requires is judged later, on the Evidence step's audit (``with_posture``).
+    ``markers`` are the data checks' samples (``marker_keys`` their chunks): replication lag and RPO."""
     if injected_at_ms is None and restored_at_ms is not None:
         raise ValueError("restored_at_ms given without injected_at_ms")
     if injected_at_ms is not None and restored_at_ms is not None and restored_at_ms < injected_at_ms:
@@ -113,6 +118,13 @@ def assess(
         findings.append(availability_finding(drill, objectives.availability))
     if objectives.p99_latency is not None:
         findings.append(latency_finding(drill, objectives.p99_latency))
+    data_checks = measure(spec, markers, injected_ms=injected_at_ms, restored_ms=restored_at_ms,
+                          serving=serving_starts(all_samples, drill.entrypoint, injected_at_ms),
+                          marker_keys=marker_keys) if spec.data_checks else []
+    if objectives.rpo is not None:
+        findings.append(rpo_finding(data_checks, objectives.rpo))
+    if objectives.replication_lag_p99 is not None:
+        findings.append(replication_lag_finding(data_checks, objectives.replication_lag_p99))
     findings += pattern_findings(drill, worst_failback)
     findings.append(steady_after_rollback_finding(drill))
     verdict, reason = judge(findings)
@@ -154,6 +166,7 @@ def assess(
         verdict=verdict,
         verdict_reason=reason,
         sample_keys=drill.sample_keys,
+        data_checks=data_checks,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from livefire.datachecks.cleanup import CLEANUP_KIND, MarkerCleanupDriver
 from livefire.errors import FaultInjectionFailed
 from livefire.faults.driver import FaultDriver
 from livefire.faults.fis import FisDriver
@@ -10,7 +11,8 @@ from livefire.faults.mesh import MeshDriver
 from livefire.faults.webhook import WebhookDriver
 
 _MESH = MeshDriver()
-DRIVERS: dict[str, FaultDriver] = {"fis": FisDriver(), "webhook": WebhookDriver(), **dict.fromkeys(MESH_KINDS, _MESH)}
+DRIVERS: dict[str, FaultDriver] = {"fis": FisDriver(), "webhook": WebhookDriver(), **dict.fromkeys(MESH_KINDS, _MESH),
+                                   CLEANUP_KIND: MarkerCleanupDriver()}
 
 
 def driver_for(kind: str) -> FaultDriver:

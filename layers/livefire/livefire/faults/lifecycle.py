@@ -32,6 +32,7 @@ from livefire.contracts import (
     RollbackRequest,
     RollbackResult,
 )
+from livefire.datachecks.cleanup import is_cleanup
 from livefire.errors import FaultInjectionFailed, RollbackFailed
 from livefire.faults.driver import Applied, Bracket, FaultDocument, FaultDriver, FaultTarget, Fenced
 from livefire.faults.drivers import driver_for
@@ -221,6 +222,11 @@ class Lifecycle:
         closed = self.store.fault(plan.drill_id, planned.fault_id)
         return state_of(closed if closed is not None else record)
 
+    def open_cleanup(self, plan: Plan, planned: PlannedFault, document: dict[str, Any], expires_at: int) -> None:
+        """Write-ahead for what the drill itself creates, before it creates it (the data checks' markers): a
+        PENDING record that every rollback path restores (livefire/datachecks/cleanup.py). Idempotent."""
+        self._write_ahead(plan, planned, document, self.drivers(planned.kind).document_name, expires_at)
+
     # ------------------------------------------------------------ restore
 
     def restore(self, drill_id: str, *, planned: Sequence[PlannedFault] = (), actor: str) -> RollbackOutcome:
@@ -232,7 +238,8 @@ class Lifecycle:
                 self.store.fence_fault(drill_id, fault, actor=actor)  # False: an Inject wrote first; restored below
         outcome = RollbackOutcome(states=[], restored=0, conflicts=[], failures=[])
         for record in self.store.faults_of(drill_id):
-            if record.status in CLOSED:
+            # the markers' cleanup is done again by every rollback: the drill window may have written since
+            if record.status in CLOSED and not (record.status == "RESTORED" and is_cleanup(record.planned)):
                 outcome.states.append(state_of(record))
                 if record.status == "CONFLICT":
                     outcome.conflicts.append(f"{drill_id}/{record.fault_id}: {record.detail}")

@@ -123,7 +123,7 @@ def _resolved(host_port: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _connection(url: str, query: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
+def http_connection(url: str, query: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
     """A connection to the URL's host (through ``LIVEFIRE_RESOLVE`` in the sandbox), made only to an address the
     egress rules allow (EgressRefused otherwise), and the request target with ``query``."""
     parts = urlsplit(url)
@@ -158,7 +158,7 @@ def call(spec: WebhookCall, *, action: str, drill_id: str, fault_id: str) -> Cal
             headers |= secret.headers
             query = "&".join(part for part in (query, urlencode(secret.query)) if part)
             secret_values = secret.values
-        connection, target = _connection(spec.url, query, spec.timeout)
+        connection, target = http_connection(spec.url, query, spec.timeout)
         try:
             sent_at_ms = now_ms()
             connection.request(spec.method, target, body=body, headers=headers)

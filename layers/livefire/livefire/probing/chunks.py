@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import gzip
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
+
+from pydantic import BaseModel
 
 from livefire.artifacts import sample_key
 from livefire.contracts import Sample
@@ -18,15 +20,20 @@ from livefire.contracts import Sample
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def encode_chunk(samples: Iterable[Sample]) -> bytes:
+def encode_chunk(samples: Iterable[BaseModel]) -> bytes:
     lines = "".join(f"{sample.model_dump_json()}\n" for sample in samples)
     return gzip.compress(lines.encode("utf-8"), mtime=0)
 
 
-def decode_chunk(data: bytes) -> list[Sample]:
+def decode_lines(data: bytes) -> list[bytes]:
+    """The non-empty lines of a chunk."""
     if data[:2] == _GZIP_MAGIC:  # tolerate a client that already undid the Content-Encoding
         data = gzip.decompress(data)
-    return [Sample.model_validate_json(line) for line in data.splitlines() if line.strip()]
+    return [line for line in data.splitlines() if line.strip()]
+
+
+def decode_chunk(data: bytes) -> list[Sample]:
+    return [Sample.model_validate_json(line) for line in decode_lines(data)]
 
 
 class SampleChunkWriter:
@@ -40,17 +47,17 @@ class SampleChunkWriter:
         *,
         max_samples: int = 5000,
         max_age_s: float = 5.0,
+        key: Callable[[int], str] | None = None,
     ) -> None:
+        """``key``: the S3 key of chunk N (default: the probe samples' ``sample_key``; data checks name theirs)."""
         if max_samples < 1:
             raise ValueError("max_samples must be at least 1")
         self._s3 = s3_client
         self._bucket = bucket
-        self._prefix = prefix
-        self._vantage = vantage
-        self._window = window
+        self._key = key or (lambda chunk: sample_key(prefix, vantage, window, chunk))
         self._max_samples = max_samples
         self._max_age_s = max_age_s
-        self._buffer: list[Sample] = []
+        self._buffer: list[BaseModel] = []
         self._opened_at = 0.0
         self._keys: list[str] = []
         self._puts: list[Future[None]] = []
@@ -62,7 +69,7 @@ class SampleChunkWriter:
         """The keys of the chunks handed to S3 so far (written once ``close`` returns)."""
         return list(self._keys)
 
-    def add(self, sample: Sample) -> None:
+    def add(self, sample: BaseModel) -> None:
         if self._closed:
             raise RuntimeError("the sample chunk writer is closed")
         if not self._buffer:
@@ -74,7 +81,7 @@ class SampleChunkWriter:
     def flush(self) -> None:
         """Hand the buffered samples to the writer thread; raise if an earlier put failed."""
         if self._buffer:
-            key = sample_key(self._prefix, self._vantage, self._window, len(self._keys))
+            key = self._key(len(self._keys))
             batch, self._buffer = self._buffer, []
             self._keys.append(key)
             self._puts.append(self._executor.submit(self._put, key, batch))
@@ -100,7 +107,7 @@ class SampleChunkWriter:
             if put.done() and put.exception() is not None:
                 put.result()
 
-    def _put(self, key: str, batch: list[Sample]) -> None:
+    def _put(self, key: str, batch: list[BaseModel]) -> None:
         self._s3.put_object(
             Bucket=self._bucket,
             Key=key,

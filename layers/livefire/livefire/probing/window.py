@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from livefire.contracts import ProbeRequest, ProbeSummary, ProbeTarget, Sample, TargetSummary
+from livefire.datachecks.marking import DataCheckRunner, marker_writer
 from livefire.errors import GuardrailBreached
-from livefire.guardrails import AlarmWatch, first_breach, home_region
+from livefire.guardrails import AlarmWatch, StopCheck, first_breach, home_region
 from livefire.probing.chunks import SampleChunkWriter
 from livefire.probing.engine import ProbeEngine, ProbeSettings
 from livefire.spec import AbortIf, DrillSpec, format_duration
@@ -112,18 +113,34 @@ def probe_window(request: ProbeRequest, spec: DrillSpec, *, s3_client: Any, buck
         writer.add(sample)
 
     engine = ProbeEngine(settings, vantage=vantage)
+    # The data checks run beside the drill window of the first vantage (livefire/datachecks/).
+    checks = (DataCheckRunner(spec, plan.drill_id, marker_writer(s3_client, bucket, plan.evidence_prefix, vantage))
+              if drill and spec.data_checks and plan.vantages and vantage == plan.vantages[0].name else None)
+
+    async def observe(stop_when: StopCheck | None) -> str | None:
+        marking = asyncio.create_task(checks.run(duration)) if checks is not None else None
+        try:
+            return await engine.run(plan.targets, duration, on_sample, stop_when)
+        finally:
+            if marking is not None:
+                marking.cancel()
+                await asyncio.gather(marking, return_exceptions=True)
+
     started_at_ms = _now_ms()
     try:
         with AlarmWatch(spec.guardrails.alarms if drill else (), home_region=home_region(plan.execution_arn)) as alarms:
             stop_when = first_breach(guard.check if guard is not None else None, alarms.check)
-            reason = asyncio.run(engine.run(plan.targets, duration, on_sample, stop_when))
+            reason = asyncio.run(observe(stop_when))
     except BaseException:
-        try:
-            writer.close()
-        except Exception:
-            logger.exception("could not write the samples of the failed %s window", request.window)
+        for closing in (writer, checks):
+            try:
+                if closing is not None:
+                    closing.close()
+            except Exception:
+                logger.exception("could not write the samples of the failed %s window", request.window)
         raise
     keys = writer.close()
+    marker_keys = checks.close() if checks is not None else []
     ended_at_ms = _now_ms()
     if reason is not None:
         raise GuardrailBreached(
@@ -136,6 +153,7 @@ def probe_window(request: ProbeRequest, spec: DrillSpec, *, s3_client: Any, buck
         started_at_ms=started_at_ms,
         ended_at_ms=ended_at_ms,
         sample_keys=keys,
+        marker_keys=marker_keys,
         targets=[
             TargetSummary(target=name, sent=ok + failed, succeeded=ok, failed=failed)
             for name, (ok, failed) in counts.items()

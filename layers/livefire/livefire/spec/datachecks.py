@@ -11,6 +11,7 @@ The markers never touch the user's data: every key starts with ``livefire-marker
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
@@ -34,6 +35,15 @@ class HttpMarkers(SpecModel):
     write_url: HttpUrl = Field(description="POST a marker here (the primary region's store); DELETE cleans up")
     read_urls: Annotated[dict[str, HttpUrl], Field(min_length=1)] = Field(
         description="region name -> the URL that answers GET with the newest marker that region's store holds")
+
+    @model_validator(mode="after")
+    def _no_query(self) -> HttpMarkers:
+        """The URLs are kept in the evidence (the cleanup record's document): they may carry no secret."""
+        named = [("writeUrl", self.write_url)] + [(f"readUrls.{r}", url) for r, url in self.read_urls.items()]
+        for path, url in named:
+            if urlsplit(url).query:
+                raise ValueError(f"{path}: a marker URL takes no query string (it is kept in the evidence)")
+        return self
 
 
 class DynamoMarkers(SpecModel):

@@ -115,10 +115,6 @@ class DrillSpec(SpecModel):
         document["entrypoint"] = redact_url(document["entrypoint"])
         for region in document["regions"]:
             region["endpoint"] = redact_url(region["endpoint"])
-        for check in document.get("dataChecks", []):
-            if "http" in check:
-                check["http"]["writeUrl"] = redact_url(check["http"]["writeUrl"])
-                check["http"]["readUrls"] = {k: redact_url(v) for k, v in check["http"]["readUrls"].items()}
         return document
 
     def digest(self) -> str:

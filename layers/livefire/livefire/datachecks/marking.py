@@ -1,0 +1,134 @@
+"""The data checks of one drill window: a writer in the primary region and a reader per other region, each on a
+fixed schedule (operation ``i`` at ``start + i * interval`` whatever the earlier ones are doing, like the probes:
+docs/architecture.md §6), every operation a ``MarkerSample`` streamed to S3 in chunks under ``markers/``.
+
+The store calls block (``http.client``, boto3), so each runs on a small thread pool of its own; the schedule is
+kept by the event loop. When the window ends the checks delete their own markers (a window still running after an
+emergency rollback cleans up behind it); the drill's cleanup record makes every other ending do it too
+(``cleanup.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Literal
+
+from livefire.artifacts import marker_key
+from livefire.datachecks.markers import MarkerSample
+from livefire.datachecks.stores import MarkerError, MarkerStore, delete_markers, store_for
+from livefire.probing.chunks import SampleChunkWriter
+from livefire.spec import DrillSpec
+from livefire.spec.datachecks import DataCheck, marker_prefix
+
+MAX_WORKERS = 8
+logger = logging.getLogger(__name__)
+
+
+def _now_ms() -> float:
+    return time.time_ns() / 1_000_000
+
+
+@dataclass
+class CheckRun:
+    """One data check in one window: its store and where its samples go."""
+
+    check: DataCheck
+    write_region: str
+    store: MarkerStore
+
+    def _sample(self, op: Literal["write", "read"], region: str, scheduled_ms: float,
+                call: Callable[[float], tuple[int | None, float | None]]) -> MarkerSample:
+        sent_ms = _now_ms()
+        try:
+            seq, marker_ms = call(sent_ms)
+        except MarkerError as exc:
+            return MarkerSample(check=self.check.name, region=region, op=op,
+                                scheduled_ms=scheduled_ms, sent_ms=sent_ms, ended_ms=_now_ms(), ok=False,
+                                error=str(exc)[:200])
+        return MarkerSample(check=self.check.name, region=region, op=op,
+                            scheduled_ms=scheduled_ms, sent_ms=sent_ms, ended_ms=_now_ms(), ok=True, seq=seq,
+                            marker_ms=marker_ms)
+
+    def write(self, seq: int, scheduled_ms: float) -> MarkerSample:
+        def put(sent_ms: float) -> tuple[int | None, float | None]:
+            self.store.write(seq, sent_ms)
+            return seq, sent_ms
+
+        return self._sample("write", self.write_region, scheduled_ms, put)
+
+    def read(self, region: str, scheduled_ms: float) -> MarkerSample:
+        def get(_: float) -> tuple[int | None, float | None]:
+            marker = self.store.newest(region)
+            return (marker.seq, marker.sent_ms) if marker is not None else (None, None)
+
+        return self._sample("read", region, scheduled_ms, get)
+
+
+class DataCheckRunner:
+    """Every data check of the spec for one window of ``duration_s`` seconds."""
+
+    def __init__(self, spec: DrillSpec, drill_id: str, writer: SampleChunkWriter) -> None:
+        primary = next(r.name for r in spec.regions if r.role == "primary")
+        self.drill_id = drill_id
+        self.writer = writer
+        self.runs = [CheckRun(check, check.write_region or primary,
+                              store_for(check, marker_prefix(drill_id, check.name)))
+                     for check in spec.data_checks]
+        self._pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="livefire-markers")
+
+    async def run(self, duration_s: float) -> None:
+        """Write and read on schedule until ``duration_s`` has passed (or the task is cancelled), then wait for
+        the operations in flight."""
+        loop = asyncio.get_running_loop()
+        start = time.monotonic()
+        start_ms = _now_ms()
+        pending: set[asyncio.Future[MarkerSample]] = set()
+
+        def launch(job: Callable[[], MarkerSample]) -> None:
+            future = loop.run_in_executor(self._pool, job)
+            pending.add(future)
+            future.add_done_callback(pending.discard)
+            future.add_done_callback(self._emit)
+
+        schedule = [(run, index) for run in self.runs
+                    for index in range(math.ceil(duration_s / run.check.interval))]
+        schedule.sort(key=lambda item: item[1] * item[0].check.interval)
+        try:
+            for run, index in schedule:
+                offset = index * run.check.interval
+                await asyncio.sleep(max(0.0, start + offset - time.monotonic()))
+                scheduled_ms = start_ms + offset * 1000.0
+                launch(partial(run.write, index, scheduled_ms))
+                for region in run.check.read_regions:
+                    launch(partial(run.read, region, scheduled_ms))
+        finally:
+            if pending:
+                await asyncio.wait(pending)
+
+    def _emit(self, future: asyncio.Future[MarkerSample]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self.writer.add(future.result())
+
+    def close(self) -> list[str]:
+        """Delete this drill's markers from every store (logged, not raised: the cleanup record retries them on
+        every rollback path), then write the last chunk; the chunk keys."""
+        self._pool.shutdown(wait=True)
+        for run in self.runs:
+            try:
+                delete_markers(run.check, marker_prefix(self.drill_id, run.check.name))
+            except MarkerError as exc:
+                logger.warning("could not delete the markers of data check %s: %s", run.check.name, exc)
+        return self.writer.close()
+
+
+def marker_writer(s3_client: object, bucket: str, prefix: str, vantage: str) -> SampleChunkWriter:
+    """The chunk writer of a window's marker samples: ``<prefix>markers/<vantage>-NNNN.jsonl.gz``."""
+    return SampleChunkWriter(s3_client, bucket, prefix, vantage, "markers",
+                             key=lambda chunk: marker_key(prefix, vantage, chunk))

@@ -1,0 +1,204 @@
+"""The marker stores a data check writes to and reads from: the ``http`` contract and a DynamoDB global table.
+
+The ``http`` contract (README "Data checks"): ``POST <writeUrl>`` with the JSON marker ``{"key", "prefix",
+"seq", "sentMs"}`` (any 2xx acknowledges it); ``GET <readUrl>?prefix=P`` answers ``{"seq", "sentMs"}`` of the
+newest marker under ``P`` the region holds (404 or ``{"seq": null}``: none yet); ``DELETE <writeUrl>?prefix=P``
+deletes every marker under ``P``. Calls connect only where the egress rules allow (``http_connection``).
+
+``dynamodb``: each marker is an item ``{pk: "<prefix><seq>", seq, sentMs, expiresAt}`` put in the primary region;
+a replica region is read with strongly consistent reads of the keys written since the newest it was seen to hold.
+``expiresAt`` (epoch seconds, a day later) lets a table's TTL remove a marker a cleanup never reached.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from functools import cache
+from typing import Any, Protocol
+from urllib.parse import urlencode, urlsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from livefire.datachecks.markers import Marker
+from livefire.egress import EgressRefused
+from livefire.faults.webhook import http_connection
+from livefire.spec.datachecks import DataCheck, DynamoMarkers, HttpMarkers
+
+USER_AGENT = "livefire-datacheck"
+KEY_ATTRIBUTE = "pk"
+MARKER_TTL_S = 24 * 3600
+_BATCH_KEYS = 100  # the most keys one BatchGetItem reads
+_ANSWER_LIMIT = 4096
+
+
+class MarkerError(Exception):
+    """A marker operation failed; the message is an error class or an HTTP status, never an answer's text."""
+
+
+class MarkerStore(Protocol):
+    """Where one data check's markers go (``prefix``: the check's, ``livefire-marker/<drill>/<check>/``)."""
+
+    def write(self, seq: int, sent_ms: float) -> None:
+        """Put marker ``seq``; returns once the primary acknowledged it, raises MarkerError otherwise."""
+        ...
+
+    def newest(self, region: str) -> Marker | None:
+        """The newest marker ``region`` holds (None: none yet); raises MarkerError when the read failed."""
+        ...
+
+
+def _query(url: str, **params: str) -> str:
+    return "&".join(part for part in (urlsplit(url).query, urlencode(params)) if part)
+
+
+def _call(method: str, url: str, query: str, timeout: float, body: bytes | None = None) -> tuple[int, bytes]:
+    try:
+        connection, target = http_connection(url, query, timeout)
+        try:
+            headers = {"User-Agent": USER_AGENT} | ({"Content-Type": "application/json"} if body else {})
+            connection.request(method, target, body=body, headers=headers)
+            answer = connection.getresponse()
+            return answer.status, answer.read(_ANSWER_LIMIT)
+        finally:
+            connection.close()
+    except EgressRefused as exc:
+        raise MarkerError(f"egress_refused: {exc}") from None
+    except TimeoutError:
+        raise MarkerError("timeout") from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise MarkerError(type(exc).__name__) from None
+
+
+class HttpMarkerStore:
+    def __init__(self, section: HttpMarkers, prefix: str, timeout: float) -> None:
+        self.section = section
+        self.prefix = prefix
+        self.timeout = timeout
+
+    def write(self, seq: int, sent_ms: float) -> None:
+        body = json.dumps({"key": f"{self.prefix}{seq:010d}", "prefix": self.prefix, "seq": seq,
+                           "sentMs": sent_ms}).encode()
+        url = self.section.write_url
+        status, _ = _call("POST", url, _query(url), self.timeout, body)
+        if not 200 <= status < 300:
+            raise MarkerError(f"http {status}")
+
+    def newest(self, region: str) -> Marker | None:
+        url = self.section.read_urls[region]
+        status, body = _call("GET", url, _query(url, prefix=self.prefix), self.timeout)
+        if status == 404:
+            return None
+        if status != 200:
+            raise MarkerError(f"http {status}")
+        try:
+            answer = json.loads(body)
+            if answer.get("seq") is None:
+                return None
+            return Marker(int(answer["seq"]), float(answer["sentMs"]))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise MarkerError("protocol: the answer is not {\"seq\", \"sentMs\"}") from None
+
+
+def delete_http_markers(section: HttpMarkers, prefix: str, timeout: float) -> None:
+    """``DELETE <writeUrl>?prefix=...``; MarkerError unless the store answers 2xx (or 404: nothing there)."""
+    url = section.write_url
+    status, _ = _call("DELETE", url, _query(url, prefix=prefix), timeout)
+    if not (200 <= status < 300 or status == 404):
+        raise MarkerError(f"http {status}")
+
+
+@cache
+def dynamodb_client(region: str, timeout: float) -> Any:
+    return boto3.client("dynamodb", region_name=region, config=Config(
+        connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1}))
+
+
+def _dynamo_call(operation: Any, **kwargs: Any) -> Any:
+    try:
+        return operation(**kwargs)
+    except ClientError as exc:
+        raise MarkerError(str(exc.response.get("Error", {}).get("Code", "ClientError"))) from None
+    except BotoCoreError as exc:
+        raise MarkerError(type(exc).__name__) from None
+
+
+class DynamoMarkerStore:
+    def __init__(self, section: DynamoMarkers, prefix: str, timeout: float) -> None:
+        self.section = section
+        self.prefix = prefix
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._last_written = -1  # the newest seq a write was sent for
+        self._seen: dict[str, Marker] = {}  # per region: the newest marker it was seen to hold
+
+    def _key(self, seq: int) -> dict[str, Any]:
+        return {KEY_ATTRIBUTE: {"S": f"{self.prefix}{seq:010d}"}}
+
+    def write(self, seq: int, sent_ms: float) -> None:
+        with self._lock:
+            self._last_written = max(self._last_written, seq)
+        item = self._key(seq) | {"seq": {"N": str(seq)}, "sentMs": {"N": repr(sent_ms)},
+                                 "expiresAt": {"N": str(int(time.time()) + MARKER_TTL_S)}}
+        client = dynamodb_client(self.section.primary_region, self.timeout)
+        _dynamo_call(client.put_item, TableName=self.section.table, Item=item)
+
+    def newest(self, region: str) -> Marker | None:
+        with self._lock:
+            seen = self._seen.get(region)
+            top = self._last_written
+        low = max(seen.seq + 1 if seen else 0, top - _BATCH_KEYS + 1)
+        if top < low:
+            return seen
+        client = dynamodb_client(region, self.timeout)
+        answer = _dynamo_call(client.batch_get_item, RequestItems={self.section.table: {
+            "Keys": [self._key(seq) for seq in range(low, top + 1)], "ConsistentRead": True}})
+        found = [Marker(int(item["seq"]["N"]), float(item["sentMs"]["N"]))
+                 for item in answer.get("Responses", {}).get(self.section.table, [])]
+        newest = max(found, key=lambda marker: marker.seq, default=seen)
+        with self._lock:
+            current = self._seen.get(region)
+            if newest is not None and (current is None or newest.seq > current.seq):
+                self._seen[region] = newest
+            return self._seen.get(region)
+
+
+def delete_dynamodb_markers(section: DynamoMarkers, prefix: str, timeout: float) -> int:
+    """Delete every marker item under ``prefix`` in the primary and every replica region (any replica of a global
+    table accepts the delete); how many were deleted."""
+    deleted = 0
+    for region in (section.primary_region, *section.replica_regions):
+        client = dynamodb_client(region, timeout)
+        paginator = client.get_paginator("scan")
+        pages = paginator.paginate(TableName=section.table, ProjectionExpression="#k",
+                                   FilterExpression="begins_with(#k, :p)",
+                                   ExpressionAttributeNames={"#k": KEY_ATTRIBUTE},
+                                   ExpressionAttributeValues={":p": {"S": prefix}}, ConsistentRead=True)
+        try:
+            for page in pages:
+                for item in page.get("Items", []):
+                    _dynamo_call(client.delete_item, TableName=section.table, Key={KEY_ATTRIBUTE: item[KEY_ATTRIBUTE]})
+                    deleted += 1
+        except (ClientError, BotoCoreError) as exc:
+            raise MarkerError(f"{region}: {type(exc).__name__}") from None
+    return deleted
+
+
+def store_for(check: DataCheck, prefix: str) -> MarkerStore:
+    if check.http is not None:
+        return HttpMarkerStore(check.http, prefix, check.timeout)
+    assert check.dynamodb is not None
+    return DynamoMarkerStore(check.dynamodb, prefix, check.timeout)
+
+
+def delete_markers(check: DataCheck, prefix: str) -> None:
+    """Delete the markers under ``prefix`` from the check's store; MarkerError when that failed."""
+    if check.http is not None:
+        delete_http_markers(check.http, prefix, check.timeout)
+    else:
+        assert check.dynamodb is not None
+        delete_dynamodb_markers(check.dynamodb, prefix, check.timeout)

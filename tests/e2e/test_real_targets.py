@@ -1,22 +1,24 @@
 """`livefire run` against a service of our own on loopback, outside the sandbox (no sandbox host, no sandbox
-cluster): the drill contacts it for real, and its measurements match the service's own record.
+cluster): the drill contacts it for real, and its measurements agree with the service's own record.
 
 The service (``ScriptedService``, in this test process; the drill runs in a subprocess, as a user types it) is an
 entrypoint in front of two regions, with a scripted outage: from its start the primary answers 503 until it ends,
 and the entrypoint answers 503 for ``FAILOVER_MS`` and is then served by the standby until the outage ends, when
 the primary serves again. It records every call it receives and the instants the outage started, the entrypoint
-came back (the first instant it answers 200 again) and the outage ended.
+came back (the first instant it answers 200 again) and the outage ended. Same host, same wall clock.
 
-How the drill's instants relate to the service's (same host, same wall clock):
-- a webhook call's instant is its send time; the service records its arrival, a time in flight later;
-- a recovery instant is the *send* time of the first probe of the sustained run of successes. That probe was
-  answered 200, so it arrived after the service came back: it was sent at most one time in flight before. The
-  probe before it was answered 503, so it arrived (and was sent) before: with the target failing, probes go at
-  the burst interval (5 ms), so the first success is sent at most one burst interval (plus scheduling delay)
-  after the service came back. Both sides stay within the issue's bound of 20 ms on a busy machine: the
-  service runs in this process, the probes in the subprocess, so neither waits on the other's interpreter lock.
-An outage *start* is only noticed by a base probe (the target was healthy, nothing was watching it closely): an
-observe-only drill's anchor (its first failure seen) lies up to one base interval after the true start.
+How the drill's instants relate to the service's:
+- A webhook call's instant is its send time on an open connection; the service records its arrival, one time in
+  flight later: within the issue's 20 ms (``BOUND_MS``).
+- A recovery instant is the *send* time of the first probe of the sustained run of successes, but the service
+  decides a probe's answer when it *arrives*. The probe before it failed, so it arrived (and was sent) before the
+  service came back; with the target failing, probes go at the burst interval (5 ms): so the measured instant is
+  at most ``BOUND_MS`` after the truth. It can lead the truth by the first success's own time in flight (sent
+  before, served after): on a busy 2-core machine that alone can exceed 20 ms (seen: 32 ms, with a p90 probe
+  latency of 50 ms), so the truth is checked to lie within that probe's flight, [sent, answered].
+- An outage *start* is only noticed by a base probe (the target was healthy, nothing watched it closely): an
+  observe-only drill's anchor (its first failure seen) was sent at most one base interval after the true start,
+  and answered after it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ import pytest
 import yaml
 
 from livefire.assessment import Assessment
+from livefire.contracts import Sample
+from livefire.probing.chunks import decode_chunk
 
 pytestmark = pytest.mark.slow
 PRIMARY, STANDBY = "us-east-1", "us-west-2"
@@ -189,6 +193,12 @@ def assert_every_target_is_real(console: str, folder: Path, plan: dict[str, Any]
     assert f"| entrypoint | {service.url('/healthz')} | real (contacted as named) |" in report
 
 
+def probe_sent_at(folder: Path, targets: set[str], sent_ms: float) -> Sample:
+    """The probe sample of one of ``targets`` sent at ``sent_ms``, from the evidence's sample chunks."""
+    samples = [sample for chunk in folder.rglob("*.jsonl.gz") for sample in decode_chunk(chunk.read_bytes())]
+    return next(s for s in samples if s.target in targets and s.sent_ms == sent_ms)
+
+
 def test_a_webhook_drill_breaks_and_mends_our_own_service_and_times_it_as_the_service_saw_it(
         tmp_path: Path) -> None:
     with scripted_service() as service:
@@ -207,15 +217,15 @@ def test_a_webhook_drill_breaks_and_mends_our_own_service_and_times_it_as_the_se
     assert inject.headers["x-livefire-fault-id"] == rollback.headers["x-livefire-fault-id"] == f"webhook-{PRIMARY}"
     assert service.down_ms is not None and service.failed_over_ms is not None and service.back_ms is not None
     folder, assessment, plan = the_evidence(tmp_path)
-    # each call's send time, a time in flight before the service saw it
+    # the outage started and ended when the calls arrived: each call's send time, a time in flight before
     assert assessment.injected_at_ms is not None and assessment.restored_at_ms is not None
     assert 0.0 <= service.down_ms - assessment.injected_at_ms <= BOUND_MS
     assert 0.0 <= service.back_ms - assessment.restored_at_ms <= BOUND_MS
-    # the entrypoint's recovery (failover to the standby): the first sustained success's send time
+    # the entrypoint came back (failover to the standby) at the first sustained success, within its flight
     bracket = assessment.rto_bracket
     assert bracket is not None and bracket.last_failure_ms is not None
-    assert abs(bracket.first_success_ms - service.failed_over_ms) <= BOUND_MS
-    assert bracket.last_failure_ms < service.failed_over_ms <= bracket.first_success_ms + BOUND_MS
+    assert bracket.last_failure_ms < service.failed_over_ms
+    assert bracket.first_success_ms - BOUND_MS <= service.failed_over_ms <= bracket.first_success_ended_ms
     assert assessment.verdict == "PASS", assessment.verdict_reason
     assert_every_target_is_real(console, folder, plan, service)
     assert f"webhook inject POST {service.url('/outage')}: real" in console
@@ -243,13 +253,21 @@ def test_an_observe_only_drill_times_an_outage_of_our_own_service_as_the_service
     assert service.received("POST", "/outage") == [] and service.received("DELETE", "/outage") == []
     assert service.down_ms is not None and service.failed_over_ms is not None and service.back_ms is not None
     folder, assessment, plan = the_evidence(tmp_path)
-    # the incident starts at its first failure seen: a base probe, up to one interval after the true start
-    anchor = assessment.injected_at_ms
-    assert anchor is not None and service.down_ms - BOUND_MS <= anchor <= service.down_ms + INTERVAL_MS + STATE_SLACK_MS
-    # it ends at the send of the primary's first sustained success, watched at the burst interval
-    assert assessment.restored_at_ms is not None and abs(assessment.restored_at_ms - service.back_ms) <= BOUND_MS
+    # the incident starts at its first failure seen: a base probe sent up to one interval after the true start,
+    # and answered after it
+    assert assessment.injected_at_ms is not None
+    first_failure = probe_sent_at(folder, {"entrypoint", PRIMARY}, assessment.injected_at_ms)
+    assert not first_failure.ok and first_failure.ended_ms >= service.down_ms
+    assert first_failure.sent_ms <= service.down_ms + INTERVAL_MS + STATE_SLACK_MS
+    # it ends at the send of the primary's first sustained success (watched at the burst interval)
+    assert assessment.restored_at_ms is not None
+    back = probe_sent_at(folder, {PRIMARY}, assessment.restored_at_ms)
+    assert back.ok and back.sent_ms - BOUND_MS <= service.back_ms <= back.ended_ms
+    # and the entrypoint came back (failover) at its first sustained success, within that probe's flight
     bracket = assessment.rto_bracket
-    assert bracket is not None and abs(bracket.first_success_ms - service.failed_over_ms) <= BOUND_MS
+    assert bracket is not None and bracket.last_failure_ms is not None
+    assert bracket.last_failure_ms < service.failed_over_ms
+    assert bracket.first_success_ms - BOUND_MS <= service.failed_over_ms <= bracket.first_success_ended_ms
     assert assessment.verdict == "PASS", assessment.verdict_reason
     assert plan["faults"] == []
     assert_every_target_is_real(console, folder, plan, service)

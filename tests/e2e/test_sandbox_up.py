@@ -64,7 +64,7 @@ def test_sandbox_up_writes_a_private_kubeconfig_prints_its_urls_and_stops_on_sig
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        lines = []
+        lines: list[str] = []
         assert process.stdout is not None
         while not lines or not lines[-1].startswith("serving"):
             line = process.stdout.readline()

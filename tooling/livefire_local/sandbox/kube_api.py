@@ -246,7 +246,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(reply.code)
         self.send_header("Content-Type", reply.content_type)
         for warning in reply.warnings:
-            self.send_header("Warning", f'299 - "{warning}"')
+            quoted = warning.replace("\\", "\\\\").replace('"', '\\"')
+            self.send_header("Warning", f'299 - "{quoted}"')  # RFC 7234 warn-text: a quoted string
         if reply.stream is not None:
             self._stream(reply)
             return

@@ -44,13 +44,14 @@ def test_a_kubeconfig_drill_against_sandbox_up_passes_with_the_sandbox_drills_fi
 
     with sandbox_up(spec, MESH_DIR, kubeconfig, pointed) as mesh:
         through_kubeconfig = _run(pointed, tmp_path / "kubeconfig")
-        patches = [r for r in mesh.apis["payments-use1"].requests if r.method == "PATCH"]
+        primary = mesh.apis["payments-use1"]
+        patches = [r for r in primary.requests if r.method == "PATCH"]
 
     regions = yaml.safe_load(pointed.read_text())["regions"]
     assert [r["cluster"]["context"] for r in regions] == ["payments-use1", "payments-usw2"]
     assert all(r["endpoint"].startswith("http://127.0.0.1:") for r in regions)
     assert len(patches) == 2 and all(r.had_bearer for r in patches)  # the fault and its restore, with the token
-    assert mesh.apis["payments-use1"].url.startswith("https://")
+    assert primary.url.startswith("https://")
     assert sandboxed.verdict == "PASS", sandboxed.error
     assert through_kubeconfig.verdict == "PASS", through_kubeconfig.error
     assert _findings(through_kubeconfig) == _findings(sandboxed)

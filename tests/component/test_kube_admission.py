@@ -127,7 +127,7 @@ def test_delete_removes_the_object_and_a_dry_run_delete_keeps_it(sandbox: Sandbo
     assert (dry, kept, deleted, gone) == (200, 200, 200, 404)
 
 
-def test_a_cluster_wide_list_spans_namespaces_and_filters_by_labels(sandbox: Sandbox) -> None:
+def test_a_cluster_wide_list_spans_namespaces_and_filters_by_equality_and_set_based_labels(sandbox: Sandbox) -> None:
     api = CustomObjectsApi(sandbox.client)
     api.create_namespaced_custom_object("networking.istio.io", "v1", "orders", "virtualservices",
                                         virtual_service("orders", namespace="orders"))
@@ -135,10 +135,16 @@ def test_a_cluster_wide_list_spans_namespaces_and_filters_by_labels(sandbox: San
     everything = _obj(api.list_cluster_custom_object("networking.istio.io", "v1", "virtualservices"))
     orders = _obj(api.list_cluster_custom_object("networking.istio.io", "v1", "virtualservices",
                                                  label_selector="app=orders"))
+    in_set = _obj(api.list_cluster_custom_object("networking.istio.io", "v1", "virtualservices",
+                                                 label_selector="app in (orders, billing),!tier"))
+    not_in = _obj(api.list_cluster_custom_object("networking.istio.io", "v1", "virtualservices",
+                                                 label_selector="app notin (orders)"))
 
     assert [(i["metadata"]["namespace"], i["metadata"]["name"]) for i in everything["items"]] == [
         ("orders", "orders"), ("payments", "payments")]
     assert [i["metadata"]["name"] for i in orders["items"]] == ["orders"]
+    assert [i["metadata"]["name"] for i in in_set["items"]] == ["orders"]
+    assert [i["metadata"]["name"] for i in not_in["items"]] == ["payments"]
 
 
 # ---------------------------------------------------------------- admission against the Istio CRDs

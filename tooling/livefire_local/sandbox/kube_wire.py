@@ -5,6 +5,7 @@ livefire.mesh.jsonpatch.)"""
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -80,9 +81,32 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+_SET_REQUIREMENT = re.compile(r"^(?P<key>[^\s!=(),]+)\s+(?P<op>in|notin)\s+\((?P<values>[^()]*)\)$")
+
+
+def _requirements(selector: str) -> list[str]:
+    """The comma-separated requirements of a label selector (commas inside ``(...)`` separate values)."""
+    parts, depth, current = [], 0, ""
+    for char in selector:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [part.strip() for part in [*parts, current] if part.strip()]
+
+
 def matches(labels: dict[str, str], selector: str) -> bool:
-    for raw in filter(None, (part.strip() for part in selector.split(","))):
-        if "!=" in raw:
+    """Label selectors: ``k=v``, ``k==v``, ``k!=v``, ``k``, ``!k``, ``k in (a,b)``, ``k notin (a,b)``."""
+    for raw in _requirements(selector):
+        found = _SET_REQUIREMENT.match(raw)
+        if found is not None:
+            values = {value.strip() for value in found["values"].split(",")}
+            inside = labels.get(found["key"]) in values
+            if inside != (found["op"] == "in"):
+                return False
+        elif "!=" in raw:
             key, value = (s.strip() for s in raw.split("!=", 1))
             if labels.get(key) == value:
                 return False

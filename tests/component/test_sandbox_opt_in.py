@@ -37,6 +37,11 @@ def all_real(document: dict[str, Any]) -> None:
     document["fault"]["webhook"]["rollback"]["url"] = f"{REAL}/outage"
 
 
+def sandbox_entrypoint_alone(document: dict[str, Any]) -> None:
+    all_real(document)
+    document["entrypoint"] = "http://payments.sandbox/healthz"
+
+
 @pytest.mark.parametrize(("host", "served"), [
     ("sandbox", True), ("payments.sandbox", True), ("use1.payments.sandbox", True), ("Control.Payments.SANDBOX.", True),
     ("127.0.0.1", False), ("localhost", False), ("sandbox.example.com", False), ("mysandbox", False),
@@ -109,7 +114,7 @@ def test_a_hand_set_resolve_is_kept_for_real_hosts_and_refused_for_the_sandboxs_
     (lambda d: d["regions"][0].update(endpoint=f"{REAL}/healthz"), "regions.0.endpoint"),
     (lambda d: d["regions"][1].update(cluster={"kubeconfig": "/nowhere/config", "context": "west"}),
      "regions.1.endpoint"),
-    (lambda d: (all_real(d), d.update(entrypoint="http://payments.sandbox/healthz")), "entrypoint"),
+    (sandbox_entrypoint_alone, "entrypoint"),
     (lambda d: d["fault"]["webhook"]["rollback"].update(url=f"{REAL}/outage"), "fault.webhook"),
 ], ids=["sandbox-cluster-real-endpoint", "real-cluster-sandbox-endpoint", "sandbox-entrypoint-alone",
         "inject-sandbox-rollback-real"])

@@ -84,7 +84,7 @@ class ScriptedService:
     def answer(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
         with self.lock:
             now_ms = time.time() * 1000.0
-            status, extra = 404, {}
+            status, extra = 404, dict[str, str]()
             if path == "/outage" and method == "POST":
                 self.start_outage(now_ms)
                 status = 201
@@ -223,7 +223,7 @@ def test_a_webhook_drill_breaks_and_mends_our_own_service_and_times_it_as_the_se
     assert 0.0 <= service.back_ms - assessment.restored_at_ms <= BOUND_MS
     # the entrypoint came back (failover to the standby) at the first sustained success, within its flight
     bracket = assessment.rto_bracket
-    assert bracket is not None and bracket.last_failure_ms is not None
+    assert bracket is not None and bracket.last_failure_ms is not None and bracket.first_success_ended_ms is not None
     assert bracket.last_failure_ms < service.failed_over_ms
     assert bracket.first_success_ms - BOUND_MS <= service.failed_over_ms <= bracket.first_success_ended_ms
     assert assessment.verdict == "PASS", assessment.verdict_reason
@@ -265,7 +265,7 @@ def test_an_observe_only_drill_times_an_outage_of_our_own_service_as_the_service
     assert back.ok and back.sent_ms - BOUND_MS <= service.back_ms <= back.ended_ms
     # and the entrypoint came back (failover) at its first sustained success, within that probe's flight
     bracket = assessment.rto_bracket
-    assert bracket is not None and bracket.last_failure_ms is not None
+    assert bracket is not None and bracket.last_failure_ms is not None and bracket.first_success_ended_ms is not None
     assert bracket.last_failure_ms < service.failed_over_ms
     assert bracket.first_success_ms - BOUND_MS <= service.failed_over_ms <= bracket.first_success_ended_ms
     assert assessment.verdict == "PASS", assessment.verdict_reason

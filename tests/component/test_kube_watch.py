@@ -136,3 +136,16 @@ def test_a_watch_filters_one_object_by_field_selector(sandbox: Sandbox) -> None:
 
     assert events == []
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in named] == [("ADDED", "payments")]
+
+
+def test_an_object_leaving_and_joining_a_watchs_label_selector_is_seen_deleted_and_added(sandbox: Sandbox) -> None:
+    start = _patch_label(sandbox, "out")["metadata"]["resourceVersion"]
+    _patch_label(sandbox, "in")
+    _patch_label(sandbox, "in-again")
+    _patch_label(sandbox, "out")
+
+    events = list(stream(sandbox, f"resourceVersion={start}&timeoutSeconds=0.5"
+                                  "&labelSelector=drill%20in%20(in,in-again)"))
+
+    assert [(e["type"], e["object"]["metadata"]["labels"]["drill"]) for e in events] == [
+        ("ADDED", "in"), ("MODIFIED", "in-again"), ("DELETED", "out")]

@@ -69,6 +69,7 @@ class Change:
     key: ObjectKey
     obj: dict[str, Any]
     version: int
+    previous: dict[str, Any] | None = None  # the object before a MODIFIED change
 
 
 @dataclass
@@ -87,8 +88,8 @@ class ClusterStore:
         self._version += 1
         return str(self._version)
 
-    def _record(self, kind: str, key: ObjectKey, obj: dict[str, Any]) -> None:
-        self._history.append(Change(kind, key, copy.deepcopy(obj), self._version))
+    def _record(self, kind: str, key: ObjectKey, obj: dict[str, Any], previous: dict[str, Any] | None = None) -> None:
+        self._history.append(Change(kind, key, copy.deepcopy(obj), self._version, previous))
         self._changed.notify_all()
 
     def changes_since(self, version: int) -> list[Change] | None:
@@ -158,7 +159,7 @@ class ClusterStore:
                 stored["metadata"]["generation"] = int(previous["metadata"].get("generation", 1)) + 1
             stored["metadata"]["resourceVersion"] = self._next_version()
             self._objects[key] = stored
-            self._record("MODIFIED", key, stored)
+            self._record("MODIFIED", key, stored, previous)
             return copy.deepcopy(stored)
 
     def delete(self, key: ObjectKey) -> dict[str, Any] | None:

@@ -2,7 +2,8 @@
 
 From ``resourceVersion`` N the stream replays the changes after N (an N older than the store keeps gets one ERROR
 event, a 410 ``Expired`` Status, as a real server sends); without one (or "0") it starts with an ADDED event per
-matching object. With ``allowWatchBookmarks`` a BOOKMARK carrying the current resourceVersion is sent every
+matching object. With selectors, an object that starts matching is ADDED and one that stops matching DELETED, as a
+real server reports them. With ``allowWatchBookmarks`` a BOOKMARK carrying the current resourceVersion is sent every
 ``bookmark_s``. The stream ends after ``timeoutSeconds`` (at most ``MAX_WATCH_S``) or when the server stops.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 
 from livefire_local.sandbox.kube_wire import ApiError, field_matches, matches
 from livefire_local.sandbox.resources import Resource
-from livefire_local.sandbox.store import ClusterStore
+from livefire_local.sandbox.store import Change, ClusterStore
 
 MAX_WATCH_S = 1800.0  # a real API server's --min-request-timeout
 _WAKE_S = 0.1  # how often a waiting watch checks whether the server stops
@@ -53,6 +54,20 @@ def _expired(version: int) -> dict[str, Any]:
     return {"type": "ERROR", "object": ApiError(410, f"too old resource version: {version}").status()}
 
 
+def _as_seen(request: WatchRequest, change: Change) -> str | None:
+    """The event a watch with selectors sees for ``change``: an object that starts matching is ADDED, one that stops
+    matching is DELETED (as a real server reports it), one that never matches is not seen (None)."""
+    now = request.selects(change.obj)
+    if change.type != "MODIFIED" or change.previous is None:
+        return change.type if now else None
+    before = request.selects(change.previous)
+    if now and before:
+        return "MODIFIED"
+    if now or before:
+        return "ADDED" if now else "DELETED"
+    return None
+
+
 def watch_events(store: ClusterStore, request: WatchRequest, stopping: Callable[[], bool],
                  bookmark_s: float) -> Iterator[dict[str, Any]]:
     """The events of one watch, until its timeout or ``stopping()``."""
@@ -77,9 +92,10 @@ def watch_events(store: ClusterStore, request: WatchRequest, stopping: Callable[
             return
         for change in changes:
             seen = change.version
-            if (change.key.group, change.key.plural) == (resource.group, resource.plural) and \
-                    request.selects(change.obj):
-                yield {"type": change.type, "object": resource.present(change.obj)}
+            kind = _as_seen(request, change) if (change.key.group, change.key.plural) == (
+                resource.group, resource.plural) else None
+            if kind is not None:
+                yield {"type": kind, "object": resource.present(change.obj)}
         if request.bookmarks and now >= next_bookmark:
             next_bookmark = now + bookmark_s
             yield {"type": "BOOKMARK", "object": {"kind": resource.kind, "apiVersion": resource.api_version,

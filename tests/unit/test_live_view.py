@@ -201,6 +201,18 @@ def test_the_feed_reads_at_most_its_budget_of_chunks_per_poll_and_the_rest_next_
     assert s3.gets == 5
 
 
+def test_the_terminal_view_says_which_targets_the_local_sandbox_served() -> None:
+    console = Console(record=True, width=120, force_terminal=True)
+    watch = DrillWatch(SPEC, DRILL, served_by_sandbox=frozenset({"use1.payments.sandbox:80"}))
+
+    console.print(render(watch, NOW))
+    text = console.export_text()
+
+    assert re.search(r"default\s+us-east-1 \(sandbox\)\s", text), text
+    assert re.search(r"default\s+entrypoint\s", text) and "entrypoint (sandbox)" not in text
+    assert re.search(r"default\s+us-west-2\s", text) and "us-west-2 (sandbox)" not in text
+
+
 @pytest.mark.parametrize(("environ", "coloured"), [({}, True), ({"NO_COLOR": "1"}, False)], ids=["colour", "NO_COLOR"])
 def test_no_color_turns_the_colours_of_the_terminal_view_off(environ: dict[str, str], coloured: bool) -> None:
     out = TerminalText()

@@ -2,8 +2,9 @@
 
 While the drill runs, a thread polls the drill's fault records and its probe sample chunks (``live_feed``) every
 ``poll_s`` seconds, locally from moto's in-process S3 and on AWS from the evidence bucket, so both show the same
-view: the current phase with its elapsed and remaining time, and per vantage and target the availability so far
-in that phase, the last status, who is serving (region@version) and the state of each fault.
+view: the current phase with its elapsed and remaining time, and per vantage and target (marked when the local
+sandbox served it) the availability so far in that phase, the last status, who is serving (region@version) and the
+state of each fault.
 
 On a terminal it is a rich live display (progress lines scroll above it); anywhere else (CI, logs, a pipe) one
 plain status line per poll while the drill probes. ``NO_COLOR`` (set and not empty) turns colours off.
@@ -128,8 +129,10 @@ def render(watch: DrillWatch, now_ms: float) -> RenderableType:
     for (vantage, target), series in watch.series.items():
         availability = watch.availability(vantage, target, phase) if phase else Availability(0, 0)
         last = series.last
+        sandbox = watch.reaches.get(target) == "sandbox"  # every other target is real
         table.add_row(
-            vantage, target, Text(_percent(availability), style=_availability_style(availability)),
+            vantage, Text.assemble(target, (" (sandbox)" if sandbox else "", "dim")),
+            Text(_percent(availability), style=_availability_style(availability)),
             Text("-", style="dim") if last is None else Text(status_text(last), style="green" if last.ok else "red"),
             (served_label(last) or "-") if last is not None and last.ok else "-",
         )
@@ -226,9 +229,11 @@ class LiveView:
 
     @contextmanager
     def watch(self, spec: DrillSpec, drill_id: str, on_event: OnEvent, *, s3: Any, bucket: str,
-              store: FaultSource) -> Iterator[OnEvent]:
-        """Show the drill live until the block ends; yields the history-event callback to follow it with."""
-        watcher = _Watcher(self, DrillWatch(spec, drill_id), ChunkFeed(s3, bucket, spec, drill_id), store)
+              store: FaultSource, served_by_sandbox: frozenset[str] = frozenset()) -> Iterator[OnEvent]:
+        """Show the drill live until the block ends; yields the history-event callback to follow it with.
+        ``served_by_sandbox``: the host:ports the local sandbox serves (``livefire run``), shown per target."""
+        watch = DrillWatch(spec, drill_id, served_by_sandbox=served_by_sandbox)
+        watcher = _Watcher(self, watch, ChunkFeed(s3, bucket, spec, drill_id), store)
 
         def both(event: dict[str, Any]) -> None:
             on_event(event)
@@ -257,10 +262,11 @@ class LiveView:
 
 @contextmanager
 def watch_drill(live: LiveView | None, spec: DrillSpec, drill_id: str, on_event: OnEvent, *, s3: Any, bucket: str,
-                store: FaultSource) -> Iterator[OnEvent]:
+                store: FaultSource, served_by_sandbox: frozenset[str] = frozenset()) -> Iterator[OnEvent]:
     """``live.watch`` when there is a live view, else just ``on_event``."""
     if live is None:
         yield on_event
         return
-    with live.watch(spec, drill_id, on_event, s3=s3, bucket=bucket, store=store) as follow:
+    with live.watch(spec, drill_id, on_event, s3=s3, bucket=bucket, store=store,
+                    served_by_sandbox=served_by_sandbox) as follow:
         yield follow

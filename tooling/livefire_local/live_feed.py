@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 from livefire.artifacts import evidence_prefix
 from livefire.assessment.timeline import error_class
 from livefire.contracts import Sample
+from livefire.egress import Reach
 from livefire.planning import default_vantages, probe_targets
 from livefire.probing.chunks import decode_chunk
 from livefire.spec import DrillSpec
@@ -95,11 +96,14 @@ class DrillWatch:
     series: dict[tuple[str, str], Series] = field(default_factory=dict)
     chunks_read: int = 0
     problem: str | None = None
+    served_by_sandbox: frozenset[str] = frozenset()  # the host:ports the local sandbox serves (none on AWS)
+    reaches: dict[str, Reach] = field(default_factory=dict)  # target name -> real or sandbox
 
     def __post_init__(self) -> None:
         for vantage in default_vantages(self.spec):
-            for target in probe_targets(self.spec):
+            for target in probe_targets(self.spec, self.served_by_sandbox):
                 self.series.setdefault((vantage.name, target.name), Series())
+                self.reaches[target.name] = target.reach
 
     @property
     def phase(self) -> LivePhase:

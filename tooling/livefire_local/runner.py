@@ -169,7 +169,8 @@ def sandbox_session(spec: DrillSpec, mesh_dir: Path, root: Path, *, progress: Pr
     with mesh:
         env = {**mesh.environment(), "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true",
                RANGES_ENV: allowed_ranges}
-        with local_stack(root, extra_env=env, on_invoke=progress.on_invoke if progress else None) as stack:
+        with local_stack(root, extra_env=env, on_invoke=progress.on_invoke if progress else None) as stack, \
+                mesh.data_checks.aws():  # the dynamodb data checks' tables live in moto
             yield mesh, stack
 
 
@@ -196,7 +197,8 @@ def run_drill(spec_path: Path, *, root: Path, evidence_root: Path, out: TextIO =
     mesh_dir = mesh_dir or spec_path.parent / "mesh"
     with interruptible(out) as guard, sandbox_session(spec, mesh_dir, root, progress=progress,
                                                       allowed_ranges=allowed_ranges) as (mesh, stack):
-        for line in reach_lines(spec, frozenset(mesh.resolve())):
+        served_by_sandbox = frozenset(mesh.resolve())
+        for line in reach_lines(spec, served_by_sandbox):
             progress.line(line)
         if before_start is not None:
             before_start(mesh)
@@ -205,7 +207,8 @@ def run_drill(spec_path: Path, *, root: Path, evidence_root: Path, out: TextIO =
         deadline = spec.phases.baseline + spec.observe_seconds + STEP_ALLOWANCE_S
         try:
             with watch_drill(live, spec, drill_id, progress.on_event, s3=stack.s3, bucket=stack.bucket,
-                             store=DrillStore(stack.dynamodb.Table(stack.table))) as on_event:
+                             store=DrillStore(stack.dynamodb.Table(stack.table)),
+                             served_by_sandbox=served_by_sandbox) as on_event:
                 execution = follow_execution(stack, execution_arn, deadline, on_event)
         except Interrupted as interrupted:
             return _interrupted(stack, spec, drill_id, execution_arn, interrupted, evidence_root, started, out)

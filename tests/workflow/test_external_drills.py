@@ -166,14 +166,17 @@ class TestOutsideTheMesh:
         arns = {
             planned: start_drill(stack, planned, {"spec": shared(fis_document(new_template(planned)))}),
             stopped: start_drill(stack, stopped, {"spec": shared(fis_document(new_template(stopped)))}),
-            observed: start_drill(stack, observed, {"spec": shared(external_document(fault="3s", recovery="4s"))}),
+            observed: start_drill(
+                stack, observed, {"spec": shared(external_document(lead="1s", fault="3s", recovery="4s"))}),
         }
+        # The incident is scripted from the observed drill's own window (its probes have run for the lead by the
+        # time it enters Inject), never from the experiments: on a busy machine they may start seconds later.
         wait_until(lambda: "Inject" in states_entered(stack, arns[observed]), "the observed drill's window began")
-        wait_until(lambda: injected(stack, planned) and injected(stack, stopped), "both experiments ran")
-        stack.sfn.stop_execution(executionArn=arns[stopped], error="Operator", cause="stopped mid-fault")
         wall_ms, mono = time.time() * 1000.0, time.monotonic()
         outage = mesh.regional["us-east-1"].script_outage(0.3, 1.5)  # nobody injects it: an incident
         start_ms, end_ms = wall_ms + (outage.start - mono) * 1000.0, wall_ms + (outage.end - mono) * 1000.0
+        wait_until(lambda: injected(stack, planned) and injected(stack, stopped), "both experiments ran")
+        stack.sfn.stop_execution(executionArn=arns[stopped], error="Operator", cause="stopped mid-fault")
         executions = {drill: follow_execution(stack, arn, 90.0, lambda _event: None) for drill, arn in arns.items()}
 
         # the planned rollback stopped the experiment, and the evidence holds its id and states

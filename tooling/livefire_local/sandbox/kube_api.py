@@ -270,7 +270,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
                 self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:  # the client went away (a broken pipe, a reset, a TLS connection cut short)
             return
 
     do_GET = do_PATCH = do_PUT = do_POST = do_DELETE = _serve  # noqa: N815

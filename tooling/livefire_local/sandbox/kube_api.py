@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -51,6 +52,16 @@ class _FailRule:
     skip: int
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that fails the TLS handshake (it does not trust the CA) or hangs up is not the server's error."""
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+
 class FakeKubeApi:
     """A loopback server that answers like a Kubernetes API server for one ``ClusterStore``."""
 
@@ -82,8 +93,7 @@ class FakeKubeApi:
             owner = api
 
         self._stopping.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), Handler)
         if self._tls is not None:  # the handshake runs in the handler's thread, never in the accept loop
             self._server.socket = self._tls.server_context().wrap_socket(
                 self._server.socket, server_side=True, do_handshake_on_connect=False)

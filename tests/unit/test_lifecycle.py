@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from livefire.contracts import FaultState, Plan, PlannedFault
-from livefire.errors import FaultInjectionFailed, RollbackFailed
+from livefire.errors import FaultInjectionFailed, InjectInProgress, RollbackFailed
 from livefire.faults.driver import Applied, Bracket, Checkpoint, DryRun, FaultTarget, Restored
 from livefire.faults.lifecycle import Lifecycle
 from livefire.records import FaultRecord, RestoreRefusal
@@ -45,6 +45,7 @@ class FakeDriver:
     applies: int = 0
     restores: int = 0
     while_in_flight: Callable[[], None] | None = None  # runs after the request is sent, before it lands
+    while_describing: Callable[[], None] | None = None  # runs before the record is written
     external_id: str | None = None  # recorded through the checkpoint as soon as the "experiment" exists
     apply_error: Exception | None = None
     restore_error: Exception | None = None
@@ -52,6 +53,8 @@ class FakeDriver:
     document_name = "fake"
 
     def describe(self, drill_id: str, planned: PlannedFault, fault: Fault) -> dict[str, Any]:
+        if self.while_describing is not None:
+            self.while_describing()
         return {"state": self.target["state"]}
 
     def apply(self, target: FaultTarget, fault: Fault, checkpoint: Checkpoint) -> Applied:
@@ -192,6 +195,22 @@ def test_a_definite_apply_failure_marks_the_record_failed_and_the_rollback_still
 
 
 # ---------------------------------------------------------------- fencing and the late undo
+
+
+def test_a_duplicate_inject_that_loses_the_write_ahead_to_a_running_one_is_refused_not_answered_pending(
+        world: World) -> None:
+    [planned] = world.plan.faults
+
+    def another_invocation_writes_its_record_first() -> None:
+        world.store.put_fault_pending(DRILL, planned, snapshot_key="drills/x/faults/other.json", expires_at=0,
+                                      pending_at_ms=world.clock())
+
+    world.driver.while_describing = another_invocation_writes_its_record_first
+
+    with pytest.raises(InjectInProgress, match=FAULT_ID):
+        world.inject()
+
+    assert world.driver.applies == 0 and world.record().status == "PENDING"
 
 
 def test_a_rollback_before_the_inject_fences_the_fault_so_the_inject_applies_nothing(world: World) -> None:

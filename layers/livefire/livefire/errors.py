@@ -29,6 +29,12 @@ class FaultConflict(LivefireError):
     """The object changed under us (409/422 on a precondition) and could not be reconciled."""
 
 
+class InjectInProgress(LivefireError):
+    """Another invocation of the same Inject wrote the fault's record first and is applying it now. Only a
+    duplicated delivery gets here (idempotency refuses most of them first); the state machine retries it and the
+    retry returns that invocation's result."""
+
+
 class FaultInjectionFailed(LivefireError):
     """A fault could not be applied; whatever was applied is rolled back by the catch path."""
 

@@ -33,7 +33,7 @@ from livefire.contracts import (
     RollbackResult,
 )
 from livefire.datachecks.cleanup import is_cleanup
-from livefire.errors import FaultInjectionFailed, RollbackFailed
+from livefire.errors import FaultInjectionFailed, InjectInProgress, RollbackFailed
 from livefire.faults.driver import Applied, Bracket, FaultDocument, FaultDriver, FaultTarget, Fenced
 from livefire.faults.drivers import driver_for
 from livefire.faults.refusal import announce
@@ -44,6 +44,8 @@ from livefire.spec import DrillSpec, Fault
 # A fault left behind by a drill that lost all its guards is swept this long after its window ends.
 EXPIRY_MARGIN_S = 10 * 60
 CLOSED: frozenset[FaultStatus] = frozenset({"RESTORED", "SKIPPED", "CONFLICT"})
+# The Chaos branch's Rollback: the observation goes on after it (the other actors run at or after the end).
+DURING_THE_DRILL = "rollback"
 
 
 class FaultRecords(Protocol):
@@ -147,8 +149,10 @@ class Lifecycle:
         if record is None:
             document = driver.describe(plan.drill_id, planned, spec.fault)
             record, written = self._write_ahead(plan, planned, document, driver.document_name, self._expiry(spec))
+            if not written and record.status == "PENDING":
+                raise InjectInProgress(f"{planned.fault_id}: another invocation of this Inject is applying it")
             if not written:
-                return state_of(record)
+                return state_of(record)  # a rollback fenced it first: nothing is applied
             target = self._target(record, document)
         else:  # a retry: the original document, not what a half-done attempt left
             target = self._target(record, self.documents.get_json(record.snapshot_key))
@@ -238,7 +242,9 @@ class Lifecycle:
                 self.store.fence_fault(drill_id, fault, actor=actor)  # False: an Inject wrote first; restored below
         outcome = RollbackOutcome(states=[], restored=0, conflicts=[], failures=[])
         for record in self.store.faults_of(drill_id):
-            # the markers' cleanup is done again by every rollback: the drill window may have written since
+            if is_cleanup(record.planned) and actor == DURING_THE_DRILL:
+                continue  # the drill window still writes markers: only the rollbacks at (or after) the end clean up
+            # the markers' cleanup is done again by every later rollback: a window may have written since
             if record.status in CLOSED and not (record.status == "RESTORED" and is_cleanup(record.planned)):
                 outcome.states.append(state_of(record))
                 if record.status == "CONFLICT":
@@ -296,8 +302,8 @@ def inject_faults(request: InjectRequest, runtime: Runtime) -> InjectResult:
 
 
 def rollback_faults(request: RollbackRequest, runtime: Runtime) -> RollbackResult:
-    """The Rollback / EmergencyRollback step."""
-    actor = "emergency-rollback" if request.emergency else "rollback"
+    """The Rollback, CleanUp and EmergencyRollback steps."""
+    actor = "emergency-rollback" if request.emergency else "cleanup" if request.final else "rollback"
     return rollback_drill(request.plan.drill_id, runtime, planned=request.plan.faults, actor=actor)
 
 

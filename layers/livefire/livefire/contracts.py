@@ -151,6 +151,8 @@ class InjectResult(Contract):
 class RollbackRequest(Contract):
     plan: Plan
     emergency: bool = False
+    final: bool = Field(default=False, description="The CleanUp step after the observation: also what is only "
+                                                   "undone at the end (the data checks' markers).")
 
 
 class RollbackResult(Contract):

@@ -13,8 +13,8 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from livefire.config import Settings
 
 INJECT_KEY = "[plan.drillId, plan.faults[*].faultId]"
-# The planned Rollback and the EmergencyRollback are distinct steps: each runs once.
-ROLLBACK_KEY = "[plan.drillId, plan.faults[*].faultId, emergency]"
+# The planned Rollback, the CleanUp and the EmergencyRollback are distinct steps: each runs once.
+ROLLBACK_KEY = "[plan.drillId, plan.faults[*].faultId, emergency, final]"
 # How long a finished step's result is replayed; longer than any drill's phases.
 REPLAY_SECONDS = 6 * 3600
 

@@ -31,6 +31,7 @@ from livefire.egress import SANDBOX_HOSTS_ENV, host_port
 from livefire.errors import InvalidDrillSpec
 from livefire.spec import DrillSpec
 from livefire_local.sandbox.control import OutageControl
+from livefire_local.sandbox.data_checks import DataCheckSandbox
 from livefire_local.sandbox.entrypoint import Entrypoint
 from livefire_local.sandbox.kube_api import FakeKubeApi
 from livefire_local.sandbox.services import LOOPBACK, RegionalService
@@ -112,7 +113,8 @@ def plain_store(region: str, service: str) -> ClusterStore:
 
 
 class SandboxMesh:
-    def __init__(self, spec: DrillSpec, stores: dict[str, ClusterStore], *, seed: int | None = None) -> None:
+    def __init__(self, spec: DrillSpec, stores: dict[str, ClusterStore], *, seed: int | None = None,
+                 mesh_dir: Path | None = None) -> None:
         self.spec = spec
         self.stores = stores
         self.clusters = sandbox_clusters(spec)  # region name -> sandbox cluster name
@@ -139,6 +141,7 @@ class SandboxMesh:
         self._entrypoint = (Entrypoint(list(self.regional.values()), self._destination_rule)
                             if self.serves_entrypoint else None)
         self.control = OutageControl(self.regional)  # started only when the webhook's host is the sandbox's
+        self.data_checks = DataCheckSandbox(spec, mesh_dir, self.regional, is_sandbox_host)  # marker stores
         self.api_urls: dict[str, str] = {}
         self.tls: ServerCertificate | None = None  # set before start(): the API servers speak TLS (sandbox up)
         self._apis: dict[str, FakeKubeApi] = {}
@@ -160,7 +163,7 @@ class SandboxMesh:
             store = ClusterStore(cluster)
             store.seed(yaml.safe_load_all(seed_file.read_text(encoding="utf-8")))
             stores[cluster] = store
-        return cls(spec, stores, seed=seed)
+        return cls(spec, stores, seed=seed, mesh_dir=mesh_dir)
 
     @property
     def entrypoint(self) -> Entrypoint:
@@ -200,11 +203,13 @@ class SandboxMesh:
                 self._entrypoint.start()
             if self.serves_webhook:
                 self.control.start()
+            self.data_checks.start()
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
+        self.data_checks.stop()
         self.control.stop()
         if self._entrypoint is not None:
             self._entrypoint.stop()
@@ -237,6 +242,7 @@ class SandboxMesh:
         if webhook is not None and self.serves_webhook:
             for call in (webhook.inject, webhook.rollback):
                 mapping.setdefault(host_port(call.url), f"{LOOPBACK}:{self.control.port}")
+        mapping.update(self.data_checks.resolve())
         return mapping
 
     def environment(self, environ: Mapping[str, str] = os.environ) -> dict[str, str]:

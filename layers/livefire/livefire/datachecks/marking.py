@@ -27,7 +27,9 @@ from livefire.probing.chunks import SampleChunkWriter
 from livefire.spec import DrillSpec
 from livefire.spec.datachecks import DataCheck, marker_prefix
 
-MAX_WORKERS = 8
+MAX_WORKERS = 4
+MAX_IN_FLIGHT = 4 * MAX_WORKERS
+OVERLOADED = "overloaded: not sent, too many operations in flight"
 logger = logging.getLogger(__name__)
 
 
@@ -55,6 +57,12 @@ class CheckRun:
         return MarkerSample(check=self.check.name, region=region, op=op,
                             scheduled_ms=scheduled_ms, sent_ms=sent_ms, ended_ms=_now_ms(), ok=True, seq=seq,
                             marker_ms=marker_ms)
+
+    def overloaded(self, op: Literal["write", "read"], region: str, scheduled_ms: float) -> MarkerSample:
+        """An operation not sent: too many were still in flight."""
+        now = _now_ms()
+        return MarkerSample(check=self.check.name, region=region, op=op, scheduled_ms=scheduled_ms, sent_ms=now,
+                            ended_ms=now, ok=False, error=OVERLOADED)
 
     def write(self, seq: int, scheduled_ms: float) -> MarkerSample:
         def put(sent_ms: float) -> tuple[int | None, float | None]:
@@ -91,7 +99,10 @@ class DataCheckRunner:
         start_ms = _now_ms()
         pending: set[asyncio.Future[MarkerSample]] = set()
 
-        def launch(job: Callable[[], MarkerSample]) -> None:
+        def launch(job: Callable[[], MarkerSample], skipped: MarkerSample) -> None:
+            if len(pending) >= MAX_IN_FLIGHT:  # the store is slower than the schedule: say so, queue nothing
+                self.writer.add(skipped)
+                return
             future = loop.run_in_executor(self._pool, job)
             pending.add(future)
             future.add_done_callback(pending.discard)
@@ -105,9 +116,9 @@ class DataCheckRunner:
                 offset = index * run.check.interval
                 await asyncio.sleep(max(0.0, start + offset - time.monotonic()))
                 scheduled_ms = start_ms + offset * 1000.0
-                launch(partial(run.write, index, scheduled_ms))
+                launch(partial(run.write, index, scheduled_ms), run.overloaded("write", run.write_region, scheduled_ms))
                 for region in run.check.read_regions:
-                    launch(partial(run.read, region, scheduled_ms))
+                    launch(partial(run.read, region, scheduled_ms), run.overloaded("read", region, scheduled_ms))
         finally:
             if pending:
                 await asyncio.wait(pending)

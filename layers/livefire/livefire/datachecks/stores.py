@@ -33,6 +33,7 @@ USER_AGENT = "livefire-datacheck"
 KEY_ATTRIBUTE = "pk"
 MARKER_TTL_S = 24 * 3600
 _BATCH_KEYS = 100  # the most keys one BatchGetItem reads
+_BATCHES = 3  # BatchGetItems per read at most
 _ANSWER_LIMIT = 4096
 
 
@@ -148,18 +149,26 @@ class DynamoMarkerStore:
         _dynamo_call(client.put_item, TableName=self.section.table, Item=item)
 
     def newest(self, region: str) -> Marker | None:
+        """The newest marker of the keys written since the newest the region was seen to hold, read in batches
+        of ``_BATCH_KEYS`` from there (at most ``_BATCHES``: a region further behind catches up over the next
+        reads, and until then its lag is overstated, never understated)."""
         with self._lock:
-            seen = self._seen.get(region)
+            newest = self._seen.get(region)
             top = self._last_written
-        low = max(seen.seq + 1 if seen else 0, top - _BATCH_KEYS + 1)
-        if top < low:
-            return seen
         client = dynamodb_client(region, self.timeout)
-        answer = _dynamo_call(client.batch_get_item, RequestItems={self.section.table: {
-            "Keys": [self._key(seq) for seq in range(low, top + 1)], "ConsistentRead": True}})
-        found = [Marker(int(item["seq"]["N"]), float(item["sentMs"]["N"]))
-                 for item in answer.get("Responses", {}).get(self.section.table, [])]
-        newest = max(found, key=lambda marker: marker.seq, default=seen)
+        low = newest.seq + 1 if newest is not None else 0
+        for _ in range(_BATCHES):
+            if low > top:
+                break
+            keys = [self._key(seq) for seq in range(low, min(top, low + _BATCH_KEYS - 1) + 1)]
+            answer = _dynamo_call(client.batch_get_item, RequestItems={
+                self.section.table: {"Keys": keys, "ConsistentRead": True}})
+            found = [Marker(int(item["seq"]["N"]), float(item["sentMs"]["N"]))
+                     for item in answer.get("Responses", {}).get(self.section.table, [])]
+            newest = max([*found, *([newest] if newest else [])], key=lambda marker: marker.seq, default=None)
+            if not found or max(m.seq for m in found) < low + len(keys) - 1:
+                break  # the region holds nothing past this batch
+            low += len(keys)
         with self._lock:
             current = self._seen.get(region)
             if newest is not None and (current is None or newest.seq > current.seq):

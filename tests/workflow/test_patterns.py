@@ -4,6 +4,7 @@ broken-failover FAIL because failover never happened."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 from collections.abc import Callable
@@ -34,6 +35,12 @@ def _run(name: str, write_spec: Callable[[dict[str, Any]], Path], tmp_path: Path
     return result, assessment
 
 
+def _samples(evidence_dir: Path) -> list[dict[str, Any]]:
+    """Every probe of the drill window, as the evidence keeps them."""
+    return [json.loads(line) for chunk in sorted(evidence_dir.glob("samples/default/drill-*.jsonl.gz"))
+            for line in gzip.decompress(chunk.read_bytes()).splitlines()]
+
+
 def _findings(assessment: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f["id"]: f for f in assessment["findings"]}
 
@@ -62,8 +69,16 @@ def test_active_passive_fails_over_with_a_tight_bracket_and_passes(write_spec, t
     assert result.verdict == "PASS", _explain(result, assessment)
     assert _findings(assessment)["steadyAfterRollback"]["status"] == "PASS"
     bracket = assessment["rto_bracket"]
-    width = bracket["first_success_ms"] - bracket["last_failure_ms"]
-    assert 0 < width <= 10 + 10  # burst interval + 10 ms: the entrypoint was watched while it failed
+    assert bracket["first_success_ms"] - bracket["last_failure_ms"] > 0
+    # The entrypoint was watched in bursts while it failed: the bracket's probes are burst probes (a base probe may
+    # fall between two of them, so one of the two is enough). How tight that makes the bracket in milliseconds
+    # (burst interval + 10 ms) is a budget measured in bench/, not asserted here: on a busy machine a send may be
+    # late by tens of milliseconds.
+    assert result.evidence_dir is not None
+    entrypoint = {s["seq"]: s for s in _samples(result.evidence_dir) if s["target"] == "entrypoint"}
+    last_failure, first_success = entrypoint[bracket["last_failure_seq"]], entrypoint[bracket["first_success_seq"]]
+    assert not last_failure["ok"] and first_success["ok"]
+    assert last_failure["burst"] or first_success["burst"]
 
 
 def test_canary_split_and_errors_stay_within_the_canary_share_and_pass(write_spec, tmp_path, unique_id):

@@ -1,6 +1,7 @@
 """The fault matrix: a failure injected at every task of the real state machine, and after the guardian (on the
-execution's status-change event) and the sweeper have run, the sandbox objects equal their pre-drill state and no
-lease is held. The module prints the matrix when it ends.
+execution's status-change event) and the sweeper have run, the sandbox objects equal their pre-drill state, no
+lease is held and no data-check marker is left (the markers' cleanup is a rollback like any other). The module
+prints the matrix when it ends.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from livefire.datachecks.cleanup import is_cleanup
 from livefire.spec import parse_spec
 from livefire.store import DrillStore
 from livefire_local.aws import LocalStack
@@ -33,6 +35,10 @@ PRIMARY = "payments-use1"
 VS_PATH = "virtualservices/payments"
 PHASES = {"baseline": "1s", "lead": "0s", "fault": "1s", "recovery": "1s"}
 Session = tuple[SandboxMesh, LocalStack]
+# One http data check: markers written to the sandbox's marker store during every drill of the matrix.
+DATA_CHECKS = [{"name": "orders", "kind": "http", "interval": "200ms", "http": {
+    "writeUrl": "http://markers.payments.sandbox/markers",
+    "readUrls": {"us-west-2": "http://usw2.markers.payments.sandbox/markers"}}}]
 ROWS: list[dict[str, Any]] = []
 
 
@@ -176,7 +182,7 @@ SCENARIOS = [
 
 @pytest.fixture(scope="module")
 def session(request: pytest.FixtureRequest) -> Iterator[Session]:
-    spec = parse_spec(sandbox_spec_document(phases=PHASES, objectives={}))
+    spec = parse_spec(sandbox_spec_document(phases=PHASES, objectives={}, dataChecks=DATA_CHECKS))
     with sandbox_session(spec, MESH_DIR, ROOT) as (mesh, stack):
         yield mesh, stack
         # a drill that failed early leaves its Observe probe running to the end of its window: let it finish
@@ -187,7 +193,8 @@ def session(request: pytest.FixtureRequest) -> Iterator[Session]:
 
 
 def matrix_lines(rows: list[dict[str, Any]]) -> list[str]:
-    header = ["scenario", "execution", "fault closed by", "guardian", "sweeper", "leaked faults", "leases left"]
+    header = ["scenario", "execution", "fault closed by", "guardian", "sweeper", "leaked faults", "leases left",
+              "markers left"]
     table = [[str(row[column]) for column in header] for row in rows]
     widths = [max([len(header[i]), *(len(r[i]) for r in table)]) for i in range(len(header))]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
@@ -224,7 +231,7 @@ def test_no_failure_at_any_task_leaves_a_fault_or_a_lease_behind(session: Sessio
     store = store_of(stack)
     before = mesh.snapshot()
     phases = {**PHASES, "fault": "2s"} if scenario.stop_mid_fault else PHASES
-    document = sandbox_spec_document(phases=phases, objectives={})
+    document = sandbox_spec_document(phases=phases, objectives={}, dataChecks=DATA_CHECKS)
 
     with ExitStack() as scope:
         scope.enter_context(scenario.arrange(mesh, stack) or nullcontext())
@@ -239,9 +246,12 @@ def test_no_failure_at_any_task_leaves_a_fault_or_a_lease_behind(session: Sessio
     assert execution.get("error", "") in expected, execution.get("cause")
     assert stack.lambdas.pending_failures() == 0
     assert all(rule.remaining == 0 for rule in mesh.apis[PRIMARY]._rules)
-    faults = store.faults_of(unique_id)
+    faults = [f for f in store.faults_of(unique_id) if not is_cleanup(f.planned)]
+    cleanups = [f for f in store.faults_of(unique_id) if is_cleanup(f.planned)]
     record = store.get_drill(unique_id)
     assert record is not None
+    assert stack.lambdas.wait_idle(15.0)  # a window still running after the ending deletes its own markers
+    markers_left = mesh.data_checks.markers_left()
     if scenario.guardian_fails:
         assert record.execution_status is None and record.sweeper_restored == 1
     else:
@@ -255,10 +265,11 @@ def test_no_failure_at_any_task_leaves_a_fault_or_a_lease_behind(session: Sessio
         "fault closed by": ", ".join(f"{f.status} by {f.restored_by}" for f in faults) or "(no fault record)",
         "guardian": f"restored {record.guardian_restored}, released {record.guardian_released}",
         "sweeper": f"restored {swept['faultsRestored']}, released {swept['leasesReleased']}",
-        "leaked faults": leaked_faults, "leases left": leases_left,
+        "leaked faults": leaked_faults, "leases left": leases_left, "markers left": markers_left,
     })
     assert leaked_faults == 0
     assert leases_left == 0
+    assert [f.status for f in cleanups] == ["RESTORED"] and markers_left == 0
     letters = [letter for letter in dead_letters(stack) if unique_id in json.dumps(letter["event"])]
     assert len(letters) == scenario.dead_letters
     if letters:
@@ -311,13 +322,13 @@ def test_an_object_changed_during_the_fault_is_left_alone_and_the_drill_says_so_
     before = mesh.snapshot()
     completed = CompletedEvents()
 
-    document = sandbox_spec_document(phases={**PHASES, "fault": "2s"}, objectives={})
+    document = sandbox_spec_document(phases={**PHASES, "fault": "2s"}, objectives={}, dataChecks=DATA_CHECKS)
     arn = start_drill(stack, unique_id, {"spec": document})
     edit_once_injected(stack, mesh, unique_id)
     execution = follow_execution(stack, arn, 90.0, lambda _event: None)
     swept = sweep(stack)
 
-    [fault] = store.faults_of(unique_id)
+    [fault] = [f for f in store.faults_of(unique_id) if not is_cleanup(f.planned)]
     record = store.get_drill(unique_id)
     assert execution["status"] == "FAILED" and record is not None
     assert execution.get("error") == "DrillRestoreRefused"
@@ -338,6 +349,7 @@ def test_an_object_changed_during_the_fault_is_left_alone_and_the_drill_says_so_
         "guardian": f"restored {record.guardian_restored}, released {record.guardian_released}",
         "sweeper": f"restored {swept['faultsRestored']}, released {swept['leasesReleased']}",
         "leaked faults": "1 (refused, announced)", "leases left": len(store.active_leases()),
+        "markers left": mesh.data_checks.markers_left(),
     })
 
     restore_by_hand(mesh, fault.refusal.command)

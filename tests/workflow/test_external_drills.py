@@ -139,6 +139,13 @@ def shared(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def patient(document: dict[str, Any]) -> dict[str, Any]:
+    """Probes that wait 2.5 s for an answer: an observe-only drill times the first failure it sees, and three drills
+    in one process on a busy machine can stall an answer past the usual 1 s (a failure nobody scripted)."""
+    document["probes"]["timeout"] = "2500ms"  # within the in-flight budget (3 targets x 2.5 s / 10 ms = 750)
+    return document
+
+
 def new_template(name: str) -> str:
     created = boto3.client("fis", region_name=REGION).create_experiment_template(
         clientToken=name, description=name, stopConditions=[{"source": "none"}],
@@ -166,8 +173,8 @@ class TestOutsideTheMesh:
         arns = {
             planned: start_drill(stack, planned, {"spec": shared(fis_document(new_template(planned)))}),
             stopped: start_drill(stack, stopped, {"spec": shared(fis_document(new_template(stopped)))}),
-            observed: start_drill(
-                stack, observed, {"spec": shared(external_document(lead="1s", fault="3s", recovery="4s"))}),
+            observed: start_drill(stack, observed, {"spec": shared(patient(external_document(lead="1s", fault="3s",
+                                                                                            recovery="4s")))}),
         }
         # The incident is scripted from the observed drill's own window (its probes have run for the lead by the
         # time it enters Inject), never from the experiments: on a busy machine they may start seconds later.

@@ -17,6 +17,7 @@ import yaml
 from livefire.assessment import Assessment, Bracket, Recovery
 from livefire.cost import CostReport
 from livefire.evidence.bundle import EvidenceBundle, PostureAudit
+from livefire.evidence.replication import replication_markdown
 from livefire.faults.refusal import refusal_lines
 from livefire.store import FaultRecord
 
@@ -301,6 +302,8 @@ def render_markdown(bundle: EvidenceBundle) -> str:
         sections.append(_targets(bundle))
     if assessment is not None:
         sections += [_findings(assessment), _recovery(assessment), _phases(assessment), _served(assessment)]
+        if assessment.data_checks:
+            sections.append(replication_markdown(assessment))
     else:
         sections.append(["## Findings", "",
                          f"No assessment: the drill ended with outcome {bundle.outcome} before it was judged."])

@@ -16,6 +16,7 @@ from livefire.assessment import PhaseWindow
 from livefire.contracts import Sample
 from livefire.evidence.bundle import EvidenceBundle
 from livefire.evidence.markup import text
+from livefire.evidence.replication_html import lag_svg
 from livefire.evidence.report import iso_time
 
 OK_COLOUR, FAIL_COLOUR, MIXED_COLOUR = "#2da44e", "#cf222e", "#d4a72c"
@@ -260,6 +261,10 @@ def timelines_section(bundle: EvidenceBundle) -> str:
         svg = _timeline_svg(title, groups[(target, vantage)], axis, phases,
                             _endpoint_markers(bundle, vantage, target), colours, gap_ms)
         figures.append(f"<figure><figcaption>{text(title)}</figcaption>{svg}</figure>")
+    for result in bundle.assessment.data_checks if bundle.assessment is not None else []:  # beside availability
+        title = f"replication lag of data check {result.check} ({result.kind}): now - newest marker visible"
+        figures.append(f"<figure><figcaption>{text(title)}</figcaption>"
+                       f"{lag_svg(result, axis.x, phases, PHASE_TINTS)}</figure>")
     origin = "the injection" if injected is not None else "the first probe"
     note = f'<p class="muted">Seconds from {origin} ({text(iso_time(axis.origin_ms))}).</p>'
     return f"{head}{_legend(colours)}{note}{''.join(figures)}</section>"

@@ -31,13 +31,25 @@ FIS_TEMPLATES = ["EXTa1b2c3d4e5f6g7", "EXT7g6f5e4d3c2b1a"]
 WEBHOOK_SECRETS = ["livefire/webhooks/runbook", "chaos-bot"]
 OUTSIDE_THE_MESH = {"AllowedFisTemplates": ",".join(FIS_TEMPLATES), "AllowedWebhookSecrets": ",".join(WEBHOOK_SECRETS)}
 CLUSTERS = ["us-east-1/payments-use1", "us-west-2/payments-usw2"]
+MARKER_TABLES = ["livefire-markers", "orders.markers"]
 CONFIGURATIONS = {"default": {}, "with a KMS key": {"KmsKeyArn": KMS_KEY},
                   "with FIS templates and webhook secrets": OUTSIDE_THE_MESH,
-                  "with allowed clusters": {"AllowedClusters": ",".join(CLUSTERS)}}
+                  "with allowed clusters": {"AllowedClusters": ",".join(CLUSTERS)},
+                  "with marker tables": {"MarkerTables": ",".join(MARKER_TABLES)}}
 
 # Calls the sandbox cannot make, mapped from the code that makes them: a function whose handler reaches the module
 # (its imports, followed from functions/<step>/app.py) makes the call; the marker proves the module still does.
 CODE_CALLS = {
+    # dataChecks (the sandbox specs the replay runs name none): Probe writes the marker chunks, Plan the cleanup
+    # record's document before any marker exists.
+    "livefire.datachecks.marking": (
+        "marker_key(prefix, vantage, chunk)",
+        Call("s3:PutObject", f"arn:aws:s3:::{BUCKET}/drills/payments/d-1/markers/default-0000.jsonl.gz"),
+    ),
+    "livefire.planning": (
+        "_open_marker_cleanup(",
+        Call("s3:PutObject", f"arn:aws:s3:::{BUCKET}/drills/payments/d-1/faults/data-check-markers-markers.json"),
+    ),
     # guardrails.alarms of a drill spec (the sandbox specs name none), each read in its own region.
     "livefire.guardrails": (
         "describe_alarms(",
@@ -65,15 +77,22 @@ _FIS_STOP = [("livefire.faults.fis", "get_experiment(", "fis:GetExperiment"),
              ("livefire.faults.fis", "stop_experiment(", "fis:StopExperiment")]
 _WEBHOOK = [("livefire.faults.webhook", "get_secret_value(", "secretsmanager:GetSecretValue")]
 _EKS = [("livefire.mesh.kube", "describe_cluster(", "eks:DescribeCluster")]
+# dataChecks of kind dynamodb (livefire/datachecks/stores.py), on the MarkerTables only: Probe puts, reads back and
+# deletes its markers; every rollback (Rollback, Guardian) deletes them too (datachecks/cleanup.py).
+_MARKER_CLEANUP = [("livefire.datachecks.stores", '"scan"', "dynamodb:Scan"),
+                   ("livefire.datachecks.stores", "delete_item,", "dynamodb:DeleteItem")]
+_MARKERS = [("livefire.datachecks.stores", "put_item,", "dynamodb:PutItem"),
+            ("livefire.datachecks.stores", "batch_get_item,", "dynamodb:BatchGetItem"), *_MARKER_CLEANUP]
 EXTERNAL_CALLS = {
     "EvidenceFunction": _EKS,
     "InjectFunction": [*_EKS, ("livefire.faults.fis", "start_experiment(", "fis:StartExperiment"),
                        ("livefire.faults.fis", "get_experiment_template(", "fis:GetExperimentTemplate"),
                        ("livefire.faults.fis", "tags={TAG_DRILL", "fis:TagResource"), *_FIS_STOP, *_WEBHOOK],
     "RollbackFunction": [*_EKS, *_FIS_STOP, ("livefire.faults.fis", '"list_experiments"', "fis:ListExperiments"),
-                         *_WEBHOOK],
+                         *_WEBHOOK, *_MARKER_CLEANUP],
     "GuardianFunction": [*_EKS, *_FIS_STOP, ("livefire.faults.fis", '"list_experiments"', "fis:ListExperiments"),
-                         *_WEBHOOK],
+                         *_WEBHOOK, *_MARKER_CLEANUP],
+    "ProbeFunction": _MARKERS,
 }
 # The experiment a fis fault starts, in the fault's region (any region of the drill).
 EXPERIMENT = f"arn:aws:fis:us-west-2:{ACCOUNT}:experiment/EXPq1w2e3r4t5y6u7"
@@ -85,6 +104,8 @@ WILDCARD_RESOURCES = {
     f"arn:aws:s3:::{BUCKET}/drills/*/spec.json": "Plan writes each drill's spec",
     f"arn:aws:s3:::{BUCKET}/drills/*/plan.json": "and its plan",
     f"arn:aws:s3:::{BUCKET}/drills/*/samples/*": "Probe writes each drill's sample chunks",
+    f"arn:aws:s3:::{BUCKET}/drills/*/markers/*": "and its data checks' marker chunks",
+    f"arn:aws:s3:::{BUCKET}/drills/*/faults/data-check-markers-markers.json": "Plan opens each drill's marker cleanup",
     f"arn:aws:s3:::{BUCKET}/drills/*/faults/*-*.json": "the fault steps write each fault's documents",
     f"arn:aws:s3:::{BUCKET}/drills/*/assessment.json": "Assess writes each drill's assessment",
     **{f"arn:aws:s3:::{BUCKET}/drills/*/{name}": "Evidence writes each drill's reports, records and seal"
@@ -258,6 +279,8 @@ def external_resources(stack: Stack, action: str) -> list[str]:
     if action == "eks:DescribeCluster":
         return [f"arn:aws:eks:{cluster.replace('/', f':{ACCOUNT}:cluster/')}" for cluster in listed(stack,
                                                                                                   "AllowedClusters")]
+    if action.startswith("dynamodb:"):  # a marker table, in a replica region
+        return [f"arn:aws:dynamodb:us-west-2:{ACCOUNT}:table/{name}" for name in listed(stack, "MarkerTables")]
     if action == "secretsmanager:GetSecretValue":
         return [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-AbC123" for name in secrets]
     if not templates:
@@ -287,7 +310,8 @@ def external_wildcards(stack: Stack) -> set[str]:
     account (and for templates and secrets, region) are wildcards (template.yaml)."""
     return {f"arn:*:fis:*:*:experiment-template/{id_}" for id_ in listed(stack, "AllowedFisTemplates")} | {
         f"arn:*:secretsmanager:*:*:secret:{name}-??????" for name in listed(stack, "AllowedWebhookSecrets")} | {
-        f"arn:*:eks:{cluster.replace('/', ':*:cluster/')}" for cluster in listed(stack, "AllowedClusters")}
+        f"arn:*:eks:{cluster.replace('/', ':*:cluster/')}" for cluster in listed(stack, "AllowedClusters")} | {
+        f"arn:*:dynamodb:*:*:table/{name}" for name in listed(stack, "MarkerTables")}
 
 
 def runtime_calls(stack: Stack, function: str, recorded: set[Call]) -> set[Call]:
@@ -614,6 +638,9 @@ DRILL_KEY = f"arn:aws:s3:::{BUCKET}/drills/payments/d-1/"
 WRITER_OF = {
     "spec.json": {"PlanFunctionRole"}, "plan.json": {"PlanFunctionRole"},
     "samples/default/drill-0000.jsonl.gz": {"ProbeFunctionRole"},
+    "markers/default-0000.jsonl.gz": {"ProbeFunctionRole"},
+    "faults/data-check-markers-markers.json": {"PlanFunctionRole", "InjectFunctionRole", "RollbackFunctionRole",
+                                               "GuardianFunctionRole"},
     "faults/http-abort-us-east-1-before.json": {"InjectFunctionRole", "RollbackFunctionRole", "GuardianFunctionRole"},
     "faults/http-abort-us-east-1-restored.json": {"InjectFunctionRole", "RollbackFunctionRole",
                                                  "GuardianFunctionRole"},

@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from botocore.exceptions import ClientError
 
 from livefire.artifacts import evidence_prefix
+from livefire.clock import now_ms
 from livefire.config import Settings
 from livefire.contracts import Plan, PlannedFault, PlanRequest, ProbeTarget
-from livefire.datachecks.cleanup import cleanup_document, cleanup_fault
+from livefire.datachecks.cleanup import CLEANUP_DOCUMENT, cleanup_document, cleanup_fault
 from livefire.egress import EgressRefused, check_targets, reach_of
 from livefire.errors import DrillInProgress, GuardrailViolation, InvalidDrillSpec
-from livefire.faults.lifecycle import lifecycle_of
+from livefire.faults.write_ahead import write_ahead
 from livefire.redaction import redact_url, redact_urls_in_text
 from livefire.runtime import Runtime
 from livefire.spec import ClusterRef, DrillSpec, Vantage
@@ -224,7 +225,8 @@ def _open_marker_cleanup(spec: DrillSpec, plan: Plan, expires_at: int, runtime: 
     writes for a rollback to undo: livefire/datachecks/cleanup.py)."""
     planned = cleanup_fault(spec, plan.drill_id)
     if planned is not None:
-        lifecycle_of(runtime).open_cleanup(plan, planned, cleanup_document(spec, plan.drill_id), expires_at)
+        write_ahead(runtime.store, runtime, now_ms, plan, planned, cleanup_document(spec, plan.drill_id),
+                    CLEANUP_DOCUMENT, expires_at)
 
 
 def _record_drill(plan: Plan, lease_keys: list[str], runtime: Runtime) -> Plan:

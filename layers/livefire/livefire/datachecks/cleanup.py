@@ -23,6 +23,7 @@ from livefire.spec.datachecks import DataCheck, marker_prefix
 
 CLEANUP_KIND = "data-check"
 CLEANUP_FAULT_ID = "data-check-markers"
+CLEANUP_DOCUMENT = "markers"  # faults/data-check-markers-markers.json
 
 
 def is_cleanup(planned: PlannedFault) -> bool:
@@ -50,7 +51,7 @@ def cleanup_document(spec: DrillSpec, drill_id: str) -> dict[str, Any]:
 class MarkerCleanupDriver:
     """Restores the cleanup record: deletes the drill's markers. It is never applied (the window writes them)."""
 
-    document_name = "markers"
+    document_name = CLEANUP_DOCUMENT
 
     def describe(self, drill_id: str, planned: PlannedFault, fault: Fault) -> dict[str, Any]:
         raise RollbackFailed(f"{planned.fault_id}: the marker cleanup is opened by Plan, never injected")

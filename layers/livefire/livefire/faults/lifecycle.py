@@ -20,7 +20,6 @@ from typing import Any, NoReturn, Protocol
 
 from botocore.exceptions import ClientError
 
-from livefire.artifacts import snapshot_key
 from livefire.clock import now_ms
 from livefire.contracts import (
     FaultState,
@@ -37,6 +36,7 @@ from livefire.errors import FaultInjectionFailed, InjectInProgress, RollbackFail
 from livefire.faults.driver import Applied, Bracket, FaultDocument, FaultDriver, FaultTarget, Fenced
 from livefire.faults.drivers import driver_for
 from livefire.faults.refusal import announce
+from livefire.faults.write_ahead import write_ahead
 from livefire.records import FaultRecord, RestoreRefusal
 from livefire.runtime import Runtime
 from livefire.spec import DrillSpec, Fault
@@ -127,15 +127,7 @@ class Lifecycle:
     def _write_ahead(self, plan: Plan, planned: PlannedFault, document: dict[str, Any] | None, name: str,
                      expires_at: int) -> tuple[FaultRecord, bool]:
         """The fault's document, then its PENDING record; (the record, whether this call wrote it)."""
-        key = snapshot_key(plan.evidence_prefix, planned.fault_id, name)
-        if document is not None:
-            self.documents.put_json(key, document)
-        written = self.store.put_fault_pending(plan.drill_id, planned, snapshot_key=key, expires_at=expires_at,
-                                               pending_at_ms=self.clock())
-        record = self.store.fault(plan.drill_id, planned.fault_id)
-        if record is None:
-            raise FaultInjectionFailed(f"{planned.fault_id}: its fault record vanished; nothing was changed")
-        return record, written  # not written: a rollback fenced it, or a concurrent Inject got there first
+        return write_ahead(self.store, self.documents, self.clock, plan, planned, document, name, expires_at)
 
     def _target(self, record: FaultRecord, data: dict[str, Any]) -> FaultTarget:
         return FaultTarget(drill_id=record.drill_id, planned=record.planned,
@@ -225,11 +217,6 @@ class Lifecycle:
                               dry_run_problems=check.problems)
         closed = self.store.fault(plan.drill_id, planned.fault_id)
         return state_of(closed if closed is not None else record)
-
-    def open_cleanup(self, plan: Plan, planned: PlannedFault, document: dict[str, Any], expires_at: int) -> None:
-        """Write-ahead for what the drill itself creates, before it creates it (the data checks' markers): a
-        PENDING record that every rollback path restores (livefire/datachecks/cleanup.py). Idempotent."""
-        self._write_ahead(plan, planned, document, self.drivers(planned.kind).document_name, expires_at)
 
     # ------------------------------------------------------------ restore
 

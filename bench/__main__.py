@@ -14,13 +14,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import coldinit, drill, rto, schedule
+from bench import coldinit, drill, rpo, rto, schedule
 from bench.report import NOT_MEASURED, OtherLoad, Section, machine_description, render, short_machine
 
 BENCHMARKS: dict[str, Callable[[str], Section]] = {
     "coldinit": coldinit.run,
     "schedule": schedule.run,
     "rto": rto.run,
+    "rpo": rpo.run,  # runs whole sandbox drills, like drill: moto in this process
     "drill": drill.run,  # last: it imports moto into this process
 }
 RESULTS = Path(__file__).resolve().parent / "results.md"

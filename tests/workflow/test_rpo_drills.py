@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import livefire.faults.drivers  # noqa: F401  warm: Inject's first import (the Kubernetes client) is not measured here
 from livefire_local.runner import run_drill
 from livefire_local.sandbox.markers import load_profiles
 from livefire_local.sandbox.mesh import SandboxMesh

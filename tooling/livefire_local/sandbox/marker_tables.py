@@ -3,9 +3,11 @@
 moto has no global tables: nothing copies an item put in one region to another. ``TableReplicator`` plays the
 replication, on a thread, with the sandbox store's lag (``markers.py``: ``lag`` + ``jitter``, paused while the
 primary fails): every tick it looks for the next markers of its check in the primary table (by key: moto's scans
-are slow), notes when each appeared, and copies it to every replica region once it is due; once the newest marker
-is gone from the primary (a cleanup deletes markers in every region itself) it copies nothing more.
-The lag is therefore the configured one plus at most one tick (``TICK_S``).
+are slow) and copies each to every replica region once it is due (``lag`` after the marker's own write time,
+``sentMs``); once the newest marker is gone from the primary (a cleanup deletes markers in every region itself)
+it copies nothing more.
+The lag is therefore the configured one plus at most one tick (``TICK_S``); while paused, nothing is copied and
+the backlog is copied at once when the primary is back.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def _keys(region: str, table: str) -> set[str]:
 class TableReplicator:
     def __init__(self, section: DynamoMarkers, check: str, profile: LagProfile, *,
                  primary_failing: Callable[[], bool] = lambda: False, seed: int | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.time) -> None:
         self.section = section
         self.check = check
         self.profile = profile
@@ -78,8 +80,9 @@ class TableReplicator:
         found = sorted(answer.get("Responses", {}).get(self.section.table, []),
                        key=lambda item: str(item[KEY_ATTRIBUTE]["S"]))
         latest = self._pending[-1][0] if self._pending else now
-        for item in found:
-            latest = max(latest, now + self.profile.lag_s + self._rng.uniform(0.0, self.profile.jitter_s))
+        for item in found:  # due ``lag`` after the marker was written (its sentMs), not after this tick saw it
+            written_s = float(item.get("sentMs", {}).get("N", now * 1000.0)) / 1000.0
+            latest = max(latest, written_s + self.profile.lag_s + self._rng.uniform(0.0, self.profile.jitter_s))
             self._pending.append((latest, item))
         if found:
             self._next_seq = int(str(found[-1][KEY_ATTRIBUTE]["S"]).rpartition("/")[2]) + 1

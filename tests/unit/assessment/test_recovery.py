@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from livefire.contracts import Sample
 from tests.unit.assessment.scenarios import (
     END,
     FAIL,
@@ -237,3 +238,55 @@ def test_failback_counts_from_the_restore_request_and_the_assessment_states_both
     assert result.failback_seconds == 2.0
     assert result.restore is not None
     assert (result.restore.sent_ms, result.restore.answered_ms) == (T0 + RESTORE, T0 + RESTORE + 800)
+
+
+# ---------------------------------------------------------------- a window that ends before a failback is sustained
+
+
+def ended_at(samples: list[Sample], at: int) -> list[Sample]:
+    """The probes of a window that closed at ``at`` ms."""
+    return [s for s in samples if s.sent_ms < T0 + at]
+
+
+def test_a_window_that_ends_inside_the_primarys_first_run_leaves_the_failback_unjudged_not_failed() -> None:
+    spec = make_spec()  # failbackRto 15 s, sustain 1 s
+    closed = RESTORE + 3000  # the window saw 3 s after the rollback: a failback by 15 s could still come
+
+    result = run(spec, ended_at([*regions(), *failover_entry(failback_at=RESTORE + 2500)], closed))
+
+    assert result.failback_seconds is None
+    assert "the window ended 2.900 s after the rollback" in result.failback_note
+    assert status(result, "failbackRto") == "INCONCLUSIVE"
+    assert status(result, "primaryServedAfterFailback") == "INCONCLUSIVE"
+
+
+def test_a_window_that_ends_while_the_standby_still_serves_fails_the_failback() -> None:
+    spec = make_spec()
+
+    result = run(spec, ended_at([*regions(), *failover_entry(failback_at=END)], RESTORE + 3000))
+
+    assert result.failback_seconds is None
+    assert "never served a sustained 1 s run after the rollback" in result.failback_note
+    assert status(result, "failbackRto") == "FAIL"
+    assert status(result, "primaryServedAfterFailback") == "FAIL"
+
+
+def test_a_run_that_opens_after_the_objective_fails_even_when_the_window_ends_inside_it() -> None:
+    spec = make_spec()  # failbackRto 15 s
+
+    result = run(spec, [*regions(), *failover_entry(failback_at=END - 500)])  # back 19.5 s after the rollback
+
+    assert result.failback_seconds is None
+    assert status(result, "failbackRto") == "FAIL"
+
+
+@pytest.mark.parametrize(("objective", "expected"), [("5s", "FAIL"), ("10s", "INCONCLUSIVE")])
+def test_a_vantage_cut_short_leaves_the_failback_unjudged_unless_another_already_missed_the_objective(
+        objective: str, expected: str) -> None:
+    spec = make_spec(objectives={"rto": "5s", "failbackRto": objective, "availability": 90})
+    cut_short = ended_at([*regions(), *failover_entry(failback_at=RESTORE + 2500)], RESTORE + 3000)
+    back_after_8_s = [*regions("far"), *failover_entry(failback_at=RESTORE + 8000, vantage="far")]
+
+    result = run(spec, [*cut_short, *back_after_8_s], vantages=("local", "far"))
+
+    assert status(result, "failbackRto") == expected

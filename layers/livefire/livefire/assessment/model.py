@@ -91,6 +91,11 @@ class Recovery(AssessmentModel):
     no_outage: bool = Field(
         default=False, description="nothing failed to recover from (seconds is None: no outage observed, not 0)"
     )
+    cut_short: bool = Field(
+        default=False,
+        description="the window ended during a healthy run too short to count as sustained: not seen either way "
+                    "(seconds is None: not judged, never a failure)",
+    )
 
 
 class FaultInstants(AssessmentModel):

@@ -182,6 +182,8 @@ def failback_finding(drill: DrillTimeline, objective: float, worst: Recovery | N
     if worst is None or drill.restored is None:
         status: Status = "INCONCLUSIVE"
         detail = "the fault was not restored, so there is no failback to time"
+    elif worst.cut_short:
+        status, detail = "INCONCLUSIVE", f"from {worst.vantage}: {worst.note}"
     elif worst.seconds is None:
         status, detail = "FAIL", f"from {worst.vantage}: {worst.note}"
     else:

@@ -91,6 +91,8 @@ def _served_again_finding(drill: DrillTimeline, worst: Recovery | None) -> Findi
         status, detail = "INCONCLUSIVE", "the fault was not restored"
     elif not drill.failover and not drill.baseline_versions:
         status, detail = "INCONCLUSIVE", "no version named itself before the injection"
+    elif worst.cut_short:
+        status, detail = "INCONCLUSIVE", f"from {worst.vantage}: {worst.note}"
     elif worst.seconds is None:
         status, detail = "FAIL", f"from {worst.vantage}: {worst.note}"
     else:

@@ -160,6 +160,16 @@ def failback_of(drill: DrillTimeline, vantage: str) -> Recovery:
     accept, head = _failback_tests(drill)
     start = first_sustained_run(series, begin, accept, drill.sustain_ms, head=head)
     what = failback_target(drill)
+    observed = seconds_between(drill.restored, series[-1].sent_ms)
+    # A run opening by the objective is seen whole by then + sustain: a window that ended sooner, inside a run,
+    # saw neither a failback nor its absence.
+    judged_after = (drill.spec.objectives.failback_rto or 0.0) + drill.spec.probes.sustain
+    if start is None and observed < judged_after and _ends_inside_a_run(series, begin, accept, head):
+        return Recovery(
+            vantage=vantage, target=target, seconds=None, bracket=None, cut_short=True,
+            note=f"the window ended {observed:.3f} s after the rollback, inside a run of {what} serving shorter than "
+                 f"the {drill.spec.probes.sustain:g} s that counts as sustained: not seen either way",
+        )
     if start is None:
         return _unrecovered(
             vantage, target, f"{what} never served a sustained {drill.spec.probes.sustain:g} s run after the rollback"
@@ -184,6 +194,18 @@ def failback_of(drill: DrillTimeline, vantage: str) -> Recovery:
     )
 
 
+def _ends_inside_a_run(series: Sequence[Sample], begin: int, accept: Callable[[Sample], bool],
+                       head: Callable[[Sample], bool] | None) -> bool:
+    """Whether the window closed while a run that could still have become sustained was going: the probes after
+    ``begin`` end with accepted ones, among which one may open a run."""
+    if len(series) <= begin or not accept(series[-1]):
+        return False
+    opening = len(series) - 1
+    while opening > begin and accept(series[opening - 1]):
+        opening -= 1
+    return head is None or any(head(s) for s in series[opening:])
+
+
 def outage_observed(drill: DrillTimeline) -> bool | None:
     """Whether any vantage saw the entrypoint fail during the fault; None when RTO does not apply or the
     entrypoint was not probed during the fault."""
@@ -193,14 +215,21 @@ def outage_observed(drill: DrillTimeline) -> bool | None:
     return any(not s.ok for s in during) if during else None
 
 
-def slowest(recoveries: Sequence[Recovery]) -> Recovery | None:
+def slowest(recoveries: Sequence[Recovery], limit: float | None = None) -> Recovery | None:
     """The vantage that recovered last; a vantage that never recovered is the worst of all, and one that saw no
-    outage at all the best."""
+    outage at all the best. A vantage whose window was cut short was not judged: it outranks every timed one
+    (the finding cannot PASS without it) except one already slower than ``limit`` (the finding FAILs anyway)."""
     if not recoveries:
         return None
-    never = next((r for r in recoveries if r.seconds is None and not r.no_outage), None)
+    never = next((r for r in recoveries if r.seconds is None and not r.no_outage and not r.cut_short), None)
     timed = [r for r in recoveries if r.seconds is not None]
-    return never or max(timed, key=lambda r: r.seconds or 0.0, default=recoveries[0])
+    late = max(timed, key=lambda r: r.seconds or 0.0, default=None)
+    if never is not None:
+        return never
+    if late is not None and limit is not None and (late.seconds or 0.0) > limit:
+        return late
+    cut_short = next((r for r in recoveries if r.cut_short), None)
+    return cut_short or late or recoveries[0]
 
 
 def outages_of(drill: DrillTimeline, vantage: str) -> list[Outage]:

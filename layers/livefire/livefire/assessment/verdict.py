@@ -113,7 +113,7 @@ def assess(
     if objectives.rto is not None:
         findings.append(rto_finding(drill, objectives.rto, worst_rto))
     if objectives.failback_rto is not None:
-        findings.append(failback_finding(drill, objectives.failback_rto, worst_failback))
+        findings.append(failback_finding(drill, objectives.failback_rto, slowest(failbacks, objectives.failback_rto)))
     if objectives.availability is not None:
         findings.append(availability_finding(drill, objectives.availability))
     if objectives.p99_latency is not None:

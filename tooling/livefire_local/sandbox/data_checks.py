@@ -33,8 +33,15 @@ class DataCheckSandbox:
     def __init__(self, spec: DrillSpec, mesh_dir: Path | None, regional: Mapping[str, RegionalService],
                  is_sandbox_host: Callable[[str], bool]) -> None:
         """``is_sandbox_host``: the sandbox's one rule of which hosts it serves (``mesh.is_sandbox_host``)."""
+        self.stores: dict[str, ReplicatedMarkers] = {}
+        self.urls: list[str] = []
+        self.tables: list[TableReplicator] = []
+        self.server: MarkerServer | None = None
+        # a spec with data checks has a primary region (livefire/spec/datachecks.py); one without needs nothing
+        primary = next((r for r in spec.regions if r.role == "primary"), None)
+        if not spec.data_checks or primary is None:
+            return
         profiles = load_profiles(mesh_dir) if mesh_dir is not None else {"http": {}, "dynamodb": {}}
-        primary = next(r for r in spec.regions if r.role == "primary")
         service = regional.get(primary.name)
         path = urlsplit(primary.endpoint).path or "/"
 
@@ -42,10 +49,7 @@ class DataCheckSandbox:
             return service is not None and service.handle(Request("GET", path, {})).status >= 500
 
         sandboxed = is_sandbox_host
-        self.stores: dict[str, ReplicatedMarkers] = {}
-        self.urls: list[str] = []
         routes: dict[str, tuple[ReplicatedMarkers, str]] = {}
-        self.tables: list[TableReplicator] = []
         for index, check in enumerate(spec.data_checks):
             if check.http is not None and sandboxed(_host(check.http.write_url)):
                 urls = [check.http.write_url, *check.http.read_urls.values()]

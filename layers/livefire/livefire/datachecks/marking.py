@@ -50,10 +50,11 @@ class CheckRun:
         sent_ms = _now_ms()
         try:
             seq, marker_ms = call(sent_ms)
-        except MarkerError as exc:
+        except Exception as exc:  # a store may answer anything: the operation failed, the schedule goes on
+            error = str(exc) if isinstance(exc, MarkerError) else type(exc).__name__
             return MarkerSample(check=self.check.name, region=region, op=op,
                                 scheduled_ms=scheduled_ms, sent_ms=sent_ms, ended_ms=_now_ms(), ok=False,
-                                error=str(exc)[:200])
+                                error=error[:200])
         return MarkerSample(check=self.check.name, region=region, op=op,
                             scheduled_ms=scheduled_ms, sent_ms=sent_ms, ended_ms=_now_ms(), ok=True, seq=seq,
                             marker_ms=marker_ms)

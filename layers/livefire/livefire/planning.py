@@ -124,13 +124,15 @@ def check_blast_radius(spec: DrillSpec, faults: list[PlannedFault], settings: Se
 
 
 def check_egress(spec: DrillSpec, settings: Settings) -> None:
-    """Refuse a probe or webhook URL whose host resolves, now, to an address outside the deployment's egress
+    """Refuse a probe, webhook or telemetry URL whose host resolves, now, to an address outside the deployment's egress
     rules (livefire/egress.py). The probes and the webhook check again on every connection."""
     urls = [("entrypoint", spec.entrypoint)]
     urls += [(f"regions.{index}.endpoint", region.endpoint) for index, region in enumerate(spec.regions)]
     if spec.fault.webhook is not None:
         urls += [(f"fault.webhook.{action}.url", call.url)
                  for action, call in (("inject", spec.fault.webhook.inject), ("rollback", spec.fault.webhook.rollback))]
+    if spec.telemetry is not None and spec.telemetry.prometheus is not None:
+        urls.append(("telemetry.prometheus", spec.telemetry.prometheus))
     try:
         check_targets(urls, settings.egress)
     except EgressRefused as exc:

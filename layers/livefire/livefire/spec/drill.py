@@ -26,6 +26,7 @@ from livefire.spec.sections import (
     ServedBy,
     Vantage,
 )
+from livefire.spec.telemetry import Telemetry, telemetry_problem
 from livefire.spec.urls import HttpUrl, endpoint_of
 
 
@@ -49,6 +50,8 @@ class DrillSpec(SpecModel):
     data_checks: Annotated[list[DataCheck], Field(max_length=MAX_DATA_CHECKS)] = Field(
         default=[], description="markers written in the primary and read in the other regions: replication lag "
                                 "and RPO (livefire/spec/datachecks.py)")
+    telemetry: Telemetry | None = Field(default=None, description="the mesh's metrics, held against the probes "
+                                                                  "(livefire/spec/telemetry.py)")
 
     @field_validator("regions")
     @classmethod
@@ -99,6 +102,13 @@ class DrillSpec(SpecModel):
         for field, name in (("rpo", "rpo"), ("replication_lag_p99", "replicationLagP99")):
             if getattr(self.objectives, field) is not None and not self.data_checks:
                 raise ValueError(f"objectives.{name}: needs a dataChecks entry to measure it")
+        return self
+
+    @model_validator(mode="after")
+    def _telemetry_names_the_spec_regions(self) -> DrillSpec:
+        problem = telemetry_problem(self.telemetry, [r.name for r in self.regions])
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     def region(self, name: str) -> Region | None:

@@ -1,4 +1,4 @@
-"""The one URL validator of the spec: every endpoint, entrypoint and webhook URL goes through ``check_url``.
+"""The one URL validator of the spec: every endpoint, entrypoint, webhook and telemetry URL goes through ``check_url``.
 
 A URL is ``http(s)://host[:port][/path][?query]``: no whitespace, a host that IDNA can encode, a valid port, and
 no credentials (``user:password@`` is refused: a secret in a spec would be kept wherever the spec is). Error

@@ -249,6 +249,21 @@ class DataCheckResult(AssessmentModel):
     marker_keys: list[str] = Field(description="the S3 keys of the marker chunks judged")
 
 
+class Recommendation(AssessmentModel):
+    """What to change, derived from the measurements by one rule of ``recommendations.py`` (the report's
+    "What to change"): advice, never part of the verdict."""
+
+    id: str = Field(description="the rule that made it (addOutlierDetection, fasterEjection, shorterEjection, ...)")
+    title: str = Field(description="the change, in words")
+    region: str | None = Field(default=None, description="the region whose configuration to change; None: the "
+                                                          "service as a whole")
+    because: str = Field(description="the measurements that justify it, with their numbers")
+    change: str = Field(description="what to change, with the values to use and why they meet the objective")
+    yaml: str | None = Field(default=None, description="the Istio object to apply (kubectl apply -f), for a change "
+                                                       "of mesh configuration; None otherwise")
+    findings: list[str] = Field(default=[], description="the ids of the findings it rests on")
+
+
 class Assessment(AssessmentModel):
     """The source of truth of a drill's outcome, stored as assessment.json."""
 
@@ -295,6 +310,9 @@ class Assessment(AssessmentModel):
     verdict_reason: str = Field(description="why, in words")
     sample_keys: list[str] = Field(description="every sample chunk judged")
     data_checks: list[DataCheckResult] = Field(default=[], description="replication lag and RPO per data check")
+    recommendations: list[Recommendation] = Field(
+        default=[], description="what to change, derived from the measurements and the mesh posture audit (the "
+        "Evidence step adds them with the posture: docs/architecture.md §7)")
 
     def finding(self, finding_id: str) -> Finding | None:
         return next((f for f in self.findings if f.id == finding_id), None)

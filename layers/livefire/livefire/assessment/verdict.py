@@ -16,6 +16,7 @@ from livefire.assessment.objectives import (
 )
 from livefire.assessment.patterns import pattern_findings
 from livefire.assessment.posture import posture_findings
+from livefire.assessment.recommendations import recommend
 from livefire.assessment.recovery import (
     detections_of,
     earliest,
@@ -179,10 +180,16 @@ def _instants(sent_ms: float | None, answered_ms: float | None) -> FaultInstants
 def with_posture(assessment: Assessment, spec: DrillSpec, posture: Sequence[Mapping[str, Any]] | None) -> Assessment:
     """The assessment with the findings of ``posture.require`` judged on the mesh audit (posture.json), and the
     verdict they add up to. The Evidence step audits the mesh and calls this before the reports are written; a
-    required item that could not be audited (``posture`` None) is INCONCLUSIVE."""
+    required item that could not be audited (``posture`` None) is INCONCLUSIVE. The recommendations
+    (``recommendations.py``) are made here too, as some read the audit; the same object comes back when nothing
+    changed."""
+    judged = assessment
     required = posture_findings(spec, posture)
-    if not required:
-        return assessment
-    findings = [f for f in assessment.findings if f.id not in {r.id for r in required}] + required
-    verdict, reason = judge(findings)
-    return assessment.model_copy(update={"findings": findings, "verdict": verdict, "verdict_reason": reason})
+    if required:
+        findings = [f for f in assessment.findings if f.id not in {r.id for r in required}] + required
+        verdict, reason = judge(findings)
+        judged = assessment.model_copy(update={"findings": findings, "verdict": verdict, "verdict_reason": reason})
+    recommendations = recommend(spec, judged, posture)
+    if recommendations == judged.recommendations:
+        return judged
+    return judged.model_copy(update={"recommendations": recommendations})

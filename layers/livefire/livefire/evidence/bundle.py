@@ -30,6 +30,9 @@ class PostureCheck(BaseModel):
     check: str = Field(description="What was checked, e.g. outlier-detection, mtls-strict.")
     ok: bool = Field(description="Whether the mesh setting supports the failover.")
     detail: str = Field(description="What was found.")
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="What the check read, as found: destination-rule: the rule's name and "
+        "host; outlier-detection: the rule's trafficPolicy.outlierDetection (empty for the other checks).")
 
 
 class PostureAudit(BaseModel):

@@ -22,6 +22,7 @@ class PostureFinding(BaseModel):
     check: str
     ok: bool
     detail: str
+    settings: dict[str, Any] = {}
 
 
 def _list(api: ApiClient, group: str, namespace: str, plural: str) -> list[dict[str, Any]]:
@@ -62,10 +63,11 @@ def _destination_rule_findings(rule: dict[str, Any] | None, namespace: str, host
     locality = ((policy.get("loadBalancer") or {}).get("localityLbSetting")) or {}
     failover = locality.get("failover") or []
     priority = locality.get("failoverPriority") or []
-    findings = [PostureFinding(check="destination-rule", ok=True, detail=f"DestinationRule {namespace}/{name}")]
+    findings = [PostureFinding(check="destination-rule", ok=True, detail=f"DestinationRule {namespace}/{name}",
+                               settings={"name": name, "host": (rule.get("spec") or {}).get("host")})]
     if outlier:
         settings = ", ".join(f"{k}={v}" for k, v in sorted(outlier.items()))
-        findings.append(PostureFinding(check="outlier-detection", ok=True, detail=settings))
+        findings.append(PostureFinding(check="outlier-detection", ok=True, detail=settings, settings=dict(outlier)))
     else:
         findings.append(
             PostureFinding(

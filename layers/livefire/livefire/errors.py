@@ -55,3 +55,8 @@ class GuardianRestoreFailed(LivefireError):
     """The guardian could not restore every fault it had to (one may still be live). Raised once everything else is
     done, so that Lambda retries the event and, after its retries, sends it to the dead-letter queue, where
     GuardianFailedAlarm sees it."""
+
+
+class TelemetryUnavailable(LivefireError):
+    """The mesh's metrics could not be read (unreachable, refused, a secret that may not be sent, a bad answer);
+    the telemetry findings are INCONCLUSIVE and the drill is judged on its probes."""

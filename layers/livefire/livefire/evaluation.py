@@ -13,10 +13,17 @@ from livefire.datachecks.cleanup import is_cleanup
 from livefire.datachecks.markers import load_markers
 from livefire.probing.chunks import load_samples
 from livefire.runtime import Runtime
+from livefire.telemetry.client import PrometheusApi
+from livefire.telemetry.measure import with_telemetry
 
 
 def _keys(summaries: list[ProbeSummary]) -> list[str]:
     return [key for summary in summaries for key in summary.sample_keys]
+
+
+def _saved(runtime: Runtime, key: str, document: object) -> str:
+    runtime.put_json(key, document)
+    return key
 
 
 def check_steady(request: SteadyRequest, runtime: Runtime) -> SteadyResult:
@@ -50,6 +57,9 @@ def evaluate_drill(request: AssessRequest, runtime: Runtime) -> AssessSummary:
     )
     if plan.mode == "dry-run":  # nothing was injected: what Inject's checks found is the finding
         assessment = with_dry_run(assessment, faults)
+    elif spec.telemetry is not None:  # the mesh's own metrics, held against the probes
+        assessment = with_telemetry(assessment, spec, samples, PrometheusApi(spec.telemetry),
+                                    lambda name, doc: _saved(runtime, f"{plan.evidence_prefix}{name}", doc))
     key = f"{plan.evidence_prefix}assessment.json"
     runtime.put_json(key, assessment.model_dump(mode="json"))
     failed = sum(1 for finding in assessment.findings if finding.status == "FAIL")

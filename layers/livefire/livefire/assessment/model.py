@@ -164,6 +164,8 @@ class Finding(AssessmentModel):
         default=None, description="the fewest samples per vantage the rule needs to be judged (its sufficiency rule)"
     )
     samples: int | None = Field(default=None, description="the fewest samples a vantage had for the rule")
+    corroborating: bool = Field(default=False, description="a second instrument's check (the mesh's telemetry): "
+                                "it can fail the verdict, but not judging it leaves the verdict to the probes")
     rule: str = Field(default="", description="the rule in one sentence: what is measured, over which samples, "
                       "and when it passes")
 
@@ -264,6 +266,58 @@ class Recommendation(AssessmentModel):
     findings: list[str] = Field(default=[], description="the ids of the findings it rests on")
 
 
+# What the mesh's own telemetry counted (livefire/telemetry/): requests, not probes.
+
+class MeshPhase(AssessmentModel):
+    """One phase of one cluster (``cluster`` None: the whole service) as the mesh counted it, over the query steps
+    whose requests surely fall inside the phase (``from_ms``, ``to_ms``]."""
+
+    phase: PhaseName = Field(description="baseline (lead), fault or recovery")
+    cluster: str | None = Field(description="the destination cluster label value; None for every cluster")
+    from_ms: float | None = Field(description="start of the span counted; None when no whole step fits the phase")
+    to_ms: float | None = Field(description="end of the span counted")
+    requests: float = Field(description="requests the service's proxies reported in the span")
+    errors: float = Field(description="those answered 5xx or by the proxy itself (a local-reply response flag)")
+    error_ratio_pct: float | None = Field(description="100 * errors / requests; None without a request")
+    rate_per_s: float | None = Field(description="requests per second over the span")
+    p99_ms: float | None = Field(description="p99 duration from the histogram buckets (linear inside a bucket)")
+    gateway_requests: float = Field(description="what the entrypoint's gateway sent to the cluster in the span")
+    gateway_ok: float = Field(description="those that were not errors")
+
+
+class MeshSplit(AssessmentModel):
+    """The gateway's requests per cluster in one query step ending at ``at_ms``."""
+
+    at_ms: float = Field(description="the step's end")
+    requests: dict[str, float] = Field(description="cluster label value -> requests sent to it in the step")
+
+
+class MeshFailover(AssessmentModel):
+    """Traffic moving from the faulted region's cluster to another, as the gateway's reports show it."""
+
+    from_cluster: str = Field(description="the faulted region's cluster")
+    to_cluster: str | None = Field(description="the cluster that took the most of its traffic; None: not seen")
+    low_ms: float | None = Field(description="the earliest the move can have begun (scrape and step included)")
+    high_ms: float | None = Field(description="the latest: the end of the first step with the cluster's share "
+                                              "below half its lead-phase share")
+    seconds: float | None = Field(description="high_ms - the injection, in seconds; None when no move was seen")
+    note: str = Field(description="what the mesh showed, in words")
+
+
+class MeshTelemetry(AssessmentModel):
+    """The mesh's view of the drill window, beside the probes' (telemetry in the spec)."""
+
+    source: str = Field(description="the Prometheus-compatible endpoint queried")
+    status: Literal["measured", "unavailable"] = Field(description="whether the queries were answered")
+    note: str = Field(description="why not, when unavailable")
+    step_s: float = Field(description="the query step")
+    scrape_interval_s: float = Field(description="the scrape interval the spec states")
+    phases: list[MeshPhase] = Field(default=[], description="per phase: every cluster, then the whole service")
+    split: list[MeshSplit] = Field(default=[], description="the gateway's traffic per cluster, step by step")
+    failover: MeshFailover | None = Field(default=None, description="the move the mesh saw; None without a fault")
+    query_keys: list[str] = Field(default=[], description="S3 keys of the raw query answers (telemetry/*.json)")
+
+
 class Assessment(AssessmentModel):
     """The source of truth of a drill's outcome, stored as assessment.json."""
 
@@ -310,6 +364,8 @@ class Assessment(AssessmentModel):
     verdict_reason: str = Field(description="why, in words")
     sample_keys: list[str] = Field(description="every sample chunk judged")
     data_checks: list[DataCheckResult] = Field(default=[], description="replication lag and RPO per data check")
+    telemetry: MeshTelemetry | None = Field(
+        default=None, description="what the mesh's own metrics showed (None: no telemetry in the spec)")
     recommendations: list[Recommendation] = Field(
         default=[], description="what to change, derived from the measurements and the mesh posture audit (the "
         "Evidence step adds them with the posture: docs/architecture.md §7)")

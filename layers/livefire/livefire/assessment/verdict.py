@@ -44,7 +44,8 @@ from livefire.spec import DrillSpec
 
 def judge(findings: Sequence[Finding]) -> tuple[Status, str]:
     """The verdict: INCONCLUSIVE when a gate (the fault took effect, enough samples) did not pass, else FAIL
-    when any finding failed, else INCONCLUSIVE when any was not judged, else PASS."""
+    when any finding failed, else INCONCLUSIVE when any was not judged, else PASS. A corroborating finding (the
+    mesh's telemetry) that was not judged leaves the verdict to the probes."""
     by_id = {f.id: f for f in findings}
     for gate in ("faultTookEffect", "sampleCoverage"):
         if by_id[gate].status != "PASS":
@@ -52,10 +53,12 @@ def judge(findings: Sequence[Finding]) -> tuple[Status, str]:
     failed = [f.id for f in findings if f.status == "FAIL"]
     if failed:
         return "FAIL", "failed: " + ", ".join(failed)
-    open_ = [f.id for f in findings if f.status == "INCONCLUSIVE"]
+    open_ = [f.id for f in findings if f.status == "INCONCLUSIVE" and not f.corroborating]
     if open_:
         return "INCONCLUSIVE", "not judged: " + ", ".join(open_)
-    return "PASS", f"all {len(findings)} findings passed"
+    judged = [f for f in findings if f.status == "PASS"]
+    return "PASS", f"all {len(judged)} findings passed" + (
+        f" ({len(findings) - len(judged)} corroborating not judged)" if len(judged) < len(findings) else "")
 
 
 def assess(

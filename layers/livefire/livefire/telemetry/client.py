@@ -73,7 +73,7 @@ def _secrets() -> Any:
 
 def read_secret(arn: str) -> str | None:
     """The secret's string (GetSecretValue of that ARN only)."""
-    return _secrets().get_secret_value(SecretId=arn).get("SecretString")  # type: ignore[no-any-return]
+    return _secrets().get_secret_value(SecretId=arn).get("SecretString")
 
 
 def function_credentials() -> Credentials:

@@ -1,0 +1,148 @@
+"""Agreement findings: the probes held against the mesh's own telemetry (docs/architecture.md §7).
+
+Each finding is corroborating: a disagreement FAILs the drill and says which instrument saw what; telemetry that
+could not be read, or too few requests to compare, leaves the finding INCONCLUSIVE and the verdict to the probes.
+- ``meshErrorRatio``: per phase, the probes' error ratio (every probe sent in the span the mesh counted, burst
+  probes included: the mesh counts them too) and the mesh's (5xx and local replies) differ by at most the spec's
+  ``tolerance`` in percentage points.
+- ``meshFailover``: the probes' failover bracket (the RTO bracket: last failure, first sustained success) overlaps
+  the mesh's (traffic leaving the faulted cluster, scrape and step included).
+- ``meshServedRegions``: per phase, no region served the gateway's requests (at least 5 % of its successes) that
+  the entrypoint's probes say did not serve them, and the reverse.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from livefire.assessment.model import Assessment, EvidencePointer, Finding, MeshTelemetry, Status, rule
+from livefire.contracts import Sample
+from livefire.spec import DrillSpec
+
+ERROR_RATIO, FAILOVER, SERVED = "meshErrorRatio", "meshFailover", "meshServedRegions"
+MIN_REQUESTS = 20  # requests (and probes) a phase needs on both sides before its error ratios are compared
+MIN_SERVED = 3  # answers a region needs (and MIN_SHARE of them) to count as serving in a phase
+MIN_SHARE = 0.05
+
+
+def _finding(finding_id: str, title: str, status: Status, detail: str, *, measured: float | None = None,
+             unit: str = "", threshold: float | None = None, mesh: MeshTelemetry | None = None) -> Finding:
+    return Finding(id=finding_id, title=title, measured=measured, unit=unit, threshold=threshold, status=status,
+                   detail=detail, evidence=EvidencePointer(sample_keys=mesh.query_keys if mesh else []),
+                   corroborating=True)
+
+
+def unavailable_findings(reason: str) -> list[Finding]:
+    """Telemetry configured but not read: every agreement finding is INCONCLUSIVE with the reason."""
+    detail = f"the mesh's telemetry could not be read: {reason}; the drill is judged on its probes"
+    return [_finding(ERROR_RATIO, "Probe and mesh error ratios agree", "INCONCLUSIVE", detail),
+            _finding(FAILOVER, "The mesh saw the failover when the probes did", "INCONCLUSIVE", detail),
+            _finding(SERVED, "The mesh and the probes agree on who served", "INCONCLUSIVE", detail)]
+
+
+def _in_span(samples: Sequence[Sample], from_ms: float, to_ms: float) -> list[Sample]:
+    return [s for s in samples if from_ms < s.sent_ms <= to_ms]
+
+
+@rule("Per phase, the probes' error ratio (every probe sent in the span the mesh counted) and the mesh's "
+      "(5xx and local replies of the service's proxies) differ by at most the spec's tolerance in percentage points.")
+def error_ratio_finding(mesh: MeshTelemetry, samples: Sequence[Sample], tolerance: float) -> Finding:
+    lines, worst, judged = [], 0.0, 0
+    failed = False
+    for phase in (p for p in mesh.phases if p.cluster is None):
+        if phase.from_ms is None or phase.to_ms is None:
+            lines.append(f"{phase.phase}: no whole query step inside it")
+            continue
+        probes = _in_span(samples, phase.from_ms, phase.to_ms)
+        probe_errors = sum(1 for s in probes if not s.ok)
+        if len(probes) < MIN_REQUESTS or phase.requests < MIN_REQUESTS or phase.error_ratio_pct is None:
+            lines.append(f"{phase.phase}: too few to compare ({len(probes)} probes, {phase.requests:.0f} requests; "
+                         f"{MIN_REQUESTS} each needed)")
+            continue
+        probe_pct = 100.0 * probe_errors / len(probes)
+        gap = abs(probe_pct - phase.error_ratio_pct)
+        worst, judged = max(worst, gap), judged + 1
+        verb = "agree" if gap <= tolerance else "DISAGREE"
+        failed |= gap > tolerance
+        lines.append(f"{phase.phase}: {verb}: the probes saw {probe_pct:.1f} % errors ({probe_errors} of "
+                     f"{len(probes)}), the mesh {phase.error_ratio_pct:.1f} % ({phase.errors:.0f} of "
+                     f"{phase.requests:.0f} requests)")
+    status: Status = "FAIL" if failed else "PASS" if judged else "INCONCLUSIVE"
+    return _finding(ERROR_RATIO, "Probe and mesh error ratios agree", status, "; ".join(lines),
+                    measured=worst if judged else None, unit="pp", threshold=tolerance, mesh=mesh)
+
+
+@rule("The probes' failover bracket (last failure, first sustained success at the entrypoint) overlaps the "
+      "mesh's (the step in which the faulted cluster's share of the gateway's requests fell below half, widened by "
+      "the step before it and one scrape interval).")
+def failover_finding(mesh: MeshTelemetry, assessment: Assessment) -> Finding:
+    title = "The mesh saw the failover when the probes did"
+    move, bracket = mesh.failover, assessment.rto_bracket
+    if move is None or assessment.injected_at_ms is None:
+        return _finding(FAILOVER, title, "INCONCLUSIVE", "nothing was injected: no failover to compare", mesh=mesh)
+    if bracket is None or assessment.rto_seconds is None:
+        return _finding(FAILOVER, title, "INCONCLUSIVE", f"the probes measured no failover "
+                        f"({assessment.rto_note}); the mesh: {move.note}", mesh=mesh)
+    probe_low = bracket.last_failure_ms if bracket.last_failure_ms is not None else assessment.injected_at_ms
+    if move.low_ms is None or move.high_ms is None or move.seconds is None:
+        return _finding(FAILOVER, title, "FAIL", f"DISAGREE: the probes saw the entrypoint recover "
+                        f"{assessment.rto_seconds:.2f} s after the injection; the mesh: {move.note}",
+                        measured=None, unit="s", mesh=mesh)
+    agree = probe_low <= move.high_ms and bracket.first_success_ms >= move.low_ms
+    injected = assessment.injected_at_ms
+    detail = (f"{'agree' if agree else 'DISAGREE'}: the probes saw the entrypoint recover {assessment.rto_seconds:.2f}"
+              f" s after the injection (bracket {(probe_low - injected) / 1000:.2f}-"
+              f"{(bracket.first_success_ms - injected) / 1000:.2f} s); the mesh saw traffic leave {move.from_cluster}"
+              f" for {move.to_cluster} between {(move.low_ms - injected) / 1000:.2f} and "
+              f"{(move.high_ms - injected) / 1000:.2f} s (step {mesh.step_s:g} s, scrape {mesh.scrape_interval_s:g} s)")
+    return _finding(FAILOVER, title, "PASS" if agree else "FAIL", detail, measured=move.seconds, unit="s",
+                    threshold=assessment.rto_seconds, mesh=mesh)
+
+
+def _serving(counts: dict[str, float], total: float) -> set[str]:
+    return {name for name, n in counts.items() if n >= MIN_SERVED and n >= MIN_SHARE * total}
+
+
+@rule("Per phase, the regions that served at least 5 % of the gateway's successful requests (the mesh) are the "
+      "regions that served at least 5 % of the entrypoint's successful probes (their serving-region header).")
+def served_regions_finding(mesh: MeshTelemetry, samples: Sequence[Sample], spec: DrillSpec,
+                           entrypoint: str | None) -> Finding:
+    title = "The mesh and the probes agree on who served"
+    telemetry = spec.telemetry
+    assert telemetry is not None
+    region_of = {telemetry.cluster_of(r.name): r.name for r in spec.regions}
+    lines, judged, failed = [], 0, False
+    for phase in sorted({p.phase for p in mesh.phases}, key=["baseline", "fault", "recovery"].index):
+        rows = [p for p in mesh.phases if p.phase == phase and p.cluster is not None]
+        span = next((p for p in mesh.phases if p.phase == phase and p.cluster is None), None)
+        if span is None or span.from_ms is None or span.to_ms is None:
+            continue
+        answered = [s for s in _in_span(samples, span.from_ms, span.to_ms) if s.target == entrypoint and s.ok]
+        probe_counts = Counter(s.served_by for s in answered if s.served_by)
+        if sum(probe_counts.values()) < MIN_SERVED:
+            lines.append(f"{phase}: the entrypoint's probes named no serving region ({len(answered)} answered)")
+            continue
+        mesh_counts = {region_of.get(p.cluster or "", p.cluster or ""): p.gateway_ok for p in rows}
+        by_mesh = _serving(mesh_counts, sum(mesh_counts.values()))
+        by_probes = _serving(dict(probe_counts), sum(probe_counts.values()))
+        judged += 1
+        if by_mesh == by_probes:
+            lines.append(f"{phase}: agree: {', '.join(sorted(by_mesh)) or 'none'}")
+            continue
+        failed = True
+        parts = [f"the mesh saw {r} serve {mesh_counts.get(r, 0):.0f} of the gateway's successful requests, no "
+                 f"probe was served by it" for r in sorted(by_mesh - by_probes)]
+        parts += [f"the probes were served by {r} {probe_counts[r]} times, the mesh saw it serve "
+                  f"{mesh_counts.get(r, 0):.0f} gateway requests" for r in sorted(by_probes - by_mesh)]
+        lines.append(f"{phase}: DISAGREE: " + "; ".join(parts))
+    status: Status = "FAIL" if failed else "PASS" if judged else "INCONCLUSIVE"
+    return _finding(SERVED, title, status, "; ".join(lines) or "no phase to compare", mesh=mesh)
+
+
+def agreement_findings(mesh: MeshTelemetry, assessment: Assessment, samples: Sequence[Sample],
+                       spec: DrillSpec) -> list[Finding]:
+    assert spec.telemetry is not None
+    return [error_ratio_finding(mesh, samples, spec.telemetry.tolerance),
+            failover_finding(mesh, assessment),
+            served_regions_finding(mesh, samples, spec, assessment.entrypoint)]

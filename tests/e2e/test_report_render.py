@@ -137,6 +137,24 @@ def test_the_report_renders_in_chromium_with_the_verdict_band_and_the_timeline(
     assert image.count(FAIL_COLOUR, below) > 500, "the faulted endpoint's failure band is not visible"
 
 
+def test_what_to_change_and_the_controls_evidenced_render_in_chromium(evidence: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", (evidence / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+
+    dom = result.stdout  # the document as Chromium parsed and laid it out
+    assert result.returncode == 0, result.stderr
+    change = dom[dom.index('<section id="what-to-change">'):]
+    controls = dom[dom.index('<section id="controls">'):]
+    assert change.startswith('<section id="what-to-change"><h2>What to change</h2><')
+    assert controls.startswith('<section id="controls"><h2>Controls evidenced</h2><p>')
+    table = controls[:controls.index("</table>")]
+    assert table.count("<tr>") == 1 + 7, "a header and one row per shipped control"
+    assert table.count('<span class="pill"') == 7 and "NIST SP 800-53 CP-4" in table
+
+
 def test_the_report_loads_nothing_from_the_network(evidence: Path) -> None:
     html = (evidence / "report.html").read_text()
 

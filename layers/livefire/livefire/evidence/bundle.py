@@ -16,6 +16,7 @@ from livefire.assessment import Assessment
 from livefire.contracts import Outcome, Sample
 from livefire.cost import CostReport
 from livefire.egress import Reach
+from livefire.evidence.controls import ControlEvidence
 from livefire.evidence.manifest import ChainLink
 from livefire.evidence.signature import SigningKey
 from livefire.faults.refusal import refused, verdict_with_refusals
@@ -83,6 +84,8 @@ class EvidenceBundle(BaseModel):
                                           "(None for those written after the report: the other report, the manifest).")
     chain: ChainLink | None = Field(default=None, description="The drill's place in its service's evidence chain.")
     signing_key: SigningKey | None = Field(default=None, description="The key that signs the drill's manifest.")
+    controls: list[ControlEvidence] = Field(
+        default_factory=list, description="The audit controls the drill's findings evidence (evidence/controls.py).")
 
     @property
     def verdict(self) -> str:

@@ -25,6 +25,7 @@ from livefire.evidence.report import (
     signer_text,
     since,
 )
+from livefire.evidence.review_html import review_html
 from livefire.evidence.timeline import timelines_section
 from livefire.faults.refusal import refusal_lines
 
@@ -191,7 +192,7 @@ def render_html(bundle: EvidenceBundle) -> str:
     spec_yaml = yaml.safe_dump(bundle.spec.to_document(), sort_keys=False, default_flow_style=False)
     refusals = "".join(f'<p class="refused"><strong>{text(line)}</strong></p>' for line in refusal_lines(bundle.faults))
     sections = [*([refusals] if refusals else []), _header(bundle), _targets(bundle), _findings(bundle),
-                timelines_section(bundle)]
+                timelines_section(bundle), *review_html(bundle)]
     if bundle.assessment is not None:
         sections += [_recovery(bundle.assessment), _phase_stats(bundle.assessment), replication_html(bundle.assessment)]
     sections += [faults_section(bundle), _posture(bundle), _cost(bundle)]

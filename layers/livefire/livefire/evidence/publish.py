@@ -20,6 +20,7 @@ from livefire.contracts import EvidenceRequest, EvidenceResult, Plan, Sample, Ve
 from livefire.cost import CostReport, drill_cost, execution_history
 from livefire.errors import EvidenceError
 from livefire.evidence.bundle import EvidenceBundle, PostureAudit, PostureCheck, ReachedTarget
+from livefire.evidence.controls import controls_evidenced, load_mapping
 from livefire.evidence.html import render_html
 from livefire.evidence.manifest import MANIFEST_NAME, ChainLink
 from livefire.evidence.report import render_markdown
@@ -208,7 +209,7 @@ def _write_evidence(request: EvidenceRequest, runtime: Runtime, verdict: Verdict
         targets=reached_targets(plan, spec), posture=posture, cost=cost,
         error=f"{request.error.error}: {request.error.cause}" if request.error is not None else None,
         artifacts=listed | {REPORT_MD: None, REPORT_HTML: None, MANIFEST_NAME: None, SIGNATURE_NAME: None},
-        signing_key=runtime.signer.key,
+        signing_key=runtime.signer.key, controls=controls_evidenced(load_mapping(runtime.s3), assessment),
     )
 
     def render(link: ChainLink) -> dict[str, bytes]:

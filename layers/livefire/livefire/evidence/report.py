@@ -18,6 +18,7 @@ from livefire.assessment import Assessment, Bracket, Recovery
 from livefire.cost import CostReport
 from livefire.evidence.bundle import EvidenceBundle, PostureAudit
 from livefire.evidence.replication import replication_markdown
+from livefire.evidence.review import review_markdown
 from livefire.faults.refusal import refusal_lines
 from livefire.store import FaultRecord
 
@@ -307,6 +308,7 @@ def render_markdown(bundle: EvidenceBundle) -> str:
     else:
         sections.append(["## Findings", "",
                          f"No assessment: the drill ended with outcome {bundle.outcome} before it was judged."])
+    sections += review_markdown(bundle)
     sections += [_faults(bundle.faults, bundle.evidence_prefix), _posture(bundle.posture), _cost(bundle.cost)]
     if bundle.error:
         sections.append(["## Error", "", *_fenced(bundle.error, "text")])

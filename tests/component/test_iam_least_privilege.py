@@ -32,10 +32,14 @@ WEBHOOK_SECRETS = ["livefire/webhooks/runbook", "chaos-bot"]
 OUTSIDE_THE_MESH = {"AllowedFisTemplates": ",".join(FIS_TEMPLATES), "AllowedWebhookSecrets": ",".join(WEBHOOK_SECRETS)}
 CLUSTERS = ["us-east-1/payments-use1", "us-west-2/payments-usw2"]
 MARKER_TABLES = ["livefire-markers", "orders.markers"]
+WORKSPACES = ["us-west-2/ws-0a1b2c3d-4e5f-6789-abcd-ef0123456789", "eu-west-1/ws-1"]
+TELEMETRY_SECRETS = [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:livefire/prometheus-AbC123"]
 CONFIGURATIONS = {"default": {}, "with a KMS key": {"KmsKeyArn": KMS_KEY},
                   "with FIS templates and webhook secrets": OUTSIDE_THE_MESH,
                   "with allowed clusters": {"AllowedClusters": ",".join(CLUSTERS)},
-                  "with marker tables": {"MarkerTables": ",".join(MARKER_TABLES)}}
+                  "with marker tables": {"MarkerTables": ",".join(MARKER_TABLES)},
+                  "with telemetry": {"TelemetryWorkspaces": ",".join(WORKSPACES),
+                                     "TelemetrySecrets": ",".join(TELEMETRY_SECRETS)}}
 
 # Calls the sandbox cannot make, mapped from the code that makes them: a function whose handler reaches the module
 # (its imports, followed from functions/<step>/app.py) makes the call; the marker proves the module still does.
@@ -54,6 +58,11 @@ CODE_CALLS = {
     "livefire.guardrails": (
         "describe_alarms(",
         Call("cloudwatch:DescribeAlarms", f"arn:aws:cloudwatch:eu-west-1:{ACCOUNT}:alarm:payments-5xx"),
+    ),
+    # telemetry (the sandbox specs the replay runs name none): Assess keeps the raw answers of its queries.
+    "livefire.telemetry.measure": (
+        'save(f"{TELEMETRY_FOLDER}{query.name}.json"',
+        Call("s3:PutObject", f"arn:aws:s3:::{BUCKET}/drills/payments/d-1/telemetry/requests.json"),
     ),
     # cost.json: the replayed events name executions the local stack never ran, so their history cannot be priced.
     "livefire.evidence.publish": (
@@ -93,6 +102,9 @@ EXTERNAL_CALLS = {
     "GuardianFunction": [*_EKS, *_FIS_STOP, ("livefire.faults.fis", '"list_experiments"', "fis:ListExperiments"),
                          *_WEBHOOK, *_MARKER_CLEANUP],
     "ProbeFunction": _MARKERS,
+    # telemetry: an amp workspace's query (SigV4 for aps) and a prometheus tokenSecret, on the Telemetry* parameters
+    "AssessFunction": [("livefire.telemetry.client", "SigV4Auth(", "aps:QueryMetrics"),
+                       ("livefire.telemetry.client", "get_secret_value(", "secretsmanager:GetSecretValue")],
 }
 # The experiment a fis fault starts, in the fault's region (any region of the drill).
 EXPERIMENT = f"arn:aws:fis:us-west-2:{ACCOUNT}:experiment/EXPq1w2e3r4t5y6u7"
@@ -108,6 +120,7 @@ WILDCARD_RESOURCES = {
     f"arn:aws:s3:::{BUCKET}/drills/*/faults/data-check-markers-markers.json": "Plan opens each drill's marker cleanup",
     f"arn:aws:s3:::{BUCKET}/drills/*/faults/*-*.json": "the fault steps write each fault's documents",
     f"arn:aws:s3:::{BUCKET}/drills/*/assessment.json": "Assess writes each drill's assessment",
+    f"arn:aws:s3:::{BUCKET}/drills/*/telemetry/*": "and the raw answers of its telemetry queries",
     **{f"arn:aws:s3:::{BUCKET}/drills/*/{name}": "Evidence writes each drill's reports, records and seal"
        for name in ("faults/records.json", "posture.json", "cost.json", "report.md", "report.html", "manifest.json",
                     "signature.json")},
@@ -273,9 +286,14 @@ def listed(stack: Stack, parameter: str) -> list[str]:
     return value.split(",") if value else []
 
 
-def external_resources(stack: Stack, action: str) -> list[str]:
+def external_resources(stack: Stack, action: str, function: str = "") -> list[str]:
     """The resources of one external call, for each template or secret the deployment allows (none when unset)."""
     templates, secrets = listed(stack, "AllowedFisTemplates"), listed(stack, "AllowedWebhookSecrets")
+    if action == "aps:QueryMetrics":
+        workspaces = listed(stack, "TelemetryWorkspaces")
+        return [f"arn:aws:aps:{ws.replace('/', f':{ACCOUNT}:workspace/')}" for ws in workspaces]
+    if action == "secretsmanager:GetSecretValue" and function == "AssessFunction":
+        return listed(stack, "TelemetrySecrets")
     if action == "eks:DescribeCluster":
         return [f"arn:aws:eks:{cluster.replace('/', f':{ACCOUNT}:cluster/')}" for cluster in listed(stack,
                                                                                                   "AllowedClusters")]
@@ -301,7 +319,7 @@ def external_calls(stack: Stack, function: str) -> set[Call]:
         path = _module_path(module)
         assert path is not None and marker in path.read_text(), f"{module} lacks {marker}: update EXTERNAL_CALLS"
         assert module in reached, f"{function} no longer reaches {module}: update EXTERNAL_CALLS"
-        calls |= {Call(action, resource) for resource in external_resources(stack, action)}
+        calls |= {Call(action, resource) for resource in external_resources(stack, action, function)}
     return calls
 
 
@@ -311,7 +329,8 @@ def external_wildcards(stack: Stack) -> set[str]:
     return {f"arn:*:fis:*:*:experiment-template/{id_}" for id_ in listed(stack, "AllowedFisTemplates")} | {
         f"arn:*:secretsmanager:*:*:secret:{name}-??????" for name in listed(stack, "AllowedWebhookSecrets")} | {
         f"arn:*:eks:{cluster.replace('/', ':*:cluster/')}" for cluster in listed(stack, "AllowedClusters")} | {
-        f"arn:*:dynamodb:*:*:table/{name}" for name in listed(stack, "MarkerTables")}
+        f"arn:*:dynamodb:*:*:table/{name}" for name in listed(stack, "MarkerTables")} | {
+        f"arn:*:aps:{ws.replace('/', ':*:workspace/')}" for ws in listed(stack, "TelemetryWorkspaces")}
 
 
 def runtime_calls(stack: Stack, function: str, recorded: set[Call]) -> set[Call]:

@@ -14,6 +14,7 @@ from livefire.assessment import Assessment
 from livefire.evidence.bundle import EvidenceBundle
 from livefire.evidence.fault_diff import faults_section
 from livefire.evidence.markup import UNJUDGED_COLOUR, VERDICT_COLOURS, facts, link, num, pill, table, text
+from livefire.evidence.mesh_html import mesh_html
 from livefire.evidence.replication_html import replication_html
 from livefire.evidence.report import (
     DASH,
@@ -194,7 +195,8 @@ def render_html(bundle: EvidenceBundle) -> str:
     sections = [*([refusals] if refusals else []), _header(bundle), _targets(bundle), _findings(bundle),
                 timelines_section(bundle), *review_html(bundle)]
     if bundle.assessment is not None:
-        sections += [_recovery(bundle.assessment), _phase_stats(bundle.assessment), replication_html(bundle.assessment)]
+        sections += [_recovery(bundle.assessment), _phase_stats(bundle.assessment), replication_html(bundle.assessment),
+                     mesh_html(bundle.assessment, bundle.spec)]
     sections += [faults_section(bundle), _posture(bundle), _cost(bundle)]
     if bundle.error:
         sections.append(f'<section id="error"><h2>Error</h2><pre>{text(bundle.error)}</pre></section>')

@@ -227,7 +227,8 @@ def _assessment(root: Path, manifest: Mapping[str, Any]) -> tuple[dict[str, Any]
 
 
 def _completeness_problems(manifest: Mapping[str, Any], assessment: dict[str, Any] | None) -> list[str]:
-    """What the outcome needs must be listed: the manifest's ``required`` names and every chunk assessed."""
+    """What the outcome needs must be listed: the manifest's ``required`` names, every chunk assessed and every raw
+    telemetry answer judged."""
     listed = {entry["name"] for entry in manifest["artifacts"]}
     problems = [f"{name}: required for the drill's outcome but not listed in the manifest"
                 for name in manifest["required"] if name not in listed]
@@ -237,7 +238,9 @@ def _completeness_problems(manifest: Mapping[str, Any], assessment: dict[str, An
         return problems
     prefix = evidence_prefix(manifest["service"], manifest["drill_id"])
     keys = assessment.get("sample_keys")
-    for key in keys if isinstance(keys, list) else []:
+    telemetry = assessment.get("telemetry")
+    answers = telemetry.get("query_keys") if isinstance(telemetry, dict) else None
+    for key in [*(keys if isinstance(keys, list) else []), *(answers if isinstance(answers, list) else [])]:
         name = str(key).removeprefix(prefix)
         if name == key:
             problems.append(f"{ASSESSMENT_NAME}: counts sample chunk {key}, outside this drill's evidence")

@@ -17,6 +17,7 @@ import yaml
 from livefire.assessment import Assessment, Bracket, Recovery
 from livefire.cost import CostReport
 from livefire.evidence.bundle import EvidenceBundle, PostureAudit
+from livefire.evidence.mesh_report import mesh_markdown
 from livefire.evidence.replication import replication_markdown
 from livefire.evidence.review import review_markdown
 from livefire.faults.refusal import refusal_lines
@@ -305,6 +306,7 @@ def render_markdown(bundle: EvidenceBundle) -> str:
         sections += [_findings(assessment), _recovery(assessment), _phases(assessment), _served(assessment)]
         if assessment.data_checks:
             sections.append(replication_markdown(assessment))
+        sections.append(mesh_markdown(assessment, bundle.spec))
     else:
         sections.append(["## Findings", "",
                          f"No assessment: the drill ended with outcome {bundle.outcome} before it was judged."])

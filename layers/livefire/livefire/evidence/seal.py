@@ -58,14 +58,15 @@ def stored_artifacts(runtime: Runtime, prefix: str) -> dict[str, bytes]:
 
 def required_artifacts(artifacts: Mapping[str, bytes], prefix: str) -> list[str]:
     """What must exist for the drill's outcome: the fixed files, each fault's first document, and for a judged
-    drill assessment.json and every sample chunk it counted. Derived from the artifacts alone, so a retried
-    step derives the same list."""
+    drill assessment.json, every sample chunk it counted and the raw telemetry answers it judged. Derived from the
+    artifacts alone, so a retried step derives the same list."""
     names = list(ALWAYS_REQUIRED)
     records = json.loads(artifacts[FAULT_RECORDS])
     names += [str(r["snapshot_key"]).removeprefix(prefix) for r in records if r.get("snapshot_key")]
     if ASSESSMENT_NAME in artifacts:
         assessment = json.loads(artifacts[ASSESSMENT_NAME])
         names += [ASSESSMENT_NAME, *(str(key).removeprefix(prefix) for key in assessment.get("sample_keys", []))]
+        names += [str(key).removeprefix(prefix) for key in (assessment.get("telemetry") or {}).get("query_keys", [])]
     return names
 
 

@@ -16,6 +16,7 @@ from livefire.assessment import PhaseWindow
 from livefire.contracts import Sample
 from livefire.evidence.bundle import EvidenceBundle
 from livefire.evidence.markup import text
+from livefire.evidence.mesh_html import split_svg
 from livefire.evidence.replication_html import lag_svg
 from livefire.evidence.report import iso_time
 
@@ -265,6 +266,11 @@ def timelines_section(bundle: EvidenceBundle) -> str:
         title = f"replication lag of data check {result.check} ({result.kind}): now - newest marker visible"
         figures.append(f"<figure><figcaption>{text(title)}</figcaption>"
                        f"{lag_svg(result, axis.x, phases, PHASE_TINTS)}</figure>")
+    mesh = bundle.assessment.telemetry if bundle.assessment is not None else None
+    if mesh is not None and mesh.split:  # what the mesh's gateway sent where, beside the probes
+        title = "traffic split per cluster as the mesh counted it (the gateway's requests per query step)"
+        figures.append(f"<figure><figcaption>{text(title)}</figcaption>"
+                       f"{split_svg(mesh, axis.x, phases, PHASE_TINTS)}</figure>")
     origin = "the injection" if injected is not None else "the first probe"
     note = f'<p class="muted">Seconds from {origin} ({text(iso_time(axis.origin_ms))}).</p>'
     return f"{head}{_legend(colours)}{note}{''.join(figures)}</section>"

@@ -137,7 +137,7 @@ def test_every_layer_module_imports_with_moto_and_the_tooling_unavailable() -> N
         "import sys\n"
         "sys.path = [p for p in sys.path if 'tooling' not in p and not p.endswith('/main') and p != '']\n"
         "sys.path.insert(0, sys.argv[1])\n"
-        "for blocked in ('moto', 'livefire_local', 'pytest', 'hypothesis'):\n"
+        "for blocked in ('moto', 'livefire_local', 'pytest', 'hypothesis', 'prometheus_client'):\n"
         "    sys.modules[blocked] = None\n"
         "import importlib\n"
         "for name in sys.argv[2:]:\n"

@@ -33,6 +33,7 @@ DEFAULT_INTERVAL_S = 10.0
 DEFAULT_BASE_EJECTION_S = 30.0
 DEFAULT_MAX_EJECTION_S = 300.0
 DEFAULT_MAX_EJECTION_PERCENT = 10.0
+UPSTREAM_FAILURE = b"upstream connect error"
 
 
 @dataclass
@@ -116,12 +117,17 @@ class Entrypoint(LoopbackServed):
         section = policy.get("outlierDetection")
         outlier = _Outlier.of(section) if section is not None else None
         chosen = self._choose(_priority(policy, self._names), outlier)
+        started = time.perf_counter()
         try:
             response = self._regions[chosen].handle(request)
         except Exception:  # a region that cannot answer is a gateway failure, counted like a 5xx
-            response = Response(503, {"content-type": "text/plain"}, b"upstream connect error")
+            response = Response(503, {"content-type": "text/plain"}, UPSTREAM_FAILURE)
         self._record(chosen, response.status, outlier)
+        self.observed(chosen, response, time.perf_counter() - started)
         return response
+
+    def observed(self, region: str, response: Response, seconds: float) -> None:
+        """Called once per request with the region that answered it (the sandbox's metrics: istio_metrics.py)."""
 
     def _choose(self, priority: list[str] | None, outlier: _Outlier | None) -> str:
         with self._lock:

@@ -33,6 +33,7 @@ from livefire.spec import DrillSpec
 from livefire_local.sandbox.control import OutageControl
 from livefire_local.sandbox.data_checks import DataCheckSandbox
 from livefire_local.sandbox.entrypoint import Entrypoint
+from livefire_local.sandbox.istio_metrics import MeteredEntrypoint, MeteredService
 from livefire_local.sandbox.kube_api import FakeKubeApi
 from livefire_local.sandbox.services import LOOPBACK, RegionalService
 from livefire_local.sandbox.store import ClusterStore, ObjectKey
@@ -125,8 +126,8 @@ class SandboxMesh:
                 )
         check_sandbox_use(spec)
         self.token = secrets.token_urlsafe(32)
-        self.regional: dict[str, RegionalService] = {
-            region.name: RegionalService(
+        self.regional: dict[str, RegionalService] = {  # each exports Istio's metrics (istio_metrics.py)
+            region.name: MeteredService(
                 region.name,
                 stores[self.clusters[region.name]] if region.name in self.clusters
                 else plain_store(region.name, spec.metadata.service),
@@ -138,7 +139,7 @@ class SandboxMesh:
         webhook = spec.fault.webhook
         self.serves_entrypoint = in_sandbox(spec.entrypoint)  # then some region is a sandbox one too
         self.serves_webhook = webhook is not None and in_sandbox(webhook.inject.url)
-        self._entrypoint = (Entrypoint(list(self.regional.values()), self._destination_rule)
+        self._entrypoint = (MeteredEntrypoint(list(self.regional.values()), self._destination_rule)
                             if self.serves_entrypoint else None)
         self.control = OutageControl(self.regional)  # started only when the webhook's host is the sandbox's
         self.data_checks = DataCheckSandbox(spec, mesh_dir, self.regional, is_sandbox_host)  # marker stores

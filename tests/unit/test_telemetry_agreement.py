@@ -121,8 +121,9 @@ def test_probes_served_by_a_region_the_mesh_saw_serve_nothing_fail_the_served_re
     status, detail = finding(judged(samples, RecordedPrometheus())[0], "meshServedRegions")
 
     assert status == "FAIL"
-    assert "fault: DISAGREE: the mesh saw us-west-2 serve 178 of the gateway's successful requests" in detail
-    assert "the probes were served by us-east-1 179 times, the mesh saw it serve 0 gateway requests" in detail
+    assert ("fault: DISAGREE: the mesh saw us-west-2 serve 178 of the gateway's 178 successful requests, no probe "
+            "was served by it; the probes were served by us-east-1 169 times, the mesh saw it serve none") in detail
+    assert "recovery: agree (us-east-1 190 probes / 170 requests)" in detail  # the standby at the edge: 10 of 180
 
 
 def test_unreachable_telemetry_leaves_the_verdict_to_the_probes() -> None:

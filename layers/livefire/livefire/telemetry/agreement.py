@@ -7,14 +7,15 @@ could not be read, or too few requests to compare, leaves the finding INCONCLUSI
   ``tolerance`` in percentage points.
 - ``meshFailover``: the probes' failover bracket (the RTO bracket: last failure, first sustained success) overlaps
   the mesh's (traffic leaving the faulted cluster, scrape and step included).
-- ``meshServedRegions``: per phase, no region served the gateway's requests (at least 5 % of its successes) that
-  the entrypoint's probes say did not serve them, and the reverse.
+- ``meshServedRegions``: per phase, no region served a fifth of the gateway's successful requests while the
+  entrypoint's probes say it served none of theirs, and the reverse (the spans are widened or narrowed by a scrape
+  interval, so an edge of the phase is never a disagreement).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from livefire.assessment.model import Assessment, EvidencePointer, Finding, MeshTelemetry, Status, rule
 from livefire.contracts import Sample
@@ -22,8 +23,8 @@ from livefire.spec import DrillSpec
 
 ERROR_RATIO, FAILOVER, SERVED = "meshErrorRatio", "meshFailover", "meshServedRegions"
 MIN_REQUESTS = 20  # requests (and probes) a phase needs on both sides before its error ratios are compared
-MIN_SERVED = 3  # answers a region needs (and MIN_SHARE of them) to count as serving in a phase
-MIN_SHARE = 0.05
+MIN_SERVED = 3  # answers a region needs (and SIGNIFICANT of them) before the other instrument must have seen it
+SIGNIFICANT = 0.2
 
 
 def _finding(finding_id: str, title: str, status: Status, detail: str, *, measured: float | None = None,
@@ -100,42 +101,46 @@ def failover_finding(mesh: MeshTelemetry, assessment: Assessment) -> Finding:
                     threshold=assessment.rto_seconds, mesh=mesh)
 
 
-def _serving(counts: dict[str, float], total: float) -> set[str]:
-    return {name for name, n in counts.items() if n >= MIN_SERVED and n >= MIN_SHARE * total}
+def _served(samples: Sequence[Sample], entrypoint: str | None, from_ms: float, to_ms: float) -> Counter[str]:
+    return Counter(s.served_by for s in samples
+                   if s.target == entrypoint and s.ok and s.served_by and from_ms < s.sent_ms <= to_ms)
 
 
-@rule("Per phase, the regions that served at least 5 % of the gateway's successful requests (the mesh) are the "
-      "regions that served at least 5 % of the entrypoint's successful probes (their serving-region header).")
+def _unseen(seen: Mapping[str, float], other: Mapping[str, float]) -> list[str]:
+    """Regions that served a significant share of one instrument's successes and none of the other's."""
+    total = sum(seen.values())
+    return sorted(r for r, n in seen.items() if n >= MIN_SERVED and n >= SIGNIFICANT * total and not other.get(r))
+
+
+@rule("Per phase, no region served at least 20 % of the gateway's successful requests (the mesh) while serving "
+      "none of the entrypoint's successful probes (their serving-region header, the span widened by a scrape "
+      "interval), and the reverse (the probes' span narrowed by a scrape interval).")
 def served_regions_finding(mesh: MeshTelemetry, samples: Sequence[Sample], spec: DrillSpec,
                            entrypoint: str | None) -> Finding:
     title = "The mesh and the probes agree on who served"
     telemetry = spec.telemetry
     assert telemetry is not None
     region_of = {telemetry.cluster_of(r.name): r.name for r in spec.regions}
+    scrape_ms = mesh.scrape_interval_s * 1000
     lines, judged, failed = [], 0, False
-    for phase in sorted({p.phase for p in mesh.phases}, key=["baseline", "fault", "recovery"].index):
-        rows = [p for p in mesh.phases if p.phase == phase and p.cluster is not None]
-        span = next((p for p in mesh.phases if p.phase == phase and p.cluster is None), None)
-        if span is None or span.from_ms is None or span.to_ms is None:
+    for span in (p for p in mesh.phases if p.cluster is None):
+        if span.from_ms is None or span.to_ms is None:
             continue
-        answered = [s for s in _in_span(samples, span.from_ms, span.to_ms) if s.target == entrypoint and s.ok]
-        probe_counts = Counter(s.served_by for s in answered if s.served_by)
-        if sum(probe_counts.values()) < MIN_SERVED:
-            lines.append(f"{phase}: the entrypoint's probes named no serving region ({len(answered)} answered)")
+        wide = _served(samples, entrypoint, span.from_ms - scrape_ms, span.to_ms)
+        narrow = _served(samples, entrypoint, span.from_ms, span.to_ms - scrape_ms)
+        if sum(wide.values()) < MIN_SERVED:
+            lines.append(f"{span.phase}: the entrypoint's probes named no serving region")
             continue
-        mesh_counts = {region_of.get(p.cluster or "", p.cluster or ""): p.gateway_ok for p in rows}
-        by_mesh = _serving(mesh_counts, sum(mesh_counts.values()))
-        by_probes = _serving(dict(probe_counts), sum(probe_counts.values()))
+        by_mesh = {region_of.get(p.cluster or "", p.cluster or ""): p.gateway_ok
+                   for p in mesh.phases if p.phase == span.phase and p.cluster is not None}
         judged += 1
-        if by_mesh == by_probes:
-            lines.append(f"{phase}: agree: {', '.join(sorted(by_mesh)) or 'none'}")
-            continue
-        failed = True
-        parts = [f"the mesh saw {r} serve {mesh_counts.get(r, 0):.0f} of the gateway's successful requests, no "
-                 f"probe was served by it" for r in sorted(by_mesh - by_probes)]
-        parts += [f"the probes were served by {r} {probe_counts[r]} times, the mesh saw it serve "
-                  f"{mesh_counts.get(r, 0):.0f} gateway requests" for r in sorted(by_probes - by_mesh)]
-        lines.append(f"{phase}: DISAGREE: " + "; ".join(parts))
+        parts = [f"the mesh saw {r} serve {by_mesh[r]:.0f} of the gateway's {sum(by_mesh.values()):.0f} successful "
+                 "requests, no probe was served by it" for r in _unseen(by_mesh, wide)]
+        parts += [f"the probes were served by {r} {narrow[r]} times, the mesh saw it serve none of the gateway's "
+                  "requests" for r in _unseen(dict(narrow), by_mesh)]
+        failed |= bool(parts)
+        seen = ", ".join(f"{r} {n} probes / {by_mesh.get(r, 0):.0f} requests" for r, n in sorted(wide.items()))
+        lines.append(f"{span.phase}: DISAGREE: " + "; ".join(parts) if parts else f"{span.phase}: agree ({seen})")
     status: Status = "FAIL" if failed else "PASS" if judged else "INCONCLUSIVE"
     return _finding(SERVED, title, status, "; ".join(lines) or "no phase to compare", mesh=mesh)
 

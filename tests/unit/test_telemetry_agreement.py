@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from livefire.assessment.model import Assessment
+from livefire.assessment.model import Assessment, PhaseWindow
 from livefire.contracts import Sample
 from livefire.spec import DrillSpec
 from livefire.telemetry.client import PrometheusApi
 from livefire.telemetry.measure import with_telemetry
+from livefire.telemetry.mesh import mesh_view
 from livefire.telemetry.series import Grid, increases, is_error, quantile
 from tests.unit.assessment.scenarios import (
     FAIL,
@@ -109,7 +110,7 @@ def test_failing_traffic_the_probes_do_not_see_fails_the_error_ratio_agreement()
 
     status, detail = finding(assessment, "meshErrorRatio")
     assert status == "FAIL"
-    assert ("fault: DISAGREE: the probes saw 35.1 % errors (200 of 570), the mesh 75.8 % (1152 of 1520 requests)"
+    assert ("fault: DISAGREE: the probes saw 36.1 % errors (206 of 570), the mesh 75.8 % (1152 of 1520 requests)"
             in detail)
     assert "baseline: agree" in detail
     assert assessment.verdict == "FAIL"
@@ -178,3 +179,18 @@ def test_the_saved_answer_keeps_the_query_it_answers() -> None:
     assert document["query"]["query"].startswith("sum by (destination_cluster, response_code, response_flags)")
     assert document["answer"] == json.loads(answer("requests"))
     assert document["source"] == "http://127.0.0.1:9090"
+
+
+def test_without_a_whole_step_before_the_injection_the_mesh_names_no_failover() -> None:
+    telemetry = make_spec(telemetry=TELEMETRY).telemetry
+    assert telemetry is not None
+    answers = {name: json.loads(answer(file)) for name, file in (
+        ("requests", "requests"), ("gateway", "gateway"), ("latency", "latency"))}
+    phases = [PhaseWindow(name="baseline", from_ms=T0 + 2500, to_ms=T0 + 3000),
+              PhaseWindow(name="fault", from_ms=T0 + 3000, to_ms=T0 + 23000)]
+
+    _view, _split, failover = mesh_view(telemetry, answers, Grid(T0 / 1000 - 1, T0 / 1000 + 44, 1.0), phases,
+                                        USE1, T0 + 3000)
+
+    assert failover is not None and failover.seconds is None
+    assert failover.note == "no whole query step before the injection: no share to compare with"

@@ -46,8 +46,9 @@ def _in_span(samples: Sequence[Sample], from_ms: float, to_ms: float) -> list[Sa
     return [s for s in samples if from_ms < s.sent_ms <= to_ms]
 
 
-@rule("Per phase, the probes' error ratio (every probe sent in the span the mesh counted) and the mesh's "
-      "(5xx and local replies of the service's proxies) differ by at most the spec's tolerance in percentage points.")
+@rule("Per phase, the probes' error ratio (every probe sent in the span the mesh counted, shifted back by half a "
+      "scrape interval) and the mesh's (5xx and local replies of the service's proxies) differ by at most the "
+      "spec's tolerance in percentage points.")
 def error_ratio_finding(mesh: MeshTelemetry, samples: Sequence[Sample], tolerance: float) -> Finding:
     lines, worst, judged = [], 0.0, 0
     failed = False
@@ -55,7 +56,9 @@ def error_ratio_finding(mesh: MeshTelemetry, samples: Sequence[Sample], toleranc
         if phase.from_ms is None or phase.to_ms is None:
             lines.append(f"{phase.phase}: no whole query step inside it")
             continue
-        probes = _in_span(samples, phase.from_ms, phase.to_ms)
+        # a step's scrape lies in its last scrape interval: on average half an interval before the step's end
+        shift = mesh.scrape_interval_s * 500
+        probes = _in_span(samples, phase.from_ms - shift, phase.to_ms - shift)
         probe_errors = sum(1 for s in probes if not s.ok)
         if len(probes) < MIN_REQUESTS or phase.requests < MIN_REQUESTS or phase.error_ratio_pct is None:
             lines.append(f"{phase.phase}: too few to compare ({len(probes)} probes, {phase.requests:.0f} requests; "

@@ -73,6 +73,9 @@ def _failover(telemetry: Telemetry, fault_cluster: str, gateway: Counts, grid: G
     totals = [sum(values[k] for values in per_step.values()) for k in range(len(grid.instants))]
     ours = per_step.get(fault_cluster, [0.0] * len(totals))
     lead_total = sum(totals[k] for k in lead)
+    if not lead:
+        return MeshFailover(from_cluster=fault_cluster, to_cluster=None, low_ms=None, high_ms=None, seconds=None,
+                            note="no whole query step before the injection: no share to compare with")
     if not lead_total or not sum(ours[k] for k in lead):
         return MeshFailover(from_cluster=fault_cluster, to_cluster=None, low_ms=None, high_ms=None, seconds=None,
                             note=f"the gateway ({telemetry.gateway}) sent {fault_cluster} no traffic before the "

@@ -12,6 +12,7 @@ from livefire_local.aws_cli import add_aws_commands
 from livefire_local.evidence_cli import add_evidence_commands
 from livefire_local.results import Results, add_result_options
 from livefire_local.sandbox_up import add_sandbox_commands
+from livefire_local.trends import add_history_command
 from livefire_local.verdicts import EXIT_ERROR, DrillOutcome
 
 
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_run(commands)
     add_evidence_commands(commands)
+    add_history_command(commands)
     add_aws_commands(commands)
     add_sandbox_commands(commands, find_root)
     return parser

@@ -202,7 +202,8 @@ def _time(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def cmd_history(args: argparse.Namespace) -> int:
+def list_history(args: argparse.Namespace) -> int:
+    """`livefire history` with a stack named: the drill table's history, newest first (``trends.py``)."""
     try:
         _, table = _stack(args, bucket=False)
         entries = _store(table, args.region).history(args.service, limit=args.limit)
@@ -280,11 +281,6 @@ def add_evidence_commands(commands: argparse._SubParsersAction[argparse.Argument
     public_key.add_argument("--region", default=None, help="AWS region (default: the AWS configuration's)")
     public_key.add_argument("--out", default=None, help="write the PEM to this file instead of stdout")
     public_key.set_defaults(func=cmd_public_key)
-    history = commands.add_parser("history", help="list a service's past drills, newest first")
-    history.add_argument("--service", required=True, help="the service (metadata.service of the drill spec)")
-    history.add_argument("--limit", type=int, default=20, help="at most this many drills (default 20)")
-    _stack_options(history, keys=False)
-    history.set_defaults(func=cmd_history)
     report = commands.add_parser("report", help="download a drill's evidence (report.html and raw data)")
     report.add_argument("drill_id", help="the drill id (the execution name)")
     report.add_argument("--out", default=None, help=f"folder to write (default {DEFAULT_EVIDENCE_DIR}/<drill-id>)")

@@ -15,8 +15,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from livefire.assessment import Assessment
+from livefire.assessment.regression import HISTORY_LOOKBACK
+from livefire.contracts import Plan
 from livefire.evidence.chain import Recorded
-from livefire.records import ChainHead
+from livefire.records import ChainHead, DrillRecord
 from livefire.store import DrillStore
 
 CHAIN_DIR = ".chain"
@@ -72,10 +75,34 @@ class LocalChain:
         partial.replace(path)
 
     def seed(self, store: DrillStore, service: str) -> None:
-        """Put the service's chain head into a fresh local drill table, so the next drill links to the last."""
+        """Put the service's chain head into a fresh local drill table, so the next drill links to the last, and
+        the records of its recent drills, so Assess sees their RTOs in the history (rtoRegression)."""
         head = self.head(service)
         if head is not None:
             store.continue_chain(service, head)
+        for recorded in self.drills(service)[-HISTORY_LOOKBACK:]:
+            record = self.drill_record(recorded)
+            if record is not None:
+                store.restore_drill(record)
+
+    def drill_record(self, recorded: Recorded) -> DrillRecord | None:
+        """The drill record of a drill sealed here, rebuilt from its evidence folder (plan.json, assessment.json);
+        None when the folder is gone or unreadable."""
+        folder = self.root / recorded.drill_id
+        try:
+            plan = Plan.model_validate_json((folder / "plan.json").read_bytes())
+            judged = folder / "assessment.json"
+            assessment = Assessment.model_validate_json(judged.read_bytes()) if judged.is_file() else None
+        except (OSError, ValueError):
+            return None
+        if assessment is None and recorded.verdict is None:
+            return None  # neither judged nor finished: nothing for the history to show
+        return DrillRecord(
+            drill_id=plan.drill_id, execution_arn=plan.execution_arn, service=plan.service, pattern=plan.pattern,
+            mode=plan.mode, spec_digest=plan.spec_digest, started_at_ms=plan.started_at_ms,
+            status="COMPLETED" if assessment is not None else str(recorded.verdict), verdict=recorded.verdict,
+            rto_seconds=assessment.rto_seconds if assessment else None,
+            outage_observed=assessment.outage_observed if assessment else None)
 
     def save(self, store: DrillStore, drill_id: str) -> None:
         """Append the drill's seal, once the local run sealed it into the chain."""

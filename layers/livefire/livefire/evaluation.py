@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from livefire.assessment import assess, steady_state
 from livefire.assessment.dry_run import with_dry_run
+from livefire.assessment.regression import HISTORY_LOOKBACK, recent_rtos, with_recent_rtos
 from livefire.contracts import AssessRequest, AssessSummary, ProbeSummary, SteadyRequest, SteadyResult
 from livefire.datachecks.cleanup import is_cleanup
 from livefire.datachecks.markers import load_markers
@@ -60,6 +61,8 @@ def evaluate_drill(request: AssessRequest, runtime: Runtime) -> AssessSummary:
     elif spec.telemetry is not None:  # the mesh's own metrics, held against the probes
         assessment = with_telemetry(assessment, spec, samples, PrometheusApi(spec.telemetry),
                                     lambda name, doc: _saved(runtime, f"{plan.evidence_prefix}{name}", doc))
+    history = runtime.store.history(plan.service, limit=HISTORY_LOOKBACK)  # the service's recent drills
+    assessment = with_recent_rtos(assessment, spec, recent_rtos(history, plan.drill_id, plan.pattern))
     key = f"{plan.evidence_prefix}assessment.json"
     runtime.put_json(key, assessment.model_dump(mode="json"))
     failed = sum(1 for finding in assessment.findings if finding.status == "FAIL")

@@ -95,6 +95,12 @@ class DrillStore(LeaseTable):
                         outage_observed=outage_observed,
                         report_key=report_key, markdown_report_key=markdown_report_key, ended_at_ms=now_ms())
 
+    def restore_drill(self, record: DrillRecord) -> bool:
+        """Put back the record of a drill an earlier local run finished (its table is gone), so the history
+        sees it; a drill id that already has a record keeps it. False when the record was left as it was."""
+        return if_condition_holds(lambda: self._table.put_item(
+            Item=_drill_item(record), ConditionExpression="attribute_not_exists(pk)"))
+
     def get_drill(self, drill_id: str) -> DrillRecord | None:
         item = self._table.get_item(Key=_drill_key(drill_id), ConsistentRead=True).get("Item")
         return DrillRecord.model_validate(plain(item)) if item else None

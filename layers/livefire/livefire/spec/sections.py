@@ -137,6 +137,10 @@ class Objectives(SpecModel):
         default=None, description="the most acknowledged writes a failover may lose, in time (needs dataChecks)")
     replication_lag_p99: PositiveDuration | None = Field(
         default=None, description="the p99 replication lag of every read region before the fault (needs dataChecks)")
+    rto_regression: float | None = Field(
+        default=None, gt=1.0, le=100.0,
+        description="a factor: the RTO must be at most this times the median RTO of the service's last 5 earlier "
+                    "drills of the same pattern that measured one (the drill table's history); e.g. 1.5")
 
 
 class AbortIf(SpecModel):

@@ -1,5 +1,6 @@
 """Probe: probe every endpoint on a fixed schedule for one window, streaming samples to S3."""
 
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -9,6 +10,7 @@ from livefire.contracts import ProbeRequest
 from livefire.probing.window import probe_window
 from livefire.runtime import Runtime
 
+DEADLINE_MARGIN_MS = 10_000  # the samples are flushed and the summary returned before the invocation ends
 logger = Logger()
 runtime = Runtime.from_env()
 
@@ -18,6 +20,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = ProbeRequest.model_validate(event)
     logger.append_keys(drill_id=request.plan.drill_id, vantage=request.vantage.name, window=request.window)
     spec = runtime.spec(request.plan)
-    summary = probe_window(request, spec, s3_client=runtime.s3, bucket=runtime.settings.bucket)
+    # The main stack's probe reads the drill's fault records (its window follows a late rollback); a probe-only
+    # stack in another region or account has no drill table and keeps to the planned window.
+    faults = (lambda: runtime.store.faults_of(request.plan.drill_id)) if runtime.settings.table else None
+    deadline_ms = time.time() * 1000.0 + context.get_remaining_time_in_millis() - DEADLINE_MARGIN_MS
+    summary = probe_window(request, spec, s3_client=runtime.s3, bucket=runtime.settings.bucket, faults=faults,
+                           deadline_ms=deadline_ms)
     logger.info("window probed", extra={"targets": [t.to_state() for t in summary.targets]})
     return summary.to_state()

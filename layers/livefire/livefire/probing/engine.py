@@ -110,6 +110,7 @@ class _Target:
 
 OnSample = Callable[[Sample], None]
 StopWhen = Callable[[], str | None]
+EndAt = Callable[[], float | None]  # a later end the run should reach (time.monotonic()), asked once per interval
 
 
 class ProbeFunction(Protocol):
@@ -147,8 +148,10 @@ class ProbeEngine:
         duration_s: float,
         on_sample: OnSample,
         stop_when: StopWhen | None = None,
+        end_at: EndAt | None = None,
     ) -> str | None:
-        """Probe every target for ``duration_s``; return the reason ``stop_when`` gave if it stopped early.
+        """Probe every target for ``duration_s`` (or until the later end ``end_at`` asks for); return the reason
+        ``stop_when`` gave if it stopped early.
 
         Returns once every probe sent has ended (each is bounded by the probe timeout). An exception raised
         by ``on_sample`` or ``stop_when`` stops the run and is raised here.
@@ -167,6 +170,7 @@ class ProbeEngine:
             duration_s=duration_s,
             on_sample=on_sample,
             stop_when=stop_when,
+            end_at=end_at,
         )
         return await run.execute()
 
@@ -185,8 +189,10 @@ class _Run:
         duration_s: float,
         on_sample: OnSample,
         stop_when: StopWhen | None,
+        end_at: EndAt | None = None,
     ) -> None:
         self.settings = settings
+        self.end_at = end_at
         self.vantage = vantage
         self.ssl_context = ssl_context
         self.probe = probe
@@ -252,6 +258,9 @@ class _Run:
         tick = 0
         while not self.stopped:
             moment = self.start + tick * self.settings.interval
+            later = self.end_at() if self.end_at is not None else None
+            if later is not None and later > self.end:
+                self.end = later  # read by every send loop at its next send
             if moment >= self.end:
                 return None
             await self._sleep_until(moment)

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from livefire.contracts import ProbeRequest, ProbeSummary, ProbeTarget, Sample, TargetSummary
@@ -15,7 +15,9 @@ from livefire.datachecks.marking import DataCheckRunner, marker_writer
 from livefire.errors import GuardrailBreached
 from livefire.guardrails import AlarmWatch, StopCheck, first_breach, home_region
 from livefire.probing.chunks import SampleChunkWriter
-from livefire.probing.engine import ProbeEngine, ProbeSettings
+from livefire.probing.engine import EndAt, ProbeEngine, ProbeSettings
+from livefire.probing.rollback_watch import MAX_EXTENSION_S, RollbackWatch
+from livefire.records import FaultRecord
 from livefire.spec import AbortIf, DrillSpec, format_duration
 
 RESOLVE_ENV = "LIVEFIRE_RESOLVE"
@@ -87,8 +89,30 @@ def _entrypoint(targets: list[ProbeTarget], spec: DrillSpec) -> ProbeTarget:
     raise ValueError("guardrails.abortIf needs the entrypoint among the plan's probe targets")
 
 
-def probe_window(request: ProbeRequest, spec: DrillSpec, *, s3_client: Any, bucket: str) -> ProbeSummary:
+def _end_after_rollback(watch: RollbackWatch, planned_end_ms: float, deadline_ms: float | None) -> EndAt:
+    """The engine's ``end_at``: what the watch wants, at most ``MAX_EXTENSION_S`` past the plan and never past the
+    invocation's deadline, as a ``time.monotonic()`` instant."""
+    cap_ms = planned_end_ms + MAX_EXTENSION_S * 1000.0
+    if deadline_ms is not None:
+        cap_ms = min(cap_ms, deadline_ms)
+
+    def end_at() -> float | None:
+        wanted_ms = watch.wanted_end_ms()
+        if wanted_ms is None:
+            return None
+        return time.monotonic() + (min(wanted_ms, cap_ms) - _now_ms()) / 1000.0
+
+    return end_at
+
+
+def probe_window(request: ProbeRequest, spec: DrillSpec, *, s3_client: Any, bucket: str,
+                 faults: Callable[[], Sequence[FaultRecord]] | None = None,
+                 deadline_ms: float | None = None) -> ProbeSummary:
     """Probe every target of the plan for the window, stream the samples to S3, return a summary.
+
+    ``faults`` reads the drill's fault records (where the function may read the drill table): a drill window then
+    runs until the recovery phase was watched whole after the real rollback (livefire/probing/rollback_watch.py),
+    ending by ``deadline_ms`` (epoch ms) at the latest.
 
     Raises ``GuardrailBreached`` (after the samples up to the breach are written) when the drill window's
     stop condition fires.
@@ -97,6 +121,10 @@ def probe_window(request: ProbeRequest, spec: DrillSpec, *, s3_client: Any, buck
     vantage = request.vantage.name
     drill = request.window == "drill"
     duration = plan.observe_seconds + DRILL_SLACK_S if drill else plan.baseline_seconds
+    planned_end_ms = _now_ms() + duration * 1000.0
+    end_at = (_end_after_rollback(RollbackWatch(faults, spec.phases.recovery + DRILL_SLACK_S, planned_end_ms),
+                                  planned_end_ms, deadline_ms)
+              if drill and faults is not None else None)
     settings = ProbeSettings.from_spec(spec.probes, spec.served_by, resolve=resolve_from_env())
     guard: ErrorRateGuard | None = None
     abort_if = spec.guardrails.abort_if
@@ -120,7 +148,7 @@ def probe_window(request: ProbeRequest, spec: DrillSpec, *, s3_client: Any, buck
     async def observe(stop_when: StopCheck | None) -> str | None:
         marking = asyncio.create_task(checks.run(duration)) if checks is not None else None
         try:
-            return await engine.run(plan.targets, duration, on_sample, stop_when)
+            return await engine.run(plan.targets, duration, on_sample, stop_when, end_at)
         finally:
             if marking is not None:
                 marking.cancel()

@@ -39,7 +39,7 @@ def requests_total(url: str) -> dict[tuple[str, ...], float]:
 
 def counted(exposition: str) -> dict[tuple[str, ...], float]:
     """istio_requests_total of one scrape, by (reporter, source_workload, cluster, code, flags)."""
-    counts = {}
+    counts: dict[tuple[str, ...], float] = {}
     for family in text_string_to_metric_families(exposition):
         for sample in family.samples:
             if sample.name == "istio_requests_total":

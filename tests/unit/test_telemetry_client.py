@@ -94,6 +94,17 @@ def test_a_token_secret_is_sent_inside_its_own_url_prefixes() -> None:
     assert transport.sent[0][1]["Authorization"] == "Bearer s3cr3t-token"
 
 
+def test_an_error_answer_that_echoes_the_token_is_shown_without_it() -> None:
+    echoed = {"status": "error", "error": "bad token Bearer s3cr3t-token"}
+    api = PrometheusApi(telemetry(prometheus="https://prom.example.com", tokenSecret=SECRET_ARN),
+                        transport=Recorder(401, echoed), secrets=lambda arn: _secret(["https://prom.example.com/"]))
+
+    with pytest.raises(TelemetryUnavailable) as raised:
+        api.query_range(QUERY)
+
+    assert "s3cr3t" not in str(raised.value) and str(raised.value).startswith("requests: answered 401: bad token")
+
+
 def test_a_token_secret_bound_elsewhere_is_never_sent() -> None:
     transport = Recorder()
     api = PrometheusApi(telemetry(prometheus="https://prom.example.com", tokenSecret=SECRET_ARN),

@@ -29,11 +29,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from livefire.egress import EgressRefused, SecretBox
 from livefire.errors import TelemetryUnavailable
 from livefire.faults.webhook import http_connection
+from livefire.redaction import Redactor
 from livefire.spec.telemetry import Telemetry
 
 AMP_SERVICE = "aps"
 QUERY_RANGE = "/api/v1/query_range"
 USER_AGENT = "livefire-telemetry"
+PLAIN_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}  # sent with every query, not secret
 TIMEOUT_S = 10.0
 ANSWER_LIMIT = 8 * 1024 * 1024  # bytes of one answer read: a drill's range queries are far smaller
 # (url, headers, timeout) -> (HTTP status, body): one GET, egress-checked (``get``) or a fake in tests.
@@ -119,7 +121,7 @@ class PrometheusApi:
     def request(self, query: RangeQuery) -> tuple[str, dict[str, str]]:
         """The URL and headers of one query, with its secret or its signature."""
         url = f"{self._telemetry.query_url}{QUERY_RANGE}?{urlencode(query.params())}"
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        headers = dict(PLAIN_HEADERS)
         if self._telemetry.amp is not None:
             assert self._telemetry.region is not None  # amp needs its region (spec validation)
             return url, sign_amp(url, headers, self._credentials(), self._telemetry.region)
@@ -141,7 +143,9 @@ class PrometheusApi:
             document = None
         if status != 200 or not isinstance(document, dict) or document.get("status") != "success":
             error = document.get("error") if isinstance(document, dict) else None
-            raise TelemetryUnavailable(f"{query.name}: answered {status}" + (f": {str(error)[:200]}" if error else ""))
+            secrets = [value for name, value in headers.items() if name not in PLAIN_HEADERS]  # a token, a signature
+            shown = Redactor(secrets).cut(str(error), 200) if error else ""
+            raise TelemetryUnavailable(f"{query.name}: answered {status}" + (f": {shown}" if shown else ""))
         data = document.get("data")
         if not isinstance(data, dict) or data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
             raise TelemetryUnavailable(f"{query.name}: the answer is not a matrix")

@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
+from livefire_local.atomic_dynamodb import make_dynamodb_atomic
 from livefire_local.lambda_server import Invocation, LocalLambdaServer
 from livefire_local.signing import LocalSigningKey, install_in_moto
 from livefire_local.template import ACCOUNT, LocalTemplate
@@ -115,6 +116,7 @@ def local_stack(root: Path, *, extra_env: dict[str, str] | None = None,
                 on_invoke: Callable[[Invocation, Any], None] | None = None) -> Iterator[LocalStack]:
     """moto + the stack's resources + the Lambda Invoke endpoint, for one drill (or one test)."""
     template = LocalTemplate.load(root, REGION)
+    make_dynamodb_atomic()  # the functions run as threads of this process: conditional writes must stay atomic
     with patched_environ(_FAKE_CREDENTIALS), mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         buckets = [create_bucket(template, k) for k in template.resources_of_type("AWS::S3::Bucket")]
         tables = [create_table(template, k) for k in template.resources_of_type("AWS::DynamoDB::Table")]

@@ -26,6 +26,7 @@ from tests.conftest import ROOT
 REGION = "us-east-1"
 BUCKET = "livefire-local-evidencebucket"
 PACKAGE = ROOT / "layers" / "livefire"
+SUMMARY_TOPIC = f"arn:aws:sns:eu-west-1:{ACCOUNT}:drill-summaries"
 KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0b9e6c3e-1f7c-4a53-9d5e-2c1c3a4b5d6e"
 FIS_TEMPLATES = ["EXTa1b2c3d4e5f6g7", "EXT7g6f5e4d3c2b1a"]
 WEBHOOK_SECRETS = ["livefire/webhooks/runbook", "chaos-bot"]
@@ -39,7 +40,9 @@ CONFIGURATIONS = {"default": {}, "with a KMS key": {"KmsKeyArn": KMS_KEY},
                   "with allowed clusters": {"AllowedClusters": ",".join(CLUSTERS)},
                   "with marker tables": {"MarkerTables": ",".join(MARKER_TABLES)},
                   "with telemetry": {"TelemetryWorkspaces": ",".join(WORKSPACES),
-                                     "TelemetrySecrets": ",".join(TELEMETRY_SECRETS)}}
+                                     "TelemetrySecrets": ",".join(TELEMETRY_SECRETS)},
+                  "with a summary topic and a control mapping": {"SummaryTopicArn": SUMMARY_TOPIC,
+                                                                 "ControlMappingKey": "config/controls.yaml"}}
 
 # Calls the sandbox cannot make, mapped from the code that makes them: a function whose handler reaches the module
 # (its imports, followed from functions/<step>/app.py) makes the call; the marker proves the module still does.
@@ -92,8 +95,12 @@ _MARKER_CLEANUP = [("livefire.datachecks.stores", '"scan"', "dynamodb:Scan"),
                    ("livefire.datachecks.stores", "delete_item,", "dynamodb:DeleteItem")]
 _MARKERS = [("livefire.datachecks.stores", "put_item,", "dynamodb:PutItem"),
             ("livefire.datachecks.stores", "batch_get_item,", "dynamodb:BatchGetItem"), *_MARKER_CLEANUP]
+# Evidence, on the SummaryTopicArn and ControlMappingKey parameters: the stakeholders' summary and the deployment's
+# control mapping (the replay sets neither).
+_REVIEW = [("livefire.evidence.summary", "sns.publish(", "sns:Publish"),
+           ("livefire.evidence.controls", "s3.get_object(", "s3:GetObject")]
 EXTERNAL_CALLS = {
-    "EvidenceFunction": _EKS,
+    "EvidenceFunction": [*_EKS, *_REVIEW],
     "InjectFunction": [*_EKS, ("livefire.faults.fis", "start_experiment(", "fis:StartExperiment"),
                        ("livefire.faults.fis", "get_experiment_template(", "fis:GetExperimentTemplate"),
                        ("livefire.faults.fis", "tags={TAG_DRILL", "fis:TagResource"), *_FIS_STOP, *_WEBHOOK],
@@ -289,6 +296,10 @@ def listed(stack: Stack, parameter: str) -> list[str]:
 def external_resources(stack: Stack, action: str, function: str = "") -> list[str]:
     """The resources of one external call, for each template or secret the deployment allows (none when unset)."""
     templates, secrets = listed(stack, "AllowedFisTemplates"), listed(stack, "AllowedWebhookSecrets")
+    if action == "sns:Publish":
+        return listed(stack, "SummaryTopicArn")
+    if action == "s3:GetObject":
+        return [f"arn:aws:s3:::{BUCKET}/{key}" for key in listed(stack, "ControlMappingKey")]
     if action == "aps:QueryMetrics":
         workspaces = listed(stack, "TelemetryWorkspaces")
         return [f"arn:aws:aps:{ws.replace('/', f':{ACCOUNT}:workspace/')}" for ws in workspaces]

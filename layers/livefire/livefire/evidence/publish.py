@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import boto3
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -33,6 +34,7 @@ from livefire.evidence.seal import (
     write_seal,
 )
 from livefire.evidence.signature import SIGNATURE_NAME
+from livefire.evidence.summary import publish_summary, summary_topic
 from livefire.faults.refusal import refusal_lines, verdict_with_refusals
 from livefire.probing.chunks import decode_chunk
 from livefire.records import ManifestSeal
@@ -173,6 +175,12 @@ def publish_evidence(request: EvidenceRequest, runtime: Runtime) -> EvidenceResu
     for lease_key in sorted(held):
         store.release_lease(lease_key, plan.drill_id)
     _announce(runtime, plan, verdict, rto, seal.manifest_digest, refusal_lines(faults))
+    topic = summary_topic()
+    if topic:  # the stakeholders' short summary (evidence/summary.py), in the topic's own region
+        final = (Assessment.model_validate(runtime.get_json(request.assessment.assessment_key))
+                 if request.assessment is not None else None)  # as judged with the posture, recommendations too
+        publish_summary(boto3.client("sns", region_name=topic.split(":")[3]), topic, plan, verdict, final,
+                        f"s3://{runtime.settings.bucket}/{prefix}{REPORT_HTML}")
     _emit_metrics(plan, verdict, rto, entrypoint_availability(assessment))
     return EvidenceResult(drill_id=plan.drill_id, verdict=verdict, rto_seconds=rto,
                           manifest_key=seal.manifest_key, manifest_digest=seal.manifest_digest,

@@ -460,17 +460,18 @@ def test_resource_star_is_granted_only_for_actions_without_resource_level_permis
     assert set(managed) == set(STAR_POLICIES)
 
 
-def test_only_the_functions_that_call_the_kubernetes_api_join_the_vpc() -> None:
+def test_only_the_functions_that_call_the_kubernetes_api_or_a_telemetry_endpoint_join_the_vpc() -> None:
     stack = Stack({"VpcSubnetIds": "subnet-0a,subnet-0b", "VpcSecurityGroupIds": "sg-0a"})
     for function in stack.functions():
-        calls_kubernetes = "livefire.mesh.kube" in modules_reached(
-            ROOT / stack.template.resources[function]["Properties"]["CodeUri"] / "app.py")
+        reached = modules_reached(ROOT / stack.template.resources[function]["Properties"]["CodeUri"] / "app.py")
+        # a cluster's private endpoint, or a drill's Prometheus inside the VPC
+        in_vpc = bool({"livefire.mesh.kube", "livefire.telemetry.client"} & reached)
         properties = stack.resource(function)["Properties"]
         role = stack.role_of(function)
 
-        assert ("VpcConfig" in properties) == calls_kubernetes, function
-        assert ("FunctionNetworkPolicy" in stack.managed_policies(role)) == calls_kubernetes, function
-        if calls_kubernetes:
+        assert ("VpcConfig" in properties) == in_vpc, function
+        assert ("FunctionNetworkPolicy" in stack.managed_policies(role)) == in_vpc, function
+        if in_vpc:
             assert properties["VpcConfig"] == {"SubnetIds": ["subnet-0a", "subnet-0b"], "SecurityGroupIds": ["sg-0a"]}
     default = Stack({})
     assert all("VpcConfig" not in default.resource(f)["Properties"] for f in default.functions())

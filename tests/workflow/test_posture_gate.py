@@ -1,5 +1,6 @@
 """posture.require, end to end on the sandbox: the Evidence step audits each region's mesh and folds the required
-items into the verdict (assessment.json is rewritten with them, and the execution ends by that verdict)."""
+items into the verdict (assessment.json is rewritten with them, and the execution ends by that verdict); the report
+says what to change."""
 
 from __future__ import annotations
 
@@ -51,3 +52,9 @@ def test_a_required_item_the_mesh_lacks_fails_the_drill(
     assert "us-east-1: " in outlier["detail"] and "no trafficPolicy.outlierDetection" in outlier["detail"]
     assert findings["postureMtlsStrict"]["status"] == "PASS"
     assert result.verdict == "FAIL"
+    assert result.evidence_dir is not None
+    report = (result.evidence_dir / "report.md").read_text()  # what to change: outlierDetection, with the YAML
+    change = report[report.index("## What to change"):report.index("## Controls evidenced")]
+    assert "Add outlierDetection to the DestinationRule in us-east-1" in change
+    assert "```yaml\n# kubectl --context <sandbox:payments-broken-use1> -n payments patch destinationrule" in change
+    assert "    outlierDetection:\n      consecutive5xxErrors: " in change

@@ -9,7 +9,7 @@ import pytest
 
 from livefire.egress import EgressPolicy
 from livefire.errors import GuardrailViolation, InvalidDrillSpec
-from livefire.planning import check_egress
+from livefire.planning import check_egress, check_telemetry
 from livefire.spec import parse_spec
 from tests.conftest import sandbox_spec_document
 
@@ -88,3 +88,24 @@ def test_the_prometheus_url_obeys_the_egress_rules_at_plan() -> None:
 
     with pytest.raises(GuardrailViolation, match=r"^telemetry.prometheus: 127.0.0.1: 127.0.0.1 is a loopback address"):
         check_egress(spec.model_copy(update={"regions": [], "entrypoint": "http://8.8.8.8/"}), settings)
+
+
+@pytest.mark.parametrize(("telemetry", "allowed", "refused"), [
+    (AMP, {"telemetry_workspaces": ("eu-west-1/ws-0a1b2c3d-4e5f-6789-abcd-ef0123456789",)}, None),
+    (AMP, {"telemetry_workspaces": ("us-east-1/ws-0a1b2c3d-4e5f-6789-abcd-ef0123456789",)},
+     "telemetry.amp: workspace 'eu-west-1/ws-0a1b2c3d-4e5f-6789-abcd-ef0123456789' is outside"),
+    ({**PROMETHEUS, "tokenSecret": SECRET}, {"telemetry_secrets": (SECRET,)}, None),
+    ({**PROMETHEUS, "tokenSecret": SECRET}, {}, "telemetry.tokenSecret: 'arn:aws:secretsmanager"),
+    (PROMETHEUS, {}, None),
+])
+def test_plan_refuses_telemetry_the_deployment_does_not_allow(telemetry: dict[str, Any], allowed: dict[str, Any],
+                                                               refused: str | None) -> None:
+    spec = parse_spec(with_telemetry(telemetry))
+    settings: Any = type("Settings", (), {"telemetry_workspaces": (), "telemetry_secrets": (), **allowed})()
+
+    if refused is None:
+        check_telemetry(spec, settings)
+    else:
+        with pytest.raises(GuardrailViolation) as raised:
+            check_telemetry(spec, settings)
+        assert str(raised.value).startswith(refused)

@@ -26,6 +26,10 @@ class Settings:
     sandbox_hosts: frozenset[str] = frozenset()
     # The KMS key that signs manifests (template EvidenceSigningKey; set on the Evidence function only).
     signing_key_id: str = ""
+    # What a drill's telemetry may use: AMP workspaces as REGION/ID and token secret ARNs (template parameters
+    # TelemetryWorkspaces and TelemetrySecrets; Assess's role may use no other, livefire/planning.py refuses others).
+    telemetry_workspaces: tuple[str, ...] = ()
+    telemetry_secrets: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -38,4 +42,6 @@ class Settings:
             egress=current_policy(),
             sandbox_hosts=sandbox_hosts(),
             signing_key_id=os.environ.get("SIGNING_KEY_ID", ""),
+            telemetry_workspaces=_csv(os.environ.get("TELEMETRY_WORKSPACES")),
+            telemetry_secrets=_csv(os.environ.get("TELEMETRY_SECRETS")),
         )

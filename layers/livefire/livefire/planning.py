@@ -139,6 +139,22 @@ def check_egress(spec: DrillSpec, settings: Settings) -> None:
         raise GuardrailViolation(str(exc)) from None
 
 
+def check_telemetry(spec: DrillSpec, settings: Settings) -> None:
+    """Refuse telemetry the deployment does not allow: Assess's role may query only the TelemetryWorkspaces and read
+    only the TelemetrySecrets, so anything else would only ever be INCONCLUSIVE."""
+    telemetry = spec.telemetry
+    if telemetry is not None and telemetry.amp is not None:
+        workspace = f"{telemetry.region}/{telemetry.amp}"
+        if workspace not in settings.telemetry_workspaces:
+            raise GuardrailViolation(f"telemetry.amp: workspace {workspace!r} is outside this deployment's "
+                                     f"{list(settings.telemetry_workspaces)} (template parameter TelemetryWorkspaces, "
+                                     "REGION/WORKSPACE_ID entries)")
+    secret = telemetry.token_secret if telemetry is not None else None
+    if secret is not None and secret not in settings.telemetry_secrets:
+        raise GuardrailViolation(f"telemetry.tokenSecret: {secret!r} is not one of this deployment's "
+                                 "TelemetrySecrets (template parameter, secret ARNs)")
+
+
 def redacted(plan: Plan) -> Plan:
     """The plan as it is stored: its targets' query values redacted. The plan the steps pass on keeps them
     (it lives only in the execution, beside the input that carried them)."""
@@ -168,6 +184,7 @@ def plan_drill(request: PlanRequest, runtime: Runtime) -> Plan:
         faults = planned_faults(spec, runtime.settings.sandbox_hosts)
         check_blast_radius(spec, faults, runtime.settings)
         check_egress(spec, runtime.settings)
+        check_telemetry(spec, runtime.settings)
     except (InvalidDrillSpec, GuardrailViolation) as refusal:
         reason = redact_urls_in_text(f"{type(refusal).__name__}: {refusal}")
         store.record_rejected_attempt(request.drill_id, request.execution_arn, reason)

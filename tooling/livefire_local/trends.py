@@ -1,10 +1,11 @@
 """`livefire history --service S`: a service's drills and their trend.
 
-With a deployed stack named (``--table`` or ``DRILL_TABLE``) it lists the drill table's history, newest first
-(``evidence_cli.list_history``). Otherwise it reads the local chain of drills in the evidence folder
-(``.chain/<service>.json``, oldest first) and each drill's ``assessment.json``: RTO, failback, availability at the
-entrypoint (injection to the end, worst vantage) and RPO (worst region), one line per drill, a terminal sparkline
-per measure, and an HTML trend page with one inline SVG chart per measure (``.trends/<service>.html``).
+Locally it reads the chain of drills in the evidence folder (``.chain/<service>.json``, oldest first); with a
+deployed stack's table and bucket named (``--table``/``DRILL_TABLE`` and ``--bucket``/``EVIDENCE_BUCKET``), the drill
+table's history. Of each drill's ``assessment.json``: RTO, failback, availability at the entrypoint (injection to
+the end, worst vantage) and RPO (worst region), one line per drill, a terminal sparkline per measure, and an HTML
+trend page with one inline SVG chart per measure (``<evidence-dir>/.trends/<service>.html``). With only a table
+named it lists the table's history, newest first, as before (``evidence_cli.list_history``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
+from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from livefire.artifacts import evidence_prefix
 from livefire.assessment import Assessment
 from livefire.contracts import Plan
+from livefire.store import DrillStore
 from livefire_local.evidence_cli import DEFAULT_EVIDENCE_DIR, list_history
 from livefire_local.local_chain import LocalChain
 from livefire_local.verdicts import EXIT_ERROR, EXIT_PASS
@@ -59,8 +65,6 @@ MEASURES = (
 
 def local_points(root: Path, service: str) -> list[TrendPoint]:
     """The service's drills sealed in ``root``, oldest first, with what their evidence measured."""
-    from livefire.evidence.publish import entrypoint_availability  # the Evidence step's module: loaded when used
-
     points = []
     for recorded in LocalChain(root).drills(service):
         folder = root / recorded.drill_id
@@ -71,14 +75,31 @@ def local_points(root: Path, service: str) -> list[TrendPoint]:
             plan = Plan.model_validate_json((folder / "plan.json").read_bytes())
         except (OSError, ValueError):
             pass  # a drill whose folder is gone still shows, with its measures unknown
-        rpos = [r.seconds for c in (assessment.data_checks if assessment else []) for r in c.rpo
-                if r.seconds is not None]
-        points.append(TrendPoint(
-            drill_id=recorded.drill_id, started_ms=plan.started_at_ms if plan else None,
-            verdict=recorded.verdict or (assessment.verdict if assessment else "-"),
-            rto=assessment.rto_seconds if assessment else None,
-            failback=assessment.failback_seconds if assessment else None,
-            availability=entrypoint_availability(assessment), rpo=max(rpos) if rpos else None))
+        points.append(_point(recorded.drill_id, plan.started_at_ms if plan else None, recorded.verdict, assessment))
+    return points
+
+
+def _point(drill_id: str, started_ms: int | None, verdict: str | None, assessment: Assessment | None) -> TrendPoint:
+    from livefire.evidence.publish import entrypoint_availability  # the Evidence step's module: loaded when used
+
+    rpos = [r.seconds for c in (assessment.data_checks if assessment else []) for r in c.rpo if r.seconds is not None]
+    return TrendPoint(drill_id=drill_id, started_ms=started_ms,
+                      verdict=verdict or (assessment.verdict if assessment else "-"),
+                      rto=assessment.rto_seconds if assessment else None,
+                      failback=assessment.failback_seconds if assessment else None,
+                      availability=entrypoint_availability(assessment), rpo=max(rpos) if rpos else None)
+
+
+def stack_points(store: DrillStore, s3: Any, bucket: str, service: str, limit: int) -> list[TrendPoint]:
+    """The service's last ``limit`` drills in the drill table, oldest first, each with its assessment.json."""
+    points = []
+    for entry in reversed(store.history(service, limit=limit)):
+        try:
+            body = s3.get_object(Bucket=bucket, Key=f"{evidence_prefix(service, entry.drill_id)}assessment.json")
+            assessment: Assessment | None = Assessment.model_validate_json(body["Body"].read())
+        except (ClientError, ValueError):
+            assessment = None  # not judged (or its evidence is gone): the measures are unknown
+        points.append(_point(entry.drill_id, entry.started_at_ms, entry.verdict or entry.status, assessment))
     return points
 
 
@@ -159,18 +180,26 @@ def trend_html(service: str, points: Sequence[TrendPoint]) -> str:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    if args.table or os.environ.get("DRILL_TABLE"):  # a deployed stack's drill table
+    table, bucket = args.table or os.environ.get("DRILL_TABLE"), args.bucket or os.environ.get("EVIDENCE_BUCKET")
+    if table and not bucket:  # the drill table's list
         return list_history(args)
     root = Path(args.evidence_dir)
     try:
-        points = local_points(root, args.service)[-args.limit:]
-    except ValueError as exc:
+        if table and bucket:
+            import boto3
+
+            points = stack_points(DrillStore(boto3.resource("dynamodb", region_name=args.region).Table(table)),
+                                  boto3.client("s3", region_name=args.region), bucket, args.service, args.limit)
+            where = f"table {table}"
+        else:
+            points, where = local_points(root, args.service)[-args.limit:], str(root)
+    except (ValueError, ClientError, BotoCoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     if not points:
-        print(f"no drills of {args.service} in {root}")
+        print(f"no drills of {args.service} in {where}")
         return EXIT_PASS
-    print(f"{args.service}: the last {len(points)} drills in {root}, oldest first")
+    print(f"{args.service}: the last {len(points)} drills in {where}, oldest first")
     print("\n".join(trend_lines(points)))
     page = Path(args.html) if args.html else root / TRENDS_DIR / f"{args.service}.html"
     page.parent.mkdir(parents=True, exist_ok=True)
@@ -190,7 +219,9 @@ def add_history_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
                          help=f"the local evidence folder (default {DEFAULT_EVIDENCE_DIR})")
     history.add_argument("--html", default=None,
                          help=f"where to write the trend page (default <evidence-dir>/{TRENDS_DIR}/<service>.html)")
-    history.add_argument("--table", default=None, help="drill table (default: $DRILL_TABLE): list it instead")
+    history.add_argument("--table", default=None, help="drill table (default: $DRILL_TABLE); alone: list it")
+    history.add_argument("--bucket", default=None, help="evidence bucket (default: $EVIDENCE_BUCKET): with a table, "
+                                                        "the trend of the stack's drills")
     history.add_argument("--region", default=None, help="AWS region (default: the AWS configuration's)")
-    history.set_defaults(func=cmd_history, bucket=None)
+    history.set_defaults(func=cmd_history)
 

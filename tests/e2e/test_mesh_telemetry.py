@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -200,6 +201,8 @@ def test_failing_traffic_the_probes_do_not_see_fails_the_agreement(prometheus, t
     assert result.verdict == "FAIL", _explain(result, assessment)
     finding = _finding(assessment, "meshErrorRatio")
     assert finding["status"] == "FAIL", _explain(result, assessment)
-    assert "baseline: DISAGREE: the probes saw 0.0 % errors" in finding["detail"], finding["detail"]
+    # the probes saw next to no errors (a busy machine may time one out), the mesh the batch callers' 503s
+    assert re.search(r"baseline: DISAGREE: the probes saw \d+\.\d % errors .*, the mesh [4-9]\d\.\d %",
+                     finding["detail"]), finding["detail"]
     probe_findings = [f for f in assessment["findings"] if not f.get("corroborating")]
     assert all(f["status"] == "PASS" for f in probe_findings), _explain(result, assessment)

@@ -47,7 +47,7 @@ PRIMARY, STANDBY = "us-east-1", "us-west-2"
 FAILOVER_MS = 300.0  # the entrypoint fails this long after the outage starts, then the standby serves it
 BOUND_MS = 20.0  # the acceptance bound: a measured instant vs the service's own record
 INTERVAL_MS = 100.0  # probes.interval
-STATE_SLACK_MS = 50.0  # scheduling delay of a base probe on a busy machine
+STATE_SLACK_MS = 250.0  # scheduling delay of a base probe on a busy machine (seen: 80 ms in CI)
 
 
 @dataclass

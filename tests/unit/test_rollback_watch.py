@@ -10,7 +10,7 @@ from typing import Any
 from livefire.contracts import PlannedFault, ProbeTarget, Sample
 from livefire.probing.engine import ProbeEngine, ProbeSettings
 from livefire.probing.http import ProbeOutcome
-from livefire.probing.rollback_watch import AHEAD_S, POLL_S, WAIT_FOR_ROLLBACK_S, RollbackWatch
+from livefire.probing.rollback_watch import AHEAD_S, WAIT_FOR_ROLLBACK_S, RollbackWatch
 from livefire.records import FaultRecord
 from tests.evidence_data import FAULT_ID, planned_fault
 
@@ -33,7 +33,10 @@ def record(status: str, *, restore_sent_ms: int | None = None, planned: PlannedF
 
 
 def watch(records: list[FaultRecord], clock: Clock) -> RollbackWatch:
-    return RollbackWatch(lambda: records, RECOVERY_S, PLANNED_END_MS, clock)
+    """A watch that has read ``records`` once."""
+    subject = RollbackWatch(lambda: records, RECOVERY_S, PLANNED_END_MS, clock)
+    subject.read()
+    return subject
 
 
 def test_a_drill_with_no_fault_yet_asks_for_nothing_beyond_the_plan() -> None:
@@ -66,20 +69,25 @@ def test_the_data_checks_cleanup_record_is_not_a_fault_to_wait_for() -> None:
     assert watch([record("PENDING", planned=cleanup)], Clock(PLANNED_END_MS)).wanted_end_ms() is None
 
 
-def test_the_fault_records_are_read_at_most_once_per_poll_interval() -> None:
-    reads: list[int] = []
-    clock = Clock(PLANNED_END_MS)
+def test_asking_for_the_end_never_reads_the_records_and_the_reading_thread_stops_with_its_block() -> None:
+    reads: list[float] = []
 
     def faults() -> list[FaultRecord]:
-        reads.append(1)
-        return []
+        reads.append(time.monotonic())
+        return [record("INJECTED")]
 
-    subject = RollbackWatch(faults, RECOVERY_S, PLANNED_END_MS, clock)
-    for step_ms in range(0, int(POLL_S * 1000 * 3), 50):
-        clock.now_ms = PLANNED_END_MS + step_ms
-        subject.wanted_end_ms()
+    subject = RollbackWatch(faults, RECOVERY_S, PLANNED_END_MS, Clock(PLANNED_END_MS))
+    assert subject.wanted_end_ms() is None and reads == []  # not read yet: nothing known, nothing blocks
 
-    assert len(reads) == 3
+    with subject.reading():
+        deadline = time.monotonic() + 10
+        while not reads and time.monotonic() < deadline:
+            time.sleep(0.01)
+    after = len(reads)
+    time.sleep(0.6)
+
+    assert after >= 1 and len(reads) == after  # read while the block ran, never after
+    assert subject.wanted_end_ms() == PLANNED_END_MS + AHEAD_S * 1000
 
 
 def test_the_engine_probes_on_until_the_later_end_it_is_given() -> None:

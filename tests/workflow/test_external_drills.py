@@ -162,26 +162,18 @@ def experiment_status(experiment_id: str) -> str:
 class TestOutsideTheMesh:
     """One sandbox session (class scope) for the fis and observe-only drills."""
 
-    def test_fis_experiments_are_stopped_by_the_rollback_or_the_guardian_and_an_observed_outage_is_timed(
+    def test_fis_experiments_are_stopped_by_the_rollback_or_the_guardian(
             self, sandbox: Session, unique_id: str, tmp_path: Path) -> None:
         mesh, stack = sandbox
         before = mesh.snapshot()
-        planned, stopped, observed = f"{unique_id}-fis", f"{unique_id}-stop", f"{unique_id}-seen"
-        # Three drills at once (none touches the mesh or another's object lease; they share the service's, as the
-        # drills of one multi-region fault): a planned rollback, an execution stopped while its experiment runs (the
-        # guardian ends it), and an observe-only drill during an incident.
+        planned, stopped = f"{unique_id}-fis", f"{unique_id}-stop"
+        # Two drills at once (neither touches the mesh or the other's object lease; they share the service's, as
+        # the drills of one multi-region fault): a planned rollback, and an execution stopped while its experiment
+        # runs (the guardian ends it).
         arns = {
             planned: start_drill(stack, planned, {"spec": shared(fis_document(new_template(planned)))}),
             stopped: start_drill(stack, stopped, {"spec": shared(fis_document(new_template(stopped)))}),
-            observed: start_drill(stack, observed, {"spec": shared(patient(external_document(lead="1s", fault="3s",
-                                                                                            recovery="4s")))}),
         }
-        # The incident is scripted from the observed drill's own window (its probes have run for the lead by the
-        # time it enters Inject), never from the experiments: on a busy machine they may start seconds later.
-        wait_until(lambda: "Inject" in states_entered(stack, arns[observed]), "the observed drill's window began")
-        wall_ms, mono = time.time() * 1000.0, time.monotonic()
-        outage = mesh.regional["us-east-1"].script_outage(0.3, 1.5)  # nobody injects it: an incident
-        start_ms, end_ms = wall_ms + (outage.start - mono) * 1000.0, wall_ms + (outage.end - mono) * 1000.0
         wait_until(lambda: injected(stack, planned) and injected(stack, stopped), "both experiments ran")
         stack.sfn.stop_execution(executionArn=arns[stopped], error="Operator", cause="stopped mid-fault")
         executions = {drill: follow_execution(stack, arn, 90.0, lambda _event: None) for drill, arn in arns.items()}
@@ -204,12 +196,27 @@ class TestOutsideTheMesh:
         fault = only_fault(stack, stopped)
         assert (fault.status, fault.restored_by) == ("RESTORED", "guardian")
         assert fault.external_id is not None and experiment_status(fault.external_id) == "stopped"
+        assert store(stack).active_leases() == [] and mesh.snapshot() == before
 
-        # the observed incident is timed from its first failure, and ends when the primary's endpoint recovered
-        result = assessment(stack, observed)
-        # likewise at the start: a probe sent just before the scripted start can be answered inside the outage
+    def test_an_observed_outage_is_timed_from_its_first_failure_to_the_primarys_recovery(
+            self, sandbox: Session, unique_id: str) -> None:
+        mesh, stack = sandbox
+        before = mesh.snapshot()
+        arn = start_drill(stack, unique_id, {"spec": patient(external_document(lead="1s", fault="3s", recovery="4s"))})
+        # The incident is scripted from the drill's own window: its probes have run for the lead by the time it
+        # enters Inject.
+        wait_until(lambda: "Inject" in states_entered(stack, arn), "the observed drill's window began")
+        wall_ms, mono = time.time() * 1000.0, time.monotonic()
+        outage = mesh.regional["us-east-1"].script_outage(0.3, 1.5)  # nobody injects it: an incident
+        start_ms, end_ms = wall_ms + (outage.start - mono) * 1000.0, wall_ms + (outage.end - mono) * 1000.0
+        execution = follow_execution(stack, arn, 90.0, lambda _event: None)
+
+        # the incident is timed from its first failure, and ends when the primary's endpoint recovered
+        result = assessment(stack, unique_id)
+        # a probe sent just before the scripted start can be answered inside the outage
         anchor = result.injected_at_ms
-        assert anchor is not None and start_ms - LOADED_MS <= anchor <= start_ms + LOADED_MS
+        assert anchor is not None and start_ms - LOADED_MS <= anchor <= start_ms + LOADED_MS, (
+            f"the first failure seen was {(anchor or 0) - start_ms:+.0f} ms from the scripted start")
         detections = [d for d in (result.detection_seconds, result.entrypoint_detection_seconds) if d is not None]
         assert min(detections) == 0.0  # the anchor is the first failure seen
         # the incident ends at the send of the first success: on a busy machine a probe sent shortly before the
@@ -219,8 +226,8 @@ class TestOutsideTheMesh:
         assert result.rto_bracket is not None and result.rto_bracket.last_failure_ms is not None
         assert result.rto_bracket.first_success_ms < end_ms  # the standby served before the primary was back
         assert result.failback_seconds is not None
-        assert executions[observed]["status"] == "SUCCEEDED" and result.verdict == "PASS", result.verdict_reason
-        assert store(stack).faults_of(observed) == []
+        assert execution["status"] == "SUCCEEDED" and result.verdict == "PASS", result.verdict_reason
+        assert store(stack).faults_of(unique_id) == []
         assert store(stack).active_leases() == [] and mesh.snapshot() == before
 
     def test_an_observe_only_drill_during_which_nothing_fails_is_inconclusive_and_says_so(

@@ -180,8 +180,10 @@ def trend_html(service: str, points: Sequence[TrendPoint]) -> str:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    if args.table and not args.bucket:  # a table named alone: its list (whatever $EVIDENCE_BUCKET says)
+        return list_history(args)
     table, bucket = args.table or os.environ.get("DRILL_TABLE"), args.bucket or os.environ.get("EVIDENCE_BUCKET")
-    if table and not bucket:  # the drill table's list
+    if table and not bucket:
         return list_history(args)
     root = Path(args.evidence_dir)
     try:

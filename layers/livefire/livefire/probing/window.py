@@ -8,6 +8,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 from livefire.contracts import ProbeRequest, ProbeSummary, ProbeTarget, Sample, TargetSummary
@@ -122,9 +123,9 @@ def probe_window(request: ProbeRequest, spec: DrillSpec, *, s3_client: Any, buck
     drill = request.window == "drill"
     duration = plan.observe_seconds + DRILL_SLACK_S if drill else plan.baseline_seconds
     planned_end_ms = _now_ms() + duration * 1000.0
-    end_at = (_end_after_rollback(RollbackWatch(faults, spec.phases.recovery + DRILL_SLACK_S, planned_end_ms),
-                                  planned_end_ms, deadline_ms)
-              if drill and faults is not None else None)
+    watch = (RollbackWatch(faults, spec.phases.recovery + DRILL_SLACK_S, planned_end_ms)
+             if drill and faults is not None else None)
+    end_at = _end_after_rollback(watch, planned_end_ms, deadline_ms) if watch is not None else None
     settings = ProbeSettings.from_spec(spec.probes, spec.served_by, resolve=resolve_from_env())
     guard: ErrorRateGuard | None = None
     abort_if = spec.guardrails.abort_if
@@ -158,7 +159,8 @@ def probe_window(request: ProbeRequest, spec: DrillSpec, *, s3_client: Any, buck
     try:
         with AlarmWatch(spec.guardrails.alarms if drill else (), home_region=home_region(plan.execution_arn)) as alarms:
             stop_when = first_breach(guard.check if guard is not None else None, alarms.check)
-            reason = asyncio.run(observe(stop_when))
+            with watch.reading() if watch is not None else nullcontext():
+                reason = asyncio.run(observe(stop_when))
     except BaseException:
         for closing in (writer, checks):
             try:

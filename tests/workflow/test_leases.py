@@ -138,7 +138,10 @@ def run_together(documents: dict[str, dict[str, Any]]) -> None:
         refused = [name for name, execution in ended.items() if execution.get("error") == "DrillInProgress"]
         assert len(refused) == len(documents) - 1, {name: (e["status"], e.get("error")) for name, e in ended.items()}
         [winner] = [name for name in documents if name not in refused]
-        assert [f.status for f in store.faults_of(winner)] == ["RESTORED"]  # the winner really ran its fault
+        # the winner really ran its fault
+        assert [f.status for f in store.faults_of(winner)] == ["RESTORED"], (ended[winner]["status"],
+                                                                              ended[winner].get("error"),
+                                                                              ended[winner].get("cause"))
         for loser in refused:
             assert store.faults_of(loser) == []
             loser_record = store.get_drill(loser)

@@ -70,11 +70,22 @@ class Drill:
                    if r.method == "PATCH" and r.query.get("dryRun") != "All")
 
 
-@pytest.fixture
-def drill() -> Iterator[Drill]:
-    spec = parse_spec(sandbox_spec_document(phases=PHASES))
+def session_of(name: str) -> Iterator[Drill]:
+    spec = parse_spec(sandbox_spec_document(name, phases=PHASES))
     with sandbox_session(spec, MESH_DIR, ROOT) as (mesh, stack):
         yield Drill(mesh, stack)
+
+
+@pytest.fixture
+def drill() -> Iterator[Drill]:
+    yield from session_of("active-passive")
+
+
+@pytest.fixture
+def broken_drill() -> Iterator[Drill]:
+    """The mesh that never fails over: the entrypoint fails for the whole fault phase, so an error-rate guard
+    breaches for certain (the healthy mesh fails over in about one base interval, which a guard may miss)."""
+    yield from session_of("broken-failover")
 
 
 def assert_aborted_and_restored(drill: Drill, drill_id: str, execution: dict[str, Any], before: Any) -> None:
@@ -92,9 +103,10 @@ STALL_MS = 2000.0
 
 @pytest.mark.slow
 def test_an_error_rate_breach_in_the_fault_phase_aborts_promptly_and_is_reported(
-    drill: Drill, unique_id: str
+    broken_drill: Drill, unique_id: str
 ) -> None:
-    document = sandbox_spec_document(phases=PHASES)
+    drill = broken_drill
+    document = sandbox_spec_document("broken-failover", phases=PHASES)
     document["guardrails"]["abortIf"] = {"errorRateOver": 1, "for": "300ms"}
     spec = parse_spec(document)
     interval_ms = spec.probes.interval * 1000

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from livefire.spec import MAX_APPROVAL_S
 from livefire.spec.limits import MAX_OBSERVE_S
 from tests.conftest import ROOT
 
@@ -18,7 +19,7 @@ def _timeout() -> int:
 
 
 def test_the_state_machine_outlives_the_longest_drill_the_spec_accepts() -> None:
-    assert _timeout() >= LONGEST_BASELINE_S + MAX_OBSERVE_S + STEP_ALLOWANCE_S
+    assert _timeout() >= LONGEST_BASELINE_S + MAX_APPROVAL_S + MAX_OBSERVE_S + STEP_ALLOWANCE_S
 
 
 def test_the_state_machine_timeout_is_bounded_to_a_few_hours() -> None:

@@ -1,10 +1,14 @@
-"""`livefire start SPEC --stack NAME` and `livefire status DRILL_ID --stack NAME`: drills on a deployed stack.
+"""`livefire start SPEC --stack NAME`, `livefire status DRILL_ID --stack NAME` and `livefire approve|reject DRILL_ID
+--stack NAME`: drills on a deployed stack.
 
 The stack's CloudFormation outputs name the state machine, the drill table and the evidence bucket, so nothing
 else needs configuring; credentials and region come from the usual AWS configuration (or ``--region``).
 ``start`` checks the spec on this machine first (an invalid spec starts nothing), starts an execution named like
 a local drill, follows it with live progress and prints the verdict. Exit codes as ``livefire run``: 0 PASS,
-1 FAIL / INCONCLUSIVE / NOT_STEADY / ABORTED, 2 error.
+1 FAIL / INCONCLUSIVE / NOT_STEADY / CANCELLED / ABORTED, 2 error. ``approve`` / ``reject`` answer a drill waiting at
+its go/no-go gate (livefire/approval.py): the token is read from the drill's record, the decider is the caller's IAM
+identity (needs states:SendTaskSuccess / SendTaskFailure on the drill state machine, and dynamodb:GetItem and
+UpdateItem on the drill table).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,7 +112,7 @@ def start_on_stack(spec_path: Path, *, stack_name: str, region: str | None = Non
     execution_arn = sfn.start_execution(stateMachineArn=stack.state_machine_arn, name=drill_id,
                                         input=json.dumps({"spec": document}))["executionArn"]
     progress.line(f"execution {execution_arn}")
-    deadline = spec.phases.baseline + spec.observe_seconds + allowance_s
+    deadline = spec.phases.baseline + spec.approval_seconds + spec.observe_seconds + allowance_s
     try:
         with watch_drill(live, spec, drill_id, progress.on_event, s3=session.client("s3"), bucket=stack.bucket,
                          store=_store(session, stack.table)) as on_event:
@@ -201,6 +206,49 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _decide_on_stack(args: argparse.Namespace, approved: bool) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from livefire.approval import decide
+    from livefire.errors import ApprovalNotPending, NotAnApprover
+    from livefire.store import DrillStore
+
+    try:
+        session = _session(args.region)
+        stack = StackOutputs.of(args.stack, session.client("cloudformation"))
+        by = session.client("sts").get_caller_identity()["Arn"]
+        store = DrillStore(session.resource("dynamodb").Table(stack.table))
+        record = decide(store, session.client("stepfunctions"), args.drill_id, approved=approved, by=by,
+                        reason=getattr(args, "reason", None), now_ms=int(time.time() * 1000))
+    except (ApprovalNotPending, NotAnApprover, StackError, BotoCoreError, ClientError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"drill {args.drill_id}: {(record.approval_status or '').lower()} by {by}")
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    return _decide_on_stack(args, True)
+
+
+def cmd_reject(args: argparse.Namespace) -> int:
+    return _decide_on_stack(args, False)
+
+
+def _add_approval_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for name, func, help_ in (("approve", cmd_approve, "approve a drill waiting at its go/no-go gate: it injects"),
+                              ("reject", cmd_reject, "reject a drill waiting at its go/no-go gate: it ends "
+                                                     "CANCELLED, nothing injected")):
+        command = commands.add_parser(name, help=help_)
+        command.add_argument("drill_id", help="the drill id (the execution name)")
+        command.add_argument("--stack", required=True, help="the CloudFormation stack `sam deploy` created (a "
+                                                            "local `livefire run` answers its own gate)")
+        command.add_argument("--region", default=None, help="the stack's region (default: your AWS configuration)")
+        if name == "reject":
+            command.add_argument("--reason", required=True, help="why: recorded in the drill's evidence")
+        command.set_defaults(func=func)
+
+
 def add_aws_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     start = commands.add_parser("start", help="start a drill on a deployed stack and follow it to its verdict")
     start.add_argument("spec", help="drill spec (YAML or JSON), e.g. drills/examples/<name>.yaml")
@@ -213,3 +261,4 @@ def add_aws_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     status.add_argument("--stack", required=True, help="the CloudFormation stack `sam deploy` created")
     status.add_argument("--region", default=None, help="the stack's region (default: your AWS configuration)")
     status.set_defaults(func=cmd_status)
+    _add_approval_commands(commands)

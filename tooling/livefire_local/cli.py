@@ -35,7 +35,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         parse_ranges(args.allowed_ranges)
         with results.running() as live:
             run = run_drill(Path(args.spec), root=root, evidence_root=Path(args.evidence_dir),
-                            live=live, allowed_ranges=args.allowed_ranges)
+                            live=live, allowed_ranges=args.allowed_ranges, approve=args.approve,
+                            terminal=sys.stdin if sys.stdin.isatty() else None)
     except InvalidDrillSpec as exc:
         print(f"invalid drill spec: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -61,6 +62,9 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--allowed-ranges", default=LOCAL_RANGES, metavar="RANGES",
                      help="non-public addresses probes and webhooks may reach: CIDRs and loopback, link-local, "
                           f"private, comma-separated; '' allows public addresses only (default: {LOCAL_RANGES})")
+    run.add_argument("--approve", action="store_true",
+                     help="approve the drill's go/no-go gate (spec approval) at once, for unattended runs; "
+                          "otherwise the gate is asked on this terminal (another terminal cannot reach a local run)")
     add_result_options(run)
     run.set_defaults(func=cmd_run)
 

@@ -46,7 +46,8 @@ class DrillSummary(BaseModel):
 
     drill_id: str = Field(description="the drill (the execution name)")
     status: str = Field(description="how the execution ended: SUCCEEDED, FAILED, ABORTED, TIMED_OUT")
-    verdict: str | None = Field(description="PASS, FAIL, INCONCLUSIVE, NOT_STEADY, ABORTED, ERROR; None: no verdict")
+    verdict: str | None = Field(description="PASS, FAIL, INCONCLUSIVE, NOT_STEADY, CANCELLED, ABORTED, ERROR; None: "
+                                               "no verdict")
     verdict_reason: str | None = Field(description="why, in words (assessment.json's verdict_reason)")
     exit_code: int = Field(description="the command's exit code: 0 PASS, 1 did not pass, 2 error")
     rto: RtoSummary = Field(description="the recovery time at the entrypoint")

@@ -26,6 +26,7 @@ from livefire.redaction import redact_urls_in_text
 from livefire.spec import DrillSpec, read_spec
 from livefire.store import DrillStore
 from livefire_local.aws import LocalStack, local_stack
+from livefire_local.gate import LocalGate
 from livefire_local.guardian_rule import deliver_status_change, deliver_when_ended
 from livefire_local.interrupt import Interrupted, abort_drill, interruptible
 from livefire_local.lambda_server import Invocation
@@ -185,10 +186,11 @@ def run_drill(spec_path: Path, *, root: Path, evidence_root: Path, out: TextIO =
               drill_id: str | None = None, mesh_dir: Path | None = None,
               before_start: Callable[[SandboxMesh], None] | None = None,
               after_end: Callable[[SandboxMesh], None] | None = None, live: LiveView | None = None,
-              allowed_ranges: str = LOCAL_RANGES) -> DrillRun:
+              allowed_ranges: str = LOCAL_RANGES, approve: bool = False, terminal: TextIO | None = None) -> DrillRun:
     """Run one drill end to end; raises InvalidDrillSpec before anything starts if the spec is invalid.
 
-    With ``live``, progress lines go to the live view, which shows the drill while it runs."""
+    With ``live``, progress lines go to the live view, which shows the drill while it runs. A drill with a go/no-go
+    gate is approved at once with ``approve``, else asked on ``terminal`` (none: it waits out the gate's timeout)."""
     document, spec = read_spec(spec_path)
     drill_id = drill_id or new_drill_id(spec)
     progress = Progress(live.stream if live is not None else out)
@@ -204,9 +206,17 @@ def run_drill(spec_path: Path, *, root: Path, evidence_root: Path, out: TextIO =
             before_start(mesh)
         LocalChain(evidence_root).seed(DrillStore(stack.dynamodb.Table(stack.table)), spec.metadata.service)
         execution_arn = start_drill(stack, drill_id, {"spec": document})
-        deadline = spec.phases.baseline + spec.observe_seconds + STEP_ALLOWANCE_S
+        deadline = spec.phases.baseline + spec.approval_seconds + spec.observe_seconds + STEP_ALLOWANCE_S
+        on_event = progress.on_event
+        if spec.gate is not None:
+            gate = LocalGate(DrillStore(stack.dynamodb.Table(stack.table)), stack.sfn, drill_id, approve=approve,
+                             out=live.stream if live is not None else out, terminal=terminal)
+
+            def on_event(event: dict[str, Any]) -> None:
+                progress.on_event(event)
+                gate.on_event(event)
         try:
-            with watch_drill(live, spec, drill_id, progress.on_event, s3=stack.s3, bucket=stack.bucket,
+            with watch_drill(live, spec, drill_id, on_event, s3=stack.s3, bucket=stack.bucket,
                              store=DrillStore(stack.dynamodb.Table(stack.table)),
                              served_by_sandbox=served_by_sandbox) as on_event:
                 execution = follow_execution(stack, execution_arn, deadline, on_event)

@@ -14,7 +14,7 @@ from livefire.evidence.report import format_number
 from livefire_local.console import make_console
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
-FAILING_VERDICTS = frozenset({"FAIL", "INCONCLUSIVE", "NOT_STEADY", "ABORTED", "RESTORE_REFUSED"})
+FAILING_VERDICTS = frozenset({"FAIL", "INCONCLUSIVE", "NOT_STEADY", "CANCELLED", "ABORTED", "RESTORE_REFUSED"})
 STATUS_STYLES = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow"}
 
 

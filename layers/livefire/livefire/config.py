@@ -30,6 +30,8 @@ class Settings:
     # TelemetryWorkspaces and TelemetrySecrets; Assess's role may use no other, livefire/planning.py refuses others).
     telemetry_workspaces: tuple[str, ...] = ()
     telemetry_secrets: tuple[str, ...] = ()
+    # SNS topics a go/no-go gate may announce on (template parameter ApprovalTopicArns; livefire/approval.py).
+    approval_topics: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -44,4 +46,5 @@ class Settings:
             signing_key_id=os.environ.get("SIGNING_KEY_ID", ""),
             telemetry_workspaces=_csv(os.environ.get("TELEMETRY_WORKSPACES")),
             telemetry_secrets=_csv(os.environ.get("TELEMETRY_SECRETS")),
+            approval_topics=_csv(os.environ.get("APPROVAL_TOPIC_ARNS")),
         )

@@ -14,8 +14,8 @@ from pydantic.alias_generators import to_camel
 from livefire.egress import Reach
 from livefire.spec import ClusterRef, FaultKind, Pattern, Vantage
 
-Outcome = Literal["COMPLETED", "NOT_STEADY", "ERROR", "ABORTED"]
-Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE", "NOT_STEADY", "ERROR", "ABORTED", "RESTORE_REFUSED"]
+Outcome = Literal["COMPLETED", "NOT_STEADY", "CANCELLED", "ERROR", "ABORTED"]
+Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE", "NOT_STEADY", "CANCELLED", "ERROR", "ABORTED", "RESTORE_REFUSED"]
 Window = Literal["baseline", "drill"]
 FaultStatus = Literal["PENDING", "INJECTED", "RESTORED", "CONFLICT", "FAILED", "SKIPPED"]
 
@@ -57,6 +57,14 @@ class ProbeTarget(Contract):
                          "host under .sandbox); real: contacted over the network as named (always, on AWS).")
 
 
+class PlannedApproval(Contract):
+    """The drill's go/no-go gate (spec ``approval``), as the AwaitApproval state reads it."""
+
+    timeout_seconds: int = Field(description="How long the gate waits for a decision (the task's TimeoutSeconds).")
+    approvers: list[str] = Field(default_factory=list, description="Who may decide (empty: anyone IAM allows).")
+    topic: str | None = Field(default=None, description="The SNS topic that receives the request, if any.")
+
+
 class Plan(Contract):
     drill_id: str
     execution_arn: str
@@ -75,6 +83,8 @@ class Plan(Contract):
     lead_wait_seconds: int
     fault_wait_seconds: int
     anchor_at_ms: int | None = None  # external drills: the incident's start, from the execution input
+    approval: PlannedApproval | None = Field(default=None, description="The go/no-go gate before anything is "
+                                                                       "injected; None: the drill does not wait.")
 
 
 class PlanRequest(Contract):

@@ -60,3 +60,17 @@ class GuardianRestoreFailed(LivefireError):
 class TelemetryUnavailable(LivefireError):
     """The mesh's metrics could not be read (unreachable, refused, a secret that may not be sent, a bad answer);
     the telemetry findings are INCONCLUSIVE and the drill is judged on its probes."""
+
+
+class ApprovalRejected(LivefireError):
+    """A person rejected the drill at its go/no-go gate (``livefire reject``): the error its SendTaskFailure names.
+    The state machine catches it by name and ends the drill CANCELLED, nothing injected."""
+
+
+class ApprovalNotPending(LivefireError):
+    """The drill is not waiting at its go/no-go gate (no such drill, no gate, already decided, or the gate timed
+    out), so there is nothing to approve or reject."""
+
+
+class NotAnApprover(LivefireError):
+    """The person deciding is not one of the drill's ``approval.approvers``."""

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from botocore.exceptions import ClientError
 
+from livefire.approval import check_approval_topic, planned_approval
 from livefire.artifacts import evidence_prefix
 from livefire.clock import now_ms
 from livefire.config import Settings
@@ -185,6 +186,7 @@ def plan_drill(request: PlanRequest, runtime: Runtime) -> Plan:
         check_blast_radius(spec, faults, runtime.settings)
         check_egress(spec, runtime.settings)
         check_telemetry(spec, runtime.settings)
+        check_approval_topic(spec, runtime.settings)
     except (InvalidDrillSpec, GuardrailViolation) as refusal:
         reason = redact_urls_in_text(f"{type(refusal).__name__}: {refusal}")
         store.record_rejected_attempt(request.drill_id, request.execution_arn, reason)
@@ -200,9 +202,10 @@ def plan_drill(request: PlanRequest, runtime: Runtime) -> Plan:
         baseline_seconds=spec.phases.baseline,
         observe_seconds=spec.observe_seconds + OBSERVE_SLACK_S,
         lead_wait_seconds=math.ceil(spec.phases.lead), fault_wait_seconds=max(1, round(spec.phases.fault)),
-        anchor_at_ms=anchor,
+        anchor_at_ms=anchor, approval=planned_approval(spec),
     )
-    expires_at = int(time.time() + spec.phases.baseline + plan.observe_seconds + LEASE_MARGIN_S)
+    # the leases outlast the longest wait at the go/no-go gate too
+    expires_at = int(time.time() + spec.phases.baseline + spec.approval_seconds + plan.observe_seconds + LEASE_MARGIN_S)
     acquired: list[str] = []
     try:
         _take_leases(spec, faults, request, expires_at, store, acquired)

@@ -28,8 +28,8 @@ class DrillRecord(_Item):
 
     drill_id: str = Field(description="The drill id (the execution's name).")
     execution_arn: str = Field(description="The execution that ran (or tried to run) the drill.")
-    status: str = Field(description="RUNNING, REJECTED, the Evidence step's outcome (COMPLETED, NOT_STEADY, ERROR, "
-                                    "ABORTED), or EXECUTION_<status> when the guardian closed it.")
+    status: str = Field(description="RUNNING, REJECTED, the Evidence step's outcome (COMPLETED, NOT_STEADY, "
+                                    "CANCELLED, ERROR, ABORTED), or EXECUTION_<status> when the guardian closed it.")
     started_at_ms: int = Field(description="When Plan recorded the drill (epoch ms).")
     ended_at_ms: int | None = Field(default=None, description="When the drill was finished or rejected (epoch ms).")
     service: str | None = Field(default=None, description="metadata.service of the spec; None when rejected.")
@@ -59,6 +59,18 @@ class DrillRecord(_Item):
     guardian_failures: str | None = Field(default=None, description="What the guardian could not restore.")
     swept_at_ms: int | None = Field(default=None, description="When the sweeper last restored faults of the drill.")
     sweeper_restored: int | None = Field(default=None, description="Faults the sweeper restored.")
+    approval_status: str | None = Field(default=None, description="The go/no-go gate (livefire/approval.py): PENDING, "
+                                        "APPROVED, REJECTED, or UNDELIVERED (decided after the gate had closed).")
+    approval_token: str | None = Field(default=None, repr=False, description="The gate's Step Functions task token "
+                                       "while it waits: never logged, never in the evidence; removed once decided "
+                                       "and when the drill is finished.")
+    approval_requested_at_ms: int | None = Field(default=None, description="When the gate started waiting.")
+    approval_deadline_ms: int | None = Field(default=None, description="When the gate stops waiting.")
+    approval_approvers: list[str] = Field(default_factory=list, description="Who may decide (empty: anyone IAM "
+                                                                            "allows).")
+    approval_decided_by: str | None = Field(default=None, description="Who approved or rejected the drill.")
+    approval_decided_at_ms: int | None = Field(default=None, description="When they did.")
+    approval_reason: str | None = Field(default=None, description="The reason given with the decision.")
 
     @property
     def seal(self) -> ManifestSeal | None:

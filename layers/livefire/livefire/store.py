@@ -10,6 +10,7 @@ not yet restored (``ACTIVE_FAULT``) and the leases (``ACTIVE_LEASE``): what the 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -22,6 +23,7 @@ from livefire.table import if_condition_holds, now_ms, plain, query_gsi2, stored
 __all__ = ["ChainHead", "DrillRecord", "DrillStore", "FaultRecord", "HistoryEntry", "Lease", "ManifestSeal"]
 
 ACTIVE_FAULTS = "ACTIVE_FAULT"
+_NAME = re.compile(r"#(\w+)")  # an attribute a condition names
 
 
 def _drill_key(drill_id: str) -> dict[str, str]:
@@ -90,10 +92,12 @@ class DrillStore(LeaseTable):
         outage_observed: bool | None = None,
         report_key: str | None = None, markdown_report_key: str | None = None,
     ) -> None:
-        """What the Evidence step concluded; fields given as None are left as they are."""
+        """What the Evidence step concluded; fields given as None are left as they are. A go/no-go gate's task
+        token, if one is still there, goes: the drill no longer waits."""
         self._set_drill(drill_id, None, status=status, verdict=verdict, rto_seconds=rto_seconds,
                         outage_observed=outage_observed,
-                        report_key=report_key, markdown_report_key=markdown_report_key, ended_at_ms=now_ms())
+                        report_key=report_key, markdown_report_key=markdown_report_key, ended_at_ms=now_ms(),
+                        remove=(DrillRecord.attribute("approval_token"),))
 
     def restore_drill(self, record: DrillRecord) -> bool:
         """Put back the record of a drill an earlier local run finished (its table is gone), so the history
@@ -124,18 +128,50 @@ class DrillStore(LeaseTable):
             query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return entries
 
-    def _set_drill(self, drill_id: str, condition: str | None, **fields: Any) -> bool:
-        """SET the given DrillRecord fields (None: left alone) on the drill's item, if ``condition`` holds."""
+    def _set_drill(self, drill_id: str, condition: str | None, *, remove: tuple[str, ...] = (),
+                   values: dict[str, Any] | None = None, **fields: Any) -> bool:
+        """SET the given DrillRecord fields (None: left alone) on the drill's item and REMOVE the ``remove``
+        attributes, if ``condition`` holds (``values``: the condition's own placeholders)."""
         sets = {DrillRecord.attribute(name): stored(value) for name, value in fields.items() if value is not None}
+        expression = "SET " + ", ".join(f"#{k} = :{k}" for k in sets)
+        if remove:
+            expression += " REMOVE " + ", ".join(f"#{k}" for k in remove)
         update: dict[str, Any] = {
             "Key": _drill_key(drill_id),
-            "UpdateExpression": "SET " + ", ".join(f"#{k} = :{k}" for k in sets),
-            "ExpressionAttributeNames": {f"#{k}": k for k in sets},
-            "ExpressionAttributeValues": {f":{k}": v for k, v in sets.items()},
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": {f"#{k}": k for k in (*sets, *remove, *_NAME.findall(condition or ""))},
+            "ExpressionAttributeValues": {f":{k}": v for k, v in sets.items()} | (values or {}),
         }
         if condition is not None:
             update["ConditionExpression"] = condition
         return if_condition_holds(lambda: self._table.update_item(**update))
+
+    # -- the go/no-go gate (livefire/approval.py) ----------------------------------------------------------
+    def await_approval(self, drill_id: str, *, token: str, requested_at_ms: int, deadline_ms: int,
+                       approvers: list[str]) -> bool:
+        """The gate waits: its task token (a retried invocation's newer one replaces it) on the RUNNING drill's
+        record. False when the drill has no RUNNING record."""
+        return self._set_drill(
+            drill_id, "attribute_exists(pk) AND #status = :running", values={":running": "RUNNING"},
+            approval_status="PENDING", approval_token=token, approval_requested_at_ms=requested_at_ms,
+            approval_deadline_ms=deadline_ms, approval_approvers=approvers,
+        )
+
+    def decide_approval(self, drill_id: str, *, token: str, approved: bool, by: str, reason: str | None,
+                        decided_at_ms: int) -> bool:
+        """Record who decided, once: only while the gate still waits with ``token``; the token goes. False when
+        the gate was decided already (or waits with another token)."""
+        token_attribute = DrillRecord.attribute("approval_token")
+        return self._set_drill(
+            drill_id, f"#approvalStatus = :pending AND #{token_attribute} = :token",
+            values={":pending": "PENDING", ":token": token}, remove=(token_attribute,),
+            approval_status="APPROVED" if approved else "REJECTED", approval_decided_by=by,
+            approval_reason=reason[:1000] if reason else None, approval_decided_at_ms=decided_at_ms,
+        )
+
+    def mark_approval_undelivered(self, drill_id: str) -> bool:
+        """The recorded decision never reached the gate (it had timed out, or the drill had ended)."""
+        return self._set_drill(drill_id, "attribute_exists(pk)", approval_status="UNDELIVERED")
 
     # -- evidence hash chain -------------------------------------------------------------------------
     def chain_head(self, service: str) -> ChainHead | None:

@@ -64,7 +64,8 @@ class EvidenceBundle(BaseModel):
 
     spec: DrillSpec = Field(description="The drill's validated spec.")
     assessment: Assessment | None = Field(description="assessment.json; None when the drill ended unjudged.")
-    outcome: Outcome = Field(description="How the workflow ended: COMPLETED, NOT_STEADY, ERROR or ABORTED.")
+    outcome: Outcome = Field(description="How the workflow ended: COMPLETED, NOT_STEADY, CANCELLED, ERROR or "
+                                                   "ABORTED.")
     drill_id: str = Field(description="The drill id.")
     execution_arn: str = Field(description="The execution that ran the drill.")
     faults: list[FaultRecord] = Field(default_factory=list, description="The drill's fault records.")

@@ -52,7 +52,7 @@ class Recorded:
         seal = record.seal
         if seal is None:
             return None
-        finished = record.status in ("COMPLETED", "NOT_STEADY", "ERROR", "ABORTED")
+        finished = record.status in ("COMPLETED", "NOT_STEADY", "CANCELLED", "ERROR", "ABORTED")
         return cls(drill_id=record.drill_id, manifest_digest=seal.manifest_digest, sequence=seal.sequence,
                    previous_manifest_digest=seal.previous_manifest_digest, previous_drill_id=seal.previous_drill_id,
                    service=record.service, verdict=record.verdict if finished else None)

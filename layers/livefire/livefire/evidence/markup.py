@@ -12,7 +12,7 @@ from urllib.parse import quote
 from livefire.evidence.report import DASH, format_number
 
 VERDICT_COLOURS = {"PASS": "#116329", "FAIL": "#a40e26", "INCONCLUSIVE": "#7d4e00"}
-UNJUDGED_COLOUR = "#424a53"  # NOT_STEADY, ERROR, ABORTED: the drill ended without a judgement
+UNJUDGED_COLOUR = "#424a53"  # NOT_STEADY, CANCELLED, ERROR, ABORTED: the drill ended without a judgement
 
 
 def text(value: object) -> str:

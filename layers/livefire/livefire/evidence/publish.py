@@ -16,6 +16,7 @@ import boto3
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
+from livefire.approval import approval_evidence
 from livefire.assessment import Assessment, with_posture
 from livefire.contracts import EvidenceRequest, EvidenceResult, Plan, Sample, Verdict
 from livefire.cost import CostReport, drill_cost, execution_history
@@ -54,7 +55,17 @@ def _verdict(request: EvidenceRequest) -> Verdict:
         if request.assessment is None:
             raise EvidenceError("outcome COMPLETED needs an assessment")
         return request.assessment.verdict
-    return request.outcome  # NOT_STEADY, ERROR, ABORTED: the drill ended without a judgement
+    return request.outcome  # NOT_STEADY, CANCELLED, ERROR, ABORTED: the drill ended without a judgement
+
+
+def _error_text(request: EvidenceRequest, runtime: Runtime) -> str | None:
+    """'<error>: <cause>' of a drill that ended unjudged; a CANCELLED drill's names who decided at its go/no-go gate
+    (from its record), or that nobody did in time."""
+    if request.error is None:
+        return None
+    gate = approval_evidence(runtime.store.get_drill(request.plan.drill_id), request.error.error) \
+        if request.outcome == "CANCELLED" else None
+    return f"{request.error.error}: {gate.line() if gate is not None else request.error.cause}"
 
 
 def _json_artifacts(artifacts: Mapping[str, bytes], folder: str) -> dict[str, Any]:
@@ -215,7 +226,7 @@ def _write_evidence(request: EvidenceRequest, runtime: Runtime, verdict: Verdict
         spec=spec, assessment=assessment, outcome=request.outcome, drill_id=plan.drill_id,
         execution_arn=plan.execution_arn, faults=faults, documents=documents, samples=_samples(artifacts),
         targets=reached_targets(plan, spec), posture=posture, cost=cost,
-        error=f"{request.error.error}: {request.error.cause}" if request.error is not None else None,
+        error=_error_text(request, runtime),
         artifacts=listed | {REPORT_MD: None, REPORT_HTML: None, MANIFEST_NAME: None, SIGNATURE_NAME: None},
         signing_key=runtime.signer.key, controls=controls_evidenced(load_mapping(runtime.s3), assessment),
     )

@@ -2,7 +2,7 @@
 
 Verdict first, then the targets (real or sandbox), the findings, recovery, availability per phase, who served,
 the fault records, the mesh posture, the cost, the spec and relative links to every artifact. A drill that ended
-without an assessment (NOT_STEADY, ERROR, ABORTED) still gets a report that says why.
+without an assessment (NOT_STEADY, CANCELLED, ERROR, ABORTED) still gets a report that says why.
 """
 
 from __future__ import annotations

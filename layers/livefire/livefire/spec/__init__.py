@@ -5,6 +5,7 @@ such as ``250ms``, ``30s`` or ``2m``. ``parse_spec`` is the single entry point o
 every other step only read a validated ``DrillSpec``.
 """
 
+from livefire.spec.approval import MAX_APPROVAL_S, Approval
 from livefire.spec.assurance import Posture, PostureItem, SteadyState
 from livefire.spec.aws import Alarm, AlarmRef, AwsRegion, EksCluster, resolve_alarm
 from livefire.spec.base import Slug, SpecModel
@@ -46,10 +47,11 @@ from livefire.spec.sections import (
 from livefire.spec.urls import HttpUrl
 
 __all__ = [
-    "DEFAULT_SQUEEZE", "KIND_TARGET", "MAX_STEP_WAIT_S", "MESH_KINDS", "AbortFault", "AbortIf", "Alarm", "AlarmRef",
-    "AwsRegion", "ClusterRef", "ConnectionPoolSqueeze", "DelayFault", "DrillSpec", "Duration", "EksCluster", "Expect",
-    "Fault", "FaultKind", "FaultTarget", "FisExperiment", "Guardrails", "HttpUrl", "Metadata", "ObjectKind",
-    "Objectives", "Pattern", "Percent", "Phases", "PositiveDuration", "Posture", "PostureItem", "Probes", "Region",
-    "RegionRole", "ServedBy", "Slug", "SpecModel", "SteadyState", "Vantage", "WebhookCall", "WebhookFault",
-    "format_duration", "load_document", "parse_duration", "parse_spec", "read_spec", "resolve_alarm",
+    "DEFAULT_SQUEEZE", "KIND_TARGET", "MAX_APPROVAL_S", "MAX_STEP_WAIT_S", "MESH_KINDS", "AbortFault", "AbortIf",
+    "Alarm", "AlarmRef", "Approval", "AwsRegion", "ClusterRef", "ConnectionPoolSqueeze", "DelayFault", "DrillSpec",
+    "Duration", "EksCluster", "Expect", "Fault", "FaultKind", "FaultTarget", "FisExperiment", "Guardrails", "HttpUrl",
+    "Metadata", "ObjectKind", "Objectives", "Pattern", "Percent", "Phases", "PositiveDuration", "Posture",
+    "PostureItem", "Probes", "Region", "RegionRole", "ServedBy", "Slug", "SpecModel", "SteadyState", "Vantage",
+    "WebhookCall", "WebhookFault", "format_duration", "load_document", "parse_duration", "parse_spec", "read_spec",
+    "resolve_alarm",
 ]

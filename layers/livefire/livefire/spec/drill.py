@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from livefire.redaction import redact_url
+from livefire.spec.approval import Approval
 from livefire.spec.assurance import Posture, SteadyState
 from livefire.spec.base import SpecModel
 from livefire.spec.datachecks import MAX_DATA_CHECKS, DataCheck, data_check_problems
@@ -52,6 +53,8 @@ class DrillSpec(SpecModel):
                                 "and RPO (livefire/spec/datachecks.py)")
     telemetry: Telemetry | None = Field(default=None, description="the mesh's metrics, held against the probes "
                                                                   "(livefire/spec/telemetry.py)")
+    approval: Approval | None = Field(default=None, description="the go/no-go gate before anything is injected "
+                                                                "(livefire/spec/approval.py)")
 
     @field_validator("regions")
     @classmethod
@@ -117,6 +120,16 @@ class DrillSpec(SpecModel):
     @property
     def observe_seconds(self) -> float:
         return self.phases.lead + self.phases.fault + self.phases.recovery
+
+    @property
+    def gate(self) -> Approval | None:
+        """The go/no-go gate the drill waits at, if any (an ``approval`` section not marked ``required: false``)."""
+        return self.approval if self.approval is not None and self.approval.required else None
+
+    @property
+    def approval_seconds(self) -> float:
+        """The longest the drill may wait at its gate (0: no gate)."""
+        return self.gate.timeout if self.gate is not None else 0.0
 
     def to_document(self) -> dict[str, Any]:
         """The normalized spec as the user would write it (camelCase keys, duration strings), with the query

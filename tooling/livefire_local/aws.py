@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ class LocalStack:
     state_machine_arn: str
     bucket: str
     table: str
+    state_machines: dict[str, str] = field(default_factory=dict)  # every state machine of the template, by logical id
 
     @property
     def sfn(self) -> Any:
@@ -126,12 +127,12 @@ def local_stack(root: Path, *, extra_env: dict[str, str] | None = None,
         env = {**_function_environment(template), **(extra_env or {}), "AWS_ENDPOINT_URL_LAMBDA": endpoint}
         try:
             with patched_environ(env):
-                arn = boto3.client("stepfunctions", region_name=REGION).create_state_machine(
-                    name=template.physical_names["DrillStateMachine"],
-                    definition=template.state_machine_definition(),
+                machines = {logical_id: boto3.client("stepfunctions", region_name=REGION).create_state_machine(
+                    name=template.physical_names[logical_id],
+                    definition=template.state_machine_definition(logical_id),
                     roleArn=f"arn:aws:iam::{ACCOUNT}:role/livefire-local-state-machine",
                     type="STANDARD",
-                )["stateMachineArn"]
-                yield LocalStack(template, lambdas, arn, buckets[0], tables[0])
+                )["stateMachineArn"] for logical_id in template.resources_of_type("AWS::Serverless::StateMachine")}
+                yield LocalStack(template, lambdas, machines["DrillStateMachine"], buckets[0], tables[0], machines)
         finally:
             lambdas.stop()

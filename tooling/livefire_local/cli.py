@@ -9,6 +9,7 @@ from pathlib import Path
 from livefire.egress import LOCAL_RANGES, parse_ranges
 from livefire.errors import InvalidDrillSpec
 from livefire_local.aws_cli import add_aws_commands
+from livefire_local.campaign_cli import add_campaign_commands
 from livefire_local.evidence_cli import add_evidence_commands
 from livefire_local.results import Results, add_result_options
 from livefire_local.sandbox_up import add_sandbox_commands
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_history_command(commands)
     add_aws_commands(commands)
     add_sandbox_commands(commands, find_root)
+    add_campaign_commands(commands, find_root)
     return parser
 
 

@@ -152,6 +152,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     try:
         if args.chain:
             return _verify_chain(args)
+        if args.campaign:
+            from livefire_local.campaign_cli import verify_campaign
+
+            stack = _stack_named(args) and not args.evidence_dir
+            return verify_campaign(args, _verifier(args, stack=stack), _stack(args)[0] if stack else None,
+                                   _client("s3", args.region) if stack else None)
         if args.target is None:
             raise CannotCheck("name what to verify: an evidence folder, a drill id, or --chain SERVICE")
         target = str(args.target)
@@ -266,9 +272,12 @@ def add_evidence_commands(commands: argparse._SubParsersAction[argparse.Argument
                         help="an evidence folder (e.g. livefire-evidence/<drill-id>) or a drill id")
     verify.add_argument("--chain", default=None, metavar="SERVICE",
                         help="recompute every drill of the service's chain, from its head back to its first drill")
+    verify.add_argument("--campaign", default=None, metavar="ID",
+                        help="verify a campaign: its manifest, its signature and every drill's evidence against the "
+                             "digest it recorded; names each tampered drill")
     verify.add_argument("--evidence-dir", default=None,
-                        help=f"with --chain: the local evidence folder (default {DEFAULT_EVIDENCE_DIR}, unless a "
-                             "stack is named)")
+                        help=f"with --chain or --campaign: the local evidence folder (default {DEFAULT_EVIDENCE_DIR}, "
+                             "unless a stack is named)")
     verify.add_argument("--depth", type=_depth, default=None, help="follow at most this many earlier drills")
     _stack_options(verify)
     verify.set_defaults(func=cmd_verify)

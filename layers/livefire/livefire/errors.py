@@ -74,3 +74,12 @@ class ApprovalNotPending(LivefireError):
 
 class NotAnApprover(LivefireError):
     """The person deciding is not one of the drill's ``approval.approvers``."""
+
+
+class InvalidCampaign(LivefireError):
+    """The campaign's input is malformed (its rules, its list or prefix of specs, a spec in it); the message names
+    the field or the spec and the problem. Nothing was started."""
+
+
+class CampaignManifestError(LivefireError):
+    """The campaign's manifest could not be written or signed; the drills already ran and kept their evidence."""

@@ -9,6 +9,8 @@ from typing import Any
 
 from livefire.artifacts import evidence_prefix
 from livefire.assessment import Assessment, assess
+from livefire.assessment.chart import TimelineChart, chart_gap_ms, timeline_chart
+from livefire.assessment.columns import SampleColumns
 from livefire.contracts import Plan, PlannedFault, ProbeTarget, Sample
 from livefire.evidence.bundle import EvidenceBundle
 from livefire.spec import ClusterRef, DrillSpec, Vantage, parse_spec
@@ -98,8 +100,13 @@ def drill_samples(t0: float = T0) -> list[Sample]:
 
 def drill_assessment(drill_id: str, *, t0: float = T0) -> Assessment:
     keys = [f"{prefix(drill_id)}samples/local/drill-0000.jsonl.gz"]
-    return assess(drill_spec(), drill_plan(drill_id, t0=t0), drill_samples(t0), injected_at_ms=t0 + 1000,
-                  restored_at_ms=t0 + 5000, sample_keys=keys)
+    return assess(drill_spec(), drill_plan(drill_id, t0=t0), SampleColumns.of(drill_samples(t0)),
+                  injected_at_ms=t0 + 1000, restored_at_ms=t0 + 5000, sample_keys=keys)
+
+
+def chart_of(samples: list[Sample]) -> TimelineChart | None:
+    """The timeline chart Assess bins from these samples (timeline.json)."""
+    return timeline_chart([SampleColumns.of(samples)], chart_gap_ms(drill_spec().probes.interval))
 
 
 def snapshots() -> dict[str, dict[str, Any]]:
@@ -127,7 +134,7 @@ def evidence_bundle(drill_id: str, **overrides: Any) -> EvidenceBundle:
     bundle = EvidenceBundle(
         spec=drill_spec(), assessment=drill_assessment(drill_id), outcome="COMPLETED", drill_id=drill_id,
         execution_arn=f"arn:aws:states:us-east-1:123456789012:execution:drill:{drill_id}",
-        faults=[fault_record(drill_id)], documents=snapshots(), samples=drill_samples(),
+        faults=[fault_record(drill_id)], documents=snapshots(), timeline=chart_of(drill_samples()),
         artifacts={"spec.json": 10, "plan.json": 12, "assessment.json": 20, f"faults/{FAULT_ID}-before.json": 30,
                    "samples/local/drill-0000.jsonl.gz": 40, "report.md": None, "report.html": None,
                    "manifest.json": None},

@@ -15,7 +15,7 @@ from livefire.evidence.fault_diff import json_diff
 from livefire.evidence.html import render_html
 from livefire.evidence.markup import UNJUDGED_COLOUR, VERDICT_COLOURS
 from livefire.evidence.timeline import FAIL_COLOUR, OK_COLOUR, SERVED_PALETTE
-from tests.evidence_data import FAULT_ID, T0, evidence_bundle, fault_record, snapshots
+from tests.evidence_data import FAULT_ID, T0, chart_of, evidence_bundle, fault_record, snapshots
 from tests.html_offline import network_references, relative_links
 
 DRILL = "d-7"
@@ -240,7 +240,7 @@ def test_a_long_drill_keeps_every_lane_to_a_bounded_number_of_shapes() -> None:
         for i in range(60_000)
     ]
 
-    html = render_html(context(samples=flapping))
+    html = render_html(context(timeline=chart_of(flapping)))
 
     svg = figures(html)["entry (entrypoint) from vantage local"]
     assert len(re.findall(r"<rect ", svg)) <= 2 * 400 + 10

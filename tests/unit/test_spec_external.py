@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from livefire.assessment import Assessment, assess, observed_incident
+from livefire.assessment.columns import SampleColumns
 from livefire.config import Settings
 from livefire.contracts import Plan, ProbeTarget, Sample
 from livefire.errors import InvalidDrillSpec
@@ -196,7 +197,8 @@ def incident(primary_back: int = 9000) -> list[Sample]:
 
 def judge(samples: list[Sample], anchor: float | None = None, **objectives: Any) -> Assessment:
     spec = parse_spec(document(EXTERNAL, objectives=objectives or {"rto": "5s", "failbackRto": "10s"}))
-    return assess(spec, make_plan(spec, anchor), samples, injected_at_ms=None, restored_at_ms=None, sample_keys=[])
+    return assess(spec, make_plan(spec, anchor), SampleColumns.of(samples), injected_at_ms=None,
+                  restored_at_ms=None, sample_keys=[])
 
 
 def test_an_external_drill_where_nothing_fails_is_inconclusive_and_says_so() -> None:
@@ -236,7 +238,7 @@ def test_an_incident_not_over_at_the_end_of_the_window_has_no_end_and_no_failbac
     samples = incident(primary_back=40000)
 
     assert observed_incident(parse_spec(document(EXTERNAL)), make_plan(parse_spec(document(EXTERNAL))),
-                             samples) == (T0 + 2000, None)
+                             SampleColumns.of(samples).groups) == (T0 + 2000, None)
     result = judge(samples, rto="5s")
     assert result.restored_at_ms is None and result.rto_seconds == pytest.approx(0.4)
     coverage = result.finding("sampleCoverage")
@@ -257,7 +259,8 @@ def test_a_recovery_served_by_the_faulted_region_counts_only_for_a_fault_outside
                *stream("uswest2", (0, 30000, USW2)),
                *stream("entry", (0, 2000, USE1), (2000, 3500, FAIL), (3500, 30000, USE1))]
 
-    result = assess(spec, make_plan(spec), samples, injected_at_ms=T0 + 2000, restored_at_ms=T0 + 22000,
+    result = assess(spec, make_plan(spec), SampleColumns.of(samples), injected_at_ms=T0 + 2000,
+                    restored_at_ms=T0 + 22000,
                     sample_keys=[])
 
     if counted:

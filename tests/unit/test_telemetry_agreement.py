@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from livefire.assessment.columns import SampleColumns
 from livefire.assessment.model import Assessment, PhaseWindow
 from livefire.contracts import Sample
 from livefire.spec import DrillSpec
@@ -64,7 +65,7 @@ def judged(samples: list[Sample], transport: Any, spec: DrillSpec | None = None)
 
     assert spec.telemetry is not None
     api = PrometheusApi(spec.telemetry, transport=transport)
-    return with_telemetry(run(spec, samples), spec, samples, api, save, sleep=lambda _s: None), saved
+    return with_telemetry(run(spec, samples), spec, SampleColumns.of(samples), api, save, sleep=lambda _s: None), saved
 
 
 def probes() -> list[Sample]:
@@ -147,7 +148,7 @@ def test_a_drill_without_telemetry_has_no_telemetry_findings() -> None:
     prometheus = RecordedPrometheus()
     assessment = run(spec, probes())
 
-    assert with_telemetry(assessment, spec, probes(), PrometheusApi(configured, transport=prometheus),
+    assert with_telemetry(assessment, spec, SampleColumns.of(probes()), PrometheusApi(configured, transport=prometheus),
                           lambda n, d: n) is assessment
     assert prometheus.asked == []
     assert assessment.telemetry is None

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from livefire.assessment import Assessment, assess
+from livefire.assessment.columns import SampleColumns
 from livefire.contracts import Plan, ProbeTarget, Sample
 from livefire.spec import DrillSpec, Vantage, parse_spec
 
@@ -142,7 +143,7 @@ def failover_entry(
 
 def run(spec: DrillSpec, samples: list[Sample], vantages: Iterable[str] = ("local",), **times: Any) -> Assessment:
     timeline = {"injected_at_ms": T0 + INJECT, "restored_at_ms": T0 + RESTORE} | times
-    return assess(spec, make_plan(spec, vantages), samples, sample_keys=KEYS, **timeline)
+    return assess(spec, make_plan(spec, vantages), SampleColumns.of(samples), sample_keys=KEYS, **timeline)
 
 
 def status(assessment: Assessment, finding_id: str) -> str:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from livefire.assessment import steady_state
-from livefire.contracts import Sample
+from livefire.assessment.columns import SampleColumns
+from livefire.contracts import Sample, SteadyResult
+from livefire.spec import DrillSpec
 from tests.unit.assessment.scenarios import (
     END,
     FAIL,
@@ -21,12 +25,16 @@ from tests.unit.assessment.scenarios import (
 )
 
 
+def steady(spec: DrillSpec, baseline: list[Sample], expected_targets: Sequence[str] = ()) -> SteadyResult:
+    return steady_state(spec, SampleColumns.of(baseline), expected_targets=expected_targets)
+
+
 def test_a_healthy_baseline_is_steady() -> None:
     spec = make_spec()
 
     baseline = [s for s in [*regions(), *failover_entry()] if s.sent_ms < T0 + INJECT]
 
-    result = steady_state(spec, baseline)
+    result = steady(spec, baseline)
 
     assert result.steady is True
 
@@ -35,7 +43,7 @@ def test_an_unsteady_baseline_names_the_target() -> None:
     spec = make_spec()
     entry = stream("entry", (0, 2500, USE1), (2500, INJECT, FAIL))
 
-    result = steady_state(spec, [*stream("uswest2", (0, INJECT, USW2)), *entry])
+    result = steady(spec, [*stream("uswest2", (0, INJECT, USW2)), *entry])
 
     assert result.steady is False
     assert "target entry from vantage local" in result.reason
@@ -50,8 +58,8 @@ def every_tenth_failing(until: int = INJECT) -> list[Sample]:
 def test_a_lower_availability_objective_relaxes_the_steady_floor() -> None:
     strict, lenient = make_spec(objectives={}), make_spec(objectives={"availability": 80})
 
-    assert steady_state(lenient, every_tenth_failing()).steady is True
-    unsteady = steady_state(strict, every_tenth_failing())
+    assert steady(lenient, every_tenth_failing()).steady is True
+    unsteady = steady(strict, every_tenth_failing())
     assert unsteady.steady is False
     assert "steady.availability: 90.00% < 99% (27/30 ok)" in unsteady.reason
 
@@ -59,18 +67,18 @@ def test_a_lower_availability_objective_relaxes_the_steady_floor() -> None:
 def test_the_steady_floor_can_be_set_in_the_spec() -> None:
     spec = make_spec(steady={"availability": 85})
 
-    assert steady_state(spec, every_tenth_failing()).steady is True
+    assert steady(spec, every_tenth_failing()).steady is True
 
 
 def test_a_run_of_failures_longer_than_allowed_is_not_steady_even_above_the_floor() -> None:
     spec = make_spec(objectives={"availability": 80})
     entry = stream("entry", (0, 2500, USE1), (2500, INJECT, FAIL))
 
-    result = steady_state(spec, entry)
+    result = steady(spec, entry)
 
     assert result.steady is False
     assert "steady.maxConsecutiveErrors: 5 failed probes in a row from seq 25 (at most 2)" in result.reason
-    assert steady_state(make_spec(objectives={"availability": 80}, steady={"maxConsecutiveErrors": 5}),
+    assert steady(make_spec(objectives={"availability": 80}, steady={"maxConsecutiveErrors": 5}),
                         entry).steady is True
 
 
@@ -78,18 +86,18 @@ def test_a_slow_baseline_is_not_steady_when_the_spec_caps_its_p99() -> None:
     spec = make_spec(steady={"p99Latency": "50ms"})
     entry = stream("entry", (0, INJECT, USE1), latency=80.0)
 
-    result = steady_state(spec, entry)
+    result = steady(spec, entry)
 
     assert result.steady is False
     assert "steady.p99Latency: p99 80.0 ms > 50 ms" in result.reason
-    assert steady_state(make_spec(), entry).steady is True
+    assert steady(make_spec(), entry).steady is True
 
 
 def test_a_target_with_too_few_or_no_samples_is_not_steady() -> None:
     spec = make_spec()
     entry = stream("entry", (0, 200, USE1))
 
-    result = steady_state(spec, entry, expected_targets=["entry", "uswest2"])
+    result = steady(spec, entry, expected_targets=["entry", "uswest2"])
 
     assert result.steady is False
     assert "target entry from vantage local: 2 probes (need at least 3)" in result.reason
@@ -97,7 +105,7 @@ def test_a_target_with_too_few_or_no_samples_is_not_steady() -> None:
 
 
 def test_no_baseline_samples_at_all_is_not_steady() -> None:
-    result = steady_state(make_spec(), [])
+    result = steady(make_spec(), [])
 
     assert (result.steady, result.reason) == (False, "no baseline samples")
 

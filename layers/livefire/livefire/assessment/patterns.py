@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from livefire.assessment.columns import Probe
 from livefire.assessment.model import Finding, PhaseName, Recovery, Status, rule
 from livefire.assessment.recovery import effect_predicate, failback_target
 from livefire.assessment.sufficiency import combine, fewest, share_measure, share_samples_needed
@@ -22,7 +23,6 @@ from livefire.assessment.timeline import (
     seconds_between,
     send_order,
 )
-from livefire.contracts import Sample
 from livefire.spec.assurance import DEFAULT_STEADY_AVAILABILITY
 
 MIN_SPLIT_SAMPLES = 20
@@ -146,7 +146,7 @@ def _kept_serving_finding(drill: DrillTimeline) -> Finding:
     )
 
 
-def _shifted_window(drill: DrillTimeline, vantage: str) -> list[Sample]:
+def _shifted_window(drill: DrillTimeline, vantage: str) -> list[Probe]:
     """Fixed-schedule entrypoint probes from the first one that shows the shift until the fault surely ended."""
     samples = [s for s in scheduled(drill.in_phase(vantage, drill.entrypoint, "fault")) if s.sent_ms < drill.shift_end]
     shows = effect_predicate(drill, vantage, drill.entrypoint or "")
@@ -243,7 +243,7 @@ def _mixed_version_finding(drill: DrillTimeline) -> Finding:
     objective = drill.spec.objectives.mixed_version_window
     tolerance = drill.spec.probes.interval if objective is None else objective
     title = f"Cutover with no mixed-version window over {tolerance * 1000:g} ms"
-    worst: tuple[float, Sample, Sample | None] | None = None
+    worst: tuple[float, Probe, Probe | None] | None = None
     unfinished: list[str] = []
     for vantage in drill.vantages:
         series = [s for s in drill.in_phase(vantage, drill.entrypoint, "fault") if s.ok]

@@ -6,22 +6,22 @@ the per-vantage values are kept beside it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from livefire.assessment.columns import Probe
 from livefire.assessment.model import Bracket, Detection, Outage, Recovery, ServedSegment
 from livefire.assessment.timeline import (
     DrillTimeline,
     entrypoint_target,
     first_sustained_run,
-    group_samples,
     percentile,
     seconds_between,
 )
-from livefire.contracts import Plan, Sample
+from livefire.contracts import Plan
 from livefire.spec import DrillSpec
 
 
-def effect_predicate(drill: DrillTimeline, vantage: str, target: str) -> Callable[[Sample], bool]:
+def effect_predicate(drill: DrillTimeline, vantage: str, target: str) -> Callable[[Probe], bool]:
     """A sample that shows the fault: a failure, for a delay fault an answer slowed by half the delay, for a
     traffic shift an answer from a version that did not serve the target before the injection."""
     if drill.spec.fault.kind == "traffic-shift":
@@ -37,7 +37,7 @@ def effect_predicate(drill: DrillTimeline, vantage: str, target: str) -> Callabl
     return lambda s: not s.ok or s.latency_ms >= threshold
 
 
-def _effective(drill: DrillTimeline, sample: Sample) -> float:
+def _effective(drill: DrillTimeline, sample: Probe) -> float:
     """The earliest instant the fault can have acted on a probe: its send, or the injection's for a probe that
     was already in flight when the injection was sent."""
     return max(sample.sent_ms, drill.injected or sample.sent_ms)
@@ -135,7 +135,7 @@ def failback_target(drill: DrillTimeline) -> str:
     return f"version {', '.join(versions)}" if versions else "the versions that served before the drill"
 
 
-def _failback_tests(drill: DrillTimeline) -> tuple[Callable[[Sample], bool], Callable[[Sample], bool] | None]:
+def _failback_tests(drill: DrillTimeline) -> tuple[Callable[[Probe], bool], Callable[[Probe], bool] | None]:
     """(a sample that counts as failed back, what the first one of the run must be)."""
     region = failback_region(drill)
     if drill.spec.pattern == "active-passive":
@@ -194,8 +194,8 @@ def failback_of(drill: DrillTimeline, vantage: str) -> Recovery:
     )
 
 
-def _ends_inside_a_run(series: Sequence[Sample], begin: int, accept: Callable[[Sample], bool],
-                       head: Callable[[Sample], bool] | None) -> bool:
+def _ends_inside_a_run(series: Sequence[Probe], begin: int, accept: Callable[[Probe], bool],
+                       head: Callable[[Probe], bool] | None) -> bool:
     """Whether the window closed while a run that could still have become sustained was going: the probes after
     ``begin`` end with accepted ones, among which one may open a run."""
     if len(series) <= begin or not accept(series[-1]):
@@ -292,7 +292,8 @@ def _segment(
     )
 
 
-def observed_incident(spec: DrillSpec, plan: Plan, samples: Iterable[Sample]) -> tuple[float | None, float | None]:
+def observed_incident(spec: DrillSpec, plan: Plan, groups: Mapping[tuple[str, str], Sequence[Probe]]
+                      ) -> tuple[float | None, float | None]:
     """The timeline of an external drill: (start, end) in epoch ms.
 
     It starts at ``plan.anchor_at_ms`` (the execution input's ``anchorAt``), else at the first failure seen at
@@ -301,7 +302,6 @@ def observed_incident(spec: DrillSpec, plan: Plan, samples: Iterable[Sample]) ->
     entrypoint = entrypoint_target(spec, plan)
     faulted = {t.name for t in plan.targets if t.region == spec.fault.region and t is not entrypoint}
     watched = faulted | ({entrypoint.name} if entrypoint else set())
-    groups = group_samples(samples)
     first_failure = min((s.sent_ms for (_, target), series in groups.items() if target in watched
                          for s in series if not s.ok), default=None)
     start = float(plan.anchor_at_ms) if plan.anchor_at_ms is not None else first_failure
@@ -309,7 +309,9 @@ def observed_incident(spec: DrillSpec, plan: Plan, samples: Iterable[Sample]) ->
         return None, None
     ends: list[float] = []
     for (_, target), series in groups.items():
-        failed = next((i for i, s in enumerate(series) if target in faulted and s.sent_ms >= start and not s.ok), None)
+        if target not in faulted:
+            continue
+        failed = next((i for i, s in enumerate(series) if s.sent_ms >= start and not s.ok), None)
         if failed is None:
             continue
         run = first_sustained_run(series, failed + 1, lambda s: s.ok, spec.probes.sustain * 1000.0)

@@ -18,24 +18,24 @@ counts as a latency of at least the probe timeout.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
+from livefire.assessment.columns import Probe, SampleColumns
 from livefire.assessment.model import Finding, Status, rule
 from livefire.assessment.sufficiency import latency_quantile, share_samples_needed
 from livefire.assessment.timeline import (
     MIN_SAMPLES,
     DrillTimeline,
     availability_of,
-    group_samples,
     scheduled,
 )
-from livefire.contracts import Sample, SteadyResult
+from livefire.contracts import SteadyResult
 from livefire.spec import DrillSpec, SteadyState
 
 AFTER_ROLLBACK_SHARE = 1.0 / 3.0  # steadyAfterRollback judges the last third of the recovery phase by default
 
 
-def _longest_failure_run(series: Sequence[Sample]) -> tuple[int, Sample | None]:
+def _longest_failure_run(series: Sequence[Probe]) -> tuple[int, Probe | None]:
     """The longest run of consecutive failures and the sample that opened it."""
     longest, opener, run, start = 0, None, 0, None
     for sample in series:
@@ -49,7 +49,7 @@ def _longest_failure_run(series: Sequence[Sample]) -> tuple[int, Sample | None]:
 
 
 def _criteria_problems(
-    series: Sequence[Sample], criteria: SteadyState, floor: float, timeout_ms: float, *, short_window_slack: bool
+    series: Sequence[Probe], criteria: SteadyState, floor: float, timeout_ms: float, *, short_window_slack: bool
 ) -> list[str]:
     """What keeps ``series`` (fixed-schedule probes in send order) from being steady, each naming its criterion.
     With ``short_window_slack``, a series shorter than the floor's resolution tolerates one failed probe."""
@@ -75,13 +75,13 @@ def _criteria_problems(
 
 
 def steady_state(
-    spec: DrillSpec, samples: Iterable[Sample], *, expected_targets: Sequence[str] = ()
+    spec: DrillSpec, samples: SampleColumns, *, expected_targets: Sequence[str] = ()
 ) -> SteadyResult:
     """Is the baseline steady (see the module docstring)? ``expected_targets`` (the plan's target names) makes a
     target with no samples at all unsteady too. The reason names every criterion that failed, and where."""
     criteria = spec.steady or SteadyState()
     floor = criteria.availability_floor(spec.objectives.availability)
-    groups = group_samples(samples)
+    groups = samples.groups
     vantages = sorted({v for v, _ in groups}) or ["(any vantage)"]
     targets = sorted({t for _, t in groups} | set(expected_targets))
     if not targets:
@@ -90,7 +90,7 @@ def steady_state(
         f"target {target} from vantage {vantage}: {problem}"
         for vantage in vantages for target in targets
         for problem in _criteria_problems(
-            scheduled(groups.get((vantage, target), [])), criteria, floor, spec.probes.timeout * 1000.0,
+            scheduled(groups.get((vantage, target), ())), criteria, floor, spec.probes.timeout * 1000.0,
             short_window_slack=False,
         )
     ]
@@ -103,7 +103,7 @@ def steady_state(
     )
 
 
-def after_rollback_window(drill: DrillTimeline, vantage: str) -> list[Sample]:
+def after_rollback_window(drill: DrillTimeline, vantage: str) -> list[Probe]:
     """The entrypoint's fixed-schedule probes over the last part of the recovery phase seen by ``vantage``."""
     recovery = scheduled(drill.in_phase(vantage, drill.entrypoint, "recovery"))
     if drill.restored is None or not recovery:
@@ -114,7 +114,7 @@ def after_rollback_window(drill: DrillTimeline, vantage: str) -> list[Sample]:
     return [s for s in recovery if s.sent_ms >= last - length]
 
 
-def _after_rollback_problems(drill: DrillTimeline, vantage: str, window: Sequence[Sample]) -> list[str]:
+def _after_rollback_problems(drill: DrillTimeline, vantage: str, window: Sequence[Probe]) -> list[str]:
     spec = drill.spec
     criteria = spec.steady or SteadyState()
     timeout_ms = spec.probes.timeout * 1000.0

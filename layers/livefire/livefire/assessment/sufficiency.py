@@ -19,9 +19,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from livefire.assessment.columns import Probe
 from livefire.assessment.model import Status
 from livefire.assessment.timeline import MIN_SAMPLES, availability_of
-from livefire.contracts import Sample
 from livefire.probing.http import TIMEOUT as TIMEOUT_ERROR
 
 MAX_SHARE_SAMPLES = 1000
@@ -50,7 +50,7 @@ class Quantile:
     timeouts: int
 
 
-def latency_quantile(samples: Sequence[Sample], q: float, timeout_ms: float) -> Quantile | None:
+def latency_quantile(samples: Sequence[Probe], q: float, timeout_ms: float) -> Quantile | None:
     """Nearest-rank percentile of the latency of ``samples``, timeouts counted at least the probe timeout."""
     counted = [
         (max(s.latency_ms, timeout_ms), True) if s.error == TIMEOUT_ERROR else (s.latency_ms, False)
@@ -74,7 +74,7 @@ class Measure:
     text: str
 
 
-def share_measure(vantage: str, samples: Sequence[Sample], floor: float) -> Measure:
+def share_measure(vantage: str, samples: Sequence[Probe], floor: float) -> Measure:
     """An availability of at least ``floor`` percent over the fixed-schedule probes ``samples``."""
     needed = share_samples_needed(floor)
     value = availability_of(samples)
@@ -83,7 +83,7 @@ def share_measure(vantage: str, samples: Sequence[Sample], floor: float) -> Meas
     return Measure(vantage, len(samples), value, value >= floor, f"{vantage}: {value:.3f}% of {len(samples)}")
 
 
-def latency_measure(vantage: str, samples: Sequence[Sample], q: float, limit_ms: float, timeout_ms: float) -> Measure:
+def latency_measure(vantage: str, samples: Sequence[Probe], q: float, limit_ms: float, timeout_ms: float) -> Measure:
     """A q-th percentile latency of at most ``limit_ms`` over ``samples``, timeouts counted."""
     needed = percentile_samples_needed(q)
     quantile = latency_quantile(samples, q, timeout_ms)

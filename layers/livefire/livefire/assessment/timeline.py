@@ -1,5 +1,6 @@
-"""The sample timeline: samples grouped by vantage and target in send order, cut into phases by the injection
-and the restore, and the statistics of each group (docs/architecture.md §7).
+"""The sample timeline: samples grouped by vantage and target in send order (``columns.SampleColumns``), cut
+into phases by the injection and the restore, and the statistics of each group (docs/architecture.md §7).
+Each series' phases are worked out once and kept as index views, so no finding filters a series again.
 
 Samples are ordered by send time, so a slow answer never reorders the timeline. Rates and shares
 (availability, a canary's split and error share) count only fixed-schedule probes: watch (burst) probes crowd
@@ -10,12 +11,14 @@ failback, mixed-version windows) use every probe.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
+from livefire.assessment.columns import Probe, Rows, SampleColumns, Series
 from livefire.assessment.model import PHASES, EvidencePointer, Latency, PhaseName, PhaseWindow, TargetStats
-from livefire.contracts import Plan, ProbeTarget, Sample
+from livefire.contracts import Plan, ProbeTarget
 from livefire.spec import DrillSpec
 
 ENTRYPOINT_ROLE = "entrypoint"
@@ -32,60 +35,77 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[rank - 1]
 
 
-def send_order(sample: Sample) -> tuple[float, float, int]:
+def send_order(sample: Probe) -> tuple[float, float, int]:
     return (sample.sent_ms, sample.scheduled_ms, sample.seq)
 
 
-def error_class(sample: Sample) -> str:
-    if sample.error:
-        return sample.error
-    if sample.status is not None:
-        return f"http-{sample.status}"
+def _error_label(error: str | None, status: int | None) -> str:
+    if error:
+        return error
+    if status is not None:
+        return f"http-{status}"
     return "unknown"
 
 
-def _served_label(sample: Sample) -> str:
-    region = sample.served_by or "unknown"
-    return f"{region}@{sample.version}" if sample.version else region
+def error_class(sample: Probe) -> str:
+    return _error_label(sample.error, sample.status)
 
 
-def availability_of(samples: Sequence[Sample]) -> float | None:
+def _served_label(region: str | None, version: str | None) -> str:
+    region = region or "unknown"
+    return f"{region}@{version}" if version else region
+
+
+def availability_of(samples: Sequence[Probe]) -> float | None:
     if not samples:
         return None
     return 100.0 * sum(1 for s in samples if s.ok) / len(samples)
 
 
-def scheduled(samples: Iterable[Sample]) -> list[Sample]:
+def scheduled(samples: Iterable[Probe]) -> list[Probe]:
     """The fixed-schedule probes only (see the module docstring)."""
     return [s for s in samples if not s.burst]
 
 
-def _stats(phase: PhaseName, vantage: str, target: str, samples: Sequence[Sample]) -> TargetStats:
-    ok = [s for s in samples if s.ok]
-    latencies = [s.latency_ms for s in ok]
+def _labelled(counts: Counter[tuple[int, int]], label: Callable[[int, int], str]) -> dict[str, int]:
+    """Counts of code pairs as counts of their labels (two pairs may share a label), sorted by label."""
+    labelled: Counter[str] = Counter()
+    for pair, count in counts.items():
+        labelled[label(*pair)] += count
+    return dict(sorted(labelled.items()))
+
+
+def _stats(phase: PhaseName, series: Series, indices: Sequence[int]) -> TargetStats:
+    """The statistics of the samples ``indices`` of ``series``, read from its columns."""
+    ok_column, tables = series.ok, series.tables
+    good = [i for i in indices if ok_column[i]]
+    latencies = [series.latency_ms[i] for i in good]
+    bad = [i for i in indices if not ok_column[i]]
+    errors = Counter(zip((series.error[i] for i in bad), (series.status[i] for i in bad), strict=True))
+    served = Counter(zip((series.served_by[i] for i in good), (series.version[i] for i in good), strict=True))
     return TargetStats(
         phase=phase,
-        vantage=vantage,
-        target=target,
-        sent=len(samples),
-        ok=len(ok),
-        availability_pct=availability_of(samples),
-        errors=dict(sorted(Counter(error_class(s) for s in samples if not s.ok).items())),
+        vantage=series.vantage,
+        target=series.target,
+        sent=len(indices),
+        ok=len(good),
+        availability_pct=100.0 * len(good) / len(indices) if indices else None,
+        errors=_labelled(errors, lambda e, s: _error_label(tables.error.names[e], None if s < 0 else s)),
         latency=Latency(
             p50_ms=percentile(latencies, 50),
             p95_ms=percentile(latencies, 95),
             p99_ms=percentile(latencies, 99),
         ),
-        served_by=dict(sorted(Counter(_served_label(s) for s in ok).items())),
+        served_by=_labelled(served, lambda r, v: _served_label(tables.served_by.names[r], tables.version.names[v])),
     )
 
 
 def first_sustained_run(
-    series: Sequence[Sample],
+    series: Sequence[Probe],
     start: int,
-    accept: Callable[[Sample], bool],
+    accept: Callable[[Probe], bool],
     sustain_ms: float,
-    head: Callable[[Sample], bool] | None = None,
+    head: Callable[[Probe], bool] | None = None,
 ) -> int | None:
     """Index of the sample opening the first run of accepted samples that lasts ``sustain_ms`` (send time)."""
     i = start
@@ -102,16 +122,6 @@ def first_sustained_run(
     return None
 
 
-def group_samples(samples: Iterable[Sample]) -> dict[tuple[str, str], list[Sample]]:
-    """Samples by (vantage, target), each list in send order."""
-    groups: dict[tuple[str, str], list[Sample]] = {}
-    for sample in samples:
-        groups.setdefault((sample.vantage, sample.target), []).append(sample)
-    for series in groups.values():
-        series.sort(key=send_order)
-    return groups
-
-
 def entrypoint_target(spec: DrillSpec, plan: Plan) -> ProbeTarget | None:
     by_role = next((t for t in plan.targets if t.role == ENTRYPOINT_ROLE), None)
     return by_role or next((t for t in plan.targets if t.url == spec.entrypoint and t.region is None), None)
@@ -123,7 +133,8 @@ def seconds_between(from_ms: float, to_ms: float) -> float:
 
 @dataclass
 class DrillTimeline:
-    """What every computation needs: the spec, the timeline and the samples grouped by vantage and target.
+    """What every computation needs: the spec, the timeline and the samples grouped by vantage and target
+    (``SampleColumns.groups``).
 
     The phases are cut at the instants the requests were *sent* (``injected``, ``restored``): a change cannot
     take effect before its request leaves, so the fault phase holds every sample the fault can have touched (every
@@ -134,7 +145,7 @@ class DrillTimeline:
     spec: DrillSpec
     injected: float | None
     restored: float | None
-    groups: dict[tuple[str, str], list[Sample]]
+    groups: Mapping[tuple[str, str], Series]
     vantages: list[str]
     entrypoint: str | None
     faulted_endpoints: list[str]
@@ -142,6 +153,9 @@ class DrillTimeline:
     fault_wait_s: float = math.inf
     injection_answered: float | None = None
     restore_answered: float | None = None
+    _phases: dict[tuple[str, str], bytearray] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _views: dict[tuple[str, str, tuple[PhaseName, ...]], Rows] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def fault_region(self) -> str:
@@ -178,7 +192,7 @@ class DrillTimeline:
         weights = self.spec.fault.weights or {}
         return {v for v, w in weights.items() if w > 0} - self.baseline_versions
 
-    def phase(self, sample: Sample) -> PhaseName:
+    def phase(self, sample: Probe) -> PhaseName:
         """The latest change that can have touched the probe: a change cannot act on a probe whose answer came
         back before the change's request left, and may act on one still in flight. So a probe sent just before
         the injection but answered after it (a slow server, a busy machine) belongs to the fault phase."""
@@ -188,19 +202,40 @@ class DrillTimeline:
             return "fault"
         return "recovery"
 
-    def surely_faulted(self, sample: Sample) -> bool:
+    def surely_faulted(self, sample: Probe) -> bool:
         """Sent once the injection's answer was back (the fault surely in effect) and before the restore was
         asked for; a sample inside the injection's bracket is neither before nor after it."""
         answered = self.injection_answered if self.injection_answered is not None else self.injected
         return answered is not None and sample.sent_ms >= answered and self.phase(sample) == "fault"
 
-    def series(self, vantage: str, target: str | None) -> list[Sample]:
-        return [] if target is None else self.groups.get((vantage, target), [])
+    def series(self, vantage: str, target: str | None) -> Sequence[Probe]:
+        return () if target is None else self.groups.get((vantage, target), ())
 
-    def in_phase(self, vantage: str, target: str | None, *phases: PhaseName) -> list[Sample]:
-        return [s for s in self.series(vantage, target) if self.phase(s) in phases]
+    def phase_codes(self, series: Series) -> bytearray:
+        """The phase of every sample of ``series`` (an index into ``PHASES``), worked out once."""
+        key = (series.vantage, series.target)
+        codes = self._phases.get(key)
+        if codes is None:
+            injected = math.inf if self.injected is None else self.injected
+            restored = math.inf if self.restored is None else self.restored
+            codes = self._phases[key] = bytearray(
+                0 if ended < injected else 1 if ended < restored else 2 for ended in series.ended_ms)
+        return codes
 
-    def healthy(self, sample: Sample) -> bool:
+    def in_phase(self, vantage: str, target: str | None, *phases: PhaseName) -> Sequence[Probe]:
+        """The samples of the phases, in send order (a view kept for the next finding that asks)."""
+        series = None if target is None else self.groups.get((vantage, target))
+        if series is None:
+            return ()
+        key = (vantage, series.target, phases)
+        view = self._views.get(key)
+        if view is None:
+            wanted = {PHASES.index(phase) for phase in phases}
+            view = self._views[key] = Rows(series, array("q", (
+                i for i, code in enumerate(self.phase_codes(series)) if code in wanted)))
+        return view
+
+    def healthy(self, sample: Probe) -> bool:
         """A success served by a region the fault does not hit (the faulted region counts once restored).
         Outside the mesh (fis, webhook, external) what the fault hits is unknown: every success counts."""
         if not self.spec.fault.in_mesh:
@@ -228,9 +263,8 @@ class DrillTimeline:
         )
 
 
-def phase_windows(drill: DrillTimeline, samples: Sequence[Sample]) -> list[PhaseWindow]:
-    first = min((s.sent_ms for s in samples), default=None)
-    last = max((s.ended_ms for s in samples), default=None)
+def phase_windows(drill: DrillTimeline, samples: SampleColumns) -> list[PhaseWindow]:
+    first, last = samples.span()
     if drill.injected is None:
         return [PhaseWindow(name="baseline", from_ms=first, to_ms=last)]
     fault_end = drill.restored if drill.restored is not None else last
@@ -245,9 +279,10 @@ def phase_windows(drill: DrillTimeline, samples: Sequence[Sample]) -> list[Phase
 
 def all_stats(drill: DrillTimeline) -> list[TargetStats]:
     stats = []
-    for (vantage, target), series in sorted(drill.groups.items()):
-        for phase in PHASES:
-            in_phase = [s for s in series if drill.phase(s) == phase]
+    for _, series in sorted(drill.groups.items()):
+        codes = drill.phase_codes(series)
+        for index, phase in enumerate(PHASES):
+            in_phase = [i for i, code in enumerate(codes) if code == index]
             if in_phase or phase == "baseline" or drill.injected is not None:
-                stats.append(_stats(phase, vantage, target, in_phase))
+                stats.append(_stats(phase, series, in_phase))
     return stats

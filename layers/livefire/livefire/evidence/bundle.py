@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from livefire.artifacts import evidence_prefix
 from livefire.assessment import Assessment
-from livefire.contracts import Outcome, Sample
+from livefire.assessment.chart import TimelineChart
+from livefire.contracts import Outcome
 from livefire.cost import CostReport
 from livefire.egress import Reach
 from livefire.evidence.controls import ControlEvidence
@@ -74,7 +75,8 @@ class EvidenceBundle(BaseModel):
         description="The faults' JSON documents by artifact name: faults/<id>-{before,after,restored}.json "
                     "snapshots of mesh objects, faults/<id>-{fis,webhook}.json for faults outside the mesh.",
     )
-    samples: list[Sample] = Field(default_factory=list, description="Every probe sample, for the timelines.")
+    timeline: TimelineChart | None = Field(default=None, description="The probes' timeline chart (timeline.json, "
+                                           "binned by Assess; None when no probe was recorded).")
     targets: list[ReachedTarget] = Field(
         default_factory=list, description="Every probed target and webhook URL, each marked real or sandbox.")
     posture: list[PostureAudit] | None = Field(default=None, description="posture.json; None when not audited.")

@@ -1,26 +1,24 @@
 """The timeline of report.html: per endpoint and vantage, one inline SVG of success / failure over time, who
 served, the phases, and markers for injection, rollback, detection, recovery and failback.
 
-Samples are binned per pixel column (at most ``_MAX_BINS`` shapes a lane, however long the drill), and a bin
-without a probe carries the state of the last one forward for up to three probe intervals.
+The lanes come binned per pixel column (``livefire.assessment.chart``: at most ``BINS`` shapes a lane, however long
+the drill; a bin without a probe carries the state of the last one forward for up to three probe intervals).
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from livefire.assessment import PhaseWindow
-from livefire.contracts import Sample
+from livefire.assessment.chart import FAIL_COLOUR, MIXED_COLOUR, OK_COLOUR, ChartLane, Run
 from livefire.evidence.bundle import EvidenceBundle
 from livefire.evidence.markup import text
 from livefire.evidence.mesh_html import split_svg
 from livefire.evidence.replication_html import lag_svg
 from livefire.evidence.report import iso_time
 
-OK_COLOUR, FAIL_COLOUR, MIXED_COLOUR = "#2da44e", "#cf222e", "#d4a72c"
 SERVED_PALETTE = ("#0969da", "#8250df", "#bf3989", "#1b7c83", "#bc4c00", "#6e7781")
 NOT_SERVED_COLOUR = "#eaeef2"
 PHASE_TINTS = {"baseline": "#d0d7de", "fault": "#ffcecb", "recovery": "#c6efce"}
@@ -29,7 +27,6 @@ MARKER_COLOURS = {
 }
 _WIDTH, _LEFT, _RIGHT = 960, 120, 16
 _PLOT = _WIDTH - _LEFT - _RIGHT
-_MAX_BINS = 400
 _MARKER_ROWS = 3
 _PHASE_Y, _PHASE_H = 40, 14
 _LANE_Y, _LANE_H, _LANE_GAP = 58, 20, 6
@@ -57,56 +54,10 @@ def _tick_step(span_s: float) -> float:
     return next((step for step in _NICE_STEPS_S if span_s / step <= 12), _NICE_STEPS_S[-1])
 
 
-def _served_label(sample: Sample) -> str:
-    region = sample.served_by or "(not named)"
-    return f"{region}@{sample.version}" if sample.version else region
-
-
-def _bins(series: Sequence[Sample], axis: _Axis, gap_ms: float) -> list[tuple[str | None, str | None]]:
-    """Per pixel-column bin: the outcome colour and who served; a bin with no probe carries the state of the
-    last probe before it forward, unless that probe is older than ``gap_ms`` (then the bin stays empty)."""
-    count = _MAX_BINS
-    width = max(axis.end_ms - axis.start_ms, 1.0) / count
-    ok, bad = [0] * count, [0] * count
-    served: list[Counter[str]] = [Counter() for _ in range(count)]
-    for sample in series:
-        index = min(count - 1, max(0, int((sample.sent_ms - axis.start_ms) / width)))
-        if sample.ok:
-            ok[index] += 1
-            served[index][_served_label(sample)] += 1
-        else:
-            bad[index] += 1
-    out: list[tuple[str | None, str | None]] = []
-    last: tuple[str | None, str | None] = (None, None)
-    last_seen = -math.inf
-    for index in range(count):
-        if ok[index] or bad[index]:
-            colour = MIXED_COLOUR if ok[index] and bad[index] else OK_COLOUR if ok[index] else FAIL_COLOUR
-            label = served[index].most_common(1)[0][0] if served[index] else None
-            last, last_seen = (colour, label), axis.start_ms + (index + 1) * width
-            out.append(last)
-        elif axis.start_ms + index * width - last_seen <= gap_ms:
-            out.append(last)
-        else:
-            out.append((None, None))
-    return out
-
-
-def _runs(values: Sequence[str | None]) -> list[tuple[int, int, str]]:
-    runs: list[tuple[int, int, str]] = []
-    start = 0
-    for index in range(1, len(values) + 1):
-        if index == len(values) or values[index] != values[start]:
-            if values[start] is not None:
-                runs.append((start, index, str(values[start])))
-            start = index
-    return runs
-
-
-def _lane(values: Sequence[str | None], y: int, colour_of: Mapping[str, str] | None) -> str:
-    step = _PLOT / max(len(values), 1)
+def _lane(runs: Sequence[Run], bins: int, y: int, colour_of: Mapping[str, str] | None) -> str:
+    step = _PLOT / max(bins, 1)
     rects = []
-    for start, end, value in _runs(values):
+    for start, end, value in runs:
         fill = colour_of.get(value, SERVED_PALETTE[-1]) if colour_of is not None else value
         title = f"<title>{text(value)}</title>" if colour_of is not None else ""
         rects.append(f'<rect x="{_LEFT + start * step:.1f}" y="{y}" width="{(end - start) * step:.1f}" '
@@ -159,14 +110,12 @@ def _axis_ticks(axis: _Axis, y: int) -> str:
     return "".join(ticks)
 
 
-def _timeline_svg(title: str, series: Sequence[Sample], axis: _Axis, phases: Sequence[PhaseWindow],
-                  markers: Sequence[_Marker], colours: Mapping[str, str], gap_ms: float) -> str:
-    bins = _bins(series, axis, gap_ms)
+def _timeline_svg(title: str, lane: ChartLane, bins: int, axis: _Axis, phases: Sequence[PhaseWindow],
+                  markers: Sequence[_Marker], colours: Mapping[str, str]) -> str:
     outcome_y, served_y = _LANE_Y, _LANE_Y + _LANE_H + _LANE_GAP
     bottom = served_y + _LANE_H + 4
     height = bottom + 24
-    failed = sum(1 for s in series if not s.ok)
-    label = f"{title}: {len(series)} probes, {failed} failed"
+    label = f"{title}: {lane.probes} probes, {lane.failed} failed"
     return (
         f'<svg class="timeline" role="img" aria-label="{text(label)}" viewBox="0 0 {_WIDTH} {height}" '
         f'width="100%" preserveAspectRatio="xMinYMin meet"><title>{text(label)}</title>'
@@ -174,18 +123,17 @@ def _timeline_svg(title: str, series: Sequence[Sample], axis: _Axis, phases: Seq
         f"{_phase_lane(phases, axis)}"
         f'<text x="{_LEFT - 8}" y="{outcome_y + 14}" text-anchor="end">success / failure</text>'
         f'<rect x="{_LEFT}" y="{outcome_y}" width="{_PLOT}" height="{_LANE_H}" fill="none" stroke="#d0d7de"/>'
-        f"{_lane([b[0] for b in bins], outcome_y, None)}"
+        f"{_lane(lane.outcome, bins, outcome_y, None)}"
         f'<text x="{_LEFT - 8}" y="{served_y + 14}" text-anchor="end">served by</text>'
         f'<rect x="{_LEFT}" y="{served_y}" width="{_PLOT}" height="{_LANE_H}" fill="{NOT_SERVED_COLOUR}"/>'
-        f"{_lane([b[1] for b in bins], served_y, colours)}"
+        f"{_lane(lane.served, bins, served_y, colours)}"
         f"{_axis_ticks(axis, bottom)}{_markers(markers, axis, bottom)}</svg>"
     )
 
 
-def _served_colours(bundle: EvidenceBundle) -> dict[str, str]:
+def _served_colours(bundle: EvidenceBundle, labels: Sequence[str]) -> dict[str, str]:
     """One colour per region (in the spec's order), whatever version it served."""
     regions = [r.name for r in bundle.spec.regions]
-    labels = sorted({_served_label(s) for s in bundle.samples if s.ok})
     for label in labels:
         region = label.split("@", 1)[0]
         if region not in regions:
@@ -240,27 +188,24 @@ def _legend(colours: Mapping[str, str]) -> str:
 def timelines_section(bundle: EvidenceBundle) -> str:
     """One figure per endpoint and vantage, the entrypoint first, on a shared time axis."""
     head = '<section id="timeline"><h2>Timeline per endpoint</h2>'
-    if not bundle.samples:
+    chart = bundle.timeline
+    if chart is None:
         return f"{head}<p>No probe samples were recorded.</p></section>"
-    start = min(s.sent_ms for s in bundle.samples)
-    end = max(s.ended_ms for s in bundle.samples)
+    start, end = chart.start_ms, chart.end_ms
     injected = bundle.assessment.injected_at_ms if bundle.assessment is not None else None
     axis = _Axis(start, max(end, start + 1.0), injected if injected is not None else start)
-    colours = _served_colours(bundle)
+    colours = _served_colours(bundle, chart.labels)
     phases = _phases_of(bundle, start, end)
-    gap_ms = 3 * bundle.spec.probes.interval * 1000.0
     roles = {bundle.assessment.entrypoint: "entrypoint"} if bundle.assessment and bundle.assessment.entrypoint else {}
-    groups: dict[tuple[str, str], list[Sample]] = {}
-    for sample in sorted(bundle.samples, key=lambda s: (s.sent_ms, s.seq)):
-        groups.setdefault((sample.target, sample.vantage), []).append(sample)
+    lanes = {(lane.target, lane.vantage): lane for lane in chart.lanes}
     # The entrypoint first: it is what users hit.
-    order = sorted(groups, key=lambda key: (roles.get(key[0]) != "entrypoint", key))
+    order = sorted(lanes, key=lambda key: (roles.get(key[0]) != "entrypoint", key))
     figures = []
     for target, vantage in order:
         role = f" ({roles[target]})" if target in roles and roles[target] != target else ""
         title = f"{target}{role} from vantage {vantage}"
-        svg = _timeline_svg(title, groups[(target, vantage)], axis, phases,
-                            _endpoint_markers(bundle, vantage, target), colours, gap_ms)
+        svg = _timeline_svg(title, lanes[(target, vantage)], chart.bins, axis, phases,
+                            _endpoint_markers(bundle, vantage, target), colours)
         figures.append(f"<figure><figcaption>{text(title)}</figcaption>{svg}</figure>")
     for result in bundle.assessment.data_checks if bundle.assessment is not None else []:  # beside availability
         title = f"replication lag of data check {result.check} ({result.kind}): now - newest marker visible"

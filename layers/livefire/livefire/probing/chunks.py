@@ -7,8 +7,10 @@ single worker thread (chunks are written in order) so a slow put never delays a 
 from __future__ import annotations
 
 import gzip
+import json
 import time
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -34,6 +36,14 @@ def decode_lines(data: bytes) -> list[bytes]:
 
 def decode_chunk(data: bytes) -> list[Sample]:
     return [Sample.model_validate_json(line) for line in decode_lines(data)]
+
+
+def decode_rows(data: bytes) -> list[dict[str, Any]]:
+    """The objects of a chunk as plain JSON (no model per line: Assess turns them into columns)."""
+    rows = json.loads(b"[" + b",".join(decode_lines(data)) + b"]")
+    if not all(isinstance(row, dict) for row in rows):
+        raise ValueError("a chunk line is not a JSON object")
+    return rows
 
 
 class SampleChunkWriter:
@@ -124,3 +134,36 @@ def load_samples(s3_client: Any, bucket: str, keys: Iterable[str]) -> list[Sampl
         body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
         samples.extend(decode_chunk(body))
     return samples
+
+
+def list_chunks(s3_client: Any, bucket: str, prefix: str) -> list[str]:
+    """The keys of every chunk under ``prefix`` (e.g. ``<drill>/samples/``), in key order: chunk N of a window
+    after chunk N-1."""
+    keys: list[str] = []
+    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [obj["Key"] for obj in page.get("Contents", []) if obj["Key"].endswith(".jsonl.gz")]
+    return sorted(keys)
+
+
+def read_chunks(s3_client: Any, bucket: str, keys: Sequence[str], *, workers: int = 8
+                ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Each chunk's objects (``decode_rows``), in the order of ``keys``: fetched and decoded on ``workers``
+    threads, at most twice that many chunks read ahead, so memory holds a bounded number of chunks."""
+
+    def fetch(key: str) -> list[dict[str, Any]]:
+        return decode_rows(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="livefire-read") as pool:
+        pending: deque[tuple[str, Future[list[dict[str, Any]]]]] = deque()
+        try:
+            for key in keys:
+                pending.append((key, pool.submit(fetch, key)))
+                if len(pending) >= 2 * workers:
+                    done_key, done = pending.popleft()
+                    yield done_key, done.result()
+            while pending:
+                done_key, done = pending.popleft()
+                yield done_key, done.result()
+        finally:
+            for _, future in pending:
+                future.cancel()

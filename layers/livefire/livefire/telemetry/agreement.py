@@ -15,10 +15,10 @@ could not be read, or too few requests to compare, leaves the finding INCONCLUSI
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
+from livefire.assessment.columns import SampleColumns
 from livefire.assessment.model import Assessment, EvidencePointer, Finding, MeshTelemetry, Status, rule
-from livefire.contracts import Sample
 from livefire.spec import DrillSpec
 
 ERROR_RATIO, FAILOVER, SERVED = "meshErrorRatio", "meshFailover", "meshServedRegions"
@@ -42,14 +42,20 @@ def unavailable_findings(reason: str) -> list[Finding]:
             _finding(SERVED, "The mesh and the probes agree on who served", "INCONCLUSIVE", detail)]
 
 
-def _in_span(samples: Sequence[Sample], from_ms: float, to_ms: float) -> list[Sample]:
-    return [s for s in samples if from_ms < s.sent_ms <= to_ms]
+def _in_span(samples: SampleColumns, from_ms: float, to_ms: float) -> tuple[int, int]:
+    """(probes, failed probes) sent in the span, every target and vantage, read from the columns."""
+    probes = errors = 0
+    for series in samples.groups.values():
+        inside = [i for i, sent in enumerate(series.sent_ms) if from_ms < sent <= to_ms]
+        probes += len(inside)
+        errors += sum(1 for i in inside if not series.ok[i])
+    return probes, errors
 
 
 @rule("Per phase, the probes' error ratio (every probe sent in the span the mesh counted, shifted back by half a "
       "scrape interval) and the mesh's (5xx and local replies of the service's proxies) differ by at most the "
       "spec's tolerance in percentage points.")
-def error_ratio_finding(mesh: MeshTelemetry, samples: Sequence[Sample], tolerance: float) -> Finding:
+def error_ratio_finding(mesh: MeshTelemetry, samples: SampleColumns, tolerance: float) -> Finding:
     lines, worst, judged = [], 0.0, 0
     failed = False
     for phase in (p for p in mesh.phases if p.cluster is None):
@@ -58,19 +64,18 @@ def error_ratio_finding(mesh: MeshTelemetry, samples: Sequence[Sample], toleranc
             continue
         # a step's scrape lies in its last scrape interval: on average half an interval before the step's end
         shift = mesh.scrape_interval_s * 500
-        probes = _in_span(samples, phase.from_ms - shift, phase.to_ms - shift)
-        probe_errors = sum(1 for s in probes if not s.ok)
-        if len(probes) < MIN_REQUESTS or phase.requests < MIN_REQUESTS or phase.error_ratio_pct is None:
-            lines.append(f"{phase.phase}: too few to compare ({len(probes)} probes, {phase.requests:.0f} requests; "
+        probes, probe_errors = _in_span(samples, phase.from_ms - shift, phase.to_ms - shift)
+        if probes < MIN_REQUESTS or phase.requests < MIN_REQUESTS or phase.error_ratio_pct is None:
+            lines.append(f"{phase.phase}: too few to compare ({probes} probes, {phase.requests:.0f} requests; "
                          f"{MIN_REQUESTS} each needed)")
             continue
-        probe_pct = 100.0 * probe_errors / len(probes)
+        probe_pct = 100.0 * probe_errors / probes
         gap = abs(probe_pct - phase.error_ratio_pct)
         worst, judged = max(worst, gap), judged + 1
         verb = "agree" if gap <= tolerance else "DISAGREE"
         failed |= gap > tolerance
         lines.append(f"{phase.phase}: {verb}: the probes saw {probe_pct:.1f} % errors ({probe_errors} of "
-                     f"{len(probes)}), the mesh {phase.error_ratio_pct:.1f} % ({phase.errors:.0f} of "
+                     f"{probes}), the mesh {phase.error_ratio_pct:.1f} % ({phase.errors:.0f} of "
                      f"{phase.requests:.0f} requests)")
     status: Status = "FAIL" if failed else "PASS" if judged else "INCONCLUSIVE"
     return _finding(ERROR_RATIO, "Probe and mesh error ratios agree", status, "; ".join(lines),
@@ -104,9 +109,9 @@ def failover_finding(mesh: MeshTelemetry, assessment: Assessment) -> Finding:
                     threshold=assessment.rto_seconds, mesh=mesh)
 
 
-def _served(samples: Sequence[Sample], entrypoint: str | None, from_ms: float, to_ms: float) -> Counter[str]:
-    return Counter(s.served_by for s in samples
-                   if s.target == entrypoint and s.ok and s.served_by and from_ms < s.sent_ms <= to_ms)
+def _served(samples: SampleColumns, entrypoint: str | None, from_ms: float, to_ms: float) -> Counter[str]:
+    return Counter(s.served_by for (_, target), series in samples.groups.items() if target == entrypoint
+                   for s in series if s.ok and s.served_by and from_ms < s.sent_ms <= to_ms)
 
 
 def _unseen(seen: Mapping[str, float], other: Mapping[str, float]) -> list[str]:
@@ -118,7 +123,7 @@ def _unseen(seen: Mapping[str, float], other: Mapping[str, float]) -> list[str]:
 @rule("Per phase, no region served at least 20 % of the gateway's successful requests (the mesh) while serving "
       "none of the entrypoint's successful probes (their serving-region header, the span widened by a scrape "
       "interval), and the reverse (the probes' span narrowed by a scrape interval).")
-def served_regions_finding(mesh: MeshTelemetry, samples: Sequence[Sample], spec: DrillSpec,
+def served_regions_finding(mesh: MeshTelemetry, samples: SampleColumns, spec: DrillSpec,
                            entrypoint: str | None) -> Finding:
     title = "The mesh and the probes agree on who served"
     telemetry = spec.telemetry
@@ -148,7 +153,7 @@ def served_regions_finding(mesh: MeshTelemetry, samples: Sequence[Sample], spec:
     return _finding(SERVED, title, status, "; ".join(lines) or "no phase to compare", mesh=mesh)
 
 
-def agreement_findings(mesh: MeshTelemetry, assessment: Assessment, samples: Sequence[Sample],
+def agreement_findings(mesh: MeshTelemetry, assessment: Assessment, samples: SampleColumns,
                        spec: DrillSpec) -> list[Finding]:
     assert spec.telemetry is not None
     return [error_ratio_finding(mesh, samples, spec.telemetry.tolerance),

@@ -9,13 +9,13 @@ scrape of the drill is in. Each raw answer is written to ``telemetry/<query>.jso
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
+from livefire.assessment.columns import SampleColumns
 from livefire.assessment.model import Assessment, MeshTelemetry
 from livefire.assessment.verdict import judge
 from livefire.clock import now_ms
-from livefire.contracts import Sample
 from livefire.errors import TelemetryUnavailable
 from livefire.redaction import redact_url
 from livefire.spec import DrillSpec
@@ -63,7 +63,7 @@ def _measure(spec: DrillSpec, assessment: Assessment, api: PrometheusApi, save: 
                                     "query_keys": keys})
 
 
-def with_telemetry(assessment: Assessment, spec: DrillSpec, samples: Sequence[Sample], api: PrometheusApi,
+def with_telemetry(assessment: Assessment, spec: DrillSpec, samples: SampleColumns, api: PrometheusApi,
                    save: Save, sleep: Callable[[float], None] = time.sleep) -> Assessment:
     """The assessment with the mesh's view and the agreement findings, and the verdict they add up to; unchanged
     when the spec has no telemetry. Telemetry that cannot be read makes the agreement findings INCONCLUSIVE."""

@@ -1,10 +1,11 @@
 """Regenerate events/*.json: the payloads the drill state machine really sends each function, from sandbox drills.
 
 Runs two drills of drills/sandbox/active-passive.yaml (short phases) through the real ASL under moto: one that
-passes, and one whose planned Rollback gets a 500 from the Kubernetes API (so EmergencyRollback and an ERROR
-evidence run, and the execution FAILS). Every Lambda task's ``Payload`` is taken from the execution history
-(``TaskScheduled`` parameters) and written as ``events/<function>_<case>.json``; the guardian's events are what
-EventBridge and Scheduler deliver. tests/component/test_events.py invokes each file against its handler.
+passes (through its go/no-go gate, approved as ``livefire run --approve`` does), and one whose planned Rollback gets
+a 500 from the Kubernetes API (so EmergencyRollback and an ERROR evidence run, and the execution FAILS). Every
+Lambda task's ``Payload`` is taken from the execution history (``TaskScheduled`` parameters) and written as
+``events/<function>_<case>.json``; the guardian's events are what EventBridge and Scheduler deliver.
+tests/component/test_events.py invokes each file against its handler.
 
 Usage: .venv/bin/python tools/make_events.py
 """
@@ -26,7 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "layers" / "livefire"))
 
 from livefire.spec import parse_spec  # noqa: E402
+from livefire.store import DrillStore  # noqa: E402
 from livefire_local.aws import LocalStack  # noqa: E402
+from livefire_local.gate import LocalGate  # noqa: E402
 from livefire_local.runner import follow_execution, new_drill_id, sandbox_session, start_drill  # noqa: E402
 from livefire_local.template import ACCOUNT  # noqa: E402
 
@@ -40,6 +43,7 @@ PASSING = {
     "Plan": "plan_active_passive.json",
     "ProbeBaseline": "probe_baseline.json",
     "CheckSteady": "assess_steady.json",
+    "AwaitApproval": "approval_gate.json",
     "Inject": "inject_http_abort.json",
     "ProbeDrill": "probe_drill.json",
     "Rollback": "rollback_planned.json",
@@ -124,7 +128,10 @@ def main() -> int:
     EVENTS.mkdir(exist_ok=True)
     with sandbox_session(spec, SANDBOX / "mesh", ROOT) as (mesh, stack):
         passing = new_drill_id(spec)
-        execution = follow_execution(stack, start_drill(stack, passing, {"spec": document}), 90, lambda _: None)
+        gate = LocalGate(DrillStore(stack.dynamodb.Table(stack.table)), stack.sfn, passing, approve=True,
+                         out=sys.stdout, terminal=None)
+        gated = {**document, "approval": {"timeout": "1m"}}
+        execution = follow_execution(stack, start_drill(stack, passing, {"spec": gated}), 150, gate.on_event)
         if execution["status"] != "SUCCEEDED":
             raise SystemExit(f"the passing drill ended {execution['status']}: {execution.get('cause')}")
         pick(task_payloads(stack, execution["executionArn"]), PASSING, "passing")

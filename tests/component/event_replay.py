@@ -39,12 +39,14 @@ EVENTS = ROOT / "events"
 FUNCTION_OF_PREFIX = {
     "plan": "PlanFunction", "probe": "ProbeFunction", "assess": "AssessFunction", "inject": "InjectFunction",
     "rollback": "RollbackFunction", "evidence": "EvidenceFunction", "guardian": "GuardianFunction",
+    "approval": "ApprovalFunction",
     "schedule": "PlanFunction",  # the state machine input a schedule sends: it reaches Plan as executionInput
 }
 # The order of a drill: a passing one, then one whose planned rollback failed (the execution FAILED, the
 # guardian got its status change), then the sweep, then a scheduled drill's Plan.
 ORDER = [
-    "plan_active_passive.json", "probe_baseline.json", "assess_steady.json", "inject_http_abort.json",
+    "plan_active_passive.json", "probe_baseline.json", "assess_steady.json", "approval_gate.json",
+    "inject_http_abort.json",
     "probe_drill.json", "rollback_planned.json", "assess_recovery.json", "evidence_completed.json",
     "plan_rollback_fails.json", "inject_rollback_fails.json", "rollback_emergency.json", "evidence_error.json",
     "guardian_execution_failed.json", "guardian_sweep.json", "schedule_input.json",

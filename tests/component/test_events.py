@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from livefire.approval import ApprovalAnnouncement
 from livefire.contracts import (
     AssessSummary,
     EvidenceResult,
@@ -26,6 +27,7 @@ from tests.conftest import ROOT
 CONTRACTS: dict[str, type[BaseModel]] = {
     "PlanFunction": Plan, "ProbeFunction": ProbeSummary, "InjectFunction": InjectResult,
     "RollbackFunction": RollbackResult, "EvidenceFunction": EvidenceResult, "GuardianFunction": GuardianReport,
+    "ApprovalFunction": ApprovalAnnouncement,
 }
 
 

@@ -27,6 +27,7 @@ REGION = "us-east-1"
 BUCKET = "livefire-local-evidencebucket"
 PACKAGE = ROOT / "layers" / "livefire"
 SUMMARY_TOPIC = f"arn:aws:sns:eu-west-1:{ACCOUNT}:drill-summaries"
+APPROVAL_TOPICS = [f"arn:aws:sns:eu-west-1:{ACCOUNT}:drill-approvals", f"arn:aws:sns:{REGION}:{ACCOUNT}:sre-oncall"]
 KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0b9e6c3e-1f7c-4a53-9d5e-2c1c3a4b5d6e"
 FIS_TEMPLATES = ["EXTa1b2c3d4e5f6g7", "EXT7g6f5e4d3c2b1a"]
 WEBHOOK_SECRETS = ["livefire/webhooks/runbook", "chaos-bot"]
@@ -42,7 +43,8 @@ CONFIGURATIONS = {"default": {}, "with a KMS key": {"KmsKeyArn": KMS_KEY},
                   "with telemetry": {"TelemetryWorkspaces": ",".join(WORKSPACES),
                                      "TelemetrySecrets": ",".join(TELEMETRY_SECRETS)},
                   "with a summary topic and a control mapping": {"SummaryTopicArn": SUMMARY_TOPIC,
-                                                                 "ControlMappingKey": "config/controls.yaml"}}
+                                                                 "ControlMappingKey": "config/controls.yaml"},
+                  "with approval topics": {"ApprovalTopicArns": ",".join(APPROVAL_TOPICS)}}
 
 # Calls the sandbox cannot make, mapped from the code that makes them: a function whose handler reaches the module
 # (its imports, followed from functions/<step>/app.py) makes the call; the marker proves the module still does.
@@ -110,6 +112,8 @@ EXTERNAL_CALLS = {
                          *_WEBHOOK, *_MARKER_CLEANUP],
     "ProbeFunction": _MARKERS,
     # telemetry: an amp workspace's query (SigV4 for aps) and a prometheus tokenSecret, on the Telemetry* parameters
+    # the go/no-go gate's request on the spec's approval.topic, one of the ApprovalTopicArns (the replay names none)
+    "ApprovalFunction": [("livefire.approval", ".publish(TopicArn=topic", "sns:Publish")],
     "AssessFunction": [("livefire.telemetry.client", "SigV4Auth(", "aps:QueryMetrics"),
                        ("livefire.telemetry.client", "get_secret_value(", "secretsmanager:GetSecretValue")],
 }
@@ -297,7 +301,7 @@ def external_resources(stack: Stack, action: str, function: str = "") -> list[st
     """The resources of one external call, for each template or secret the deployment allows (none when unset)."""
     templates, secrets = listed(stack, "AllowedFisTemplates"), listed(stack, "AllowedWebhookSecrets")
     if action == "sns:Publish":
-        return listed(stack, "SummaryTopicArn")
+        return listed(stack, "ApprovalTopicArns" if function == "ApprovalFunction" else "SummaryTopicArn")
     if action == "s3:GetObject":
         return [f"arn:aws:s3:::{BUCKET}/{key}" for key in listed(stack, "ControlMappingKey")]
     if action == "aps:QueryMetrics":

@@ -103,7 +103,7 @@ def test_an_approval_section_not_required_gates_nothing() -> None:
 def test_plan_refuses_an_approval_topic_the_deployment_does_not_list() -> None:
     spec = parse_spec(sandbox_spec_document(approval={"topic": TOPIC}))
 
-    with pytest.raises(GuardrailViolation, match="approval.topic"):
+    with pytest.raises(GuardrailViolation, match=r"approval\.topic"):
         check_approval_topic(spec, settings())
     check_approval_topic(spec, settings(TOPIC))
 

@@ -36,7 +36,7 @@ def test_runtime_code_does_not_import_test_or_mock_libraries(module: Path) -> No
 
 def test_there_is_one_handler_per_step() -> None:
     assert {path.parent.name for path in HANDLERS} == {
-        "plan", "probe", "inject", "rollback", "assess", "evidence", "guardian", "approval"
+        "plan", "probe", "inject", "rollback", "assess", "evidence", "guardian", "approval", "campaign"
     }
 
 

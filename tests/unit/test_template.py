@@ -65,9 +65,11 @@ def test_the_functions_get_every_setting_the_runtime_reads_from_the_environment(
     read = set(re.findall(r'os\.environ\.get\("([A-Z_]+)"', settings))
 
     for function in load().functions():
-        # the manifest signing key is the Evidence step's alone (docs/architecture.md §8)
+        # the manifest signing key is the sealing steps' alone: a drill's Evidence step and a campaign's
+        # (docs/architecture.md §8, docs/campaigns.md)
         assert read - {"SIGNING_KEY_ID"} <= set(function.environment), function.logical_id
-        assert ("SIGNING_KEY_ID" in function.environment) == (function.logical_id == "EvidenceFunction")
+        assert ("SIGNING_KEY_ID" in function.environment) == (function.logical_id in ("EvidenceFunction",
+                                                                                      "CampaignFunction"))
         assert function.environment["POWERTOOLS_SERVICE_NAME"] == "livefire"
         assert function.environment["POWERTOOLS_LOG_LEVEL"] == "INFO"
 

@@ -22,5 +22,5 @@ def test_the_state_machine_outlives_the_longest_drill_the_spec_accepts() -> None
     assert _timeout() >= LONGEST_BASELINE_S + MAX_APPROVAL_S + MAX_OBSERVE_S + STEP_ALLOWANCE_S
 
 
-def test_the_state_machine_timeout_is_bounded_to_a_few_hours() -> None:
-    assert _timeout() <= 3 * 3600
+def test_the_state_machine_timeout_is_bounded_to_a_few_hours_past_the_longest_drill() -> None:
+    assert _timeout() <= LONGEST_BASELINE_S + MAX_OBSERVE_S + 3 * 3600

@@ -232,10 +232,19 @@ def test_a_bucket_that_never_refills_has_no_token_to_wait_for():
 
 
 def test_the_stated_load_bound_is_base_sends_plus_capacity_plus_budget_per_interval():
-    settings = ProbeSettings(interval=0.1, timeout=1.0, burst_interval=0.01, burst_capacity=100, burst_budget=1.0)
+    settings = ProbeSettings(interval=0.1, timeout=1.0, burst_interval=0.01, burst_max_duration=1.25, burst_budget=1.0)
 
+    assert settings.burst_capacity == pytest.approx(100.0)  # 1.25 s x (100 watch slots - 10 base - 10 refill)/s
     assert settings.max_sends(3.0) == 30 + 100 + 30
     assert settings.max_sends(0.05) == 1 + 100
+
+
+def test_the_default_budget_watches_an_outage_of_a_minute_at_the_burst_interval():
+    settings = ProbeSettings(interval=0.1, timeout=1.0, burst_interval=0.01)
+
+    watch_rate = 1 / 0.01 - 1 / 0.1  # watch slots on base sends are the base sends
+    assert settings.burst_capacity / (watch_rate - 1 / 0.1) == pytest.approx(60.0)
+    assert settings.load(600.0)[0] == pytest.approx(100.0)  # peak: one probe per burst interval
 
 
 # --- the clock ----------------------------------------------------------------------------------------------
@@ -351,8 +360,8 @@ def test_an_outage_is_watched_on_the_burst_grid_so_its_end_lies_between_two_send
 def test_an_endless_outage_spends_the_bucket_then_goes_on_at_the_refill_rate():
     failing = ProbeOutcome(ok=False, status=503, error="http_5xx")
     settings = ProbeSettings(
-        interval=0.05, timeout=0.5, burst_interval=0.005, burst_capacity=10, burst_budget=1.0
-    )
+        interval=0.05, timeout=0.5, burst_interval=0.005, burst_max_duration=10 / 160, burst_budget=1.0
+    )  # 10 tokens: 160 a second drained (180 watch slots, 20 refilled)
     engine = ProbeEngine(settings, vantage="local", probe=_scripted(_always(failing)))
 
     samples, _ = _run(engine, _targets("entry"), duration=1.0)
@@ -389,7 +398,8 @@ def test_a_target_settled_on_a_standby_is_watched_only_midway_between_base_sends
 
 def test_without_a_budget_the_watch_stops_once_the_bucket_is_empty():
     failing = ProbeOutcome(ok=False, status=503, error="http_5xx")
-    settings = ProbeSettings(interval=0.05, timeout=0.5, burst_interval=0.005, burst_capacity=7, burst_budget=0.0)
+    settings = ProbeSettings(interval=0.05, timeout=0.5, burst_interval=0.005, burst_max_duration=7.5 / 180,
+                             burst_budget=0.0)  # 7.5 tokens: 180 watch slots a second, nothing refilled
     engine = ProbeEngine(settings, vantage="local", probe=_scripted(_always(failing)))
 
     samples, _ = _run(engine, _targets("entry"), duration=0.5)
@@ -404,8 +414,8 @@ def test_an_endpoint_that_flaps_all_the_time_stays_within_the_stated_load_bound(
         return OK_EAST if next(calls) % 3 else ProbeOutcome(ok=False, status=503, error="http_5xx")
 
     settings = ProbeSettings(
-        interval=0.02, timeout=0.5, burst_interval=0.002, burst_capacity=10, burst_budget=0.5
-    )
+        interval=0.02, timeout=0.5, burst_interval=0.002, burst_max_duration=10 / 425, burst_budget=0.5
+    )  # 10 tokens: 425 a second drained (450 watch slots, 25 refilled)
     engine = ProbeEngine(settings, vantage="local", probe=_scripted(flapping))
 
     samples, _ = _run(engine, _targets("entry"), duration=0.4)

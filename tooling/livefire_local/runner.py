@@ -10,6 +10,7 @@ and hands it to Plan, which records it per target in the plan and the evidence (
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sys
 import time
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from livefire.config import PROBE_CHUNK_ENV
 from livefire.egress import LOCAL_RANGES, RANGES_ENV, EgressPolicy, reach_of
 from livefire.planning import probe_targets
 from livefire.redaction import redact_urls_in_text
@@ -170,6 +172,8 @@ def sandbox_session(spec: DrillSpec, mesh_dir: Path, root: Path, *, progress: Pr
     with mesh:
         env = {**mesh.environment(), "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true",
                RANGES_ENV: allowed_ranges}
+        if PROBE_CHUNK_ENV in os.environ:  # a shorter probe chunk than the template's (tests of the chunk loop)
+            env[PROBE_CHUNK_ENV] = os.environ[PROBE_CHUNK_ENV]
         with local_stack(root, extra_env=env, on_invoke=progress.on_invoke if progress else None) as stack, \
                 mesh.data_checks.aws():  # the dynamodb data checks' tables live in moto
             yield mesh, stack
@@ -207,7 +211,7 @@ def run_drill(spec_path: Path, *, root: Path, evidence_root: Path, out: TextIO =
         LocalChain(evidence_root).seed(DrillStore(stack.dynamodb.Table(stack.table)), spec.metadata.service)
         execution_arn = start_drill(stack, drill_id, {"spec": document})
         deadline = spec.phases.baseline + spec.approval_seconds + spec.observe_seconds + STEP_ALLOWANCE_S
-        on_event = progress.on_event
+        on_event: Callable[[dict[str, Any]], None] = progress.on_event
         if spec.gate is not None:
             gate = LocalGate(DrillStore(stack.dynamodb.Table(stack.table)), stack.sfn, drill_id, approve=approve,
                              out=live.stream if live is not None else out, terminal=terminal)

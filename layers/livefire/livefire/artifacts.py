@@ -7,13 +7,25 @@ def evidence_prefix(service: str, drill_id: str) -> str:
     return f"drills/{service}/{drill_id}/"
 
 
+def sample_prefix(prefix: str, vantage: str, window: str) -> str:
+    """What every sample chunk of one window of one vantage starts with (listing it finds them, in order)."""
+    return f"{prefix}samples/{vantage}/{window}-"
+
+
 def sample_key(prefix: str, vantage: str, window: str, chunk: int) -> str:
-    return f"{prefix}samples/{vantage}/{window}-{chunk:04d}.jsonl.gz"
+    """Chunk N of a window, numbered across the window's invocations; six digits keep them sorted (a 24 h window
+    writes about 17,000 at one per 5 s)."""
+    return f"{sample_prefix(prefix, vantage, window)}{chunk:06d}.jsonl.gz"
+
+
+def marker_prefix(prefix: str) -> str:
+    """What every chunk of the data checks' marker samples starts with (every vantage's)."""
+    return f"{prefix}markers/"
 
 
 def marker_key(prefix: str, vantage: str, chunk: int) -> str:
     """A chunk of the data checks' marker samples written by one vantage (livefire/datachecks/)."""
-    return f"{prefix}markers/{vantage}-{chunk:04d}.jsonl.gz"
+    return f"{marker_prefix(prefix)}{vantage}-{chunk:06d}.jsonl.gz"
 
 
 def snapshot_key(prefix: str, fault_id: str, moment: str) -> str:

@@ -3,9 +3,30 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from livefire.egress import EgressPolicy, current_policy, sandbox_hosts
+
+PROBE_CHUNK_ENV = "LIVEFIRE_PROBE_CHUNK_SECONDS"
+# The probe function's timeout is 900 s: a chunk leaves room for the cold start, the in-flight probes' timeout and
+# the last sample chunk's write (docs/architecture.md §6).
+DEFAULT_PROBE_CHUNK_S = 840.0
+
+
+def probe_chunk_seconds(environ: Mapping[str, str] = os.environ) -> float:
+    """How long one probe invocation probes before the window goes on in the next (``LIVEFIRE_PROBE_CHUNK_SECONDS``;
+    read at each invocation, so tests and the local runner can shorten it)."""
+    raw = environ.get(PROBE_CHUNK_ENV, "").strip()
+    if not raw:
+        return DEFAULT_PROBE_CHUNK_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{PROBE_CHUNK_ENV} must be a number of seconds (got {raw!r})") from None
+    if not 1.0 <= value <= DEFAULT_PROBE_CHUNK_S:
+        raise ValueError(f"{PROBE_CHUNK_ENV} must be between 1 and {DEFAULT_PROBE_CHUNK_S:g} seconds (got {raw})")
+    return value
 
 
 def _csv(value: str | None) -> tuple[str, ...]:

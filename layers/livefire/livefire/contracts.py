@@ -93,10 +93,53 @@ class PlanRequest(Contract):
     execution_input: dict[str, Any]
 
 
-class ProbeRequest(Contract):
-    plan: Plan
-    vantage: Vantage
-    window: Window
+class TargetResume(Contract):
+    """One target's schedule, watch and counts where a chunk of its window stopped (docs/architecture.md §6): the
+    next chunk goes on from here, so no base probe is skipped or sent twice at a boundary. Instants are UTC epoch
+    ms (each chunk may run in another Lambda container: only the wall clock is common)."""
+
+    target: str = Field(description="The target's name.")
+    next_base: int = Field(description="Index of the next base send on the target's fixed grid.")
+    next_seq: int = Field(description="The seq the next sample of the target gets.")
+    reference: list[tuple[str | None, str | None]] = Field(
+        description="The reference servers as (region, version): those that answered while learning.")
+    learning: bool = Field(description="Whether the reference is still being learnt.")
+    base_seen: int = Field(description="Base probes seen while learning.")
+    state_ok: bool | None = Field(description="The target's state: failed (false), ok (true), none yet (null).")
+    state_server: tuple[str | None, str | None] | None = Field(
+        description="Who served the state when it is not a reference server (a standby, a new version).")
+    held: int = Field(description="How many probes in a row showed the state.")
+    state_sent_ms: float | None = Field(description="When the probe that set the state was sent.")
+    tokens: float = Field(description="What is left of the target's burst budget (watch probes).")
+    tokens_at_ms: float = Field(description="When the budget was last refilled.")
+    sent: int = Field(description="Probes sent so far in the window (base and watch).")
+    succeeded: int = Field(description="Of them, the ones that succeeded.")
+    watch: int = Field(description="Of them, the watch (burst) probes.")
+    peak_per_second: int = Field(description="The most probes scheduled within one wall-clock second so far.")
+    second: int = Field(description="The wall-clock second (epoch s) being counted, and below its count.")
+    in_second: int = Field(description="Probes scheduled so far in ``second``.")
+
+
+class ProbeResume(Contract):
+    """What a chunk of a window hands to the next one (the probe Lambda's state across invocations): small and of
+    a size that does not grow with the window's length."""
+
+    started_at_ms: int = Field(description="When the window's first chunk started.")
+    grid_ms: float = Field(description="The origin of every target's base grid (the first chunk's start).")
+    planned_end_ms: float = Field(description="The window's planned end (a drill window follows a late rollback "
+                                              "past it).")
+    end_ms: float = Field(description="The window's end as known when the chunk stopped.")
+    chunk: int = Field(description="Index of the next chunk (invocation) of the window.")
+    stopped_ms: float = Field(default=0.0, description="Where the previous chunk stopped sending: the next one's "
+                                                       "schedules go on from there.")
+    sample_chunks: int = Field(description="Sample chunks written so far: the next one's number.")
+    marker_chunks: int = Field(default=0, description="The data checks' marker chunks written so far.")
+    targets: list[TargetResume] = Field(description="Every target's schedule, watch and counts.")
+    guard_first_ms: float | None = Field(default=None, description="When the abortIf guard's first sample was "
+                                         "scheduled (it fires only once it has seen a whole ``for`` span).")
+    guard: list[tuple[float, bool]] = Field(
+        default_factory=list, description="The abortIf guard's base samples of its last ``for`` span, as "
+        "(scheduled ms, ok): bounded by that span, not by the window.")
 
 
 class TargetSummary(Contract):
@@ -104,6 +147,10 @@ class TargetSummary(Contract):
     sent: int
     succeeded: int
     failed: int
+    watch: int = Field(default=0, description="Of the probes sent, the watch (burst) probes: the load a transition "
+                                              "or an outage added.")
+    peak_per_second: int = Field(default=0, description="The most probes the target was sent within one second.")
+    average_per_second: float = Field(default=0.0, description="Probes sent per second over the window.")
 
 
 class ProbeSummary(Contract):
@@ -111,16 +158,38 @@ class ProbeSummary(Contract):
     window: Window
     started_at_ms: int
     ended_at_ms: int
-    sample_keys: list[str]
-    marker_keys: list[str] = Field(default_factory=list, description="S3 keys of the data checks' marker chunks "
-                                                                     "(livefire/datachecks/; the drill window only)")
+    done: bool = Field(default=True, description="False when the window goes on in another chunk (``resume``).")
+    resume: ProbeResume | None = Field(default=None, description="Where the next chunk goes on (not done only).")
+    sample_prefix: str = Field(default="", description="The S3 prefix every sample chunk of the window's vantage "
+                                                       "lies under (sortable: samples/VANTAGE/WINDOW-NNNNNN).")
+    sample_chunks: int = Field(default=0, description="How many sample chunks the window wrote under "
+                               "``sample_prefix`` so far (the state carries this index, never the chunks' keys).")
+    marker_prefix: str | None = Field(default=None, description="The S3 prefix of the data checks' marker chunks "
+                                      "(livefire/datachecks/; the drill window of the first vantage only).")
+    marker_chunks: int = Field(default=0, description="How many marker chunks were written under it.")
     targets: list[TargetSummary]
 
 
+class ProbeLoop(Contract):
+    """What the state machine carries from one chunk of a window to the next (``$.probe``)."""
+
+    done: bool = Field(description="Whether the window is probed whole (the loop ends).")
+    summary: ProbeSummary = Field(description="The last chunk's summary; while not done, it holds the resume state.")
+
+
+class ProbeRequest(Contract):
+    plan: Plan
+    vantage: Vantage
+    window: Window
+    probe: ProbeLoop | None = Field(default=None, description="The previous chunk of the window (the state "
+                                    "machine loops while it is not done); None for a window's first chunk.")
+
+
 class SteadyRequest(Contract):
+    """Judge the baseline: its samples are found under the plan's evidence prefix (the state carries no keys)."""
+
     check: Literal["steady"] = "steady"
     plan: Plan
-    baseline: list[ProbeSummary]
 
 
 class SteadyResult(Contract):
@@ -170,9 +239,11 @@ class RollbackResult(Contract):
 
 
 class AssessRequest(Contract):
+    """Judge the drill: its samples and markers are found under the plan's evidence prefix (the state carries no
+    keys)."""
+
     check: Literal["recovery"] = "recovery"
     plan: Plan
-    observations: list[ProbeSummary]
 
 
 class AssessSummary(Contract):

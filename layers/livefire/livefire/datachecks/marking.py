@@ -92,12 +92,14 @@ class DataCheckRunner:
                      for check in spec.data_checks]
         self._pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="livefire-markers")
 
-    async def run(self, duration_s: float) -> None:
-        """Write and read on schedule until ``duration_s`` has passed (or the task is cancelled), then wait for
-        the operations in flight."""
+    async def run(self, duration_s: float, origin_ms: float | None = None, from_s: float = 0.0) -> None:
+        """Write and read on schedule until ``duration_s`` past ``origin_ms`` (epoch ms; default now) has passed
+        (or the task is cancelled), then wait for the operations in flight. A window probed in chunks passes its
+        origin to every chunk, and where the previous chunk's schedule stopped (``from_s``): the schedule goes on
+        (an operation due while no chunk ran is sent at once)."""
         loop = asyncio.get_running_loop()
-        start = time.monotonic()
-        start_ms = _now_ms()
+        start_ms = _now_ms() if origin_ms is None else origin_ms
+        start = time.monotonic() + (start_ms - _now_ms()) / 1000.0
         pending: set[asyncio.Future[MarkerSample]] = set()
 
         def launch(job: Callable[[], MarkerSample], skipped: MarkerSample) -> None:
@@ -110,7 +112,8 @@ class DataCheckRunner:
             future.add_done_callback(self._emit)
 
         schedule = [(run, index) for run in self.runs
-                    for index in range(math.ceil(duration_s / run.check.interval))]
+                    for index in range(math.ceil(from_s / run.check.interval),
+                                       math.ceil(duration_s / run.check.interval))]
         schedule.sort(key=lambda item: item[1] * item[0].check.interval)
         try:
             for run, index in schedule:
@@ -128,11 +131,11 @@ class DataCheckRunner:
         if not future.cancelled() and future.exception() is None:
             self.writer.add(future.result())
 
-    def close(self) -> list[str]:
-        """Delete this drill's markers from every store (logged, not raised: the cleanup record retries them on
-        every rollback path), then write the last chunk; the chunk keys."""
+    def close(self, final: bool = True) -> list[str]:
+        """Delete this drill's markers from every store once the window ends (``final``; logged, not raised: the
+        cleanup record retries them on every rollback path), then write the last chunk; the chunk keys."""
         self._pool.shutdown(wait=True)
-        for run in self.runs:
+        for run in self.runs if final else ():
             try:
                 delete_markers(run.check, marker_prefix(self.drill_id, run.check.name))
             except MarkerError as exc:
@@ -140,7 +143,8 @@ class DataCheckRunner:
         return self.writer.close()
 
 
-def marker_writer(s3_client: object, bucket: str, prefix: str, vantage: str) -> SampleChunkWriter:
-    """The chunk writer of a window's marker samples: ``<prefix>markers/<vantage>-NNNN.jsonl.gz``."""
+def marker_writer(s3_client: object, bucket: str, prefix: str, vantage: str, first: int = 0) -> SampleChunkWriter:
+    """The chunk writer of a window's marker samples: ``<prefix>markers/<vantage>-NNNNNN.jsonl.gz``, numbered from
+    ``first`` (the chunks earlier invocations of the window wrote)."""
     return SampleChunkWriter(s3_client, bucket, prefix, vantage, "markers",
-                             key=lambda chunk: marker_key(prefix, vantage, chunk))
+                             key=lambda chunk: marker_key(prefix, vantage, first + chunk))

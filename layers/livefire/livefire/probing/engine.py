@@ -20,20 +20,25 @@ A transition out of a healthy reference state can only be noticed by a base prob
 interval); the watch it starts brackets whatever follows. No schedule can bracket an instant nobody can
 predict to a burst interval without probing at that rate all along.
 
-Load: every watch probe spends a token from a per-target bucket that holds at most ``burst_capacity``
-tokens, starts full and refills continuously at ``burst_budget`` tokens per base interval (1.0: at the base
-rate). So over a window of ``T`` seconds one target is sent at most
+Load: every watch probe spends a token from a per-target bucket, the spec's burst budget
+(``probes.burstMaxDuration``): it holds ``burst_capacity`` tokens, enough to watch a target at the burst interval
+for ``burstMaxDuration`` on end (60 s by default), starts full and refills continuously at ``burst_budget`` tokens
+per base interval (1.0: at the base rate). So over a window of ``T`` seconds one target is sent at most
 
     ceil(T / interval)  +  floor(burst_capacity + burst_budget * T / interval)
 
 probes (``ProbeSettings.max_sends``): at most (1 + burst_budget) times the base rate plus a one-off
-``burst_capacity``. A healthy target costs exactly the base rate; only degraded time is paid for, and probes
-spent during an outage are earned back by the quiet time around it (at equal average load, a slower base
-interval pays for them). A full bucket watches an outage of
-``burst_capacity / (1 / burst_interval - burst_budget / interval)`` seconds at the burst interval (3.3 s with
-the defaults and a 100 ms interval); past that the watch goes on at the refill rate, midway between base
-sends. Bounded in count by the bucket and in time by the window; a watch ends as soon as the state no longer
-needs it.
+``burst_capacity``; while watched at the burst interval, a target is sent 1 / burst_interval probes a second
+(base sends included: a watch slot on a base send is that send). A healthy target costs exactly the base rate;
+only degraded time is paid for, and probes spent during an outage are earned back by the quiet time around it.
+An outage up to ``burstMaxDuration`` long is watched at the burst interval whole, so its end is bracketed to it;
+past that the watch goes on at the refill rate, midway between base sends. Bounded in count by the bucket and in
+time by the window; a watch ends as soon as the state no longer needs it.
+
+Chunks: a window longer than one invocation is probed in consecutive runs (``Chunk``). Every run shares the
+window's grid origin, and the next run goes on from each target's next base send, with its watch and bucket
+(``probing/carry.py``): no base probe is skipped or sent twice at a boundary; a base send the next run starts too
+late for goes out at once (its sample keeps its scheduled instant).
 """
 
 from __future__ import annotations
@@ -46,13 +51,15 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from livefire.contracts import ProbeTarget, Sample
+from livefire.contracts import ProbeTarget, Sample, TargetResume
+from livefire.probing.carry import Chunk, TargetState, WallClock
 from livefire.probing.http import ProbeOutcome, parse_url, probe_once
 from livefire.probing.watch import BURST_HOLD, REFERENCE_PROBES, TokenBucket, TransitionTracker
 from livefire.spec import Expect, Probes, ServedBy
 
-BURST_CAPACITY = 300
+BURST_MAX_DURATION_S = 60.0  # the default of probes.burstMaxDuration
 BURST_BUDGET = 1.0
+START_LEAD_S = 0.005  # a window's grid starts this far ahead: every scheduler task starts before the first send
 _GRID_TOLERANCE = 0.1  # of a burst interval: a watch slot this close to a base send is that base send
 
 @dataclass(frozen=True)
@@ -64,7 +71,7 @@ class ProbeSettings:
     served_by: ServedBy = field(default_factory=ServedBy)
     resolve: Mapping[str, str] = field(default_factory=dict)
     burst_hold: int = BURST_HOLD
-    burst_capacity: int = BURST_CAPACITY
+    burst_max_duration: float = BURST_MAX_DURATION_S
     burst_budget: float = BURST_BUDGET
     reference_probes: int = REFERENCE_PROBES
 
@@ -76,36 +83,31 @@ class ProbeSettings:
             interval=probes.interval,
             timeout=probes.timeout,
             burst_interval=probes.burst_interval,
+            burst_max_duration=probes.burst_max_duration,
             expect=probes.expect,
             served_by=served_by,
             resolve=dict(resolve or {}),
         )
 
+    @property
+    def burst_capacity(self) -> float:
+        """Tokens enough to watch a target at the burst interval for ``burst_max_duration`` while the bucket
+        refills (watch slots on base sends are free; a refill that keeps up needs no more than the slots)."""
+        drain = (1.0 / self.burst_interval) - (1.0 + self.burst_budget) / self.interval
+        if drain <= 0:
+            return self.burst_max_duration / self.burst_interval
+        return self.burst_max_duration * drain
+
+    def load(self, seconds: float) -> tuple[float, float]:
+        """(peak, average) probes per second one target can be sent: at the burst interval while watched, and
+        over a window of ``seconds`` at most ``max_sends`` (the load a drill adds to a failing endpoint)."""
+        peak = max(1.0 / self.burst_interval, 1.0 / self.interval)
+        return peak, self.max_sends(seconds) / seconds if seconds > 0 else peak
+
     def max_sends(self, seconds: float) -> int:
         """The most probes one target can be sent in a window of ``seconds`` (base and watch together)."""
         base = math.ceil(max(seconds, 0.0) / self.interval)
         return base + math.floor(self.burst_capacity + self.burst_budget * max(seconds, 0.0) / self.interval)
-
-
-class WallClock:
-    """UTC epoch milliseconds from one wall-clock anchor plus monotonic deltas (immune to clock steps)."""
-
-    def __init__(self) -> None:
-        self._mono = time.monotonic()
-        self._wall_ms = time.time_ns() / 1e6
-
-    def epoch_ms(self, mono: float) -> float:
-        return self._wall_ms + (mono - self._mono) * 1000.0
-
-
-@dataclass
-class _Target:
-    spec: ProbeTarget
-    tracker: TransitionTracker
-    bucket: TokenBucket
-    first_send: float
-    next_seq: int = 0
-    watching: bool = False
 
 
 OnSample = Callable[[Sample], None]
@@ -156,27 +158,47 @@ class ProbeEngine:
         Returns once every probe sent has ended (each is bounded by the probe timeout). An exception raised
         by ``on_sample`` or ``stop_when`` stops the run and is raised here.
         """
+        chunk = Chunk.whole(duration_s, START_LEAD_S)
+        return (await self.run_chunk(targets, chunk, on_sample, stop_when, end_at)).reason
+
+    async def run_chunk(
+        self,
+        targets: Sequence[ProbeTarget],
+        chunk: Chunk,
+        on_sample: OnSample,
+        stop_when: StopWhen | None = None,
+        end_at: EndAt | None = None,
+    ) -> ChunkResult:
+        """Probe one chunk of a window (``run`` is a whole window in one chunk): go on from the state the
+        previous chunk left, stop sending at ``chunk.stop_ms``, and say where the next chunk goes on."""
         for target in targets:
             parse_url(target.url)
         context = self._ssl_context
         if context is None and any(parse_url(t.url).scheme == "https" for t in targets):
             context = self._ssl_context = ssl.create_default_context()
-        run = _Run(
-            self.settings,
-            self.vantage,
-            context,
-            probe=self._probe,
-            targets=targets,
-            duration_s=duration_s,
-            on_sample=on_sample,
-            stop_when=stop_when,
-            end_at=end_at,
+        run = _Run(self.settings, self.vantage, context, probe=self._probe, targets=targets, chunk=chunk,
+                   on_sample=on_sample, stop_when=stop_when, end_at=end_at)
+        reason = await run.execute()
+        return ChunkResult(
+            reason=reason,
+            done=reason is not None or run.end <= run.stop,
+            end_ms=run.clock.epoch_ms(run.end),
+            targets=[target.resume(run.clock) for target in run.targets],
         )
-        return await run.execute()
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """How a chunk ended: the stop reason (a guardrail), whether the window is done, its end as known (epoch
+    ms), and every target's state and load for the next chunk (or the summary)."""
+
+    reason: str | None
+    done: bool
+    end_ms: float
+    targets: list[TargetResume]
 
 
 class _Run:
-    _START_LEAD = 0.005  # let every scheduler task start before the first send is due
 
     def __init__(
         self,
@@ -186,7 +208,7 @@ class _Run:
         *,
         probe: ProbeFunction,
         targets: Sequence[ProbeTarget],
-        duration_s: float,
+        chunk: Chunk,
         on_sample: OnSample,
         stop_when: StopWhen | None,
         end_at: EndAt | None = None,
@@ -199,27 +221,41 @@ class _Run:
         self.on_sample = on_sample
         self.stop_when = stop_when
         self.clock = WallClock()
-        self.start = time.monotonic() + self._START_LEAD
-        self.end = self.start + max(duration_s, 0.0)
+        self.start = self.clock.monotonic(chunk.grid_ms)
+        self.end = self.clock.monotonic(chunk.end_ms)
+        self.stop = math.inf if math.isinf(chunk.stop_ms) else self.clock.monotonic(chunk.stop_ms)
         count = max(len(targets), 1)
         rate = settings.burst_budget / settings.interval
         # Spread the targets over the interval so their sends do not all fall on the same instant.
         self.targets = [
-            _Target(
+            TargetState(
                 t,
                 TransitionTracker(settings.burst_hold, settings.reference_probes),
-                TokenBucket(float(settings.burst_capacity), rate, self.start),
+                TokenBucket(settings.burst_capacity, rate, self.start),
                 first_send=self.start + index * settings.interval / count,
             )
             for index, t in enumerate(targets)
         ]
+        carried = {state.target: state for state in chunk.targets}
+        for target in self.targets:
+            if target.spec.name in carried:
+                target.restore(carried[target.spec.name], self.clock)
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopped = False
         self.failure: BaseException | None = None
 
+    @property
+    def until(self) -> float:
+        """Where sending stops: the window's end or the chunk's, whichever comes first (a slot within a
+        microsecond of it is past it: the instants went through epoch ms and back)."""
+        return min(self.end, self.stop) - 1e-6
+
     async def execute(self) -> str | None:
         for target in self.targets:
             self._spawn(self._base(target))
+            if target.tracker.needs_watch:  # the previous chunk was watching it
+                target.watching = True
+                self._spawn(self._watch_target(target))
         try:
             reason = await self._supervise()
             while self.tasks:
@@ -255,13 +291,13 @@ class _Run:
 
     async def _supervise(self) -> str | None:
         """Ask ``stop_when`` once per base interval until the window ends or it gives a reason."""
-        tick = 0
+        tick = max(0, math.ceil((time.monotonic() - self.start) / self.settings.interval))
         while not self.stopped:
             moment = self.start + tick * self.settings.interval
             later = self.end_at() if self.end_at is not None else None
             if later is not None and later > self.end:
                 self.end = later  # read by every send loop at its next send
-            if moment >= self.end:
+            if moment >= self.until:
                 return None
             await self._sleep_until(moment)
             if self.stopped:
@@ -274,19 +310,18 @@ class _Run:
             tick += 1
         return None
 
-    async def _base(self, target: _Target) -> None:
-        send = 0
+    async def _base(self, target: TargetState) -> None:
         while not self.stopped:
-            moment = target.first_send + send * self.settings.interval
-            if moment >= self.end:
-                return
+            moment = target.first_send + target.next_base * self.settings.interval
+            if moment >= self.until:
+                return  # the next chunk goes on from next_base
             await self._sleep_until(moment)
             if self.stopped:
                 return
             self._spawn(self._probe(target, moment, watch=False))
-            send += 1
+            target.next_base += 1
 
-    async def _watch_target(self, target: _Target) -> None:
+    async def _watch_target(self, target: TargetState) -> None:
         """Probe on the burst grid (aligned with the target's base grid) while the tracker asks for it."""
         step = self.settings.burst_interval
         ratio = self.settings.interval / step
@@ -294,7 +329,7 @@ class _Run:
         try:
             while not self.stopped:
                 moment = target.first_send + slot * step
-                if moment >= self.end:
+                if moment >= self.until:
                     return
                 await self._sleep_until(moment)
                 if self.stopped or not target.tracker.needs_watch:
@@ -319,7 +354,7 @@ class _Run:
         finally:
             target.watching = False
 
-    def _spread_slot(self, target: _Target, ready: float) -> int:
+    def _spread_slot(self, target: TargetState, ready: float) -> int:
         """The watch slot of the first instant from ``ready`` on that splits the base interval evenly (midway
         between base sends with a budget of 1.0): where the watch probes go at the refill rate."""
         settings = self.settings
@@ -329,10 +364,11 @@ class _Run:
             share += 1  # a base send
         return round(share * spread / settings.burst_interval)
 
-    async def _probe(self, target: _Target, scheduled: float, *, watch: bool) -> None:
+    async def _probe(self, target: TargetState, scheduled: float, *, watch: bool) -> None:
         settings = self.settings
         seq = target.next_seq
         target.next_seq += 1
+        target.load.sent_at(self.clock.epoch_ms(scheduled), watch)
         sent = time.monotonic()
         outcome = await self.probe(
             target.spec.url,
@@ -358,6 +394,7 @@ class _Run:
             version=outcome.version,
             burst=watch,
         )
+        target.load.succeeded += 1 if outcome.ok else 0
         needs_watch = target.tracker.observe(sent, outcome.ok, (outcome.served_by, outcome.version), base=not watch)
         if needs_watch and not target.watching and not self.stopped:
             target.watching = True

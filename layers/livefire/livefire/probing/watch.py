@@ -1,5 +1,5 @@
-"""What one target's probes say about it: its state, whether it needs watching, and the bucket that pays for
-watch probes. The schedule that uses them, and why, is described in ``probing/engine.py``."""
+"""What one target's probes say about it: its state, whether it needs watching, and the burst budget that pays
+for watch probes. The schedule that uses them, and why, is described in ``probing/engine.py``."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ class TransitionTracker:
         self.learning = True
         self.state: State | None = None
         self.held = 0
-        self._base_seen = 0
-        self._state_sent = -math.inf
+        self.base_seen = 0
+        self.state_sent = -math.inf  # time.monotonic() of the probe that set the state
 
     def fold(self, ok: bool, server: Server) -> State:
         if not ok:
@@ -41,14 +41,14 @@ class TransitionTracker:
 
     def observe(self, sent: float, ok: bool, server: Server, *, base: bool) -> bool:
         """Record a probe sent at ``sent`` that completed; return whether the target needs watching now."""
-        if sent < self._state_sent:
+        if sent < self.state_sent:
             return self.needs_watch  # overtaken: a probe sent later has already completed
-        self._state_sent = sent
+        self.state_sent = sent
         if self.learning:
             if ok:
                 self.reference.add(server)
-            self._base_seen += 1 if base else 0
-            self.learning = ok and self._base_seen < self.reference_probes
+            self.base_seen += 1 if base else 0
+            self.learning = ok and self.base_seen < self.reference_probes
         elif ok and not self.reference:
             self.reference.add(server)  # nothing answered while learning: the first success is the reference
         state = self.fold(ok, server)
@@ -75,13 +75,19 @@ class TransitionTracker:
 
 
 class TokenBucket:
-    """Watch probes are paid from here: ``capacity`` at most, refilled continuously at ``rate`` per second."""
+    """Watch probes are paid from here: ``capacity`` at most, refilled continuously at ``rate`` per second (the
+    spec's burst budget, ``ProbeSettings.burst_capacity``). ``tokens`` and ``stamp`` are its whole state."""
 
-    def __init__(self, capacity: float, rate: float, now: float) -> None:
+    def __init__(self, capacity: float, rate: float, now: float, tokens: float | None = None) -> None:
         self.capacity = capacity
         self.rate = rate
-        self.tokens = capacity
+        self.tokens = capacity if tokens is None else min(capacity, tokens)
         self._stamp = now
+
+    @property
+    def stamp(self) -> float:
+        """When the bucket was last refilled (the clock ``now`` is given in)."""
+        return self._stamp
 
     def _refill(self, now: float) -> None:
         if now > self._stamp:

@@ -23,6 +23,7 @@ MS = 0.001
 SECOND = 1.0
 MINUTE = 60.0
 HOUR = 3600.0
+DAY = 24 * HOUR
 
 
 def _shown(value: Any) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from livefire.spec.durations import HOUR, format_duration
+from livefire.spec.durations import DAY, format_duration
 from livefire.spec.sections import Probes
 
 # Step Functions refuses an execution input over 256 KiB; the spec travels in one.
@@ -16,8 +16,9 @@ MAX_SPEC_BYTES = 256 * 1024
 # Deeper nesting than this is never a drill spec (and could exhaust a parser's stack).
 MAX_DEPTH = 32
 MAX_REGIONS = 20
-# lead + fault + recovery: for now a drill observes at most an hour.
-MAX_OBSERVE_S = HOUR
+# lead + fault + recovery: a drill observes at most a day (the probe windows run in chunks of one Lambda
+# invocation each, docs/architecture.md §6; the state machine's TimeoutSeconds covers it).
+MAX_OBSERVE_S = DAY
 # Per vantage: base probes per second over every target, and connections that may be open at once when every
 # probe waits its whole timeout while the targets are watched at the burst interval (a Lambda function may
 # hold 1,024 file descriptors; the rest is left to the runtime, the SDK and the sample writer).

@@ -8,19 +8,20 @@ from pydantic import Field, model_validator
 
 from livefire.spec.aws import AlarmSpec, AwsRegion, EksCluster, eks_cluster
 from livefire.spec.base import Slug, SpecModel
-from livefire.spec.durations import AS_DURATION, HOUR, MINUTE, MS, SECOND, Duration, PositiveDuration, bounded
+from livefire.spec.durations import AS_DURATION, DAY, HOUR, MINUTE, MS, SECOND, Duration, PositiveDuration, bounded
 from livefire.spec.urls import HttpUrl
 
 Percent = Annotated[float, Field(ge=0, le=100)]
 # The limits of each duration field: (minimum, maximum, resolution). Lead and fault are waited by the state
 # machine in whole seconds; everything probed or measured has millisecond resolution.
 BaselinePhase = Annotated[float, bounded(SECOND, 15 * MINUTE), AS_DURATION]
-LeadPhase = Annotated[float, bounded(0.0, HOUR, SECOND), AS_DURATION]
-FaultPhase = Annotated[float, bounded(SECOND, HOUR, SECOND), AS_DURATION]
-RecoveryPhase = Annotated[float, bounded(SECOND, HOUR), AS_DURATION]
+LeadPhase = Annotated[float, bounded(0.0, DAY, SECOND), AS_DURATION]
+FaultPhase = Annotated[float, bounded(SECOND, DAY, SECOND), AS_DURATION]
+RecoveryPhase = Annotated[float, bounded(SECOND, DAY), AS_DURATION]
 ProbeInterval = Annotated[float, bounded(10 * MS, MINUTE), AS_DURATION]
 ProbeTimeout = Annotated[float, bounded(10 * MS, 30 * SECOND), AS_DURATION]
 BurstInterval = Annotated[float, bounded(5 * MS, MINUTE), AS_DURATION]
+BurstMaxDuration = Annotated[float, bounded(SECOND, HOUR), AS_DURATION]
 Sustain = Annotated[float, bounded(MS, 10 * MINUTE), AS_DURATION]
 Pattern = Literal["active-active", "active-passive", "canary", "blue-green"]
 RegionRole = Literal["primary", "standby", "active"]
@@ -115,6 +116,10 @@ class Probes(SpecModel):
     expect: Expect = Expect()
     fresh_connections: bool = True
     burst_interval: BurstInterval = 0.01
+    burst_max_duration: BurstMaxDuration = Field(
+        default=60.0, description="the burst budget: how long a target's watch may probe at burstInterval on end "
+        "(a full budget; it refills at the base rate), so the end of an outage this long is bracketed to "
+        "burstInterval; past it, the watch probes midway between base sends (docs/architecture.md §6)")
     sustain: Sustain = Field(default=1.0, description="how long success must hold to count")
 
     @model_validator(mode="after")

@@ -16,7 +16,7 @@ import json
 import secrets
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -211,8 +211,10 @@ def _keep_evidence(stack: LocalStack, campaign_id: str, results: list[dict[str, 
 
 
 def run_campaign(folder: Path, *, root: Path, evidence_root: Path, out: TextIO = sys.stdout,
-                 campaign_id: str | None = None, allowed_ranges: str = LOCAL_RANGES) -> CampaignRun:
-    """Run the campaign in ``folder`` end to end; InvalidCampaign / InvalidDrillSpec before anything starts."""
+                 campaign_id: str | None = None, allowed_ranges: str = LOCAL_RANGES,
+                 after_end: Callable[[LocalStack], None] | None = None) -> CampaignRun:
+    """Run the campaign in ``folder`` end to end; InvalidCampaign / InvalidDrillSpec before anything starts.
+    ``after_end`` sees the local stack once the campaign ended, before it goes."""
     campaign = CampaignFolder.read(folder)
     campaign_id = campaign_id or new_campaign_id(folder)
     progress = Progress(out)
@@ -229,6 +231,8 @@ def run_campaign(folder: Path, *, root: Path, evidence_root: Path, out: TextIO =
         execution = follow_campaign(stack, execution_arn, _deadline_s(campaign), progress)
         results = _results(stack, campaign_id)
         evidence_dir = _keep_evidence(stack, campaign_id, results, evidence_root)
+        if after_end is not None:
+            after_end(stack)
     error = None
     if execution["status"] != "SUCCEEDED":
         error = f"{execution.get('error', '')}: {execution.get('cause', '')}".strip(": ")

@@ -25,6 +25,7 @@ def stop_reason(ended: Sequence[Ended], rules: CampaignRules) -> str | None:
         return f"drill {aborted[0]} was aborted by a guardrail (or its restore refused): no further drill starts"
     failed = sorted(e.drill_id for e in ended if e.result_class == "failed")
     if len(failed) > rules.max_failures:
-        return (f"{len(failed)} drills failed ({', '.join(failed)}), more than maxFailures "
-                f"{rules.max_failures}: no further drill starts")
+        drills = "drill" if len(failed) == 1 else "drills"
+        return (f"{len(failed)} {drills} failed ({', '.join(failed)}), more than maxFailures {rules.max_failures}: "
+                "no further drill starts")
     return None

@@ -4,6 +4,7 @@ the evidence says of it (livefire/spec/approval.py, livefire/approval.py), on in
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from livefire.contracts import Plan, PlannedApproval
 from livefire.errors import ApprovalNotPending, GuardrailViolation, InvalidDrillSpec, NotAnApprover
 from livefire.spec import parse_spec
 from livefire.store import DrillStore
+from livefire_local.live_feed import DrillWatch
 from tests.conftest import sandbox_spec_document
 from tests.evidence_data import drill_plan
 from tests.fakes import FakeTable
@@ -212,3 +214,18 @@ def test_an_approver_is_named_by_name_or_by_the_last_part_of_an_iam_arn() -> Non
     assert is_approver("alice", ["alice"])
     assert is_approver("arn:aws:iam::123456789012:user/alice", ["alice"])
     assert not is_approver("arn:aws:iam::123456789012:user/mallory", ["alice"])
+
+
+def test_the_live_view_shows_a_drill_waiting_at_its_gate_between_baseline_and_lead() -> None:
+    watch = DrillWatch(parse_spec(sandbox_spec_document(approval={})), "d-1")
+
+    def enter(state: str, at_s: float) -> None:
+        watch.on_event({"type": "TaskStateEntered", "timestamp": datetime.fromtimestamp(at_s, UTC),
+                        "stateEnteredEventDetails": {"name": state}})
+
+    enter("Baseline", 1_800_000_000)
+    enter("AwaitApproval", 1_800_000_002)
+    waiting_phase = watch.phase
+    enter("Drill", 1_800_000_100)
+
+    assert (waiting_phase, watch.phase_seconds("approval"), watch.probe_phase) == ("approval", None, "lead")

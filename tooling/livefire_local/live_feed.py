@@ -24,15 +24,16 @@ from livefire.probing.chunks import decode_chunk
 from livefire.spec import DrillSpec
 from livefire.store import FaultRecord
 
-LivePhase = Literal["planning", "baseline", "lead", "fault", "recovery", "concluding"]
-LIVE_PHASES: tuple[LivePhase, ...] = ("planning", "baseline", "lead", "fault", "recovery", "concluding")
+# approval: waiting at the go/no-go gate (spec approval), as long as it takes
+LivePhase = Literal["planning", "baseline", "approval", "lead", "fault", "recovery", "concluding"]
+LIVE_PHASES: tuple[LivePhase, ...] = ("planning", "baseline", "approval", "lead", "fault", "recovery", "concluding")
 ProbePhase = Literal["baseline", "lead", "fault", "recovery"]
 PROBE_PHASES: tuple[ProbePhase, ...] = ("baseline", "lead", "fault", "recovery")
 # The states whose entry starts a phase (the fault and the recovery start at the injection and the restore,
 # taken from the fault records when the drill has them).
 PHASE_OF_STATE: dict[str, LivePhase] = {
-    "Baseline": "baseline", "Drill": "lead", "FaultWindow": "fault", "Assess": "concluding",
-    "EmergencyRollback": "concluding", "RecordFailure": "concluding",
+    "Baseline": "baseline", "AwaitApproval": "approval", "Drill": "lead", "FaultWindow": "fault",
+    "Assess": "concluding", "EmergencyRollback": "concluding", "RecordFailure": "concluding",
 }
 FAULT_WORDS = {
     "PENDING": "injecting", "INJECTED": "injected", "RESTORED": "restored", "CONFLICT": "restore refused",

@@ -36,6 +36,7 @@ lint: $(STAMP) $(LINT_VENV)/.installed
 	$(VENV)/bin/mypy
 	$(VENV)/bin/cfn-lint $(TEMPLATES)
 	npx --yes $(ASL_VALIDATOR) --json-path statemachines/drill.asl.json
+	npx --yes $(ASL_VALIDATOR) --json-path statemachines/campaign.asl.json
 	$(LINT_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation $(addprefix -f ,$(TEMPLATES))
 
 # `sam validate --lint` and `sam build` of both templates (the layer for python3.12 / arm64). aws-sam-cli is

@@ -133,7 +133,8 @@ WILDCARD_RESOURCES = {
     f"arn:aws:s3:::{BUCKET}/drills/*/assessment.json": "Assess writes each drill's assessment",
     f"arn:aws:s3:::{BUCKET}/drills/*/telemetry/*": "and the raw answers of its telemetry queries",
     **{f"arn:aws:s3:::{BUCKET}/drills/*/{name}": "Evidence writes each drill's reports, records and seal"
-       for name in ("faults/records.json", "posture.json", "cost.json", "report.md", "report.html", "manifest.json",
+       for name in ("faults/records.json", "approval.json", "posture.json", "cost.json", "report.md", "report.html",
+                    "manifest.json",
                     "signature.json")},
     f"arn:aws:cloudwatch:*:{ACCOUNT}:alarm:*": "alarms are named by drill specs, each in its own region",
     f"arn:aws:states:{REGION}:{ACCOUNT}:execution:livefire-local-DrillStateMachine:*": "the drill executions",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import getpass
 import io
+import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -60,6 +61,12 @@ def report(stack: LocalStack, drill_id: str) -> str:
     return text
 
 
+def evidence(stack: LocalStack, drill_id: str, name: str) -> dict[str, Any]:
+    body = stack.s3.get_object(Bucket=stack.bucket, Key=f"drills/payments/{drill_id}/{name}")["Body"]
+    document: dict[str, Any] = json.loads(body.read())
+    return document
+
+
 def test_an_approved_drill_runs_and_a_rejected_or_unanswered_one_is_cancelled_untouched(
         session: tuple[SandboxMesh, LocalStack], unique_id: str) -> None:
     mesh, stack = session
@@ -82,7 +89,10 @@ def test_an_approved_drill_runs_and_a_rejected_or_unanswered_one_is_cancelled_un
     assert f"rejected at the go/no-go gate by {getpass.getuser()} (too close to the release)" in \
         report(stack, f"{unique_id}-r")
     assert "no decision at the go/no-go gate within 1s" in report(stack, f"{unique_id}-t")
+    assert evidence(stack, f"{unique_id}-r", "approval.json")["decidedBy"] == getpass.getuser()
+    assert evidence(stack, f"{unique_id}-t", "approval.json")["status"] == "TIMED_OUT"
     assert approved["status"] == "SUCCEEDED", approved.get("cause")
+    assert evidence(stack, f"{unique_id}-a", "approval.json")["status"] == "APPROVED"
     assert gate.decided == "APPROVED"
     record = store.get_drill(f"{unique_id}-a")
     assert record is not None and record.verdict == "PASS" and record.approval_decided_by == getpass.getuser()

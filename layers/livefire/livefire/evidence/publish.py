@@ -16,7 +16,7 @@ import boto3
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
-from livefire.approval import approval_evidence
+from livefire.approval import APPROVAL_ARTIFACT, ApprovalEvidence, approval_evidence
 from livefire.assessment import Assessment, with_posture
 from livefire.contracts import EvidenceRequest, EvidenceResult, Plan, Sample, Verdict
 from livefire.cost import CostReport, drill_cost, execution_history
@@ -58,14 +58,13 @@ def _verdict(request: EvidenceRequest) -> Verdict:
     return request.outcome  # NOT_STEADY, CANCELLED, ERROR, ABORTED: the drill ended without a judgement
 
 
-def _error_text(request: EvidenceRequest, runtime: Runtime) -> str | None:
-    """'<error>: <cause>' of a drill that ended unjudged; a CANCELLED drill's names who decided at its go/no-go gate
-    (from its record), or that nobody did in time."""
+def _error_text(request: EvidenceRequest, gate: ApprovalEvidence | None) -> str | None:
+    """'<error>: <cause>' of a drill that ended unjudged; a CANCELLED drill's names who decided at its go/no-go gate,
+    or that nobody did in time."""
     if request.error is None:
         return None
-    gate = approval_evidence(runtime.store.get_drill(request.plan.drill_id), request.error.error) \
-        if request.outcome == "CANCELLED" else None
-    return f"{request.error.error}: {gate.line() if gate is not None else request.error.cause}"
+    told = gate.line() if gate is not None and request.outcome == "CANCELLED" else request.error.cause
+    return f"{request.error.error}: {told}"
 
 
 def _json_artifacts(artifacts: Mapping[str, bytes], folder: str) -> dict[str, Any]:
@@ -207,6 +206,9 @@ def _write_evidence(request: EvidenceRequest, runtime: Runtime, verdict: Verdict
     spec = runtime.spec(plan)
     faults = runtime.store.faults_of(plan.drill_id)
     runtime.put_json(f"{prefix}{FAULT_RECORDS}", [record.model_dump(mode="json") for record in faults])
+    gate = approval_evidence(runtime.store.get_drill(plan.drill_id), request.error.error if request.error else None)
+    if gate is not None:  # who decided at the go/no-go gate, and when (livefire/approval.py)
+        runtime.put_json(f"{prefix}{APPROVAL_ARTIFACT}", gate.to_state())
     artifacts = stored_artifacts(runtime, prefix)
     documents = _json_artifacts(artifacts, "faults/")
     posture = audit_mesh(spec, documents)
@@ -226,7 +228,7 @@ def _write_evidence(request: EvidenceRequest, runtime: Runtime, verdict: Verdict
         spec=spec, assessment=assessment, outcome=request.outcome, drill_id=plan.drill_id,
         execution_arn=plan.execution_arn, faults=faults, documents=documents, samples=_samples(artifacts),
         targets=reached_targets(plan, spec), posture=posture, cost=cost,
-        error=_error_text(request, runtime),
+        error=_error_text(request, gate),
         artifacts=listed | {REPORT_MD: None, REPORT_HTML: None, MANIFEST_NAME: None, SIGNATURE_NAME: None},
         signing_key=runtime.signer.key, controls=controls_evidenced(load_mapping(runtime.s3), assessment),
     )

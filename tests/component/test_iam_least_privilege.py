@@ -113,7 +113,7 @@ EXTERNAL_CALLS = {
     "ProbeFunction": _MARKERS,
     # telemetry: an amp workspace's query (SigV4 for aps) and a prometheus tokenSecret, on the Telemetry* parameters
     # the go/no-go gate's request on the spec's approval.topic, one of the ApprovalTopicArns (the replay names none)
-    "ApprovalFunction": [("livefire.approval", ".publish(TopicArn=topic", "sns:Publish")],
+    "ApprovalFunction": [("livefire.approval", ".publish(TopicArn=gate.topic", "sns:Publish")],
     "AssessFunction": [("livefire.telemetry.client", "SigV4Auth(", "aps:QueryMetrics"),
                        ("livefire.telemetry.client", "get_secret_value(", "secretsmanager:GetSecretValue")],
 }

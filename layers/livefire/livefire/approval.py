@@ -118,10 +118,8 @@ def planned_approval(spec: DrillSpec) -> PlannedApproval | None:
     return PlannedApproval(timeout_seconds=round(gate.timeout), approvers=gate.approvers, topic=gate.topic)
 
 
-def announcement(plan: Plan, deadline_ms: int) -> ApprovalAnnouncement:
-    gate = plan.approval
-    if gate is None:
-        raise ApprovalNotPending(f"drill {plan.drill_id} has no go/no-go gate")
+def announcement(plan: Plan, gate: PlannedApproval, deadline_ms: int) -> ApprovalAnnouncement:
+    """What the owner is asked: each fault, how long it stays live, the blast radius, the probed endpoints."""
     faults = [f"{f.kind} on {f.object_kind} {f.namespace + '/' if f.namespace else ''}{f.object_name} in "
               f"{f.region}" + (f" ({f.cluster.key})" if f.cluster is not None else "") + f" [{f.reach}]"
               for f in plan.faults]
@@ -141,18 +139,19 @@ def request_approval(request: ApprovalRequest, store: DrillStore, events: Any, s
                      now_ms: int, sns_for: Callable[[str], Any]) -> ApprovalAnnouncement:
     """The AwaitApproval step: the token on the drill's record, then the request announced. ``sns_for(region)``
     gives an SNS client in the topic's region."""
-    plan = request.plan
-    request_ = announcement(plan, now_ms + (plan.approval.timeout_seconds if plan.approval else 0) * 1000)
+    plan, gate = request.plan, request.plan.approval
+    if gate is None:
+        raise ApprovalNotPending(f"drill {plan.drill_id} has no go/no-go gate")
+    asked = announcement(plan, gate, now_ms + gate.timeout_seconds * 1000)
     if not store.await_approval(plan.drill_id, token=request.task_token, requested_at_ms=now_ms,
-                                deadline_ms=request_.deadline_ms, approvers=request_.approvers):
+                                deadline_ms=asked.deadline_ms, approvers=asked.approvers):
         raise ApprovalNotPending(f"drill {plan.drill_id} has no RUNNING record to wait on")
     events.put_events(Entries=[{"Source": "livefire", "DetailType": REQUESTED, "EventBusName": settings.event_bus,
-                                "Detail": json.dumps(request_.to_state())}])
-    topic = plan.approval.topic if plan.approval else None
-    if topic:
-        sns_for(topic.split(":")[3]).publish(TopicArn=topic, Message=request_.text(),
-                                             Subject=f"livefire: approve drill {plan.drill_id}?"[:100])
-    return request_
+                                "Detail": json.dumps(asked.to_state())}])
+    if gate.topic:
+        sns_for(gate.topic.split(":")[3]).publish(TopicArn=gate.topic, Message=asked.text(),
+                                                  Subject=f"livefire: approve drill {plan.drill_id}?"[:100])
+    return asked
 
 
 def is_approver(decider: str, approvers: list[str]) -> bool:

@@ -15,11 +15,17 @@ SANDBOX = ROOT / "drills" / "sandbox"
 MESH_DIR = SANDBOX / "mesh"
 # Short phases keep a whole drill to ~10 s while still leaving room for failover and failback.
 FAST_PHASES = {"baseline": "1s", "lead": "1s", "fault": "3s", "recovery": "4s"}
+# The drills run on a busy 2-core machine (CI runs several at once), where a CPU-starved event loop measures a
+# healthy sandbox's latencies 100 ms and more too high (a median of 142 ms after the rollback against 7 ms in the
+# baseline was seen): steadyAfterRollback's latency criterion gets a tolerance no stall reaches. The criterion itself
+# is tested in tests/unit/assessment/test_steady.py; steady's other criteria stay as shipped.
+LOADED_MACHINE_STEADY = {"latencyTolerance": "500ms"}
 
 
 def sandbox_spec_document(name: str = "active-passive", **overrides: Any) -> dict[str, Any]:
     document: dict[str, Any] = yaml.safe_load((SANDBOX / f"{name}.yaml").read_text())
     document["phases"] = dict(FAST_PHASES)
+    document["steady"] = {**LOADED_MACHINE_STEADY, **document.get("steady", {})}
     for key, value in overrides.items():
         document[key] = value
     return document

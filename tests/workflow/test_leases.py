@@ -17,14 +17,14 @@ from livefire.spec import parse_spec
 from livefire.store import DrillStore
 from livefire_local.aws import local_stack
 from livefire_local.runner import follow_execution, sandbox_session, start_drill
-from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
+from tests.conftest import LOADED_MACHINE_STEADY, MESH_DIR, ROOT, sandbox_spec_document
 
 TARGET = "sandbox:payments-use1/payments/VirtualService/payments"
 SERVICE = "service:payments"
 PHASES = {"baseline": "1s", "lead": "0s", "fault": "1s", "recovery": "1s"}
 # These drills judge leases, not steadiness: a 1 s baseline has ~10 probes a target, so under the default 99% floor
 # one probe timed out by a stalled machine would end the winner NOT_STEADY before it injects anything.
-TOLERANT = {"availability": 80, "maxConsecutiveErrors": 3}
+TOLERANT = {**LOADED_MACHINE_STEADY, "availability": 80, "maxConsecutiveErrors": 3}
 
 
 def lease_drill() -> dict[str, Any]:

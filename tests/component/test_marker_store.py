@@ -1,6 +1,7 @@
 """The sandbox's replicated marker store and the http marker contract: markers reach a replica after the configured
-lag, in write order, never while the primary fails, and are gone after a cleanup; livefire's http store speaks the
-contract to the sandbox's server on loopback."""
+lag, in write order, never while the primary fails, and are gone after a cleanup; a standby's markers go back to the
+primary the same way, or never (``dropOnFailback``) when taken while the primary failed; livefire's http store
+speaks the contract to the sandbox's server on loopback."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from livefire.datachecks.markers import Marker
 from livefire.datachecks.stores import HttpMarkerStore, delete_http_markers
-from livefire.spec.datachecks import HttpMarkers, marker_prefix
+from livefire.spec.datachecks import HttpMarkers, marker_prefix, standby_prefix
 from livefire_local.sandbox.markers import LagProfile, MarkerServer, ReplicatedMarkers
 
 PREFIX = marker_prefix("d-1", "orders")
@@ -91,12 +92,49 @@ def test_a_cleanup_removes_every_marker_held_or_still_replicating() -> None:
     assert markers.markers_left() == 2  # the other drill's marker, in the primary and the replica
 
 
+def test_a_standby_marker_reaches_the_primary_after_the_lag_once_the_primary_is_back() -> None:
+    clock, failing = Clock(), [False]
+    markers = store(LagProfile(lag_s=1.0), clock, failing)
+    back = standby_prefix(PREFIX, "us-west-2")
+    markers.put(back, Marker(0, 1.0), "us-west-2")
+    failing[0] = True
+    markers.put(back, Marker(1, 2.0), "us-west-2")
+
+    clock.now += 5.0
+    markers.tick()
+    during = markers.held("us-east-1", back, 0)
+    failing[0] = False
+    markers.tick()
+
+    assert during is None and markers.held("us-west-2", back, 1) == Marker(1, 2.0)
+    assert markers.newest("us-east-1", back) == Marker(1, 2.0) and markers.held("us-east-1", back, 0) is not None
+    assert markers.dropped == 0
+
+
+def test_a_lossy_failback_drops_what_the_standby_took_while_the_primary_failed() -> None:
+    clock, failing = Clock(), [False]
+    markers = store(LagProfile(lag_s=0.5, drop_on_failback=True), clock, failing)
+    back = standby_prefix(PREFIX, "us-west-2")
+    markers.put(back, Marker(0, 1.0), "us-west-2")
+    failing[0] = True
+    markers.put(back, Marker(1, 2.0), "us-west-2")
+    failing[0] = False
+    markers.put(back, Marker(2, 3.0), "us-west-2")
+
+    clock.now += 1.0
+    markers.tick()
+
+    held = [markers.held("us-east-1", back, seq) is not None for seq in range(3)]
+    assert held == [True, False, True] and markers.dropped == 1
+
+
 @pytest.fixture
 def served() -> Iterator[tuple[ReplicatedMarkers, HttpMarkers]]:
     markers = ReplicatedMarkers("us-east-1", ["us-west-2"], LagProfile(lag_s=0.0))
     server = MarkerServer({"markers.test.sandbox": (markers, "us-east-1"),
                            "usw2.markers.test.sandbox": (markers, "us-west-2")})
-    port = server.start()
+    server.start()
+    port = server.port
     section = HttpMarkers(write_url=f"http://markers.test.sandbox:{port}/markers",
                           read_urls={"us-west-2": f"http://usw2.markers.test.sandbox:{port}/markers"})
     try:
@@ -122,3 +160,19 @@ def test_the_http_store_writes_reads_and_deletes_through_the_contract(
     assert before is None
     assert after == Marker(3, 1234.5)
     assert markers.markers_left() == 0
+
+
+def test_the_http_store_writes_in_the_standby_and_finds_those_markers_in_the_primary_by_key(
+        served: tuple[ReplicatedMarkers, HttpMarkers], monkeypatch: pytest.MonkeyPatch) -> None:
+    markers, section = served
+    port = section.write_url.rsplit(":", 1)[1].split("/")[0]
+    monkeypatch.setenv("LIVEFIRE_RESOLVE", f'{{"markers.test.sandbox:{port}": "127.0.0.1:{port}", '
+                                           f'"usw2.markers.test.sandbox:{port}": "127.0.0.1:{port}"}}')
+    client = HttpMarkerStore(section, PREFIX, timeout=2.0)
+
+    client.write_standby("us-west-2", 4, 10.0)
+    client.write_standby("us-west-2", 5, 11.0)
+    markers.tick()  # the server's own thread may have replicated them already: either way they are there now
+
+    assert client.in_primary("us-west-2", [4, 5, 6]) == {4, 5}
+    assert markers.held("us-west-2", standby_prefix(PREFIX, "us-west-2"), 5) == Marker(5, 11.0)

@@ -1,10 +1,12 @@
-"""The data checks' writer and readers keep a fixed schedule whatever the store does, and say so when it is too slow."""
+"""The data checks' writer and readers keep a fixed schedule whatever the store does, and say so when it is too slow;
+with standbyWrites every marker the standby acknowledged is looked for in the primary until it is seen there."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import threading
+from collections.abc import Sequence
 from typing import Any, cast
 
 from livefire.datachecks.markers import Marker, MarkerSample
@@ -25,11 +27,16 @@ class Collected:
 
 
 class Store:
-    """Holds what was written; the replica sees everything but the newest marker. ``gate`` blocks writes."""
+    """Holds what was written; the replica sees everything but the newest marker. ``gate`` blocks writes. Every
+    standby marker is acknowledged; the primary holds them all but ``lost``."""
 
-    def __init__(self, gate: threading.Event | None = None) -> None:
+    look_batch = 4
+
+    def __init__(self, gate: threading.Event | None = None, lost: int | None = None) -> None:
         self.written: list[int] = []
         self.gate = gate
+        self.lost = lost
+        self.standby: list[int] = []
 
     def write(self, seq: int, sent_ms: float) -> None:
         if self.gate is not None:
@@ -40,10 +47,17 @@ class Store:
         held = sorted(self.written)[:-1]
         return Marker(held[-1], 1.0) if held else None
 
+    def write_standby(self, region: str, seq: int, sent_ms: float) -> None:
+        self.standby.append(seq)
 
-def runner(store: Store, collected: Collected) -> DataCheckRunner:
+    def in_primary(self, region: str, seqs: Sequence[int]) -> set[int]:
+        return {seq for seq in seqs if seq in self.standby and seq != self.lost}
+
+
+def runner(store: Store, collected: Collected, standby_writes: bool = False) -> DataCheckRunner:
     document = sandbox_spec_document()
-    document["dataChecks"] = [{"name": "orders", "kind": "http", "interval": "50ms", "http": {
+    document["dataChecks"] = [{"name": "orders", "kind": "http", "interval": "50ms", "standbyWrites": standby_writes,
+                               "http": {
         "writeUrl": "http://markers.payments.sandbox/m", "readUrls": {"us-west-2": "http://r.sandbox/m"}}}]
     checks = DataCheckRunner(parse_spec(document), "d-1", cast(SampleChunkWriter, collected))
     checks.runs[0].store = store
@@ -84,3 +98,16 @@ def test_a_store_slower_than_the_schedule_gets_failed_samples_instead_of_a_queue
     assert len(collected.samples) == 40  # every scheduled operation has its sample, sent or not
     assert len(store.written) == 20 - len([s for s in overloaded if s.op == "write"])
     assert MAX_IN_FLIGHT < 40
+
+
+def test_every_standby_marker_is_looked_for_in_the_primary_until_seen_and_a_lost_one_again_and_again() -> None:
+    store, collected = Store(lost=1), Collected()
+
+    asyncio.run(runner(store, collected, standby_writes=True).run(0.5))
+
+    confirms = [s for s in collected.samples if s.op == "confirm" and s.ok]
+    held = {seq for s in confirms for seq in s.held or ()}
+    asked_for_the_lost = sum(1 for s in confirms if 1 in (s.asked or ()))
+    assert {2, 3, 4, 5, 6} <= held <= set(store.standby) - {1}  # the last written may not be looked for yet
+    assert asked_for_the_lost >= 3 and 1 not in held
+    assert {s.region for s in collected.samples if s.op in ("standby-write", "confirm")} == {"us-west-2"}

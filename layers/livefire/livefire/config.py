@@ -51,6 +51,9 @@ class Settings:
     # TelemetryWorkspaces and TelemetrySecrets; Assess's role may use no other, livefire/planning.py refuses others).
     telemetry_workspaces: tuple[str, ...] = ()
     telemetry_secrets: tuple[str, ...] = ()
+    # Roles in other accounts a cluster may be reached through (template parameter TrustedRoleArns,
+    # livefire/accounts.py); empty: every cluster is in this account.
+    trusted_roles: tuple[str, ...] = ()
     # SNS topics a go/no-go gate may announce on (template parameter ApprovalTopicArns; livefire/approval.py).
     approval_topics: tuple[str, ...] = ()
 
@@ -67,5 +70,6 @@ class Settings:
             signing_key_id=os.environ.get("SIGNING_KEY_ID", ""),
             telemetry_workspaces=_csv(os.environ.get("TELEMETRY_WORKSPACES")),
             telemetry_secrets=_csv(os.environ.get("TELEMETRY_SECRETS")),
+            trusted_roles=_csv(os.environ.get("TRUSTED_ROLE_ARNS")),
             approval_topics=_csv(os.environ.get("APPROVAL_TOPIC_ARNS")),
         )

@@ -66,6 +66,7 @@ class DataCheckSandbox:
             elif check.dynamodb is not None:
                 profile = profiles["dynamodb"].get(check.dynamodb.table, LagProfile())
                 self.tables.append(TableReplicator(check.dynamodb, check.name, profile,
+                                                   standby_writes=check.standby_writes,
                                                    primary_failing=primary_failing))
         self.server = MarkerServer(routes) if routes else None
 

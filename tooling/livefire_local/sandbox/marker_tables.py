@@ -2,10 +2,12 @@
 
 moto has no global tables: nothing copies an item put in one region to another. ``TableReplicator`` plays the
 replication, on a thread, with the sandbox store's lag (``markers.py``: ``lag`` + ``jitter``, paused while the
-primary fails): every tick it looks for the next markers of its check in the primary table (by key: moto's scans
-are slow) and copies each to every replica region once it is due (``lag`` after the marker's own write time,
-``sentMs``); once the newest marker is gone from the primary (a cleanup deletes markers in every region itself)
-it copies nothing more.
+primary fails): every tick each lane looks for the next markers of its check in its source table (by key: moto's
+scans are slow) and copies each to its destinations once it is due (``lag`` after the marker's own write time,
+``sentMs``). The forward lane copies the primary's markers to every replica; with ``standbyWrites`` a back lane per
+replica copies the markers written there to the primary, and with ``dropOnFailback`` those that appear while the
+primary fails are never copied (a lossy failback). Once the newest forward marker is gone from the primary (a
+cleanup deletes markers in every region itself) nothing more is copied.
 The lag is therefore the configured one plus at most one tick (``TICK_S``); while paused, nothing is copied and
 the backlog is copied at once when the primary is back.
 """
@@ -17,12 +19,13 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 
 from livefire.datachecks.stores import KEY_ATTRIBUTE
-from livefire.spec.datachecks import DynamoMarkers
+from livefire.spec.datachecks import MARKER_PREFIX, DynamoMarkers, standby_prefix
 from livefire_local.sandbox.markers import LagProfile
 
 TICK_S = 0.2
@@ -40,19 +43,31 @@ def _keys(region: str, table: str) -> set[str]:
     return {item[KEY_ATTRIBUTE]["S"] for page in pages for item in page.get("Items", [])}
 
 
+@dataclass
+class _Lane:
+    """One direction of replication: the markers under ``prefix`` that appear in ``source``, for ``destinations``."""
+
+    source: str
+    destinations: list[str]
+    prefix: str
+    back: bool  # a standby's markers, on their way back to the primary
+    next_seq: int = 0
+    pending: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # (due, item), in order of appearance
+
+
 class TableReplicator:
-    def __init__(self, section: DynamoMarkers, check: str, profile: LagProfile, *,
+    def __init__(self, section: DynamoMarkers, check: str, profile: LagProfile, *, standby_writes: bool = False,
                  primary_failing: Callable[[], bool] = lambda: False, seed: int | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.section = section
         self.check = check
         self.profile = profile
+        self.standby_writes = standby_writes
         self._failing = primary_failing
         self._rng = random.Random(seed)
         self._clock = clock
-        self._prefix: str | None = None  # livefire-marker/<drill>/<check>/, learnt from the first marker
-        self._next_seq = 0
-        self._pending: list[tuple[float, dict[str, Any]]] = []  # (due, item), in the order the markers appeared
+        self._lanes: list[_Lane] = []  # made once the drill's prefix is known
+        self.dropped = 0  # standby markers never copied back (``drop_on_failback``)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -65,51 +80,68 @@ class TableReplicator:
                 AttributeDefinitions=[{"AttributeName": KEY_ATTRIBUTE, "AttributeType": "S"}])
 
     def _discover(self) -> None:
-        """The drill's marker prefix of this check, from any marker of it (a scan of one item)."""
-        items = _client(self.section.primary_region).scan(TableName=self.section.table, Limit=1).get("Items", [])
+        """The lanes, once the drill's marker prefix of this check (``livefire-marker/<drill>/<check>/``) is known
+        from any marker of it (a scan of one item)."""
+        primary, replicas = self.section.primary_region, self.section.replica_regions
+        items = _client(primary).scan(TableName=self.section.table, Limit=1).get("Items", [])
         for item in items:
-            prefix, _, _seq = item[KEY_ATTRIBUTE]["S"].rpartition("/")
-            if prefix.endswith(f"/{self.check}"):
-                self._prefix = prefix + "/"
+            parts = str(item[KEY_ATTRIBUTE]["S"]).split("/")
+            if len(parts) >= 4 and parts[0] == MARKER_PREFIX and parts[2] == self.check:
+                prefix = "/".join(parts[:3]) + "/"
+                self._lanes = [_Lane(primary, list(replicas), prefix, back=False)] + [
+                    _Lane(region, [primary], standby_prefix(prefix, region), back=True)
+                    for region in (replicas if self.standby_writes else ())]
 
-    def _appeared(self, now: float) -> None:
-        """Markers new in the primary since the last tick, by key (moto's scans are too slow to repeat)."""
-        keys = [f"{self._prefix}{seq:010d}" for seq in range(self._next_seq, self._next_seq + PROBE_KEYS)]
-        answer = _client(self.section.primary_region).batch_get_item(RequestItems={self.section.table: {
+    def _appeared(self, lane: _Lane, now: float, drop: bool) -> None:
+        """Markers new in the lane's source since the last tick, by key (moto's scans are too slow to repeat);
+        ``drop``: seen, never copied."""
+        keys = [f"{lane.prefix}{seq:010d}" for seq in range(lane.next_seq, lane.next_seq + PROBE_KEYS)]
+        answer = _client(lane.source).batch_get_item(RequestItems={self.section.table: {
             "Keys": [{KEY_ATTRIBUTE: {"S": key}} for key in keys], "ConsistentRead": True}})
         found = sorted(answer.get("Responses", {}).get(self.section.table, []),
                        key=lambda item: str(item[KEY_ATTRIBUTE]["S"]))
-        latest = self._pending[-1][0] if self._pending else now
+        if found:
+            lane.next_seq = int(str(found[-1][KEY_ATTRIBUTE]["S"]).rpartition("/")[2]) + 1
+        if drop:
+            self.dropped += len(found)
+            return
+        latest = lane.pending[-1][0] if lane.pending else now
         for item in found:  # due ``lag`` after the marker was written (its sentMs), not after this tick saw it
             written_s = float(item.get("sentMs", {}).get("N", now * 1000.0)) / 1000.0
             latest = max(latest, written_s + self.profile.lag_s + self._rng.uniform(0.0, self.profile.jitter_s))
-            self._pending.append((latest, item))
-        if found:
-            self._next_seq = int(str(found[-1][KEY_ATTRIBUTE]["S"]).rpartition("/")[2]) + 1
+            lane.pending.append((latest, item))
 
     def _cleaned_up(self) -> bool:
         """Whether the newest marker seen in the primary is gone: the drill's markers were deleted."""
-        newest = f"{self._prefix}{self._next_seq - 1:010d}"
+        forward = self._lanes[0]
+        newest = f"{forward.prefix}{forward.next_seq - 1:010d}"
         answer = _client(self.section.primary_region).get_item(
             TableName=self.section.table, Key={KEY_ATTRIBUTE: {"S": newest}}, ConsistentRead=True)
         return "Item" not in answer
 
     def tick(self) -> None:
-        if self.profile.pause_on_fault and self._failing():
-            return
-        now = self._clock()
-        if self._prefix is None:
+        failing = self._failing()
+        paused = self.profile.pause_on_fault and failing
+        dropping = self.profile.drop_on_failback and failing
+        if not self._lanes:
+            if paused:
+                return
             self._discover()
-        if self._prefix is None:
+        now = self._clock()
+        for lane in self._lanes:
+            if not paused or (lane.back and dropping):  # a paused primary takes nothing; a lossy one loses it
+                self._appeared(lane, now, drop=lane.back and dropping)
+        if paused or not self._lanes:
             return
-        self._appeared(now)
-        if self._pending and self._cleaned_up():  # nothing left to replicate, and no copy may outlive the cleanup
-            self._pending.clear()
+        if any(lane.pending for lane in self._lanes) and self._cleaned_up():  # no copy may outlive the cleanup
+            for lane in self._lanes:
+                lane.pending.clear()
             return
-        while self._pending and self._pending[0][0] <= now:
-            _due, item = self._pending.pop(0)
-            for region in self.section.replica_regions:
-                _client(region).put_item(TableName=self.section.table, Item=item)
+        for lane in self._lanes:
+            while lane.pending and lane.pending[0][0] <= now:
+                _due, item = lane.pending.pop(0)
+                for region in lane.destinations:
+                    _client(region).put_item(TableName=self.section.table, Item=item)
 
     def start(self) -> None:
         self._stop.clear()

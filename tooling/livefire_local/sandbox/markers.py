@@ -4,17 +4,21 @@
 Markers written in the primary region become visible in each other region once replicated: after the store's
 ``lag`` plus a uniform ``jitter`` per marker, in write order (a replication log never reorders), and, with
 ``pauseOnFault``, never while the primary region's service fails (a failed region replicates nothing; its backlog
-drains once it is back). The lag of each store is set per sandbox mesh in ``<mesh_dir>/markers.yaml``, by the host
-of a data check's write URL (``http``) or by its table (``dynamodb``)::
+drains once it is back). A marker written in another region (a data check's ``standbyWrites``) is replicated back
+to the primary the same way, unless ``dropOnFailback``: what a standby took while the primary failed then never
+reaches the primary (a lossy failback). The lag of each store is set per sandbox mesh in
+``<mesh_dir>/markers.yaml``, by the host of a data check's write URL (``http``) or by its table (``dynamodb``)::
 
     http:
       markers.payments.sandbox: {lag: 200ms, jitter: 100ms, pauseOnFault: true}
     dynamodb:
-      livefire-markers: {lag: 10s}
+      livefire-markers: {lag: 10s, dropOnFailback: true}
 
-``MarkerServer`` serves the README's http marker contract for every write and read URL of the spec's ``http``
-checks (``*.sandbox`` hosts only): ``POST`` a marker, ``GET ?prefix=`` the newest a region holds, ``DELETE
-?prefix=`` to clean up. The ``dynamodb`` kind replicates between per-region moto tables (``marker_tables.py``).
+``MarkerServer`` answers the README's http marker contract (``respond``, behind a ``LoopbackServer``) for every
+write and read URL of the spec's ``http`` checks (``*.sandbox`` hosts only): ``POST`` a marker in the URL's region,
+``GET ?prefix=`` the newest a region holds (``&seq=``: that one marker), ``DELETE ?prefix=`` to clean up; its
+replication thread ticks the stores. The ``dynamodb`` kind replicates between per-region moto tables
+(``marker_tables.py``).
 """
 
 from __future__ import annotations
@@ -25,36 +29,39 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
 from livefire.datachecks.markers import Marker
 from livefire.spec import parse_duration
+from livefire_local.sandbox.services import LoopbackServed, LoopbackServer, Request, Response
 
 LOOPBACK = "127.0.0.1"
 CONFIG_FILE = "markers.yaml"
 TICK_S = 0.05
+_PROFILE_KEYS = {"lag", "jitter", "pauseOnFault", "dropOnFailback"}
 
 
 @dataclass(frozen=True)
 class LagProfile:
     """How one sandbox store replicates: ``lag`` + uniform [0, ``jitter``] seconds, paused while the primary
-    fails when ``pause_on_fault``."""
+    fails when ``pause_on_fault``; with ``drop_on_failback``, a standby's writes taken while the primary fails are
+    never replicated back to it."""
 
     lag_s: float = 0.0
     jitter_s: float = 0.0
     pause_on_fault: bool = True
+    drop_on_failback: bool = False
 
     @classmethod
     def parse(cls, where: str, raw: Any) -> LagProfile:
-        if not isinstance(raw, dict) or set(raw) - {"lag", "jitter", "pauseOnFault"}:
-            raise ValueError(f"{where}: must be a mapping of lag, jitter and pauseOnFault")
+        if not isinstance(raw, dict) or set(raw) - _PROFILE_KEYS:
+            raise ValueError(f"{where}: must be a mapping of {', '.join(sorted(_PROFILE_KEYS))}")
         return cls(parse_duration(raw.get("lag", 0)), parse_duration(raw.get("jitter", 0)),
-                   bool(raw.get("pauseOnFault", True)))
+                   bool(raw.get("pauseOnFault", True)), bool(raw.get("dropOnFailback", False)))
 
 
 def load_profiles(mesh_dir: Path) -> dict[str, dict[str, LagProfile]]:
@@ -78,7 +85,7 @@ class _Pending:
 
 
 class ReplicatedMarkers:
-    """One marker store: the primary's markers and what each replica region holds. ``tick`` replicates."""
+    """One marker store: the markers each region holds, and what is replicating to each. ``tick`` replicates."""
 
     def __init__(self, primary: str, replicas: list[str], profile: LagProfile, *,
                  primary_failing: Callable[[], bool] = lambda: False, seed: int | None = None,
@@ -89,25 +96,32 @@ class ReplicatedMarkers:
         self._rng = random.Random(seed)
         self._clock = clock
         self._lock = threading.Lock()
-        self._held: dict[str, dict[str, Marker]] = {region: {} for region in (primary, *replicas)}
-        self._queues: dict[str, list[_Pending]] = {region: [] for region in replicas}
+        self._held: dict[str, dict[str, dict[int, Marker]]] = {region: {} for region in (primary, *replicas)}
+        self._queues: dict[str, list[_Pending]] = {region: [] for region in (primary, *replicas)}  # by destination
         self.paused = False
+        self.dropped = 0  # standby writes never replicated back (``drop_on_failback``)
 
-    def put(self, prefix: str, marker: Marker) -> None:
+    def put(self, prefix: str, marker: Marker, region: str | None = None) -> None:
+        """A marker written in ``region`` (the primary when None): held there at once, and replicated to every
+        replica when written in the primary, back to the primary when written in a replica."""
+        written_in = region or self.primary
+        dropped = written_in != self.primary and self.profile.drop_on_failback and self._failing()
         now = self._clock()
         with self._lock:
-            self._hold(self.primary, prefix, marker)
-            for queue in self._queues.values():
+            self._held[written_in].setdefault(prefix, {})[marker.seq] = marker
+            if dropped:
+                self.dropped += 1
+                return
+            back = written_in != self.primary
+            destinations = [self.primary] if back else [r for r in self._queues if r != self.primary]
+            for destination in destinations:
+                queue = self._queues[destination]
                 due = now + self.profile.lag_s + self._rng.uniform(0.0, self.profile.jitter_s)
                 queue.append(_Pending(max(due, queue[-1].due_s if queue else due), prefix, marker))
 
-    def _hold(self, region: str, prefix: str, marker: Marker) -> None:
-        held = self._held[region]
-        if prefix not in held or held[prefix].seq < marker.seq:
-            held[prefix] = marker
-
     def tick(self) -> None:
-        """Replicate every marker due by now, unless the primary fails (``pauseOnFault``)."""
+        """Replicate every marker due by now, unless the primary fails (``pauseOnFault``): it neither sends its
+        markers nor takes the standbys' back."""
         paused = self.profile.pause_on_fault and self._failing()
         now = self._clock()
         with self._lock:
@@ -117,20 +131,25 @@ class ReplicatedMarkers:
             for region, queue in self._queues.items():
                 while queue and queue[0].due_s <= now:
                     pending = queue.pop(0)
-                    self._hold(region, pending.prefix, pending.marker)
+                    self._held[region].setdefault(pending.prefix, {})[pending.marker.seq] = pending.marker
 
     def newest(self, region: str, prefix: str) -> Marker | None:
         with self._lock:
-            return self._held[region].get(prefix)
+            held = self._held[region].get(prefix)
+            return held[max(held)] if held else None
+
+    def held(self, region: str, prefix: str, seq: int) -> Marker | None:
+        """Marker ``seq`` under ``prefix`` if ``region`` holds it."""
+        with self._lock:
+            return self._held[region].get(prefix, {}).get(seq)
 
     def delete(self, prefix: str) -> int:
-        """Forget every marker under ``prefix``, held or still replicating; how many stores held some."""
+        """Forget every marker under ``prefix``, held or still replicating; how many were held."""
         with self._lock:
             removed = 0
             for held in self._held.values():
                 for key in [key for key in held if key.startswith(prefix)]:
-                    del held[key]
-                    removed += 1
+                    removed += len(held.pop(key))
             for region, queue in self._queues.items():
                 self._queues[region] = [p for p in queue if not p.prefix.startswith(prefix)]
             return removed
@@ -138,89 +157,64 @@ class ReplicatedMarkers:
     def markers_left(self) -> int:
         """Markers still held or replicating anywhere (0 once a drill cleaned up)."""
         with self._lock:
-            return sum(map(len, self._held.values())) + sum(map(len, self._queues.values()))
+            return sum(len(markers) for held in self._held.values() for markers in held.values()) + sum(
+                map(len, self._queues.values()))
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def _answer(self, status: int, document: object) -> None:
-        body = json.dumps(document).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _route(self) -> tuple[ReplicatedMarkers, str] | None:
-        host = (self.headers.get("Host") or "").rpartition(":")[0] or self.headers.get("Host") or ""
-        return cast(_Server, self.server).routes.get(host.lower())
-
-    def do_POST(self) -> None:
-        route = self._route()
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if route is None or route[1] != route[0].primary:
-            self._answer(404, {"error": "not a write URL"})
-            return
-        try:
-            marker = json.loads(body)
-            route[0].put(str(marker["prefix"]), Marker(int(marker["seq"]), float(marker["sentMs"])))
-        except (ValueError, KeyError, TypeError):
-            self._answer(400, {"error": "expected {prefix, seq, sentMs}"})
-            return
-        self._answer(201, {"seq": marker["seq"]})
-
-    def do_GET(self) -> None:
-        route = self._route()
-        prefix = parse_qs(urlsplit(self.path).query).get("prefix", [""])[0]
-        if route is None or not prefix:
-            self._answer(404, {"error": "not a read URL, or no prefix"})
-            return
-        marker = route[0].newest(route[1], prefix)
-        self._answer(200, {"seq": marker.seq, "sentMs": marker.sent_ms} if marker else {"seq": None})
-
-    def do_DELETE(self) -> None:
-        route = self._route()
-        prefix = parse_qs(urlsplit(self.path).query).get("prefix", [""])[0]
-        if route is None or not prefix:
-            self._answer(404, {"error": "not a write URL, or no prefix"})
-            return
-        self._answer(200, {"deleted": route[0].delete(prefix)})
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: a drill writes a marker every interval."""
+def _json(status: int, document: object) -> Response:
+    return Response(status, {"content-type": "application/json"}, json.dumps(document).encode())
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, routes: dict[str, tuple[ReplicatedMarkers, str]]) -> None:
-        self.routes = routes
-        super().__init__((LOOPBACK, 0), _Handler)
+def _marker(marker: Marker | None) -> dict[str, Any]:
+    return {"seq": marker.seq, "sentMs": marker.sent_ms} if marker is not None else {"seq": None}
 
 
-class MarkerServer:
+class MarkerServer(LoopbackServed):
     """The http marker contract on loopback for every host of the given stores, and the thread that replicates
-    them. ``routes``: host -> (store, region the host reads or writes)."""
+    them. ``routes``: host -> (store, region the host writes to and reads from)."""
 
     def __init__(self, routes: dict[str, tuple[ReplicatedMarkers, str]]) -> None:
         self.routes = routes
-        self._server: _Server | None = None
-        self._threads: list[threading.Thread] = []
+        self._server = LoopbackServer(self.respond)
         self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def start(self) -> int:
-        if self._server is None:
+    def respond(self, request: Request) -> Response:
+        host = request.headers.get("host") or ""
+        route = self.routes.get((host.rpartition(":")[0] or host).lower())
+        query = parse_qs(urlsplit(request.path).query)
+        prefix = query.get("prefix", [""])[0]
+        if route is None:
+            return _json(404, {"error": "not a marker URL"})
+        store, region = route
+        if request.method == "POST":
+            try:
+                marker = json.loads(request.body)
+                store.put(str(marker["prefix"]), Marker(int(marker["seq"]), float(marker["sentMs"])), region)
+            except (ValueError, KeyError, TypeError):
+                return _json(400, {"error": "expected {prefix, seq, sentMs}"})
+            return _json(201, {"seq": marker["seq"]})
+        if not prefix:
+            return _json(404, {"error": "no prefix"})
+        if request.method == "DELETE":
+            return _json(200, {"deleted": store.delete(prefix)})
+        if request.method != "GET":
+            return _json(405, {"error": "POST, GET or DELETE"})
+        if "seq" not in query:
+            return _json(200, _marker(store.newest(region, prefix)))
+        try:
+            held = store.held(region, prefix, int(query["seq"][0]))
+        except ValueError:
+            return _json(400, {"error": "seq is not a number"})
+        return _json(200 if held is not None else 404, _marker(held))
+
+    def start(self) -> str:
+        url = super().start()
+        if self._thread is None:
             self._stop.clear()
-            self._server = _Server(self.routes)
-            self._threads = [
-                threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                 name="sandbox-markers", daemon=True),
-                threading.Thread(target=self._replicate, name="sandbox-markers-replication", daemon=True),
-            ]
-            for thread in self._threads:
-                thread.start()
-        return self.port
+            self._thread = threading.Thread(target=self._replicate, name="sandbox-markers-replication", daemon=True)
+            self._thread.start()
+        return url
 
     def _replicate(self) -> None:
         stores = {id(store): store for store, _ in self.routes.values()}
@@ -229,17 +223,8 @@ class MarkerServer:
                 store.tick()
 
     def stop(self) -> None:
+        super().stop()
         self._stop.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        for thread in self._threads:
-            thread.join(timeout=5)
-        self._threads = []
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the marker server is not started")
-        return int(self._server.server_address[1])
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None

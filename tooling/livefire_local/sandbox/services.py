@@ -65,6 +65,7 @@ class Request:
     method: str
     path: str
     headers: Mapping[str, str]  # names in lower case
+    body: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -102,10 +103,8 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
         try:
             response = cast(_Server, self.server).respond(request)
         except Exception:
@@ -139,10 +138,8 @@ class LoopbackServer:
     def start(self) -> str:
         if self._server is None:
             self._server = _Server(self._respond)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                name=f"sandbox-http-{self._server.server_address[1]}", daemon=True,
-            )
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name=f"sandbox-http-{self._server.server_address[1]}", daemon=True)
             self._thread.start()
         return self.url
 

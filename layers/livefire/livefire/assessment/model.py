@@ -237,6 +237,25 @@ class Rpo(AssessmentModel):
     note: str = Field(description="what was seen, in words")
 
 
+class WriteLoss(AssessmentModel):
+    """Write loss on failback (``standbyWrites``): the markers a region acknowledged while it served in the
+    primary's place, from its first answer at the entrypoint after the injection (``serving_from_ms``) to the
+    restore's send (``until_ms``), that the primary was looked for and never seen to hold by the window's end."""
+
+    region: str = Field(description="the region that took over")
+    serving_from_ms: float | None = Field(default=None, description="when it started serving")
+    until_ms: float | None = Field(default=None, description="the restore's send: the failback began")
+    written: int = Field(default=0, description="standby markers it acknowledged while it served")
+    reached: int = Field(default=0, description="of those, seen in the primary")
+    lost: int | None = Field(default=None, description="of those, looked for in the primary after the restore and "
+                                                       "never seen there; None when not observed (note)")
+    lost_seqs: list[int] = Field(default=[], description="the lost markers' sequence numbers (the first 50)")
+    unchecked: int = Field(default=0, description="of those, never looked for after the restore (neither seen "
+                                                  "nor lost)")
+    last_look_ms: float | None = Field(default=None, description="the last successful look in the primary")
+    note: str = Field(description="what was seen, in words")
+
+
 class DataCheckResult(AssessmentModel):
     """One data check's measurements."""
 
@@ -248,6 +267,7 @@ class DataCheckResult(AssessmentModel):
     lag: list[LagStats] = Field(description="per read region and phase")
     timeline: list[LagPoint] = Field(description="the lag over time per read region, bucketed")
     rpo: list[Rpo] = Field(description="per read region")
+    write_loss: list[WriteLoss] = Field(default=[], description="per read region, with standbyWrites")
     marker_keys: list[str] = Field(description="the S3 keys of the marker chunks judged")
 
 

@@ -4,8 +4,11 @@ instant (docs/architecture.md §7; the result's shape: ``model.py`` ``DataCheckR
 Lag: each read of a region saw the newest marker it held; its lag is the read's send instant minus that marker's
 send instant (now - newest marker visible). RPO: the primary failed at the injection's send instant; a region
 took over when it first answered the entrypoint after it; the RPO is the span of acknowledged writes it did not
-hold then, bracketed by the reads around that instant and by the marker interval (``Rpo``). A value that was not
-observed is absent with a reason: no markers, no failover, no read around it.
+hold then, bracketed by the reads around that instant and by the marker interval (``Rpo``). Write loss on
+failback (``standbyWrites``): the markers a region acknowledged while it served, from its takeover to the restore,
+that were looked for in the primary after the restore and never seen there by the window's end (``WriteLoss``).
+A value that was not observed is absent with a reason: no markers, no failover, no read around it, no look after
+the failback.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from livefire.assessment.model import (
     PhaseName,
     Rpo,
     Status,
+    WriteLoss,
     rule,
 )
 from livefire.assessment.sufficiency import percentile_samples_needed
@@ -32,6 +36,7 @@ from livefire.datachecks.markers import MarkerSample
 from livefire.spec import DrillSpec
 
 TIMELINE_POINTS = 300  # per region: the lag timeline keeps the largest lag of each bucket
+LOST_LISTED = 50  # lost markers named per region
 LAG_REQUIRED_READS = percentile_samples_needed(99)
 
 
@@ -124,6 +129,47 @@ def region_rpo(region: str, writes: Sequence[MarkerSample], reads: Sequence[Mark
                                    "held_seq": held_seq, "held_ms": held_ms, "lost_markers": lost, "note": note})
 
 
+def region_write_loss(region: str, standby_writes: Sequence[MarkerSample], confirms: Sequence[MarkerSample], *,
+                      failed_at_ms: float | None, serving_from_ms: float | None,
+                      restored_ms: float | None) -> WriteLoss:
+    """Write loss on failback of one region (``WriteLoss``): its ``standby-write`` samples and the ``confirm``
+    looks in the primary for them."""
+    base = WriteLoss(region=region, serving_from_ms=serving_from_ms, until_ms=restored_ms, note="")
+    if failed_at_ms is None:
+        return base.model_copy(update={"note": "nothing was injected: no failover, no failback to check"})
+    if serving_from_ms is None:
+        return base.model_copy(update={"note": f"{region} never answered the entrypoint after the injection: it "
+                                               "took no writes in the primary's place"})
+    if restored_ms is None:
+        return base.model_copy(update={"note": "no restore was sent: no failback to check"})
+    taken = sorted({w.seq for w in standby_writes
+                    if w.ok and w.seq is not None and serving_from_ms <= w.sent_ms < restored_ms})
+    if not taken:
+        return base.model_copy(update={"note": f"{region} acknowledged no marker while it served "
+                                               f"({(restored_ms - serving_from_ms) / 1000.0:.3f} s before the "
+                                               "restore): nothing to look for in the primary"})
+    looks = [c for c in confirms if c.ok]
+    seen = {seq for c in looks for seq in c.held or ()}
+    looked_after = {seq for c in looks if c.sent_ms >= restored_ms for seq in c.asked or ()}
+    lost = [seq for seq in taken if seq not in seen and seq in looked_after]
+    unchecked = [seq for seq in taken if seq not in seen and seq not in looked_after]
+    last_look = max((c.sent_ms for c in looks), default=None)
+    measured = base.model_copy(update={"written": len(taken), "reached": len(taken) - len(lost) - len(unchecked),
+                                       "lost_seqs": lost[:LOST_LISTED], "unchecked": len(unchecked),
+                                       "last_look_ms": last_look})
+    span = f"the {len(taken)} markers {region} acknowledged while it served"
+    if lost:
+        late = (last_look - restored_ms) / 1000.0 if last_look is not None else 0.0
+        shown = ", ".join(map(str, lost[:LOST_LISTED])) + (", ..." if len(lost) > LOST_LISTED else "")
+        return measured.model_copy(update={"lost": len(lost), "note": (
+            f"{len(lost)} of {span} never reached the primary (looked for until {late:.3f} s after the restore): "
+            f"markers {shown}" + (f"; {len(unchecked)} never looked for" if unchecked else ""))})
+    if unchecked:
+        return measured.model_copy(update={"note": f"{len(unchecked)} of {span} were never looked for in the "
+                                                   "primary after the restore: write loss not observed"})
+    return measured.model_copy(update={"lost": 0, "note": f"all {span} reached the primary"})
+
+
 def measure(spec: DrillSpec, markers: Iterable[MarkerSample], *, injected_ms: float | None,
             restored_ms: float | None, serving: Mapping[str, float],
             marker_keys: Sequence[str]) -> list[DataCheckResult]:
@@ -137,15 +183,22 @@ def measure(spec: DrillSpec, markers: Iterable[MarkerSample], *, injected_ms: fl
         lag: list[LagStats] = []
         timeline: list[LagPoint] = []
         rpos: list[Rpo] = []
+        losses: list[WriteLoss] = []
         for region in check.read_regions:
             reads = [m for m in mine if m.op == "read" and m.region == region]
             lag += _lag_stats(region, reads, first_ms, injected_ms, restored_ms)
             timeline += _timeline(region, reads, first_ms)
             rpos.append(region_rpo(region, writes, reads, failed_at_ms=injected_ms,
                                    serving_from_ms=serving.get(region)))
+            if check.standby_writes:
+                losses.append(region_write_loss(
+                    region, [m for m in mine if m.op == "standby-write" and m.region == region],
+                    [m for m in mine if m.op == "confirm" and m.region == region], failed_at_ms=injected_ms,
+                    serving_from_ms=serving.get(region), restored_ms=restored_ms))
         results.append(DataCheckResult(check=check.name, kind=check.kind, interval_s=check.interval,
                                        writes=len(writes), acknowledged=sum(1 for w in writes if w.ok), lag=lag,
-                                       timeline=timeline, rpo=rpos, marker_keys=sorted(marker_keys)))
+                                       timeline=timeline, rpo=rpos, write_loss=losses,
+                                       marker_keys=sorted(marker_keys)))
     return results
 
 
@@ -199,3 +252,26 @@ def replication_lag_finding(results: Sequence[DataCheckResult], objective_s: flo
                    threshold=objective_s, status=status, detail="; ".join(texts) or "no read of any region",
                    evidence=_pointer(results, headline[0].check if headline else None),
                    required_samples=LAG_REQUIRED_READS, samples=min((s.reads for _, s in baseline), default=0))
+
+
+@rule("Write loss on failback (data checks with standbyWrites): every marker a region that took over acknowledged "
+      "while it served (from its first answer at the entrypoint after the injection to the restore's send) must be "
+      "seen in the primary by the window's end; one looked for after the restore and never seen there is lost, "
+      "and any loss FAILs. No failover to a read region, no restore, no marker taken while serving, or one never "
+      "looked for after the restore: INCONCLUSIVE, never 0.")
+def write_loss_finding(results: Sequence[DataCheckResult]) -> Finding:
+    title = "Writes the standby took while serving reached the primary after failback"
+    losses = [(result, loss) for result in results for loss in result.write_loss]
+    measured = [(result, loss) for result, loss in losses if loss.lost is not None]
+    detail = "; ".join(f"{result.check}/{loss.region}: {loss.note}" for result, loss in losses)
+    if not measured:
+        return Finding(id="writeLossOnFailback", title=title, measured=None, unit="markers", threshold=0,
+                       status="INCONCLUSIVE", detail=detail or "no data check wrote in a standby",
+                       evidence=_pointer(results, None), samples=0, required_samples=1)
+    result, worst = max(measured, key=lambda item: item[1].lost or 0)
+    lost = sum(loss.lost or 0 for _, loss in measured)
+    status: Status = "FAIL" if lost else "PASS" if len(measured) == len(losses) else "INCONCLUSIVE"
+    return Finding(id="writeLossOnFailback", title=title, measured=lost, unit="markers", threshold=0,
+                   status=status, detail=detail,
+                   evidence=_pointer(results, result.check, worst.until_ms, worst.last_look_ms),
+                   samples=sum(loss.written for _, loss in measured), required_samples=1)

@@ -28,7 +28,13 @@ from livefire.assessment.recovery import (
     served_timeline,
     slowest,
 )
-from livefire.assessment.rpo import measure, replication_lag_finding, rpo_finding, serving_starts
+from livefire.assessment.rpo import (
+    measure,
+    replication_lag_finding,
+    rpo_finding,
+    serving_starts,
+    write_loss_finding,
+)
 from livefire.assessment.steady import steady_after_rollback_finding
 from livefire.assessment.timeline import (
     DrillTimeline,
@@ -129,6 +135,8 @@ def assess(
         findings.append(rpo_finding(data_checks, objectives.rpo))
     if objectives.replication_lag_p99 is not None:
         findings.append(replication_lag_finding(data_checks, objectives.replication_lag_p99))
+    if any(check.standby_writes for check in spec.data_checks):
+        findings.append(write_loss_finding(data_checks))
     findings += pattern_findings(drill, worst_failback)
     findings.append(steady_after_rollback_finding(drill))
     verdict, reason = judge(findings)

@@ -20,16 +20,22 @@ class Marker:
     sent_ms: float
 
 
+MarkerOp = Literal["write", "read", "standby-write", "confirm"]
+
+
 class MarkerSample(BaseModel):
-    """One write (in the primary region) or one read (in another region) of a data check.
+    """One write (in the primary region) or one read (in another region) of a data check; with ``standbyWrites``,
+    also one write in another region (``standby-write``) or one look in the primary for that region's markers
+    (``confirm``).
 
     Times are UTC epoch milliseconds: when the operation was scheduled, sent, and answered (or failed)."""
 
     model_config = ConfigDict(extra="forbid")
 
     check: str = Field(description="the data check's name")
-    region: str = Field(description="the region written to (op write) or read from (op read)")
-    op: Literal["write", "read"]
+    region: str = Field(description="the region written to (op write, standby-write) or read from (op read); "
+                                    "confirm: the region whose standby markers were looked for in the primary")
+    op: MarkerOp
     scheduled_ms: float
     sent_ms: float
     ended_ms: float
@@ -38,6 +44,8 @@ class MarkerSample(BaseModel):
                                                       "region held (None: none yet, or the read failed)")
     marker_ms: float | None = Field(default=None, description="the send instant of the marker ``seq``")
     error: str | None = Field(default=None, description="why the operation failed (an error class or status)")
+    asked: list[int] | None = Field(default=None, description="confirm: the standby markers looked for")
+    held: list[int] | None = Field(default=None, description="confirm: those of them the primary held")
 
 
 def decode_markers(data: bytes) -> list[MarkerSample]:

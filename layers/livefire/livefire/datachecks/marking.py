@@ -2,6 +2,10 @@
 fixed schedule (operation ``i`` at ``start + i * interval`` whatever the earlier ones are doing, like the probes:
 docs/architecture.md §6), every operation a ``MarkerSample`` streamed to S3 in chunks under ``markers/``.
 
+With ``standbyWrites`` each interval also writes a marker in every read region and looks in the primary for the
+oldest of that region's acknowledged markers it was not yet seen to hold (up to the store's ``look_batch``; one not held
+goes to the back of the line, so every one is looked for again until the window ends).
+
 The store calls block (``http.client``, boto3), so each runs on a small thread pool of its own; the schedule is
 kept by the event loop. When the window ends the checks delete their own markers (a window still running after an
 emergency rollback cleans up behind it); the drill's cleanup record makes every other ending do it too
@@ -13,15 +17,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Literal
+from typing import Any
 
 from livefire.artifacts import marker_key
-from livefire.datachecks.markers import MarkerSample
+from livefire.datachecks.markers import MarkerOp, MarkerSample
 from livefire.datachecks.stores import MarkerError, MarkerStore, delete_markers, store_for
 from livefire.probing.chunks import SampleChunkWriter
 from livefire.spec import DrillSpec
@@ -44,40 +50,68 @@ class CheckRun:
     check: DataCheck
     write_region: str
     store: MarkerStore
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _unconfirmed: dict[str, deque[int]] = field(default_factory=dict, repr=False)  # per region, oldest first
 
-    def _sample(self, op: Literal["write", "read"], region: str, scheduled_ms: float,
-                call: Callable[[float], tuple[int | None, float | None]]) -> MarkerSample:
+    def _sample(self, op: MarkerOp, region: str, scheduled_ms: float,
+                call: Callable[[float], dict[str, Any]]) -> MarkerSample:
+        """Run ``call`` (given the send instant; it returns the sample's own fields) as one operation."""
         sent_ms = _now_ms()
         try:
-            seq, marker_ms = call(sent_ms)
+            fields = call(sent_ms)
         except Exception as exc:  # a store may answer anything: the operation failed, the schedule goes on
             error = str(exc) if isinstance(exc, MarkerError) else type(exc).__name__
             return MarkerSample(check=self.check.name, region=region, op=op,
                                 scheduled_ms=scheduled_ms, sent_ms=sent_ms, ended_ms=_now_ms(), ok=False,
                                 error=error[:200])
         return MarkerSample(check=self.check.name, region=region, op=op,
-                            scheduled_ms=scheduled_ms, sent_ms=sent_ms, ended_ms=_now_ms(), ok=True, seq=seq,
-                            marker_ms=marker_ms)
+                            scheduled_ms=scheduled_ms, sent_ms=sent_ms, ended_ms=_now_ms(), ok=True, **fields)
 
-    def overloaded(self, op: Literal["write", "read"], region: str, scheduled_ms: float) -> MarkerSample:
+    def overloaded(self, op: MarkerOp, region: str, scheduled_ms: float) -> MarkerSample:
         """An operation not sent: too many were still in flight."""
         now = _now_ms()
         return MarkerSample(check=self.check.name, region=region, op=op, scheduled_ms=scheduled_ms, sent_ms=now,
                             ended_ms=now, ok=False, error=OVERLOADED)
 
     def write(self, seq: int, scheduled_ms: float) -> MarkerSample:
-        def put(sent_ms: float) -> tuple[int | None, float | None]:
+        def put(sent_ms: float) -> dict[str, Any]:
             self.store.write(seq, sent_ms)
-            return seq, sent_ms
+            return {"seq": seq, "marker_ms": sent_ms}
 
         return self._sample("write", self.write_region, scheduled_ms, put)
 
     def read(self, region: str, scheduled_ms: float) -> MarkerSample:
-        def get(_: float) -> tuple[int | None, float | None]:
+        def get(_: float) -> dict[str, Any]:
             marker = self.store.newest(region)
-            return (marker.seq, marker.sent_ms) if marker is not None else (None, None)
+            return {"seq": marker.seq, "marker_ms": marker.sent_ms} if marker is not None else {}
 
         return self._sample("read", region, scheduled_ms, get)
+
+    def write_standby(self, region: str, seq: int, scheduled_ms: float) -> MarkerSample:
+        def put(sent_ms: float) -> dict[str, Any]:
+            self.store.write_standby(region, seq, sent_ms)
+            with self._lock:
+                self._unconfirmed.setdefault(region, deque()).append(seq)
+            return {"seq": seq, "marker_ms": sent_ms}
+
+        return self._sample("standby-write", region, scheduled_ms, put)
+
+    def confirm(self, region: str, scheduled_ms: float) -> MarkerSample:
+        """Look in the primary for the oldest of ``region``'s acknowledged markers not yet seen there."""
+        with self._lock:
+            line = self._unconfirmed.setdefault(region, deque())
+            asked = [line.popleft() for _ in range(min(self.store.look_batch, len(line)))]
+
+        def look(_: float) -> dict[str, Any]:
+            held: set[int] = set()
+            try:
+                held = self.store.in_primary(region, asked) if asked else set()
+            finally:
+                with self._lock:  # not held, or not looked at: asked again after the others
+                    line.extend(seq for seq in asked if seq not in held)
+            return {"asked": asked, "held": sorted(held)}
+
+        return self._sample("confirm", region, scheduled_ms, look)
 
 
 class DataCheckRunner:
@@ -123,6 +157,11 @@ class DataCheckRunner:
                 launch(partial(run.write, index, scheduled_ms), run.overloaded("write", run.write_region, scheduled_ms))
                 for region in run.check.read_regions:
                     launch(partial(run.read, region, scheduled_ms), run.overloaded("read", region, scheduled_ms))
+                    if run.check.standby_writes:
+                        launch(partial(run.write_standby, region, index, scheduled_ms),
+                               run.overloaded("standby-write", region, scheduled_ms))
+                        launch(partial(run.confirm, region, scheduled_ms),
+                               run.overloaded("confirm", region, scheduled_ms))
         finally:
             if pending:
                 await asyncio.wait(pending)

@@ -3,10 +3,13 @@
 The ``http`` contract (README "Data checks"): ``POST <writeUrl>`` with the JSON marker ``{"key", "prefix",
 "seq", "sentMs"}`` (any 2xx acknowledges it); ``GET <readUrl>?prefix=P`` answers ``{"seq", "sentMs"}`` of the
 newest marker under ``P`` the region holds (404 or ``{"seq": null}``: none yet); ``DELETE <writeUrl>?prefix=P``
-deletes every marker under ``P``. Calls connect only where the egress rules allow (``http_connection``).
+deletes every marker under ``P``. With ``standbyWrites``: ``POST <readUrl>`` writes a marker in that region and
+``GET <writeUrl>?prefix=P&seq=N`` answers that one marker if the primary holds it (404 or ``{"seq": null}``: not).
+Calls connect only where the egress rules allow (``http_connection``).
 
 ``dynamodb``: each marker is an item ``{pk: "<prefix><seq>", seq, sentMs, expiresAt}`` put in the primary region;
 a replica region is read with strongly consistent reads of the keys written since the newest it was seen to hold.
+A standby marker is put in its replica region and looked for by key in the primary region.
 ``expiresAt`` (epoch seconds, a day later) lets a table's TTL remove a marker a cleanup never reached.
 """
 
@@ -16,6 +19,7 @@ import http.client
 import json
 import threading
 import time
+from collections.abc import Sequence
 from functools import cache
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
@@ -27,7 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from livefire.datachecks.markers import Marker
 from livefire.egress import EgressRefused
 from livefire.faults.webhook import http_connection
-from livefire.spec.datachecks import DataCheck, DynamoMarkers, HttpMarkers
+from livefire.spec.datachecks import DataCheck, DynamoMarkers, HttpMarkers, standby_prefix
 
 USER_AGENT = "livefire-datacheck"
 KEY_ATTRIBUTE = "pk"
@@ -44,12 +48,22 @@ class MarkerError(Exception):
 class MarkerStore(Protocol):
     """Where one data check's markers go (``prefix``: the check's, ``livefire-marker/<drill>/<check>/``)."""
 
+    look_batch: int  # the most standby markers one ``in_primary`` looks for
+
     def write(self, seq: int, sent_ms: float) -> None:
         """Put marker ``seq``; returns once the primary acknowledged it, raises MarkerError otherwise."""
         ...
 
     def newest(self, region: str) -> Marker | None:
         """The newest marker ``region`` holds (None: none yet); raises MarkerError when the read failed."""
+        ...
+
+    def write_standby(self, region: str, seq: int, sent_ms: float) -> None:
+        """Put marker ``seq`` in ``region`` (``standbyWrites``); returns once that region acknowledged it."""
+        ...
+
+    def in_primary(self, region: str, seqs: Sequence[int]) -> set[int]:
+        """Which of ``region``'s standby markers ``seqs`` the primary holds; MarkerError when the look failed."""
         ...
 
 
@@ -76,22 +90,21 @@ def _call(method: str, url: str, query: str, timeout: float, body: bytes | None 
 
 
 class HttpMarkerStore:
+    look_batch = 4  # one keyed GET each
+
     def __init__(self, section: HttpMarkers, prefix: str, timeout: float) -> None:
         self.section = section
         self.prefix = prefix
         self.timeout = timeout
 
-    def write(self, seq: int, sent_ms: float) -> None:
-        body = json.dumps({"key": f"{self.prefix}{seq:010d}", "prefix": self.prefix, "seq": seq,
-                           "sentMs": sent_ms}).encode()
-        url = self.section.write_url
+    def _post(self, url: str, prefix: str, seq: int, sent_ms: float) -> None:
+        body = json.dumps({"key": f"{prefix}{seq:010d}", "prefix": prefix, "seq": seq, "sentMs": sent_ms}).encode()
         status, _ = _call("POST", url, _query(url), self.timeout, body)
         if not 200 <= status < 300:
             raise MarkerError(f"http {status}")
 
-    def newest(self, region: str) -> Marker | None:
-        url = self.section.read_urls[region]
-        status, body = _call("GET", url, _query(url, prefix=self.prefix), self.timeout)
+    def _get(self, url: str, **params: str) -> Marker | None:
+        status, body = _call("GET", url, _query(url, **params), self.timeout)
         if status == 404:
             return None
         if status != 200:
@@ -103,6 +116,21 @@ class HttpMarkerStore:
             return Marker(int(answer["seq"]), float(answer["sentMs"]))
         except (ValueError, TypeError, KeyError, AttributeError):
             raise MarkerError("protocol: the answer is not {\"seq\", \"sentMs\"}") from None
+
+    def write(self, seq: int, sent_ms: float) -> None:
+        self._post(self.section.write_url, self.prefix, seq, sent_ms)
+
+    def newest(self, region: str) -> Marker | None:
+        return self._get(self.section.read_urls[region], prefix=self.prefix)
+
+    def write_standby(self, region: str, seq: int, sent_ms: float) -> None:
+        self._post(self.section.read_urls[region], standby_prefix(self.prefix, region), seq, sent_ms)
+
+    def in_primary(self, region: str, seqs: Sequence[int]) -> set[int]:
+        """One keyed GET per marker; one answered with another marker (a store ignoring ``seq``) is not held."""
+        prefix = standby_prefix(self.prefix, region)
+        url = self.section.write_url
+        return {seq for seq in seqs if (marker := self._get(url, prefix=prefix, seq=str(seq))) and marker.seq == seq}
 
 
 def delete_http_markers(section: HttpMarkers, prefix: str, timeout: float) -> None:
@@ -129,6 +157,8 @@ def _dynamo_call(operation: Any, **kwargs: Any) -> Any:
 
 
 class DynamoMarkerStore:
+    look_batch = _BATCH_KEYS  # one BatchGetItem
+
     def __init__(self, section: DynamoMarkers, prefix: str, timeout: float) -> None:
         self.section = section
         self.prefix = prefix
@@ -137,16 +167,33 @@ class DynamoMarkerStore:
         self._last_written = -1  # the newest seq a write was sent for
         self._seen: dict[str, Marker] = {}  # per region: the newest marker it was seen to hold
 
-    def _key(self, seq: int) -> dict[str, Any]:
-        return {KEY_ATTRIBUTE: {"S": f"{self.prefix}{seq:010d}"}}
+    def _key(self, seq: int, prefix: str | None = None) -> dict[str, Any]:
+        return {KEY_ATTRIBUTE: {"S": f"{prefix or self.prefix}{seq:010d}"}}
+
+    def _put(self, region: str, prefix: str, seq: int, sent_ms: float) -> None:
+        item = self._key(seq, prefix) | {"seq": {"N": str(seq)}, "sentMs": {"N": repr(sent_ms)},
+                                         "expiresAt": {"N": str(int(time.time()) + MARKER_TTL_S)}}
+        _dynamo_call(dynamodb_client(region, self.timeout).put_item, TableName=self.section.table, Item=item)
 
     def write(self, seq: int, sent_ms: float) -> None:
         with self._lock:
             self._last_written = max(self._last_written, seq)
-        item = self._key(seq) | {"seq": {"N": str(seq)}, "sentMs": {"N": repr(sent_ms)},
-                                 "expiresAt": {"N": str(int(time.time()) + MARKER_TTL_S)}}
+        self._put(self.section.primary_region, self.prefix, seq, sent_ms)
+
+    def write_standby(self, region: str, seq: int, sent_ms: float) -> None:
+        self._put(region, standby_prefix(self.prefix, region), seq, sent_ms)
+
+    def in_primary(self, region: str, seqs: Sequence[int]) -> set[int]:
+        """A strongly consistent BatchGetItem of the keys (at most ``_BATCH_KEYS``) in the primary region."""
+        if not seqs:
+            return set()
+        prefix = standby_prefix(self.prefix, region)
         client = dynamodb_client(self.section.primary_region, self.timeout)
-        _dynamo_call(client.put_item, TableName=self.section.table, Item=item)
+        answer = _dynamo_call(client.batch_get_item, RequestItems={self.section.table: {
+            "Keys": [self._key(seq, prefix) for seq in seqs[:_BATCH_KEYS]], "ConsistentRead": True}})
+        if answer.get("UnprocessedKeys"):
+            raise MarkerError("unprocessed keys")  # not looked at: asked again, never taken as missing
+        return {int(item["seq"]["N"]) for item in answer.get("Responses", {}).get(self.section.table, [])}
 
     def newest(self, region: str) -> Marker | None:
         """The newest marker of the keys written since the newest the region was seen to hold, read in batches

@@ -1,6 +1,7 @@
-"""The data checks in both reports: the RPO of each region that took over, with its bracket, and the replication
-lag per region and phase (assessment.json ``data_checks``, made by assessment/rpo.py). This module holds the rows
-and the report.md section; ``replication_html`` the report.html section and the lag timeline.
+"""The data checks in both reports: the RPO of each region that took over, with its bracket, the replication
+lag per region and phase, and (``standbyWrites``) the writes each lost on failback (assessment.json
+``data_checks``, made by assessment/rpo.py). This module holds the rows and the report.md section;
+``replication_html`` the report.html section and the lag timeline.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from livefire.assessment.model import DataCheckResult
 DASH = "—"
 RPO_HEADER = ["Check", "Kind", "Region", "RPO", "Bracket", "Serving from", "Last acked", "Held", "Note"]
 LAG_HEADER = ["Check", "Region", "Phase", "Reads", "Failed", "p50", "p99", "Max"]
+WRITE_LOSS_HEADER = ["Check", "Region", "Taken while serving", "Reached the primary", "Lost", "Lost markers", "Note"]
 INTRO = ("Markers written in the primary every interval and read back in each other region. RPO: the span of "
          "acknowledged writes a region did not hold when it started serving after the injection. Lag: a read's "
-         "send instant minus the newest marker it saw (it includes up to one marker interval).")
+         "send instant minus the newest marker it saw (it includes up to one marker interval). Write loss on failback "
+         "(standbyWrites): markers a region acknowledged while it served, never seen in the primary after the "
+         "restore.")
 
 
 def _seconds(value: float | None) -> str:
@@ -39,6 +43,13 @@ def lag_rows(assessment: Assessment) -> list[tuple[str, ...]]:
             for result in assessment.data_checks for stats in result.lag]
 
 
+def write_loss_rows(assessment: Assessment) -> list[tuple[str, ...]]:
+    return [(result.check, loss.region, str(loss.written), str(loss.reached),
+             "not observed" if loss.lost is None else str(loss.lost),
+             ", ".join(map(str, loss.lost_seqs)) or DASH, loss.note)
+            for result in assessment.data_checks for loss in result.write_loss]
+
+
 def counts(results: Sequence[DataCheckResult]) -> str:
     return "; ".join(f"{r.check} ({r.kind}, every {r.interval_s:g} s): {r.acknowledged} of {r.writes} markers "
                      "acknowledged" for r in results)
@@ -53,6 +64,8 @@ def replication_markdown(assessment: Assessment) -> list[str]:
     """The report.md section; empty when the spec has no data checks."""
     if not assessment.data_checks:
         return []
+    losses = write_loss_rows(assessment)
     return ["## Data checks: RPO and replication lag", "", INTRO, "", counts(assessment.data_checks), "",
             *_markdown_table(RPO_HEADER, rpo_rows(assessment)), "",
-            *_markdown_table(LAG_HEADER, lag_rows(assessment))]
+            *_markdown_table(LAG_HEADER, lag_rows(assessment)),
+            *(["", *_markdown_table(WRITE_LOSS_HEADER, losses)] if losses else [])]

@@ -1,4 +1,4 @@
-"""The data checks in report.html: the RPO and lag tables, and the lag timeline drawn under the availability
+"""The data checks in report.html: the RPO, lag and write-loss tables, and the lag timeline drawn under the availability
 timeline on the same time axis (``lag_svg``; the rows are ``replication.py``'s)."""
 
 from __future__ import annotations
@@ -8,7 +8,16 @@ from collections.abc import Callable, Mapping, Sequence
 from livefire.assessment import Assessment
 from livefire.assessment.model import DataCheckResult, PhaseWindow
 from livefire.evidence.markup import table, text
-from livefire.evidence.replication import INTRO, LAG_HEADER, RPO_HEADER, counts, lag_rows, rpo_rows
+from livefire.evidence.replication import (
+    INTRO,
+    LAG_HEADER,
+    RPO_HEADER,
+    WRITE_LOSS_HEADER,
+    counts,
+    lag_rows,
+    rpo_rows,
+    write_loss_rows,
+)
 
 LAG_COLOURS = ("#0969da", "#8250df", "#bf3989", "#1b7c83", "#bc4c00")
 _WIDTH, _LEFT, _RIGHT, _TOP, _HEIGHT = 960, 120, 16, 16, 110
@@ -20,9 +29,11 @@ def replication_html(assessment: Assessment) -> str:
         return ""
     rpo = [tuple(text(cell) for cell in row) for row in rpo_rows(assessment)]
     lag = [tuple(text(cell) for cell in row) for row in lag_rows(assessment)]
+    losses = [tuple(text(cell) for cell in row) for row in write_loss_rows(assessment)]
     return ('<section id="data-checks"><h2>Data checks: RPO and replication lag</h2>'
             f"<p>{text(INTRO)}</p><p>{text(counts(assessment.data_checks))}</p>"
-            f"{table(RPO_HEADER, rpo)}{table(LAG_HEADER, lag)}</section>")
+            f"{table(RPO_HEADER, rpo)}{table(LAG_HEADER, lag)}"
+            f"{table(WRITE_LOSS_HEADER, losses) if losses else ''}</section>")
 
 
 def lag_svg(result: DataCheckResult, x: Callable[[float], float], phases: Sequence[PhaseWindow],

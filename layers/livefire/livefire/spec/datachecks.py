@@ -6,6 +6,8 @@ Two kinds: ``http`` (the tiny marker contract of the README: ``POST`` a marker t
 marker each region's read URL sees, ``DELETE`` the drill's markers) and ``dynamodb`` (marker items in a DynamoDB
 global table, put in the primary region and read back with strongly consistent reads in each replica region).
 The markers never touch the user's data: every key starts with ``livefire-marker/<drill id>/<check name>/``.
+With ``standbyWrites`` a check also writes markers in every read region (under ``.../standby-<region>/``) and
+looks for each in the primary, so a drill sees whether what a standby took while it served survives the failback.
 """
 
 from __future__ import annotations
@@ -68,6 +70,10 @@ class DataCheck(SpecModel):
     kind: DataCheckKind
     interval: MarkerInterval = Field(default=0.5, description="one marker written (and each region read) this often")
     timeout: MarkerTimeout = Field(default=1.0, description="how long a write or read may take")
+    standby_writes: bool = Field(
+        default=False, description="also write a marker in every read region each interval (http: POST to its "
+                                   "read URL; dynamodb: put in its replica) and look for each in the primary (http: "
+                                   "GET <writeUrl>?prefix=P&seq=N): write loss on failback")
     http: HttpMarkers | None = None
     dynamodb: DynamoMarkers | None = None
 
@@ -97,6 +103,11 @@ class DataCheck(SpecModel):
 def marker_prefix(drill_id: str, check: str | None = None) -> str:
     """The key prefix of a drill's markers (of one check, when named): ``livefire-marker/<drill>/<check>/``."""
     return f"{MARKER_PREFIX}/{drill_id}/" + (f"{check}/" if check else "")
+
+
+def standby_prefix(prefix: str, region: str) -> str:
+    """The key prefix of the markers a check writes in ``region`` (``standbyWrites``), under the check's own."""
+    return f"{prefix}standby-{region}/"
 
 
 def data_check_problems(checks: list[DataCheck], regions: dict[str, str]) -> str | None:

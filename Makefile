@@ -24,7 +24,7 @@ test: lint
 LINT_VENV := .venv-lint
 CHECKOV := checkov==3.3.30
 ASL_VALIDATOR := asl-validator@4.0.0
-TEMPLATES := template.yaml probe-vantage.yaml
+TEMPLATES := template.yaml probe-vantage.yaml target-account.yaml
 
 $(LINT_VENV)/.installed:
 	$(PYTHON) -m venv $(LINT_VENV)

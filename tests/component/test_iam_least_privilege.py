@@ -36,6 +36,8 @@ CLUSTERS = ["us-east-1/payments-use1", "us-west-2/payments-usw2"]
 MARKER_TABLES = ["livefire-markers", "orders.markers"]
 WORKSPACES = ["us-west-2/ws-0a1b2c3d-4e5f-6789-abcd-ef0123456789", "eu-west-1/ws-1"]
 TELEMETRY_SECRETS = [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:livefire/prometheus-AbC123"]
+# Roles in other accounts (target-account.yaml) that a region's EKS cluster is reached through.
+TRUSTED_ROLES = ["arn:aws:iam::210987654321:role/livefire-target", "arn:aws:iam::111122223333:role/livefire-target"]
 CONFIGURATIONS = {"default": {}, "with a KMS key": {"KmsKeyArn": KMS_KEY},
                   "with FIS templates and webhook secrets": OUTSIDE_THE_MESH,
                   "with allowed clusters": {"AllowedClusters": ",".join(CLUSTERS)},
@@ -44,7 +46,8 @@ CONFIGURATIONS = {"default": {}, "with a KMS key": {"KmsKeyArn": KMS_KEY},
                                      "TelemetrySecrets": ",".join(TELEMETRY_SECRETS)},
                   "with a summary topic and a control mapping": {"SummaryTopicArn": SUMMARY_TOPIC,
                                                                  "ControlMappingKey": "config/controls.yaml"},
-                  "with approval topics": {"ApprovalTopicArns": ",".join(APPROVAL_TOPICS)}}
+                  "with approval topics": {"ApprovalTopicArns": ",".join(APPROVAL_TOPICS)},
+                  "with trusted roles in other accounts": {"TrustedRoleArns": ",".join(TRUSTED_ROLES)}}
 
 # Calls the sandbox cannot make, mapped from the code that makes them: a function whose handler reaches the module
 # (its imports, followed from functions/<step>/app.py) makes the call; the marker proves the module still does.
@@ -90,7 +93,9 @@ CODE_CALLS = {
 _FIS_STOP = [("livefire.faults.fis", "get_experiment(", "fis:GetExperiment"),
              ("livefire.faults.fis", "stop_experiment(", "fis:StopExperiment")]
 _WEBHOOK = [("livefire.faults.webhook", "get_secret_value(", "secretsmanager:GetSecretValue")]
-_EKS = [("livefire.mesh.kube", "describe_cluster(", "eks:DescribeCluster")]
+_EKS = [("livefire.mesh.kube", "describe_cluster(", "eks:DescribeCluster"),
+        # a cluster of another account, through a role TrustedRoleArns lists (livefire/accounts.py)
+        ("livefire.accounts", "assume_role(", "sts:AssumeRole")]
 # dataChecks of kind dynamodb (livefire/datachecks/stores.py), on the MarkerTables only: Probe puts, reads back and
 # deletes its markers; every rollback (Rollback, Guardian) deletes them too (datachecks/cleanup.py).
 _MARKER_CLEANUP = [("livefire.datachecks.stores", '"scan"', "dynamodb:Scan"),
@@ -310,6 +315,8 @@ def external_resources(stack: Stack, action: str, function: str = "") -> list[st
         return [f"arn:aws:aps:{ws.replace('/', f':{ACCOUNT}:workspace/')}" for ws in workspaces]
     if action == "secretsmanager:GetSecretValue" and function == "AssessFunction":
         return listed(stack, "TelemetrySecrets")
+    if action == "sts:AssumeRole":
+        return [role for role in stack.template.parameter("TrustedRoleArns") if role]
     if action == "eks:DescribeCluster":
         return [f"arn:aws:eks:{cluster.replace('/', f':{ACCOUNT}:cluster/')}" for cluster in listed(stack,
                                                                                                   "AllowedClusters")]

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from botocore.exceptions import ClientError
 
+from livefire.accounts import check_assumed_roles
 from livefire.approval import check_approval_topic, planned_approval
 from livefire.artifacts import evidence_prefix
 from livefire.clock import now_ms
@@ -184,6 +185,7 @@ def plan_drill(request: PlanRequest, runtime: Runtime) -> Plan:
         spec, anchor = parse_execution_input(request.execution_input)
         faults = planned_faults(spec, runtime.settings.sandbox_hosts)
         check_blast_radius(spec, faults, runtime.settings)
+        check_assumed_roles(spec, runtime.settings.trusted_roles)
         check_egress(spec, runtime.settings)
         check_telemetry(spec, runtime.settings)
         check_approval_topic(spec, runtime.settings)

@@ -15,11 +15,11 @@ import threading
 import time
 from collections.abc import Callable
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.config import ConfigException, new_client_from_config
 
+from livefire.accounts import session_for
 from livefire.errors import MeshAccessError
 from livefire.mesh.eks import eks_token
 from livefire.spec import ClusterRef, EksCluster
@@ -75,10 +75,12 @@ def _sandbox_client(cluster: ClusterRef) -> tuple[str, Callable[[], ApiClient]]:
     return f"{cluster.key}|{url}|{token_id}", lambda: ApiClient(configuration=config)
 
 
-def _eks_client(cluster: EksCluster) -> ApiClient:
-    """A client of an EKS cluster, described in the cluster's own region (never a region name of the spec)."""
+def _eks_client(cluster: EksCluster, role_arn: str | None = None) -> ApiClient:
+    """A client of an EKS cluster, described in the cluster's own region (never a region name of the spec), as the
+    function itself or, for a cluster of another account, as the role the spec names there (livefire/accounts.py)."""
+    session = session_for(role_arn)
     try:
-        described = boto3.client("eks", region_name=cluster.region).describe_cluster(name=cluster.name)["cluster"]
+        described = session.client("eks", region_name=cluster.region).describe_cluster(name=cluster.name)["cluster"]
         endpoint = described["endpoint"]
         ca_pem = base64.b64decode(described["certificateAuthority"]["data"]).decode()
         arn = described.get("arn")
@@ -87,7 +89,7 @@ def _eks_client(cluster: EksCluster) -> ApiClient:
     if cluster.arn is not None and arn != cluster.arn:  # a same-named cluster of this account is another cluster
         raise MeshAccessError(f"EKS cluster {cluster.qualified_name!r} of this account is {arn}, not the cluster "
                               f"the spec names ({cluster.arn})")
-    sts = boto3.client("sts", region_name=cluster.region)
+    sts = session.client("sts", region_name=cluster.region)
     config = _safe_configuration()
     config.host = endpoint
     config.ca_cert_data = ca_pem  # kept in memory: urllib3 loads PEM data without a file
@@ -123,7 +125,7 @@ def api_client_for(cluster: ClusterRef) -> ApiClient:
     if cluster.sandbox:
         key, build = _sandbox_client(cluster)
     else:
-        key = f"{cluster.key}|{cluster.eks or ''}|{cluster.kubeconfig or ''}"
+        key = f"{cluster.key}|{cluster.eks or ''}|{cluster.kubeconfig or ''}|{cluster.assume_role or ''}"
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
@@ -131,7 +133,7 @@ def api_client_for(cluster: ClusterRef) -> ApiClient:
             if build is not None:
                 client = build()
             elif eks is not None:
-                client = _eks_client(eks)
+                client = _eks_client(eks, cluster.assume_role)
             else:
                 client = _kubeconfig_client(cluster)
             _clients[key] = client

@@ -44,6 +44,10 @@ class ClusterRef(SpecModel):
     kubeconfig: str | None = None
     context: str | None = None
     sandbox: str | None = None
+    assume_role: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$",
+                                      max_length=2048)] | None = Field(
+        default=None, description="an EKS cluster of another account: the role to assume there (one the deployment "
+                                  "trusts, template parameter TrustedRoleArns; target-account.yaml creates it)")
 
     @model_validator(mode="after")
     def _exactly_one_access_mode(self) -> ClusterRef:
@@ -54,6 +58,8 @@ class ClusterRef(SpecModel):
             raise ValueError("context is only valid with kubeconfig")
         if self.region is not None and not self.eks:
             raise ValueError("region: is only valid with eks (the AWS region of an EKS cluster)")
+        if self.assume_role is not None and not self.eks:
+            raise ValueError("assumeRole: is only valid with eks (a cluster of another account)")
         if self.eks:
             eks_cluster(self.eks, self.region)
         return self

@@ -111,3 +111,13 @@ def test_every_standby_marker_is_looked_for_in_the_primary_until_seen_and_a_lost
     assert {2, 3, 4, 5, 6} <= held <= set(store.standby) - {1}  # the last written may not be looked for yet
     assert asked_for_the_lost >= 3 and 1 not in held
     assert {s.region for s in collected.samples if s.op in ("standby-write", "confirm")} == {"us-west-2"}
+
+
+def test_a_later_chunk_looks_again_for_every_standby_marker_an_earlier_chunk_wrote() -> None:
+    store, collected = Store(), Collected()
+    store.standby = [0, 1, 2, 3, 4, 5]  # written by the chunk before this one, which saw none of them in the primary
+
+    asyncio.run(runner(store, collected, standby_writes=True).run(0.6, from_s=0.3))
+
+    held = {seq for s in collected.samples if s.op == "confirm" and s.ok for seq in s.held or ()}
+    assert set(range(6)) <= held

@@ -96,6 +96,14 @@ class CheckRun:
 
         return self._sample("standby-write", region, scheduled_ms, put)
 
+    def resume_looks(self, before: int) -> None:
+        """A chunk after the first (``run``'s ``from_s``) does not know which standby markers the earlier ones saw
+        in the primary: every marker before ``before`` is looked for again (one seen is dropped from the line at
+        once; one never acknowledged is not counted by Assess)."""
+        with self._lock:
+            for region in self.check.read_regions if self.check.standby_writes else ():
+                self._unconfirmed.setdefault(region, deque()).extendleft(reversed(range(before)))
+
     def confirm(self, region: str, scheduled_ms: float) -> MarkerSample:
         """Look in the primary for the oldest of ``region``'s acknowledged markers not yet seen there."""
         with self._lock:
@@ -149,6 +157,8 @@ class DataCheckRunner:
                     for index in range(math.ceil(from_s / run.check.interval),
                                        math.ceil(duration_s / run.check.interval))]
         schedule.sort(key=lambda item: item[1] * item[0].check.interval)
+        for run in self.runs:
+            run.resume_looks(math.ceil(from_s / run.check.interval))
         try:
             for run, index in schedule:
                 offset = index * run.check.interval

@@ -64,12 +64,12 @@ class Failback:
                                       held=held))
         return writes + looks
 
-    def measure(self, serving: bool = True, restored: bool = True) -> WriteLoss:
+    def measure(self, serving: bool = True, restored: bool = True, settle_s: float = 0.0) -> WriteLoss:
         samples = self.samples()
         return region_write_loss(STANDBY, [s for s in samples if s.op == "standby-write"],
                                  [s for s in samples if s.op == "confirm"], failed_at_ms=T0 + self.failed_s * 1e3,
                                  serving_from_ms=T0 + self.serving_s * 1e3 if serving else None,
-                                 restored_ms=T0 + self.restored_s * 1e3 if restored else None)
+                                 restored_ms=T0 + self.restored_s * 1e3 if restored else None, settle_s=settle_s)
 
 
 def spec(standby_writes: bool = True) -> DrillSpec:
@@ -127,7 +127,16 @@ def test_a_primary_never_looked_at_after_the_restore_leaves_the_loss_unobserved_
     loss = results[0].write_loss[0]
     assert loss.lost is None and loss.unchecked == loss.written > 0
     assert (finding.status, finding.measured) == ("INCONCLUSIVE", None)
-    assert "never looked for in the primary after the restore" in finding.detail
+    assert "were never looked for in the primary" in finding.detail
+
+
+def test_a_marker_looked_for_only_while_it_may_still_be_replicating_back_is_not_taken_as_lost() -> None:
+    failback = Failback(lossy=True, looks_until_s=9.0)
+
+    settled, replicating = failback.measure(settle_s=0.5), failback.measure(settle_s=1.5)
+
+    assert settled.lost == len(failback.true_lost)
+    assert replicating.lost is None and replicating.unchecked == replicating.written
 
 
 def test_no_takeover_or_no_restore_leaves_the_loss_unobserved_with_its_reason() -> None:

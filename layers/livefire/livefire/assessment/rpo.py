@@ -131,9 +131,10 @@ def region_rpo(region: str, writes: Sequence[MarkerSample], reads: Sequence[Mark
 
 def region_write_loss(region: str, standby_writes: Sequence[MarkerSample], confirms: Sequence[MarkerSample], *,
                       failed_at_ms: float | None, serving_from_ms: float | None,
-                      restored_ms: float | None) -> WriteLoss:
+                      restored_ms: float | None, settle_s: float = 0.0) -> WriteLoss:
     """Write loss on failback of one region (``WriteLoss``): its ``standby-write`` samples and the ``confirm``
-    looks in the primary for them."""
+    looks in the primary for them. A look decides only once sent ``settle_s`` after the restore (the replication
+    lag measured before the fault), so a marker still on its way back is not taken as lost."""
     base = WriteLoss(region=region, serving_from_ms=serving_from_ms, until_ms=restored_ms, note="")
     if failed_at_ms is None:
         return base.model_copy(update={"note": "nothing was injected: no failover, no failback to check"})
@@ -150,7 +151,7 @@ def region_write_loss(region: str, standby_writes: Sequence[MarkerSample], confi
                                                "restore): nothing to look for in the primary"})
     looks = [c for c in confirms if c.ok]
     seen = {seq for c in looks for seq in c.held or ()}
-    looked_after = {seq for c in looks if c.sent_ms >= restored_ms for seq in c.asked or ()}
+    looked_after = {seq for c in looks if c.sent_ms >= restored_ms + settle_s * 1000.0 for seq in c.asked or ()}
     lost = [seq for seq in taken if seq not in seen and seq in looked_after]
     unchecked = [seq for seq in taken if seq not in seen and seq not in looked_after]
     last_look = max((c.sent_ms for c in looks), default=None)
@@ -162,11 +163,13 @@ def region_write_loss(region: str, standby_writes: Sequence[MarkerSample], confi
         late = (last_look - restored_ms) / 1000.0 if last_look is not None else 0.0
         shown = ", ".join(map(str, lost[:LOST_LISTED])) + (", ..." if len(lost) > LOST_LISTED else "")
         return measured.model_copy(update={"lost": len(lost), "note": (
-            f"{len(lost)} of {span} never reached the primary (looked for until {late:.3f} s after the restore): "
+            f"{len(lost)} of {span} never reached the primary (looked for from {settle_s:.3f} s to {late:.3f} s "
+            "after the restore): "
             f"markers {shown}" + (f"; {len(unchecked)} never looked for" if unchecked else ""))})
     if unchecked:
         return measured.model_copy(update={"note": f"{len(unchecked)} of {span} were never looked for in the "
-                                                   "primary after the restore: write loss not observed"})
+                                                   f"primary {settle_s:.3f} s or more after the restore: write "
+                                                   "loss not observed"})
     return measured.model_copy(update={"lost": 0, "note": f"all {span} reached the primary"})
 
 
@@ -194,7 +197,9 @@ def measure(spec: DrillSpec, markers: Iterable[MarkerSample], *, injected_ms: fl
                 losses.append(region_write_loss(
                     region, [m for m in mine if m.op == "standby-write" and m.region == region],
                     [m for m in mine if m.op == "confirm" and m.region == region], failed_at_ms=injected_ms,
-                    serving_from_ms=serving.get(region), restored_ms=restored_ms))
+                    serving_from_ms=serving.get(region), restored_ms=restored_ms,
+                    settle_s=next((s.p99_s or 0.0 for s in lag if s.region == region and s.phase == "baseline"),
+                                  0.0)))
         results.append(DataCheckResult(check=check.name, kind=check.kind, interval_s=check.interval,
                                        writes=len(writes), acknowledged=sum(1 for w in writes if w.ok), lag=lag,
                                        timeline=timeline, rpo=rpos, write_loss=losses,
@@ -256,7 +261,8 @@ def replication_lag_finding(results: Sequence[DataCheckResult], objective_s: flo
 
 @rule("Write loss on failback (data checks with standbyWrites): every marker a region that took over acknowledged "
       "while it served (from its first answer at the entrypoint after the injection to the restore's send) must be "
-      "seen in the primary by the window's end; one looked for after the restore and never seen there is lost, "
+      "seen in the primary by the window's end; one looked for after the restore (plus the region's replication "
+      "lag p99 before the fault) and never seen there is lost, "
       "and any loss FAILs. No failover to a read region, no restore, no marker taken while serving, or one never "
       "looked for after the restore: INCONCLUSIVE, never 0.")
 def write_loss_finding(results: Sequence[DataCheckResult]) -> Finding:

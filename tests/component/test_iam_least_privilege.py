@@ -501,7 +501,8 @@ def invoked_functions(definition: dict[str, Any]) -> set[str]:
 
     def visit(states: dict[str, Any]) -> None:
         for state in states.values():
-            if state.get("Resource") == "arn:aws:states:::lambda:invoke":
+            # lambda:invoke, and lambda:invoke.waitForTaskToken (the go/no-go gate)
+            if state.get("Resource", "").startswith("arn:aws:states:::lambda:invoke"):
                 parameters = state["Parameters"]
                 if "FunctionName.$" in parameters:
                     # Only a vantage's own probe function is named at run time; the role allows exactly the
@@ -706,7 +707,8 @@ ITEM_WRITERS = {
     "IDEMPOTENCY#inject": {"InjectFunctionRole"},
     "IDEMPOTENCY#rollback": {"RollbackFunctionRole"},
     "DRILL#d-1": {"PlanFunctionRole", "InjectFunctionRole", "RollbackFunctionRole", "EvidenceFunctionRole",
-                  "GuardianFunctionRole"},  # the drill record and its fault records share the drill's partition
+                  "GuardianFunctionRole", "ApprovalFunctionRole"},  # the drill record and its fault records share
+    # the drill's partition; the go/no-go gate's token goes on the drill record (livefire/approval.py)
 }
 # What would delete, unlock or rewrite evidence behind the manifest's back: no role may do any of it.
 DESTRUCTIVE = ("s3:Delete", "s3:PutObjectRetention", "s3:PutObjectLegalHold", "s3:BypassGovernanceRetention",

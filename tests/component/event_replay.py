@@ -40,6 +40,7 @@ FUNCTION_OF_PREFIX = {
     "plan": "PlanFunction", "probe": "ProbeFunction", "assess": "AssessFunction", "inject": "InjectFunction",
     "rollback": "RollbackFunction", "evidence": "EvidenceFunction", "guardian": "GuardianFunction",
     "approval": "ApprovalFunction",
+    "campaign": "CampaignFunction",  # a campaign's last step (docs/campaigns.md); its other steps need its specs
     "schedule": "PlanFunction",  # the state machine input a schedule sends: it reaches Plan as executionInput
 }
 # The order of a drill: a passing one, then one whose planned rollback failed (the execution FAILED, the
@@ -49,7 +50,7 @@ ORDER = [
     "inject_http_abort.json",
     "probe_drill.json", "rollback_planned.json", "assess_recovery.json", "evidence_completed.json",
     "plan_rollback_fails.json", "inject_rollback_fails.json", "rollback_emergency.json", "evidence_error.json",
-    "guardian_execution_failed.json", "guardian_sweep.json", "schedule_input.json",
+    "guardian_execution_failed.json", "guardian_sweep.json", "schedule_input.json", "campaign_conclude.json",
 ]
 SCHEDULED_DRILL_ID = "scheduled-drill-0001"
 # The resource of a call this module cannot map yet (the IAM test names it): add a mapping to ``to_calls``.

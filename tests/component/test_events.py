@@ -9,6 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from livefire.approval import ApprovalAnnouncement
+from livefire.campaign.model import CampaignSummary
 from livefire.contracts import (
     AssessSummary,
     EvidenceResult,
@@ -27,7 +28,7 @@ from tests.conftest import ROOT
 CONTRACTS: dict[str, type[BaseModel]] = {
     "PlanFunction": Plan, "ProbeFunction": ProbeSummary, "InjectFunction": InjectResult,
     "RollbackFunction": RollbackResult, "EvidenceFunction": EvidenceResult, "GuardianFunction": GuardianReport,
-    "ApprovalFunction": ApprovalAnnouncement,
+    "ApprovalFunction": ApprovalAnnouncement, "CampaignFunction": CampaignSummary,
 }
 
 

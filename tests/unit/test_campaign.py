@@ -29,13 +29,21 @@ def names(rounds: list[list[Planned]]) -> list[list[str]]:
     return [[drill.name for drill in members] for members in rounds]
 
 
-def test_each_round_holds_at_most_one_drill_per_service_in_the_listed_order() -> None:
+def test_each_round_holds_at_most_one_drill_per_service_and_services_take_turns() -> None:
     drills = planned("payments", "payments", "orders", "payments", "ledger", "orders")
 
-    rounds = plan_rounds(drills, CampaignRules())
+    rounds = plan_rounds(drills, CampaignRules(max_concurrency=2))
 
-    assert names(rounds) == [["payments-0", "orders-2", "ledger-4"], ["payments-1", "orders-5"], ["payments-3"]]
+    assert names(rounds) == [["payments-0", "orders-2"], ["ledger-4", "payments-1"], ["orders-5", "payments-3"]]
     assert all(len({d.service for d in members}) == len(members) for members in rounds)
+
+
+def test_a_round_is_as_wide_as_the_concurrency_allows_and_the_services_that_remain() -> None:
+    drills = planned("payments", "payments", "payments", "orders")
+
+    rounds = plan_rounds(drills, CampaignRules(max_concurrency=10))
+
+    assert names(rounds) == [["payments-0", "orders-3"], ["payments-1"], ["payments-2"]]
 
 
 def test_drills_run_tier_by_tier_and_a_service_without_a_tier_runs_last() -> None:

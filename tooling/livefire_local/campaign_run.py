@@ -66,6 +66,10 @@ class CampaignFolder:
         if not names:
             raise InvalidCampaign(f"{folder}: no drill spec (*.yaml, *.yml, *.json)")
         specs = [(folder / name, *read_spec(folder / name)) for name in names]
+        gated = [path.name for path, _document, spec in specs if spec.approval is not None and spec.approval.required]
+        if gated:  # on AWS each gate is answered with `livefire approve`; here nobody would answer it
+            raise InvalidCampaign(f"{gated[0]}: approval.required: a local campaign's drills cannot wait for a "
+                                  "go/no-go gate (set approval.required: false, or run the campaign on a stack)")
         return cls(dict(settings.get("rules") or {}), specs)
 
 

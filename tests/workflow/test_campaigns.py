@@ -7,6 +7,7 @@ its schedule, its report and its manifest; a second, of three drills, trips its 
 from __future__ import annotations
 
 import shutil
+from argparse import Namespace
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +17,11 @@ import pytest
 
 from livefire.store import DrillStore
 from livefire_local.aws import LocalStack
+from livefire_local.campaign_cli import verify_campaign
 from livefire_local.campaign_run import CampaignRun, run_campaign
 from livefire_local.cli import main
 from tests.conftest import ROOT
+from tests.keys import local_verifier
 from tests.workflow.campaign_folders import SHORT_PHASES, drill_document, write_campaign
 
 SERVICES = ("payments", "orders", "ledger")
@@ -31,6 +34,7 @@ class Ran:
     child_executions: list[str] = field(default_factory=list)  # names of the drill state machine's executions
     faults: dict[str, int] = field(default_factory=dict)  # fault records per drill id
     records: dict[str, bool] = field(default_factory=dict)  # whether each drill id has a drill record
+    verified_in_bucket: int | None = None  # `verify --campaign` against the bucket, as with a stack named
 
 
 def run(folder: Path, evidence: Path) -> Ran:
@@ -41,9 +45,12 @@ def run(folder: Path, evidence: Path) -> Ran:
         store = DrillStore(stack.dynamodb.Table(stack.table))
         drills = stack.sfn.list_executions(stateMachineArn=stack.state_machines["DrillStateMachine"])["executions"]
         planned = [key.rsplit(".", 2)[-2] for key in _keys(stack, "campaigns/") if "/results/" in key]
+        campaign_id = next(key.split("/")[1] for key in _keys(stack, "campaigns/"))
         seen.update(child_executions=[e["name"] for e in drills],
                     faults={drill: len(store.faults_of(drill)) for drill in planned},
-                    records={drill: store.get_drill(drill) is not None for drill in planned})
+                    records={drill: store.get_drill(drill) is not None for drill in planned},
+                    verified_in_bucket=verify_campaign(Namespace(campaign=campaign_id, evidence_dir=None),
+                                                       local_verifier(), stack.bucket, stack.s3))
 
     campaign = run_campaign(folder, root=ROOT, evidence_root=evidence, after_end=look)
     return Ran(campaign, evidence, **seen)
@@ -119,6 +126,7 @@ def test_the_campaign_manifest_verifies_and_tampering_with_one_drill_names_that_
 
     assert intact == 0, said
     assert "intact" in said and "6 drills' evidence checked" in said
+    assert gameday.verified_in_bucket == 0  # the same check, downloading from the bucket
     assert tampered == 1
     assert f"tampered drills: {victim})" in named and "report.md" in named
     assert all(r["drillId"] not in named for r in gameday.run.results if r["drillId"] != victim)

@@ -14,14 +14,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import coldinit, drill, rpo, rto, schedule
+from bench import assess, blast_radius, coldinit, drill, outages, rpo, rto, schedule
 from bench.report import NOT_MEASURED, OtherLoad, Section, machine_description, render, short_machine
 
 BENCHMARKS: dict[str, Callable[[str], Section]] = {
     "coldinit": coldinit.run,
     "schedule": schedule.run,
     "rto": rto.run,
+    "assess": assess.run,  # Assess at 10^4..5x10^6 samples against the pre-change commit (about 10 minutes)
+    "outages": outages.run,  # RTO accuracy for outages of 0.5 s to 45 s (about 4 minutes)
     "rpo": rpo.run,  # runs whole sandbox drills, like drill: moto in this process
+    "blast_radius": blast_radius.run,  # abort and rollback latency: sandbox drills (moto in this process)
     "drill": drill.run,  # last: it imports moto into this process
 }
 RESULTS = Path(__file__).resolve().parent / "results.md"

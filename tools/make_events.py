@@ -68,11 +68,15 @@ def task_payloads(stack: LocalStack, execution_arn: str) -> dict[str, Any]:
     """The Payload each Lambda task state was scheduled with, by state name (the first one of each)."""
     events = stack.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
     payloads: dict[str, Any] = {}
+    entered: dict[int, str] = {}  # a task is scheduled right after its state is entered (lanes interleave)
     state = ""
     for event in events:
         if event["type"].endswith("StateEntered"):
-            state = event["stateEnteredEventDetails"]["name"]
-        elif event["type"] == "TaskScheduled" and state not in payloads:
+            state = entered[event["id"]] = event["stateEnteredEventDetails"]["name"]
+        elif event["type"] == "TaskScheduled":
+            state = entered.get(event.get("previousEventId", -1), state)
+            if state in payloads:
+                continue
             parameters = json.loads(event["taskScheduledEventDetails"]["parameters"])
             payloads[state] = parameters["Payload"]
     return payloads

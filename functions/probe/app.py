@@ -1,5 +1,5 @@
 """Probe: probe every endpoint on a fixed schedule for one chunk of a window, streaming samples to S3 (the state
-machine loops over the chunks until the summary says done)."""
+machine runs two lanes of chunks per window until the summary says done: livefire/probing/relay.py)."""
 
 import time
 from typing import Any
@@ -20,9 +20,8 @@ runtime = Runtime.from_env()
 @logger.inject_lambda_context(log_event=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = ProbeRequest.model_validate(event)
-    chunk = request.probe.summary.resume.chunk if request.probe and request.probe.summary.resume else 0
     logger.append_keys(drill_id=request.plan.drill_id, vantage=request.vantage.name, window=request.window,
-                       chunk=chunk)
+                       chunk=request.probe.summary.next_chunk if request.probe else request.lane)
     spec = runtime.spec(request.plan)
     # The main stack's probe reads the drill's fault records (its window follows a late rollback); a probe-only
     # stack in another region or account has no drill table and keeps to the planned window.

@@ -55,8 +55,8 @@ CODE_CALLS = {
     # dataChecks (the sandbox specs the replay runs name none): Probe writes the marker chunks, Plan the cleanup
     # record's document before any marker exists.
     "livefire.datachecks.marking": (
-        "marker_key(prefix, vantage, chunk)",
-        Call("s3:PutObject", f"arn:aws:s3:::{BUCKET}/drills/payments/d-1/markers/default-0000.jsonl.gz"),
+        "marker_key(prefix, vantage, first + chunk)",
+        Call("s3:PutObject", f"arn:aws:s3:::{BUCKET}/drills/payments/d-1/markers/default-00000000.jsonl.gz"),
     ),
     "livefire.planning": (
         "_open_marker_cleanup(",

@@ -1,24 +1,29 @@
-"""probe_window in chunks, as the state machine loops over them: each invocation goes on from the previous one's
-summary, the sample chunks are numbered on across invocations under one sortable prefix, and every base slot of
-every target is probed once (real HTTP on loopback; an in-memory bucket)."""
+"""probe_window in chunks, as the state machine's two lanes run them: chunk k + 1 runs while chunk k still probes,
+goes on from chunk k's handoff, and every base slot of every target is probed once, on time, across every
+boundary; the sample chunks sort in window order under one prefix (real HTTP on loopback; an in-memory bucket)."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
-from livefire.artifacts import sample_key
-from livefire.contracts import ProbeLoop, ProbeSummary
+from livefire.contracts import ProbeLoop, ProbeRequest, ProbeSummary
 from livefire.probing.chunks import decode_chunk
 from livefire.probing.window import probe_window
+from livefire.spec import DrillSpec
 from tests.component.test_probing import Endpoint, _request, _resolving, _spec
+
+CHUNK_S = 1.0
 
 
 class _Bucket:
-    """The one S3 call the sample writer makes, in memory."""
+    """The S3 calls the sample writer and the relay make, in memory."""
 
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
@@ -28,28 +33,46 @@ class _Bucket:
         with self._lock:
             self.objects[Key] = Body
 
+    def get_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803
+        with self._lock:
+            if Key not in self.objects:
+                raise ClientError({"Error": {"Code": "NoSuchKey", "Message": Key}}, "GetObject")
+            return {"Body": io.BytesIO(self.objects[Key])}
 
-def test_a_window_in_chunks_numbers_its_sample_chunks_on_and_probes_every_base_slot_once(monkeypatch):
+
+def _lane(request: ProbeRequest, spec: DrillSpec, bucket: _Bucket, lane: int) -> list[ProbeSummary]:
+    """One lane as the state machine loops it: chunks lane, lane + 2, ... until one says done."""
+    summaries: list[ProbeSummary] = []
+    request = request.model_copy(update={"lane": lane})
+    while not summaries or not summaries[-1].done:
+        if summaries:
+            request = request.model_copy(update={"probe": ProbeLoop(done=False, summary=summaries[-1])})
+        summaries.append(probe_window(request, spec, s3_client=bucket, bucket="evidence", chunk_s=CHUNK_S))
+    return summaries
+
+
+def test_two_lanes_probe_a_window_in_chunks_with_every_base_slot_sent_once_and_on_time(monkeypatch):
     bucket = _Bucket()
     with Endpoint() as entry, Endpoint() as use1, Endpoint() as usw2:
         urls = _resolving(monkeypatch, {"entry": entry, "use1": use1, "usw2": usw2})
         spec = _spec(urls["entry"], urls["use1"], urls["usw2"])
-        request = _request(spec, "baseline", baseline=1.2, observe=20.0)
-        summaries: list[ProbeSummary] = []
-        while not summaries or not summaries[-1].done:
-            if summaries:
-                request = request.model_copy(update={"probe": ProbeLoop(done=False, summary=summaries[-1])})
-            summaries.append(probe_window(request, spec, s3_client=bucket, bucket="evidence", chunk_s=0.3))
+        request = _request(spec, "baseline", baseline=3.5, observe=20.0)
+        with ThreadPoolExecutor(max_workers=2) as lanes:
+            first, second = lanes.map(lambda lane: _lane(request, spec, bucket, lane), (0, 1))
 
-    last = summaries[-1]
-    assert len(summaries) >= 3 and all(s.resume is not None for s in summaries[:-1]) and last.resume is None
-    prefix = request.plan.evidence_prefix
-    assert sorted(bucket.objects) == [sample_key(prefix, "local", "baseline", n) for n in range(last.sample_chunks)]
-    assert all(key.startswith(last.sample_prefix) for key in bucket.objects)
-    samples = [s for key in sorted(bucket.objects) for s in decode_chunk(bucket.objects[key])]
-    for target in last.targets:
-        base = sorted(s.scheduled_ms for s in samples if s.target == target.target and not s.burst)
-        assert len(base) == 24 == target.sent  # 1.2 s at 50 ms
-        assert all(b - a == pytest.approx(50.0, abs=0.01) for a, b in itertools.pairwise(base))
-        assert 12 <= target.peak_per_second <= 20 and target.average_per_second > 0  # at most one a 50 ms
-    assert len({s.started_at_ms for s in summaries}) == 1
+    # Chunks 0, 2 and 4 (which the window never reaches: it ends in chunk 3), and 1 and 3.
+    assert [len(first), len(second)] == [3, 2] and first[-1].targets == []
+    last = second[-1]
+    prefix = last.sample_prefix
+    assert any(key == f"{prefix}handoff-000002.json" for key in bucket.objects)
+    keys = sorted(key for key in bucket.objects if key.endswith(".jsonl.gz"))
+    assert all(key.startswith(prefix) for key in keys)
+    samples = [s for key in keys for s in decode_chunk(bucket.objects[key])]
+    by_target = {t.target: t for t in last.targets}
+    for name, counts in by_target.items():
+        base = [s for s in samples if s.target == name and not s.burst]
+        assert len(base) == 70 == counts.sent  # 3.5 s at 50 ms, counted across the chunks
+        scheduled = [s.scheduled_ms for s in base]
+        assert scheduled == sorted(scheduled)  # chunk keys sort in window order
+        assert all(b - a == pytest.approx(50.0, abs=0.01) for a, b in itertools.pairwise(scheduled))
+        assert max(s.sent_ms - s.scheduled_ms for s in base) < 40.0  # on time at every boundary

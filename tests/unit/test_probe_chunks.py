@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import pytest
 
 from livefire.contracts import ProbeTarget, Sample, TargetResume
-from livefire.probing.carry import Chunk, TargetState, WallClock
+from livefire.probing.carry import Chunk, Handoff, TargetState, WallClock
 from livefire.probing.engine import ProbeEngine, ProbeSettings
 from livefire.probing.http import ProbeOutcome
 from livefire.probing.watch import State, TokenBucket, TransitionTracker
@@ -38,19 +38,21 @@ def _targets(*names: str) -> list[ProbeTarget]:
 
 def _in_chunks(engine: ProbeEngine, targets: list[ProbeTarget], duration_s: float, chunk_s: float,
                pause_s: float = 0.0) -> tuple[list[Sample], list[TargetResume], int]:
-    """Probe a window of ``duration_s`` in chunks of ``chunk_s``, ``pause_s`` apart (a state transition and a
-    cold start); the samples, the last chunk's targets, and how many chunks it took."""
+    """Probe a window of ``duration_s`` in chunks of ``chunk_s`` one after the other, each handed the previous
+    one's state as it starts, ``pause_s`` apart (a state transition and a cold start); the samples, the last
+    chunk's targets, and how many chunks it took."""
     samples: list[Sample] = []
     grid_ms = time.time_ns() / 1e6 + 5.0
-    carried: list[TargetResume] = []
     end_ms = grid_ms + duration_s * 1000.0
-    for chunks in itertools.count(1):
-        chunk = Chunk(grid_ms=grid_ms, end_ms=end_ms, stop_ms=time.time_ns() / 1e6 + chunk_s * 1000.0,
-                      targets=carried)
+    previous: Handoff | None = None
+    for index in itertools.count():
+        start_ms = grid_ms + index * chunk_s * 1000.0
+        chunk = Chunk(grid_ms=grid_ms, end_ms=end_ms, start_ms=start_ms, stop_ms=start_ms + chunk_s * 1000.0,
+                      previous=previous, seq_base=index * 1000)
         result = asyncio.run(engine.run_chunk(targets, chunk, samples.append))
-        carried = result.targets
         if result.done:
-            return samples, carried, chunks
+            return samples, result.targets, index + 1
+        previous = Handoff(result.targets, result.end_ms)
         time.sleep(pause_s)
     raise AssertionError("unreachable")
 
@@ -67,8 +69,8 @@ def test_a_window_in_chunks_sends_every_base_slot_of_every_target_once_on_one_gr
         base = sorted(s.scheduled_ms for s in samples if s.target == name and not s.burst)
         assert len(base) == math.ceil(0.6 / 0.02)
         assert all(b - a == pytest.approx(20.0, abs=0.01) for a, b in itertools.pairwise(base))
-        seqs = sorted(s.seq for s in samples if s.target == name)
-        assert seqs == list(range(len(seqs)))
+        seqs = [s.seq for s in samples if s.target == name]
+        assert len(set(seqs)) == len(seqs)
     assert {t.target: t.sent for t in carried} == {"entry": 30, "east": 30}
 
 
@@ -105,7 +107,7 @@ class _FixedClock(WallClock):
         self._wall_ms = wall_ms
 
 
-def test_the_carried_state_lands_on_the_next_chunks_clock_at_the_same_wall_clock_instants():
+def test_the_handed_state_lands_on_the_next_chunks_clock_and_what_it_saw_meanwhile_is_replayed():
     first, second = _FixedClock(100.0, 1_000_000.0), _FixedClock(7.0, 1_000_200.0)
     tracker = TransitionTracker(hold=3, reference_probes=2)
     tracker.observe(100.1, True, ("us-east-1", "v1"), base=True)
@@ -115,18 +117,21 @@ def test_the_carried_state_lands_on_the_next_chunks_clock_at_the_same_wall_clock
     for _ in range(20):
         bucket.take(100.5)
     left = TargetState(_targets("entry")[0], tracker, bucket, first_send=100.0, next_base=26, next_seq=31)
-
     carried = left.resume(first)
     resumed = TargetState(_targets("entry")[0], TransitionTracker(hold=3, reference_probes=2),
-                          TokenBucket(capacity=50.0, rate=10.0, now=7.0), first_send=7.0)
-    resumed.restore(carried, second)
+                          TokenBucket(capacity=50.0, rate=10.0, now=7.0), first_send=7.0, next_base=40, next_seq=9000)
+    resumed.observed.append((7.35, False, (None, None), True))  # sent by this chunk before the state arrived
+    resumed.load.sent_at(1_000_350.0, watch=False)
+
+    resumed.adopt(carried, second)
 
     assert carried.state_sent_ms == pytest.approx(1_000_500.0)
-    assert resumed.tracker.state_sent == pytest.approx(7.3)  # 1_000_500 ms on the second clock
-    assert resumed.tracker.state == State(ok=False) and resumed.tracker.needs_watch
+    assert resumed.tracker.state == State(ok=False) and resumed.tracker.held == 2
+    assert resumed.tracker.state_sent == pytest.approx(7.35)
     assert resumed.tracker.reference == {("us-east-1", "v1")} and not resumed.tracker.learning
     assert (resumed.bucket.tokens, resumed.bucket.stamp) == (pytest.approx(30.0), pytest.approx(7.3))
-    assert (resumed.next_base, resumed.next_seq) == (26, 31)
+    assert (resumed.next_base, resumed.next_seq) == (40, 9000)  # the grid and the numbering stay this chunk's
+    assert resumed.load.sent == 1 and resumed.observed == []
 
 
 def _sample(at_ms: float, ok: bool) -> Sample:
@@ -142,9 +147,43 @@ def test_the_guard_goes_on_from_the_last_span_the_previous_chunk_saw():
     assert before.check() is None
 
     first_ms, recent = before.carried()
-    after = ErrorRateGuard("entry", abort_if, first_ms, recent)
-    for at in range(3000, 3300, 100):
+    after = ErrorRateGuard("entry", abort_if)
+    for at in range(3000, 3300, 100):  # seen by the next chunk before the state arrived
         after.add(_sample(float(at), ok=False))
+    assert after.check() is None  # not a whole span yet
+    after.adopt(first_ms, recent)
 
     assert first_ms == 0.0 and all(at > 1900.0 for at, _ in recent)
     assert after.check() is not None  # 8 of the last 10 failed: 5 seen by the earlier chunk
+
+
+def test_a_chunk_relayed_while_the_previous_one_probes_sends_on_time_and_watches_on_once_the_state_arrives():
+    settings = ProbeSettings(interval=0.05, timeout=0.5, burst_interval=0.005, burst_max_duration=0.5,
+                             burst_budget=0.0)  # 90 tokens: 180 watch slots a second, nothing refilled
+    engine = ProbeEngine(settings, vantage="local", probe=_answering(FAILING))
+    grid_ms = time.time_ns() / 1e6 + 20.0
+    samples: list[Sample] = []
+    handed: list[Handoff] = []
+
+    async def relay() -> list[TargetResume]:
+        previous: asyncio.Future[Handoff] = asyncio.get_running_loop().create_future()
+
+        def on_stop(handoff: Handoff) -> None:
+            handed.append(handoff)
+            previous.get_loop().call_later(0.03, previous.set_result, handoff)  # an S3 round trip
+
+        first = Chunk(grid_ms=grid_ms, end_ms=grid_ms + 600.0, start_ms=grid_ms, stop_ms=grid_ms + 200.0)
+        second = Chunk(grid_ms=grid_ms, end_ms=grid_ms + 600.0, start_ms=grid_ms + 200.0, stop_ms=grid_ms + 600.0,
+                       seq_base=1000)
+        _, last = await asyncio.gather(engine.run_chunk(_targets("entry"), first, samples.append, on_stop=on_stop),
+                                       engine.run_chunk(_targets("entry"), second, samples.append, previous=previous))
+        return last.targets
+
+    carried = asyncio.run(relay())
+
+    base = sorted(s.sent_ms for s in samples if not s.burst)
+    assert len(base) == 12 and max(b - a for a, b in itertools.pairwise(base)) < 50.0 + 25.0
+    assert len(handed) == 1 and not handed[0].over
+    watched = [s for s in samples if s.burst]
+    assert 45 <= len(watched) <= 90 and carried[0].watch == len(watched)  # one budget across the boundary
+    assert any(s.seq < 1000 for s in watched) and any(s.seq >= 1000 for s in watched)  # watched on after it

@@ -13,9 +13,9 @@ def sample_prefix(prefix: str, vantage: str, window: str) -> str:
 
 
 def sample_key(prefix: str, vantage: str, window: str, chunk: int) -> str:
-    """Chunk N of a window, numbered across the window's invocations; six digits keep them sorted (a 24 h window
-    writes about 17,000 at one per 5 s)."""
-    return f"{sample_prefix(prefix, vantage, window)}{chunk:06d}.jsonl.gz"
+    """Chunk N of a window: invocation k of the window numbers its chunks from k x 10,000 (livefire/probing/
+    window.py); eight digits keep them sorted (a 24 h window is about 200 invocations)."""
+    return f"{sample_prefix(prefix, vantage, window)}{chunk:08d}.jsonl.gz"
 
 
 def marker_prefix(prefix: str) -> str:
@@ -25,7 +25,7 @@ def marker_prefix(prefix: str) -> str:
 
 def marker_key(prefix: str, vantage: str, chunk: int) -> str:
     """A chunk of the data checks' marker samples written by one vantage (livefire/datachecks/)."""
-    return f"{marker_prefix(prefix)}{vantage}-{chunk:06d}.jsonl.gz"
+    return f"{marker_prefix(prefix)}{vantage}-{chunk:08d}.jsonl.gz"
 
 
 def snapshot_key(prefix: str, fault_id: str, moment: str) -> str:

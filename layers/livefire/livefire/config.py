@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from livefire.egress import EgressPolicy, current_policy, sandbox_hosts
 
 PROBE_CHUNK_ENV = "LIVEFIRE_PROBE_CHUNK_SECONDS"
-# The probe function's timeout is 900 s: a chunk leaves room for the cold start, the in-flight probes' timeout and
-# the last sample chunk's write (docs/architecture.md §6).
-DEFAULT_PROBE_CHUNK_S = 840.0
+# The probe function's timeout is 900 s, and an invocation lives about two chunks: it is started while the
+# previous chunk probes and waits for its turn (livefire/probing/relay.py); the rest leaves room for the probes in
+# flight (30 s at most) and the last sample chunk's write (docs/architecture.md §6).
+DEFAULT_PROBE_CHUNK_S = 420.0
 
 
 def probe_chunk_seconds(environ: Mapping[str, str] = os.environ) -> float:

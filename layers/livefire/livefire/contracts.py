@@ -120,21 +120,27 @@ class TargetResume(Contract):
     in_second: int = Field(description="Probes scheduled so far in ``second``.")
 
 
-class ProbeResume(Contract):
-    """What a chunk of a window hands to the next one (the probe Lambda's state across invocations): small and of
-    a size that does not grow with the window's length."""
+class ProbeOrigin(Contract):
+    """Where every chunk of one window of one vantage stands: written to S3 by the window's first chunk, read by
+    the others (docs/architecture.md §6). Instants in UTC epoch ms."""
 
     started_at_ms: int = Field(description="When the window's first chunk started.")
-    grid_ms: float = Field(description="The origin of every target's base grid (the first chunk's start).")
+    grid_ms: float = Field(description="The origin of every target's base grid; chunk k sends the base slots "
+                                       "from grid + k x chunkSeconds to grid + (k + 1) x chunkSeconds.")
     planned_end_ms: float = Field(description="The window's planned end (a drill window follows a late rollback "
-                                              "past it).")
-    end_ms: float = Field(description="The window's end as known when the chunk stopped.")
-    chunk: int = Field(description="Index of the next chunk (invocation) of the window.")
-    stopped_ms: float = Field(default=0.0, description="Where the previous chunk stopped sending: the next one's "
-                                                       "schedules go on from there.")
-    sample_chunks: int = Field(description="Sample chunks written so far: the next one's number.")
-    marker_chunks: int = Field(default=0, description="The data checks' marker chunks written so far.")
-    targets: list[TargetResume] = Field(description="Every target's schedule, watch and counts.")
+                                              "past it, up to 60 s).")
+    chunk_seconds: float = Field(description="The chunk length every chunk of the window uses.")
+
+
+class ProbeHandoff(Contract):
+    """What chunk k hands to chunk k + 1 (through S3) the moment it stops sending: chunk k + 1 is already
+    sending its base slots on the same grid, and goes on from this state (watch, burst budget, load, guard).
+    Its size does not grow with the window's length."""
+
+    chunk: int = Field(description="The chunk that wrote it.")
+    end_ms: float = Field(description="The window's end as that chunk knew it (epoch ms).")
+    over: bool = Field(description="The window is over: it ended, or a guardrail stopped it.")
+    targets: list[TargetResume] = Field(description="Every target's state, watch, burst budget and load.")
     guard_first_ms: float | None = Field(default=None, description="When the abortIf guard's first sample was "
                                          "scheduled (it fires only once it has seen a whole ``for`` span).")
     guard: list[tuple[float, bool]] = Field(
@@ -158,29 +164,33 @@ class ProbeSummary(Contract):
     window: Window
     started_at_ms: int
     ended_at_ms: int
-    done: bool = Field(default=True, description="False when the window goes on in another chunk (``resume``).")
-    resume: ProbeResume | None = Field(default=None, description="Where the next chunk goes on (not done only).")
+    done: bool = Field(default=True, description="False when the window goes on: this lane then probes chunk "
+                                                 "``nextChunk``.")
+    next_chunk: int | None = Field(default=None, description="The chunk this lane probes next (not done only): "
+                                   "two lanes take turns, so each chunk's function is up before its turn.")
     sample_prefix: str = Field(default="", description="The S3 prefix every sample chunk of the window's vantage "
                                                        "lies under (sortable: samples/VANTAGE/WINDOW-NNNNNN).")
-    sample_chunks: int = Field(default=0, description="How many sample chunks the window wrote under "
-                               "``sample_prefix`` so far (the state carries this index, never the chunks' keys).")
+    sample_chunks: int = Field(default=0, description="How many sample chunks this invocation wrote under "
+                               "``sample_prefix`` (the state carries this index, never the chunks' keys).")
     marker_prefix: str | None = Field(default=None, description="The S3 prefix of the data checks' marker chunks "
                                       "(livefire/datachecks/; the drill window of the first vantage only).")
-    marker_chunks: int = Field(default=0, description="How many marker chunks were written under it.")
+    marker_chunks: int = Field(default=0, description="How many marker chunks this invocation wrote under it.")
     targets: list[TargetSummary]
 
 
 class ProbeLoop(Contract):
-    """What the state machine carries from one chunk of a window to the next (``$.probe``)."""
+    """What the state machine carries from one chunk of a lane to its next (``$.probe``)."""
 
     done: bool = Field(description="Whether the window is probed whole (the loop ends).")
-    summary: ProbeSummary = Field(description="The last chunk's summary; while not done, it holds the resume state.")
+    summary: ProbeSummary = Field(description="The lane's last chunk's summary (``nextChunk`` while not done).")
 
 
 class ProbeRequest(Contract):
     plan: Plan
     vantage: Vantage
     window: Window
+    lane: int = Field(default=0, description="The lane's first chunk (0 or 1): the state machine runs two lanes "
+                                             "per window, each looping over every other chunk.")
     probe: ProbeLoop | None = Field(default=None, description="The previous chunk of the window (the state "
                                     "machine loops while it is not done); None for a window's first chunk.")
 

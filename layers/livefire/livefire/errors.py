@@ -21,6 +21,11 @@ class GuardrailBreached(LivefireError):
     """A stop condition fired while the fault was live; the drill must roll back at once."""
 
 
+class ProbeRelayLost(LivefireError):
+    """A chunk of a probe window waited in vain for the window's origin or for the previous chunk's handoff
+    (livefire/probing/relay.py): that chunk did not run or stopped early."""
+
+
 class MeshAccessError(LivefireError):
     """The Kubernetes API of a cluster could not be reached or refused the request."""
 

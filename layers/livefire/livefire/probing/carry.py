@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from livefire.contracts import ProbeTarget, TargetResume
-from livefire.probing.watch import State, TokenBucket, TransitionTracker
+from livefire.probing.watch import Server, State, TokenBucket, TransitionTracker
 
 
 class WallClock:
@@ -33,16 +33,30 @@ class WallClock:
 
 
 @dataclass(frozen=True)
+class Handoff:
+    """What a chunk hands to the next when it stops sending: every target's state, the window's end as it knew
+    it (epoch ms), and whether the window is over (it ended, or a guardrail stopped it)."""
+
+    targets: Sequence[TargetResume]
+    end_ms: float
+    over: bool = False
+
+
+@dataclass(frozen=True)
 class Chunk:
     """The part of a window one run probes. Instants in UTC epoch ms: ``grid_ms`` is the origin every chunk of
     the window shares (the first chunk's start), ``end_ms`` the window's end as known (a drill window may move it
-    later), ``stop_ms`` where this chunk stops sending even if the window goes on. ``targets`` is what the
-    previous chunk left (empty for the first)."""
+    later), ``start_ms`` and ``stop_ms`` where this chunk starts and stops sending (its base slots are those in
+    between: consecutive chunks share no slot and skip none). ``previous`` is what the previous chunk handed over
+    (None for the first); the run can start before it arrives (``ProbeEngine.run_chunk``). A chunk's samples are
+    numbered from ``seq_base``."""
 
     grid_ms: float
     end_ms: float
+    start_ms: float = -math.inf
     stop_ms: float = math.inf
-    targets: Sequence[TargetResume] = ()
+    previous: Handoff | None = None
+    seq_base: int = 0
 
     @classmethod
     def whole(cls, duration_s: float, lead_s: float) -> Chunk:
@@ -85,9 +99,11 @@ class TargetState:
     next_seq: int = 0
     watching: bool = False
     load: Load = field(default_factory=Load)
+    # What this run's probes showed before the previous chunk's state arrived: (sent, ok, server, base).
+    observed: list[tuple[float, bool, Server, bool]] = field(default_factory=list)
 
     def resume(self, clock: WallClock) -> TargetResume:
-        """The state to hand to the next chunk (call once every probe of the run has ended)."""
+        """The state to hand to the next chunk: as the probes completed so far left it."""
         tracker, state = self.tracker, self.tracker.state
         return TargetResume(
             target=self.spec.name,
@@ -110,18 +126,27 @@ class TargetState:
             in_second=self.load.in_second,
         )
 
-    def restore(self, carried: TargetResume, clock: WallClock) -> None:
-        """Go on where the previous chunk stopped (the grid origin is the chunk's, shared by every chunk)."""
-        tracker = self.tracker
+    def adopt(self, carried: TargetResume, clock: WallClock) -> None:
+        """Go on from the previous chunk's state: its tracker, then what this run observed before the state
+        arrived (replayed in order); its burst budget (this run does not watch before); its load added to this
+        run's. The grid and the seq numbers stay this run's."""
+        tracker = TransitionTracker(self.tracker.hold, self.tracker.reference_probes)
         tracker.reference = set(carried.reference)
         tracker.learning = carried.learning
         tracker.base_seen = carried.base_seen
         tracker.state = None if carried.state_ok is None else State(ok=carried.state_ok, server=carried.state_server)
         tracker.held = carried.held
         tracker.state_sent = -math.inf if carried.state_sent_ms is None else clock.monotonic(carried.state_sent_ms)
+        for sent, ok, server, base in self.observed:
+            tracker.observe(sent, ok, server, base=base)
+        self.tracker = tracker
         self.bucket = TokenBucket(self.bucket.capacity, self.bucket.rate, clock.monotonic(carried.tokens_at_ms),
                                   tokens=carried.tokens)
-        self.next_base = carried.next_base
-        self.next_seq = carried.next_seq
-        self.load = Load(sent=carried.sent, succeeded=carried.succeeded, watch=carried.watch,
-                         peak_per_second=carried.peak_per_second, second=carried.second, in_second=carried.in_second)
+        mine = self.load
+        in_second = carried.in_second + (mine.in_second if mine.second == carried.second else 0)
+        self.load = Load(sent=carried.sent + mine.sent, succeeded=carried.succeeded + mine.succeeded,
+                         watch=carried.watch + mine.watch,
+                         peak_per_second=max(carried.peak_per_second, mine.peak_per_second, in_second),
+                         second=max(carried.second, mine.second),
+                         in_second=in_second if mine.second <= carried.second else mine.in_second)
+        self.observed = []

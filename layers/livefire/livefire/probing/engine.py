@@ -48,67 +48,18 @@ import math
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from livefire.contracts import ProbeTarget, Sample, TargetResume
-from livefire.probing.carry import Chunk, TargetState, WallClock
+from livefire.probing.carry import Chunk, Handoff, TargetState, WallClock
 from livefire.probing.http import ProbeOutcome, parse_url, probe_once
-from livefire.probing.watch import BURST_HOLD, REFERENCE_PROBES, TokenBucket, TransitionTracker
-from livefire.spec import Expect, Probes, ServedBy
+from livefire.probing.settings import ProbeSettings
+from livefire.probing.watch import TokenBucket, TransitionTracker
+from livefire.spec import Expect, ServedBy
 
-BURST_MAX_DURATION_S = 60.0  # the default of probes.burstMaxDuration
-BURST_BUDGET = 1.0
 START_LEAD_S = 0.005  # a window's grid starts this far ahead: every scheduler task starts before the first send
 _GRID_TOLERANCE = 0.1  # of a burst interval: a watch slot this close to a base send is that base send
-
-@dataclass(frozen=True)
-class ProbeSettings:
-    interval: float
-    timeout: float
-    burst_interval: float
-    expect: Expect = field(default_factory=Expect)
-    served_by: ServedBy = field(default_factory=ServedBy)
-    resolve: Mapping[str, str] = field(default_factory=dict)
-    burst_hold: int = BURST_HOLD
-    burst_max_duration: float = BURST_MAX_DURATION_S
-    burst_budget: float = BURST_BUDGET
-    reference_probes: int = REFERENCE_PROBES
-
-    @classmethod
-    def from_spec(
-        cls, probes: Probes, served_by: ServedBy, *, resolve: Mapping[str, str] | None = None
-    ) -> ProbeSettings:
-        return cls(
-            interval=probes.interval,
-            timeout=probes.timeout,
-            burst_interval=probes.burst_interval,
-            burst_max_duration=probes.burst_max_duration,
-            expect=probes.expect,
-            served_by=served_by,
-            resolve=dict(resolve or {}),
-        )
-
-    @property
-    def burst_capacity(self) -> float:
-        """Tokens enough to watch a target at the burst interval for ``burst_max_duration`` while the bucket
-        refills (watch slots on base sends are free; a refill that keeps up needs no more than the slots)."""
-        drain = (1.0 / self.burst_interval) - (1.0 + self.burst_budget) / self.interval
-        if drain <= 0:
-            return self.burst_max_duration / self.burst_interval
-        return self.burst_max_duration * drain
-
-    def load(self, seconds: float) -> tuple[float, float]:
-        """(peak, average) probes per second one target can be sent: at the burst interval while watched, and
-        over a window of ``seconds`` at most ``max_sends`` (the load a drill adds to a failing endpoint)."""
-        peak = max(1.0 / self.burst_interval, 1.0 / self.interval)
-        return peak, self.max_sends(seconds) / seconds if seconds > 0 else peak
-
-    def max_sends(self, seconds: float) -> int:
-        """The most probes one target can be sent in a window of ``seconds`` (base and watch together)."""
-        base = math.ceil(max(seconds, 0.0) / self.interval)
-        return base + math.floor(self.burst_capacity + self.burst_budget * max(seconds, 0.0) / self.interval)
-
 
 OnSample = Callable[[Sample], None]
 StopWhen = Callable[[], str | None]
@@ -168,9 +119,14 @@ class ProbeEngine:
         on_sample: OnSample,
         stop_when: StopWhen | None = None,
         end_at: EndAt | None = None,
+        *,
+        previous: Awaitable[Handoff] | None = None,
+        on_stop: Callable[[Handoff], None] | None = None,
     ) -> ChunkResult:
-        """Probe one chunk of a window (``run`` is a whole window in one chunk): go on from the state the
-        previous chunk left, stop sending at ``chunk.stop_ms``, and say where the next chunk goes on."""
+        """Probe one chunk of a window (``run`` is a whole window in one chunk): send the base slots from
+        ``chunk.start_ms`` to ``chunk.stop_ms``, go on from the previous chunk's state (``chunk.previous``, or
+        ``previous`` once it arrives: base sends start on time without it, the watch waits for it), and hand
+        this chunk's state to ``on_stop`` as sending stops (before the probes in flight end)."""
         for target in targets:
             parse_url(target.url)
         context = self._ssl_context
@@ -178,10 +134,10 @@ class ProbeEngine:
             context = self._ssl_context = ssl.create_default_context()
         run = _Run(self.settings, self.vantage, context, probe=self._probe, targets=targets, chunk=chunk,
                    on_sample=on_sample, stop_when=stop_when, end_at=end_at)
-        reason = await run.execute()
+        reason = await run.execute(previous, on_stop)
         return ChunkResult(
             reason=reason,
-            done=reason is not None or run.end <= run.stop,
+            done=reason is not None or run.over or run.end <= run.stop,
             end_ms=run.clock.epoch_ms(run.end),
             targets=[target.resume(run.clock) for target in run.targets],
         )
@@ -224,6 +180,7 @@ class _Run:
         self.start = self.clock.monotonic(chunk.grid_ms)
         self.end = self.clock.monotonic(chunk.end_ms)
         self.stop = math.inf if math.isinf(chunk.stop_ms) else self.clock.monotonic(chunk.stop_ms)
+        begin = -math.inf if math.isinf(chunk.start_ms) else self.clock.monotonic(chunk.start_ms)
         count = max(len(targets), 1)
         rate = settings.burst_budget / settings.interval
         # Spread the targets over the interval so their sends do not all fall on the same instant.
@@ -233,16 +190,34 @@ class _Run:
                 TransitionTracker(settings.burst_hold, settings.reference_probes),
                 TokenBucket(settings.burst_capacity, rate, self.start),
                 first_send=self.start + index * settings.interval / count,
+                next_seq=chunk.seq_base,
             )
             for index, t in enumerate(targets)
         ]
-        carried = {state.target: state for state in chunk.targets}
-        for target in self.targets:
-            if target.spec.name in carried:
-                target.restore(carried[target.spec.name], self.clock)
+        for target in self.targets:  # the first base slot at or after this chunk's start
+            if begin > target.first_send:
+                target.next_base = math.ceil((begin - target.first_send) / settings.interval - 1e-6)
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopped = False
         self.failure: BaseException | None = None
+        self.adopted = asyncio.Event()
+        self.over = False
+        if chunk.previous is not None:
+            self._adopt(chunk.previous)
+
+    def _adopt(self, handoff: Handoff) -> None:
+        """Take the previous chunk's state over (``TargetState.adopt``); watch what needs it."""
+        carried = {state.target: state for state in handoff.targets}
+        for target in self.targets:
+            if target.spec.name in carried:
+                target.adopt(carried[target.spec.name], self.clock)
+        later = self.clock.monotonic(handoff.end_ms)
+        if handoff.over:
+            self.over = True
+            self.end = min(self.end, later)
+        elif later > self.end:
+            self.end = later
+        self.adopted.set()
 
     @property
     def until(self) -> float:
@@ -250,14 +225,25 @@ class _Run:
         microsecond of it is past it: the instants went through epoch ms and back)."""
         return min(self.end, self.stop) - 1e-6
 
-    async def execute(self) -> str | None:
+    async def execute(self, previous: Awaitable[Handoff] | None = None,
+                      on_stop: Callable[[Handoff], None] | None = None) -> str | None:
+        if previous is None and not self.adopted.is_set():
+            self.adopted.set()  # the window's first chunk
         for target in self.targets:
             self._spawn(self._base(target))
             if target.tracker.needs_watch:  # the previous chunk was watching it
                 target.watching = True
                 self._spawn(self._watch_target(target))
+        if previous is not None:
+            self._spawn(self._await_previous(previous))
         try:
             reason = await self._supervise()
+            if on_stop is not None:
+                if reason is None:
+                    await self._sleep_until(self.until)
+                await self.adopted.wait()
+                on_stop(Handoff([t.resume(self.clock) for t in self.targets], self.clock.epoch_ms(self.end),
+                                over=reason is not None or self.over or self.end <= self.stop))
             while self.tasks:
                 await asyncio.wait(set(self.tasks))
         except BaseException:
@@ -268,6 +254,21 @@ class _Run:
         if self.failure is not None:
             raise self.failure
         return reason
+
+    async def _await_previous(self, previous: Awaitable[Handoff]) -> None:
+        self._adopt(await previous)
+        for target in self.targets:
+            if target.tracker.needs_watch and not target.watching and not self.stopped:
+                target.watching = True
+                self._spawn(self._watch_target(target))
+
+    async def _past_until(self) -> bool:
+        """Whether sending is over: past ``until`` once the previous chunk's state is in (it may move the
+        window's end later: until then, wait for it)."""
+        if not self.adopted.is_set():
+            await self.adopted.wait()
+            return False
+        return True
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)
@@ -298,7 +299,9 @@ class _Run:
             if later is not None and later > self.end:
                 self.end = later  # read by every send loop at its next send
             if moment >= self.until:
-                return None
+                if await self._past_until():
+                    return None
+                continue
             await self._sleep_until(moment)
             if self.stopped:
                 return None
@@ -314,7 +317,9 @@ class _Run:
         while not self.stopped:
             moment = target.first_send + target.next_base * self.settings.interval
             if moment >= self.until:
-                return  # the next chunk goes on from next_base
+                if await self._past_until():
+                    return  # the next chunk goes on from its start
+                continue
             await self._sleep_until(moment)
             if self.stopped:
                 return
@@ -395,8 +400,11 @@ class _Run:
             burst=watch,
         )
         target.load.succeeded += 1 if outcome.ok else 0
-        needs_watch = target.tracker.observe(sent, outcome.ok, (outcome.served_by, outcome.version), base=not watch)
-        if needs_watch and not target.watching and not self.stopped:
+        server = (outcome.served_by, outcome.version)
+        if not self.adopted.is_set():  # replayed onto the previous chunk's state when it arrives
+            target.observed.append((sent, outcome.ok, server, not watch))
+        needs_watch = target.tracker.observe(sent, outcome.ok, server, base=not watch)
+        if needs_watch and not target.watching and not self.stopped and self.adopted.is_set():
             target.watching = True
             self._spawn(self._watch_target(target))
         self.on_sample(sample)

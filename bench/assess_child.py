@@ -5,7 +5,7 @@
 The layer directory is put first on sys.path, so the same child measures the current layer or the pre-change one
 (a ``git archive`` copy). Inside moto: the bucket and table, the spec and the fault record are created, the chunk
 files of CHUNK_DIR uploaded; then the peak-RSS mark is reset (/proc/self/clear_refs) and the real handler of
-FUNCTION_DIR/app.py is invoked once. Prints one JSON line: wall time, RSS before the invocation and its peak,
+FUNCTION_DIR/app.py is invoked once. Prints one JSON line: wall and CPU time, RSS before the invocation and its peak,
 RSS once imported (before any sample was uploaded), and the SHA-256 of the assessment.json it wrote.
 """
 
@@ -15,6 +15,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -101,14 +102,17 @@ def main(layer: str, function_dir: str, chunk_dir: str, style: str) -> None:
                                        "aws_request_id": "bench"})()
         before_kb = _status_kb("VmRSS")
         _reset_peak()
-        started = time.monotonic()
+        started, cpu = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
         result = app.handler(event, context)
         wall = time.monotonic() - started
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_s = used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime
         peak_kb = _status_kb("VmHWM")
         written = s3.get_object(Bucket=BUCKET, Key=result["assessmentKey"])["Body"].read()
         chart = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}timeline.json").get("Contents", [])
         print(json.dumps({
-            "wall_s": wall, "before_mb": before_kb / 1024, "peak_mb": peak_kb / 1024, "imported_mb": imported_kb / 1024,
+            "wall_s": wall, "cpu_s": cpu_s, "before_mb": before_kb / 1024, "peak_mb": peak_kb / 1024,
+            "imported_mb": imported_kb / 1024,
             "verdict": result["verdict"], "assessment_sha256": hashlib.sha256(written).hexdigest(),
             "assessment_bytes": len(written), "chart_bytes": chart[0]["Size"] if chart else 0, "event_bytes":
             len(json.dumps(event)),

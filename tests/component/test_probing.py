@@ -25,9 +25,10 @@ from moto import mock_aws
 
 from livefire.artifacts import sample_key
 from livefire.assessment import assess
+from livefire.assessment.columns import SampleColumns
 from livefire.contracts import Plan, ProbeRequest, ProbeTarget, Sample
 from livefire.errors import GuardrailBreached
-from livefire.probing.chunks import SampleChunkWriter, load_samples
+from livefire.probing.chunks import SampleChunkWriter, list_chunks, load_samples
 from livefire.probing.engine import ProbeEngine, ProbeSettings
 from livefire.probing.http import BODY_LIMIT, ProbeOutcome, probe_once
 from livefire.probing.window import probe_window
@@ -529,8 +530,8 @@ def test_a_scripted_recovery_lies_inside_the_reported_bracket_at_no_more_than_tw
         spec = _recovery_spec(urls[index])
         start_ms = wall_ms + (outage.start - mono) * 1000.0
         end_ms = wall_ms + (outage.end - mono) * 1000.0  # the true recovery instant
-        result = assess(spec, _recovery_plan(spec, name), mine, injected_at_ms=start_ms, restored_at_ms=None,
-                        sample_keys=[])
+        result = assess(spec, _recovery_plan(spec, name), SampleColumns.of(mine), injected_at_ms=start_ms,
+                        restored_at_ms=None, sample_keys=[])
         bracket = result.rto_bracket
         where = f"outage {length} s, trial {trial}"
         assert bracket is not None and bracket.width_ms is not None, where
@@ -709,8 +710,10 @@ def test_a_baseline_window_streams_every_sample_to_s3_and_summarises_them(s3, mo
 
     assert (summary.vantage, summary.window) == ("local", "baseline")
     assert summary.started_at_ms <= summary.ended_at_ms
-    samples = load_samples(s3, bucket, summary.sample_keys)
-    assert summary.sample_keys[0] == sample_key(request.plan.evidence_prefix, "local", "baseline", 0)
+    keys = list_chunks(s3, bucket, summary.sample_prefix)
+    samples = load_samples(s3, bucket, keys)
+    assert keys[0] == sample_key(request.plan.evidence_prefix, "local", "baseline", 0)
+    assert summary.sample_chunks == len(keys)
     by_target = {t.target: t for t in summary.targets}
     assert set(by_target) == {"entrypoint", "us-east-1", "us-west-2"}
     for name, counts in by_target.items():
@@ -754,5 +757,5 @@ def test_the_guardrail_does_not_watch_the_baseline_window(s3, monkeypatch):
 
     entrypoint = next(t for t in summary.targets if t.target == "entrypoint")
     assert entrypoint.failed == entrypoint.sent
-    samples = load_samples(s3, bucket, summary.sample_keys)
+    samples = load_samples(s3, bucket, list_chunks(s3, bucket, summary.sample_prefix))
     assert len([s for s in samples if s.target == "entrypoint" and not s.burst]) == 10  # the whole window

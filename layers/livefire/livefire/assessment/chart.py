@@ -12,8 +12,10 @@ unless that probe is more than ``gap_ms`` older. Lanes are stored as runs of equ
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
+from itertools import compress
 
 from pydantic import BaseModel, Field
 
@@ -81,20 +83,45 @@ def _labels(series: Series) -> dict[tuple[int, int], str]:
     return {(r, v): served_label(names.served_by.names[r], names.version.names[v]) for r, v in pairs}
 
 
+def _edges(series: Series, start_ms: float, width: float) -> list[int]:
+    """Where each bin's samples start in the series (in send order, so a bin is a slice): ``edges[k]`` is the
+    index of the first sample in bin k or later, for k = 0..BINS. Found by bisection, then checked against the
+    bin each sample falls in, so a sample on an edge lands where the division puts it."""
+    sent = series.sent_ms
+
+    def bin_of(i: int) -> int:
+        return min(BINS - 1, max(0, int((sent[i] - start_ms) / width)))
+
+    edges = [0]
+    for k in range(1, BINS):
+        i = bisect_left(sent, start_ms + k * width, lo=edges[-1])
+        while i > edges[-1] and bin_of(i - 1) >= k:
+            i -= 1
+        while i < len(sent) and bin_of(i) < k:
+            i += 1
+        edges.append(i)
+    return [*edges, len(sent)]
+
+
 def _lane(parts: Sequence[Series], start_ms: float, end_ms: float, gap_ms: float) -> ChartLane:
     width = max(end_ms - start_ms, 1.0) / BINS
     ok, bad = [0] * BINS, [0] * BINS
     served: list[Counter[str]] = [Counter() for _ in range(BINS)]
     for series in parts:
         labels = _labels(series)
-        for sent, good, region, version in zip(series.sent_ms, series.ok, series.served_by, series.version,
-                                               strict=True):
-            index = min(BINS - 1, max(0, int((sent - start_ms) / width)))
+        edges = _edges(series, start_ms, width)
+        for index in range(BINS):
+            begin, end = edges[index], edges[index + 1]
+            if begin == end:
+                continue
+            good = sum(series.ok[begin:end])
+            ok[index] += good
+            bad[index] += end - begin - good
             if good:
-                ok[index] += 1
-                served[index][labels[(region, version)]] += 1
-            else:
-                bad[index] += 1
+                pairs = Counter(compress(zip(series.served_by[begin:end], series.version[begin:end], strict=True),
+                                         series.ok[begin:end]))
+                for pair, count in pairs.items():
+                    served[index][labels[pair]] += count
     outcome: list[str | None] = []
     who: list[str | None] = []
     last: tuple[str | None, str | None] = (None, None)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
+from livefire.assessment.columns import Probe
 from livefire.assessment.model import (
     PHASES,
     DataCheckResult,
@@ -31,7 +32,6 @@ from livefire.assessment.model import (
 )
 from livefire.assessment.sufficiency import percentile_samples_needed
 from livefire.assessment.timeline import percentile
-from livefire.contracts import Sample
 from livefire.datachecks.markers import MarkerSample
 from livefire.spec import DrillSpec
 
@@ -40,7 +40,7 @@ LOST_LISTED = 50  # lost markers named per region
 LAG_REQUIRED_READS = percentile_samples_needed(99)
 
 
-def serving_starts(samples: Iterable[Sample], entrypoint: str | None, injected_ms: float | None) -> dict[str, float]:
+def serving_starts(samples: Iterable[Probe], entrypoint: str | None, injected_ms: float | None) -> dict[str, float]:
     """Per region: the send instant of its first good answer at the entrypoint after the injection (any vantage)."""
     starts: dict[str, float] = {}
     if entrypoint is None or injected_ms is None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from itertools import chain
 from typing import Any
 
+from livefire.assessment.columns import SampleColumns
 from livefire.assessment.model import Assessment, FaultInstants, Finding, Status
 from livefire.assessment.objectives import (
     availability_finding,
@@ -36,14 +38,8 @@ from livefire.assessment.rpo import (
     write_loss_finding,
 )
 from livefire.assessment.steady import steady_after_rollback_finding
-from livefire.assessment.timeline import (
-    DrillTimeline,
-    all_stats,
-    entrypoint_target,
-    group_samples,
-    phase_windows,
-)
-from livefire.contracts import Plan, Sample
+from livefire.assessment.timeline import DrillTimeline, all_stats, entrypoint_target, phase_windows
+from livefire.contracts import Plan
 from livefire.datachecks.markers import MarkerSample
 from livefire.spec import DrillSpec
 
@@ -70,7 +66,7 @@ def judge(findings: Sequence[Finding]) -> tuple[Status, str]:
 def assess(
     spec: DrillSpec,
     plan: Plan,
-    samples: Iterable[Sample],
+    samples: SampleColumns,
     *,
     injected_at_ms: float | None,
     restored_at_ms: float | None,
@@ -84,17 +80,17 @@ def assess(
     was sent and ``injection_answered_at_ms`` when the last answer came back (likewise ``restored_at_ms`` and
     ``restore_answered_at_ms`` for the restore); an answer instant left out closes the bracket at its send.
     The mesh posture the spec requires is judged later, on the Evidence step's audit (``with_posture``).
-    ``markers`` are the data checks' samples (``marker_keys`` their chunks): replication lag and RPO."""
+    ``markers`` are the data checks' samples (``marker_keys`` their chunks): replication lag and RPO.
+    ``samples``: the drill window's samples as columns (``livefire.assessment.columns``)."""
     if injected_at_ms is None and restored_at_ms is not None:
         raise ValueError("restored_at_ms given without injected_at_ms")
     if injected_at_ms is not None and restored_at_ms is not None and restored_at_ms < injected_at_ms:
         raise ValueError("restored_at_ms is before injected_at_ms")
-    all_samples = list(samples)
+    groups = samples.groups
     if spec.fault.kind == "external" and injected_at_ms is None:  # nothing injected: anchor on what was observed
-        injected_at_ms, restored_at_ms = observed_incident(spec, plan, all_samples)
-    groups = group_samples(all_samples)
+        injected_at_ms, restored_at_ms = observed_incident(spec, plan, groups)
     entrypoint = entrypoint_target(spec, plan)
-    seen_vantages = sorted({s.vantage for s in all_samples})
+    seen_vantages = sorted({vantage for vantage, _ in groups})
     drill = DrillTimeline(
         spec=spec,
         injected=injected_at_ms,
@@ -129,7 +125,9 @@ def assess(
     if objectives.p99_latency is not None:
         findings.append(latency_finding(drill, objectives.p99_latency))
     data_checks = measure(spec, markers, injected_ms=injected_at_ms, restored_ms=restored_at_ms,
-                          serving=serving_starts(all_samples, drill.entrypoint, injected_at_ms),
+                          serving=serving_starts(chain.from_iterable(
+                              series for (_, target), series in groups.items() if target == drill.entrypoint),
+                              drill.entrypoint, injected_at_ms),
                           marker_keys=marker_keys) if spec.data_checks else []
     if objectives.rpo is not None:
         findings.append(rpo_finding(data_checks, objectives.rpo))
@@ -154,7 +152,7 @@ def assess(
         restored_at_ms=restored_at_ms,
         injection=_instants(injected_at_ms, injection_answered_at_ms),
         restore=_instants(restored_at_ms, restore_answered_at_ms),
-        phases=phase_windows(drill, all_samples),
+        phases=phase_windows(drill, samples),
         stats=all_stats(drill),
         fault_took_effect=fault_effect.status == "PASS",
         detection=detections,

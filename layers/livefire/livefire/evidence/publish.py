@@ -18,7 +18,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from livefire.approval import APPROVAL_ARTIFACT, ApprovalEvidence, approval_evidence
 from livefire.assessment import Assessment, with_posture
-from livefire.contracts import EvidenceRequest, EvidenceResult, Plan, Sample, Verdict
+from livefire.assessment.chart import CHART_NAME, TimelineChart, chart_gap_ms, timeline_chart
+from livefire.assessment.columns import SampleColumns
+from livefire.contracts import EvidenceRequest, EvidenceResult, Plan, Verdict
 from livefire.cost import CostReport, drill_cost, execution_history
 from livefire.errors import EvidenceError
 from livefire.evidence.bundle import EvidenceBundle, PostureAudit, PostureCheck, ReachedTarget
@@ -37,7 +39,7 @@ from livefire.evidence.seal import (
 from livefire.evidence.signature import SIGNATURE_NAME
 from livefire.evidence.summary import publish_summary, summary_topic
 from livefire.faults.refusal import refusal_lines, verdict_with_refusals
-from livefire.probing.chunks import decode_chunk
+from livefire.probing.chunks import decode_rows
 from livefire.records import ManifestSeal
 from livefire.redaction import redact_url
 from livefire.runtime import Runtime
@@ -46,7 +48,7 @@ from livefire.spec import DrillSpec, Posture
 POSTURE, COST = "posture.json", "cost.json"
 # Memory of the functions that differ from the template's Globals (512 MB); tests/unit/test_template.py keeps
 # this in step with template.yaml.
-FUNCTION_MEMORY_MB = {"AssessFunction": 1024}
+FUNCTION_MEMORY_MB = {"AssessFunction": 1769}
 DEFAULT_METRICS_NAMESPACE = "Livefire"
 
 
@@ -78,15 +80,19 @@ def _json_artifacts(artifacts: Mapping[str, bytes], folder: str) -> dict[str, An
     return parsed
 
 
-def _samples(artifacts: Mapping[str, bytes]) -> list[Sample]:
-    samples: list[Sample] = []
+def _chart(artifacts: Mapping[str, bytes], spec: DrillSpec) -> TimelineChart | None:
+    """The probes' timeline chart: timeline.json as Assess binned it; for a drill that ended before Assess ran,
+    binned here from the sample chunks (their bytes are read for the manifest anyway)."""
+    if CHART_NAME in artifacts:
+        return TimelineChart.model_validate_json(artifacts[CHART_NAME])
+    samples = SampleColumns()
     for name, data in sorted(artifacts.items()):
         if name.startswith("samples/") and name.endswith(".jsonl.gz"):
             try:
-                samples.extend(decode_chunk(data))
+                samples.add_rows(decode_rows(data))
             except (OSError, ValueError):
                 continue  # an unreadable chunk is left out of the chart, not out of the evidence
-    return samples
+    return timeline_chart([samples], chart_gap_ms(spec.probes.interval))
 
 
 def _service_host(spec: DrillSpec, snapshots: Mapping[str, Any]) -> str:
@@ -226,7 +232,7 @@ def _write_evidence(request: EvidenceRequest, runtime: Runtime, verdict: Verdict
     listed: dict[str, int | None] = {name: len(data) for name, data in artifacts.items()}
     bundle = EvidenceBundle(
         spec=spec, assessment=assessment, outcome=request.outcome, drill_id=plan.drill_id,
-        execution_arn=plan.execution_arn, faults=faults, documents=documents, samples=_samples(artifacts),
+        execution_arn=plan.execution_arn, faults=faults, documents=documents, timeline=_chart(artifacts, spec),
         targets=reached_targets(plan, spec), posture=posture, cost=cost,
         error=_error_text(request, gate),
         artifacts=listed | {REPORT_MD: None, REPORT_HTML: None, MANIFEST_NAME: None, SIGNATURE_NAME: None},

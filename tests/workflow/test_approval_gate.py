@@ -96,11 +96,13 @@ def test_an_approved_drill_runs_and_a_rejected_or_unanswered_one_is_cancelled_un
     unchanged = mesh.snapshot() == before
     approved, gate = run(stack, f"{unique_id}-a", gated(), answer="yes\n")
     again = main(["approve", f"{unique_id}-r", "--stack", f"{unique_id}-r"])
+    status = main(["status", f"{unique_id}-r", "--stack", f"{unique_id}-r"])
 
     out, err = capsys.readouterr()
     decider = boto3.client("sts").get_caller_identity()["Arn"]
     assert rejected_code == 0 and f"drill {unique_id}-r: rejected by {decider}" in out
     assert again == 2 and "is not waiting for approval" in err
+    assert status == 0 and f"REJECTED by {decider} (too close to the release)" in out
     assert (rejected["status"], rejected.get("error")) == ("FAILED", "DrillCancelled")
     assert (timed_out["status"], timed_out.get("error")) == ("FAILED", "DrillCancelled")
     assert unchanged

@@ -156,6 +156,11 @@ def print_status(drill_id: str, *, stack_name: str, region: str | None = None, o
     ]
     if record.reason:
         rows.append(("reason", record.reason))
+    if record.approval_status is not None:  # the go/no-go gate: waiting until, or who decided and why
+        decided = f" by {record.approval_decided_by}" if record.approval_decided_by else \
+            f" until {_when(record.approval_deadline_ms)}" if record.approval_status == "PENDING" else ""
+        why = f" ({record.approval_reason})" if record.approval_reason else ""
+        rows.append(("approval", f"{record.approval_status}{decided}{why}"))
     if record.report_key:
         rows.append(("report", f"s3://{stack.bucket}/{record.report_key}"))
     if record.manifest_digest:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import pytest
 
+from livefire.config import DEFAULT_PROBE_CHUNK_S, PROBE_CHUNK_ENV, probe_chunk_seconds
 from livefire.contracts import ProbeTarget, Sample, TargetResume
 from livefire.probing.carry import Chunk, Handoff, TargetState, WallClock
 from livefire.probing.engine import ProbeEngine, ProbeSettings
@@ -164,16 +165,18 @@ def test_a_chunk_relayed_while_the_previous_one_probes_sends_on_time_and_watches
     grid_ms = time.time_ns() / 1e6 + 20.0
     samples: list[Sample] = []
     handed: list[Handoff] = []
+    arrived: list[float] = []
 
     async def relay() -> list[TargetResume]:
         previous: asyncio.Future[Handoff] = asyncio.get_running_loop().create_future()
 
         def on_stop(handoff: Handoff) -> None:
             handed.append(handoff)
-            previous.get_loop().call_later(0.03, previous.set_result, handoff)  # an S3 round trip
+            arrived.append(time.time_ns() / 1e6 + 300.0)
+            previous.get_loop().call_later(0.3, previous.set_result, handoff)  # a slow S3 round trip
 
-        first = Chunk(grid_ms=grid_ms, end_ms=grid_ms + 600.0, start_ms=grid_ms, stop_ms=grid_ms + 200.0)
-        second = Chunk(grid_ms=grid_ms, end_ms=grid_ms + 600.0, start_ms=grid_ms + 200.0, stop_ms=grid_ms + 600.0,
+        first = Chunk(grid_ms=grid_ms, end_ms=grid_ms + 900.0, start_ms=grid_ms, stop_ms=grid_ms + 200.0)
+        second = Chunk(grid_ms=grid_ms, end_ms=grid_ms + 900.0, start_ms=grid_ms + 200.0, stop_ms=grid_ms + 900.0,
                        seq_base=1000)
         _, last = await asyncio.gather(engine.run_chunk(_targets("entry"), first, samples.append, on_stop=on_stop),
                                        engine.run_chunk(_targets("entry"), second, samples.append, previous=previous))
@@ -181,9 +184,20 @@ def test_a_chunk_relayed_while_the_previous_one_probes_sends_on_time_and_watches
 
     carried = asyncio.run(relay())
 
-    base = sorted(s.sent_ms for s in samples if not s.burst)
-    assert len(base) == 12 and max(b - a for a, b in itertools.pairwise(base)) < 50.0 + 25.0
+    base = sorted((s for s in samples if not s.burst), key=lambda s: s.scheduled_ms)
+    assert len(base) == 18
+    assert all(b.scheduled_ms - a.scheduled_ms == pytest.approx(50.0, abs=0.01) for a, b in itertools.pairwise(base))
+    first_of_second = min((s for s in base if s.seq >= 1000), key=lambda s: s.scheduled_ms)
+    assert first_of_second.sent_ms < arrived[0]  # sent on its slot, before the previous chunk's state came in
     assert len(handed) == 1 and not handed[0].over
     watched = [s for s in samples if s.burst]
-    assert 45 <= len(watched) <= 90 and carried[0].watch == len(watched)  # one budget across the boundary
+    assert len(watched) <= 90 and carried[0].watch == len(watched)  # one budget across the boundary
     assert any(s.seq < 1000 for s in watched) and any(s.seq >= 1000 for s in watched)  # watched on after it
+
+
+def test_the_chunk_length_is_a_function_setting_with_a_safe_default_and_a_named_refusal():
+    assert probe_chunk_seconds({}) == DEFAULT_PROBE_CHUNK_S <= 900 / 2  # an invocation lives about two chunks
+    assert probe_chunk_seconds({PROBE_CHUNK_ENV: "10"}) == 10.0
+    for bad in ("0", "ten", "900"):
+        with pytest.raises(ValueError, match=PROBE_CHUNK_ENV):
+            probe_chunk_seconds({PROBE_CHUNK_ENV: bad})

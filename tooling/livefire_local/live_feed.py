@@ -206,8 +206,10 @@ class ChunkFeed:
                 request["StartAfter"] = self._after[prefix]
             for entry in self._s3.list_objects_v2(**request).get("Contents", []):
                 key = entry["Key"]
+                if not key.endswith(".jsonl.gz"):
+                    continue  # a long window's relay objects (livefire/probing/relay.py): they sort after the chunks
+                self._after[prefix] = key
                 body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
                 chunks.append((key[len(prefix):].split("-", 1)[0], decode_chunk(body)))
-                self._after[prefix] = key
                 budget -= 1
         return chunks

@@ -198,6 +198,7 @@ class _Run:
             if begin > target.first_send:
                 target.next_base = math.ceil((begin - target.first_send) / settings.interval - 1e-6)
         self.tasks: set[asyncio.Task[None]] = set()
+        self.senders: set[asyncio.Task[None]] = set()  # the base and watch loops
         self.stopped = False
         self.failure: BaseException | None = None
         self.adopted = asyncio.Event()
@@ -230,17 +231,17 @@ class _Run:
         if previous is None and not self.adopted.is_set():
             self.adopted.set()  # the window's first chunk
         for target in self.targets:
-            self._spawn(self._base(target))
+            self._spawn(self._base(target), sender=True)
             if target.tracker.needs_watch:  # the previous chunk was watching it
                 target.watching = True
-                self._spawn(self._watch_target(target))
+                self._spawn(self._watch_target(target), sender=True)
         if previous is not None:
             self._spawn(self._await_previous(previous))
         try:
             reason = await self._supervise()
             if on_stop is not None:
-                if reason is None:
-                    await self._sleep_until(self.until)
+                while self.senders:  # every probe of this chunk is sent: its state is whole but for the answers
+                    await asyncio.wait(set(self.senders))
                 await self.adopted.wait()
                 on_stop(Handoff([t.resume(self.clock) for t in self.targets], self.clock.epoch_ms(self.end),
                                 over=reason is not None or self.over or self.end <= self.stop))
@@ -260,7 +261,7 @@ class _Run:
         for target in self.targets:
             if target.tracker.needs_watch and not target.watching and not self.stopped:
                 target.watching = True
-                self._spawn(self._watch_target(target))
+                self._spawn(self._watch_target(target), sender=True)
 
     async def _past_until(self) -> bool:
         """Whether sending is over: past ``until`` once the previous chunk's state is in (it may move the
@@ -270,10 +271,13 @@ class _Run:
             return False
         return True
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], *, sender: bool = False) -> None:
         task = asyncio.create_task(coroutine)
         self.tasks.add(task)
         task.add_done_callback(self._done)
+        if sender:
+            self.senders.add(task)
+            task.add_done_callback(self.senders.discard)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
@@ -406,5 +410,5 @@ class _Run:
         needs_watch = target.tracker.observe(sent, outcome.ok, server, base=not watch)
         if needs_watch and not target.watching and not self.stopped and self.adopted.is_set():
             target.watching = True
-            self._spawn(self._watch_target(target))
+            self._spawn(self._watch_target(target), sender=True)
         self.on_sample(sample)

@@ -52,13 +52,15 @@ def test_a_series_reads_back_every_field_of_every_sample_in_send_order() -> None
     assert [s.seq for s in series[0:2]] == [0, 1]
 
 
-def test_a_line_that_is_not_a_sample_is_refused_and_leaves_the_series_as_it_was() -> None:
+def test_a_chunk_with_a_line_that_is_not_a_sample_is_refused_whole() -> None:
     columns = SampleColumns.of([sample(0, 100)])
-    broken = dict(sample(1, 200).model_dump(), ok="yes")
+    good = [sample(1, 200).model_dump(), sample(0, 200, target="other").model_dump()]
+    broken = dict(sample(2, 300, target="third").model_dump(), ok="yes")
 
     with pytest.raises(ValueError, match="not a probe sample"):
-        columns.add_rows([broken])
+        columns.add_rows([*good, broken])
 
+    assert list(columns.groups) == [("local", "entry")]
     assert len(columns.groups[("local", "entry")]) == 1
 
 

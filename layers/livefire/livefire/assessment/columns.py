@@ -131,7 +131,7 @@ class Series(Sequence["Row"]):
                 table: Codes = getattr(self.tables, name)
                 getattr(self, name).extend(map(table.__getitem__, map(methodcaller("get", name), rows)))
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            self._truncate(count)
+            self.truncate(count)
             raise ValueError(f"not a probe sample: {type(exc).__name__}: {exc}") from exc
         self.in_order = False
 
@@ -151,7 +151,8 @@ class Series(Sequence["Row"]):
             setattr(self, name, bytearray(map(column.__getitem__, order)))
         self.in_order = True
 
-    def _truncate(self, count: int) -> None:
+    def truncate(self, count: int) -> None:
+        """Keep the first ``count`` samples (as appended)."""
         for name in (*_NUMBERS, *_FLAGS, "status", *_CODED):
             del getattr(self, name)[count:]
 
@@ -265,20 +266,30 @@ class SampleColumns:
         return columns
 
     def add_rows(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Append decoded sample objects, e.g. the lines of one chunk, to their series."""
+        """Append decoded sample objects, e.g. the lines of one chunk, to their series: all of them, or (a line
+        that is not a sample: ValueError) none."""
         by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}
         try:
             for row in rows:
                 by_key.setdefault(_KEY(row), []).append(row)
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a probe sample: {type(exc).__name__}: {exc}") from exc
-        for (vantage, target), group in by_key.items():
-            series = self._series.get((vantage, target))
-            if series is None:
-                if not isinstance(vantage, str) or not isinstance(target, str):
-                    raise ValueError(f"not a probe sample: vantage {vantage!r}, target {target!r}")
-                series = self._series[(vantage, target)] = Series(vantage, target, self.tables)
-            series.extend(group)
+        if not all(isinstance(v, str) and isinstance(t, str) for v, t in by_key):
+            raise ValueError("not a probe sample: vantage and target must be strings")
+        added: list[tuple[Series, int]] = []
+        try:
+            for (vantage, target), group in by_key.items():
+                series = self._series.get((vantage, target))
+                if series is None:
+                    series = self._series[(vantage, target)] = Series(vantage, target, self.tables)
+                added.append((series, len(series)))
+                series.extend(group)
+        except ValueError:
+            for series, count in added:  # the chunk is left out whole
+                series.truncate(count)
+                if not series:
+                    del self._series[(series.vantage, series.target)]
+            raise
 
     @property
     def groups(self) -> dict[tuple[str, str], Series]:

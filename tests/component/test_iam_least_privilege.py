@@ -136,6 +136,7 @@ WILDCARD_RESOURCES = {
     f"arn:aws:s3:::{BUCKET}/drills/*/faults/data-check-markers-markers.json": "Plan opens each drill's marker cleanup",
     f"arn:aws:s3:::{BUCKET}/drills/*/faults/*-*.json": "the fault steps write each fault's documents",
     f"arn:aws:s3:::{BUCKET}/drills/*/assessment.json": "Assess writes each drill's assessment",
+    f"arn:aws:s3:::{BUCKET}/drills/*/timeline.json": "and the report's timeline chart it binned",
     f"arn:aws:s3:::{BUCKET}/drills/*/telemetry/*": "and the raw answers of its telemetry queries",
     **{f"arn:aws:s3:::{BUCKET}/drills/*/{name}": "Evidence writes each drill's reports, records and seal"
        for name in ("faults/records.json", "approval.json", "posture.json", "cost.json", "report.md", "report.html",

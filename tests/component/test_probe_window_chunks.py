@@ -79,3 +79,18 @@ def test_two_lanes_probe_a_window_in_chunks_with_every_base_slot_sent_once(monke
         assert len(base) == 70 == counts.sent  # 3.5 s at 50 ms, counted across the chunks
         scheduled = sorted(s.scheduled_ms for s in base)
         assert all(b - a == pytest.approx(50.0, abs=0.01) for a, b in itertools.pairwise(scheduled))
+
+
+def test_a_drill_window_within_one_chunk_still_releases_the_lane_waiting_for_a_late_rollback(monkeypatch):
+    bucket = _Bucket()
+    with Endpoint() as entry, Endpoint() as use1, Endpoint() as usw2:
+        urls = _resolving(monkeypatch, {"entry": entry, "use1": use1, "usw2": usw2})
+        spec = _spec(urls["entry"], urls["use1"], urls["usw2"])
+        request = _request(spec, "drill", baseline=1.0, observe=0.4)  # 0.9 s, but a rollback may add 60 s
+        with ThreadPoolExecutor(max_workers=2) as lanes:
+            first, second = lanes.map(lambda lane: _lane(request, spec, bucket, lane), (0, 1))
+
+    assert [len(first), len(second)] == [1, 1] and first[0].done and second[0].done
+    assert second[0].targets and all(t.sent == first[0].targets[i].sent for i, t in enumerate(second[0].targets))
+    keys = sorted(key for key in bucket.objects if key.endswith(".jsonl.gz"))
+    assert keys and all(key.startswith(first[0].sample_prefix + "0000") for key in keys)  # chunk 0's only

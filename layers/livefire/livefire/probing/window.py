@@ -126,13 +126,14 @@ def _end_after_rollback(watch: RollbackWatch, planned_end_ms: float) -> EndAt:
     return end_at
 
 
-def _origin(relay: Relay, plan_s: float, chunk_s: float) -> ProbeOrigin:
-    """The window's first chunk: every target's grid starts now; the other chunks read where (if there are any)."""
+def _origin(relay: Relay, plan_s: float, reach_s: float, chunk_s: float) -> ProbeOrigin:
+    """The window's first chunk: every target's grid starts now; the other chunks read where (if the window may
+    reach them: ``reach_s``, the plan and a late rollback's extension)."""
     started_at_ms = _now_ms()
     grid_ms = started_at_ms + START_LEAD_S * 1000.0
     origin = ProbeOrigin(started_at_ms=started_at_ms, grid_ms=grid_ms, planned_end_ms=grid_ms + plan_s * 1000.0,
                          chunk_seconds=chunk_s)
-    if plan_s > chunk_s:
+    if reach_s > chunk_s:
         relay.put_origin(origin)
     return origin
 
@@ -188,7 +189,7 @@ def probe_window(request: ProbeRequest, spec: DrillSpec, *, s3_client: Any, buck
     reach_s = plan_s + (MAX_EXTENSION_S if drill else 0.0)  # the furthest a window may go
     relay = Relay(s3_client, bucket, plan.evidence_prefix, vantage, request.window)
     if index == 0:
-        origin = _origin(relay, plan_s, chunk_s)
+        origin = _origin(relay, plan_s, reach_s, chunk_s)
     elif reach_s <= index * chunk_s:
         return _summary(request, index, _now_ms(), None)  # the window never reaches this chunk
     else:

@@ -34,8 +34,8 @@ from livefire_local.live_feed import (
     ChunkFeed,
     DrillWatch,
     FaultSource,
-    served_label,
     status_text,
+    who_served,
 )
 
 POLL_S = 2.0
@@ -96,7 +96,7 @@ def status_line(watch: DrillWatch, now_ms: float) -> str:
         last = series.last
         if phase is None or last is None:
             continue
-        served = served_label(last) if last.ok else None
+        served = who_served(last) if last.ok else None
         parts.append(f"{target}@{vantage}: available in {phase} {_percent(watch.availability(vantage, target, phase))}"
                      f", last {status_text(last)}, served by {served or 'nobody'}")
     parts += [f"fault {what}: {state}" for what, state in _fault_texts(watch)]
@@ -134,7 +134,7 @@ def render(watch: DrillWatch, now_ms: float) -> RenderableType:
             vantage, Text.assemble(target, (" (sandbox)" if sandbox else "", "dim")),
             Text(_percent(availability), style=_availability_style(availability)),
             Text("-", style="dim") if last is None else Text(status_text(last), style="green" if last.ok else "red"),
-            (served_label(last) or "-") if last is not None and last.ok else "-",
+            (who_served(last) or "-") if last is not None and last.ok else "-",
         )
     faults = [Text.assemble("fault ", what, ": ", (state, "green" if state == "restored" else "bold red"))
               for what, state in _fault_texts(watch)]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from livefire.artifacts import evidence_prefix
+from livefire.assessment.columns import served_label
 from livefire.assessment.timeline import error_class
 from livefire.contracts import Sample
 from livefire.egress import Reach
@@ -48,11 +49,9 @@ class FaultSource(Protocol):
     def faults_of(self, drill_id: str) -> list[FaultRecord]: ...
 
 
-def served_label(sample: Sample) -> str | None:
-    """region@version, as the report's served-by tables name a server; None when the answer named nobody."""
-    if sample.served_by is None:
-        return None
-    return f"{sample.served_by}@{sample.version}" if sample.version else sample.served_by
+def who_served(sample: Sample) -> str | None:
+    """Who served an answer, named as the report's served-by tables name it; None when it named nobody."""
+    return None if sample.served_by is None else served_label(sample.served_by, sample.version)
 
 
 def status_text(sample: Sample) -> str:

@@ -19,7 +19,7 @@ from itertools import compress
 
 from pydantic import BaseModel, Field
 
-from livefire.assessment.columns import SampleColumns, Series
+from livefire.assessment.columns import SampleColumns, Series, served_label
 
 CHART_NAME = "timeline.json"
 BINS = 400
@@ -58,11 +58,6 @@ def chart_gap_ms(interval_s: float) -> float:
     return CARRY_INTERVALS * interval_s * 1000.0
 
 
-def served_label(region: str | None, version: str | None) -> str:
-    region = region or NOT_NAMED
-    return f"{region}@{version}" if version else region
-
-
 def runs(values: Sequence[str | None]) -> list[Run]:
     """The runs of equal values, the empty ones (None) left out."""
     found: list[Run] = []
@@ -80,7 +75,7 @@ def _labels(series: Series) -> dict[tuple[int, int], str]:
     names = series.tables
     pairs = {pair for pair, good in zip(zip(series.served_by, series.version, strict=True), series.ok, strict=True)
              if good}
-    return {(r, v): served_label(names.served_by.names[r], names.version.names[v]) for r, v in pairs}
+    return {(r, v): served_label(names.served_by.names[r] or NOT_NAMED, names.version.names[v]) for r, v in pairs}
 
 
 def _edges(series: Series, start_ms: float, width: float) -> list[int]:

@@ -57,6 +57,12 @@ class Probe(Protocol):
     def burst(self) -> bool: ...
 
 
+def served_label(region: str, version: str | None) -> str:
+    """Who served an answer, as every view names it: ``region@version``, or the region alone when the answer
+    named no version (each caller says what to show for an answer that named no region)."""
+    return f"{region}@{version}" if version else region
+
+
 class Codes(dict[str | None, int]):
     """A string table: code 0 is None, each distinct string gets the next code the first time it is looked up
     (``codes[name]``; a dict, so a column is coded at C speed: ``map(codes.__getitem__, names)``)."""

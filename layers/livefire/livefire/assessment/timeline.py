@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from livefire.assessment.columns import Probe, Rows, SampleColumns, Series
+from livefire.assessment.columns import Probe, Rows, SampleColumns, Series, served_label
 from livefire.assessment.model import PHASES, EvidencePointer, Latency, PhaseName, PhaseWindow, TargetStats
 from livefire.contracts import Plan, ProbeTarget
 from livefire.spec import DrillSpec
@@ -49,11 +49,6 @@ def _error_label(error: str | None, status: int | None) -> str:
 
 def error_class(sample: Probe) -> str:
     return _error_label(sample.error, sample.status)
-
-
-def _served_label(region: str | None, version: str | None) -> str:
-    region = region or "unknown"
-    return f"{region}@{version}" if version else region
 
 
 def availability_of(samples: Sequence[Probe]) -> float | None:
@@ -96,7 +91,9 @@ def _stats(phase: PhaseName, series: Series, indices: Sequence[int]) -> TargetSt
             p95_ms=percentile(latencies, 95),
             p99_ms=percentile(latencies, 99),
         ),
-        served_by=_labelled(served, lambda r, v: _served_label(tables.served_by.names[r], tables.version.names[v])),
+        served_by=_labelled(
+            served, lambda r, v: served_label(tables.served_by.names[r] or "unknown", tables.version.names[v])
+        ),
     )
 
 

@@ -11,8 +11,9 @@ from statistics import median
 
 from livefire.campaign.model import Campaign, DrillResult
 from livefire.evidence.html import CSS
+from livefire.evidence.markdown import DASH, markdown_table
 from livefire.evidence.markup import facts, link, num, pill, table, text
-from livefire.evidence.report import DASH, _table, format_number, iso_time
+from livefire.evidence.report import format_number, iso_time
 
 
 @dataclass(frozen=True)
@@ -69,17 +70,17 @@ def _ending(result: DrillResult) -> str:
 
 def render_markdown(campaign: Campaign, results: Sequence[DrillResult], stopped: str | None) -> str:
     lines = [f"# Campaign {campaign.campaign_id}", ""]
-    lines += [*_table(["", ""], _counts(campaign, results, stopped)), "", "## Drills", ""]
-    lines += _table(
+    lines += [*markdown_table(["", ""], _counts(campaign, results, stopped)), "", "## Drills", ""]
+    lines += markdown_table(
         ["#", "Round", "Drill", "Service", "Pattern", "Ending", "RTO", "RPO", "Started", "Ended", "Evidence"],
         [(r.index, r.round, r.drill_id, r.service, r.pattern,
           _ending(r), format_number(r.rto_seconds, "s"),
           format_number(r.rpo_seconds, "s"), iso_time(r.started_at_ms), iso_time(r.ended_at_ms),
           evidence_link(r) or r.reason or DASH) for r in results])
     lines += ["", "## RTO per pattern", ""]
-    lines += _table(["Pattern", "Drills run", "RTOs measured", "Min", "Median", "p90", "Max"],
-                    [(s.pattern, s.drills, len(s.rtos), *(format_number(v, "s") for v in _spread_row(s)))
-                     for s in rto_per_pattern(results)])
+    lines += markdown_table(["Pattern", "Drills run", "RTOs measured", "Min", "Median", "p90", "Max"],
+                            [(s.pattern, s.drills, len(s.rtos), *(format_number(v, "s") for v in _spread_row(s)))
+                             for s in rto_per_pattern(results)])
     return "\n".join(lines) + "\n"
 
 

@@ -9,8 +9,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from livefire.evidence.bundle import EvidenceBundle
+from livefire.evidence.markdown import DASH
 from livefire.evidence.markup import facts, link, table, text
-from livefire.evidence.report import DASH, iso_time
+from livefire.evidence.report import iso_time
 from livefire.store import FaultRecord
 
 # Fields the API server manages: they change on every write, so a diff of them says nothing about the fault.

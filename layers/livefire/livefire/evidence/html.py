@@ -13,11 +13,11 @@ import yaml
 from livefire.assessment import Assessment
 from livefire.evidence.bundle import EvidenceBundle
 from livefire.evidence.fault_diff import faults_section
+from livefire.evidence.markdown import DASH
 from livefire.evidence.markup import UNJUDGED_COLOUR, VERDICT_COLOURS, facts, link, num, pill, table, text
 from livefire.evidence.mesh_html import mesh_html
 from livefire.evidence.replication_html import replication_html
 from livefire.evidence.report import (
-    DASH,
     REACH_WORDS,
     bracket_text,
     chain_text,

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from html import escape
 from urllib.parse import quote
 
-from livefire.evidence.report import DASH, format_number
+from livefire.evidence.markdown import DASH
+from livefire.evidence.report import format_number
 
 VERDICT_COLOURS = {"PASS": "#116329", "FAIL": "#a40e26", "INCONCLUSIVE": "#7d4e00"}
 UNJUDGED_COLOUR = "#424a53"  # NOT_STEADY, CANCELLED, ERROR, ABORTED: the drill ended without a judgement

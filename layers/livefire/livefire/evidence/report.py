@@ -17,13 +17,13 @@ import yaml
 from livefire.assessment import Assessment, Bracket, Recovery
 from livefire.cost import CostReport
 from livefire.evidence.bundle import EvidenceBundle, PostureAudit
+from livefire.evidence.markdown import DASH, markdown_table
 from livefire.evidence.mesh_report import mesh_markdown
 from livefire.evidence.replication import replication_markdown
 from livefire.evidence.review import review_markdown
 from livefire.faults.refusal import refusal_lines
 from livefire.store import FaultRecord
 
-DASH = "—"
 _TIME_KEY = re.compile(r"(At|_at)(Ms|_ms)$")
 
 
@@ -31,17 +31,6 @@ def iso_time(ms: float | None) -> str:
     if ms is None:
         return DASH
     return datetime.fromtimestamp(ms / 1000.0, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _cell(value: object) -> str:
-    text = DASH if value is None or value == "" else str(value)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
-    return lines
 
 
 def _fenced(text: str, language: str) -> list[str]:
@@ -126,7 +115,7 @@ def _header(bundle: EvidenceBundle) -> list[str]:
             ("Injected", iso_time(assessment.injected_at_ms)),
             ("Restored", iso_time(assessment.restored_at_ms)),
         ]
-    return [f"# Drill {spec.metadata.name}: {verdict}", "", *_table(["", ""], rows)]
+    return [f"# Drill {spec.metadata.name}: {verdict}", "", *markdown_table(["", ""], rows)]
 
 
 REACH_WORDS = {"real": "real (contacted as named)", "sandbox": "sandbox (the local sandbox mesh answered)"}
@@ -134,7 +123,7 @@ REACH_WORDS = {"real": "real (contacted as named)", "sandbox": "sandbox (the loc
 
 def _targets(bundle: EvidenceBundle) -> list[str]:
     rows = [(t.target, t.url, REACH_WORDS[t.reach]) for t in bundle.targets]
-    return ["## Targets", "", *_table(["Target", "URL", "Reached"], rows)]
+    return ["## Targets", "", *markdown_table(["Target", "URL", "Reached"], rows)]
 
 
 def _findings(assessment: Assessment) -> list[str]:
@@ -148,7 +137,7 @@ def _findings(assessment: Assessment) -> list[str]:
         )
         for f in assessment.findings
     ]
-    return ["## Findings", "", *_table(["Finding", "Measured", "Threshold", "Status", "Detail"], rows)]
+    return ["## Findings", "", *markdown_table(["Finding", "Measured", "Threshold", "Status", "Detail"], rows)]
 
 
 def _recovery_rows(recoveries: Sequence[Recovery], origin: float | None) -> list[tuple[object, ...]]:
@@ -180,10 +169,10 @@ def _recovery(assessment: Assessment) -> list[str]:
     header = ["Vantage", "Seconds", "Bracket", "Note"]
     if assessment.rto_by_vantage:
         rows = _recovery_rows(assessment.rto_by_vantage, injected)
-        lines += ["", "RTO per vantage (from the injection):", "", *_table(header, rows)]
+        lines += ["", "RTO per vantage (from the injection):", "", *markdown_table(header, rows)]
     if assessment.failback_by_vantage:
         rows = _recovery_rows(assessment.failback_by_vantage, restored)
-        lines += ["", "Failback per vantage (from the rollback):", "", *_table(header, rows)]
+        lines += ["", "Failback per vantage (from the rollback):", "", *markdown_table(header, rows)]
     return lines
 
 
@@ -213,9 +202,9 @@ def _phases(assessment: Assessment) -> list[str]:
     return [
         "## Availability per phase",
         "",
-        *_table(["Phase", "From", "To"], windows),
+        *markdown_table(["Phase", "From", "To"], windows),
         "",
-        *_table(header, rows),
+        *markdown_table(header, rows),
     ]
 
 
@@ -234,7 +223,7 @@ def _served(assessment: Assessment) -> list[str]:
         )
         for s in assessment.served_by_timeline
     ]
-    return [*lines, *_table(["Vantage", "Region", "Version", "From", "To", "Probes"], rows)]
+    return [*lines, *markdown_table(["Vantage", "Region", "Version", "From", "To", "Probes"], rows)]
 
 
 def _flatten(record: Mapping[str, Any], parent: str = "") -> list[tuple[str, Any]]:
@@ -263,7 +252,7 @@ def _faults(faults: Sequence[FaultRecord], prefix: str) -> list[str]:
 
     for fault in faults:
         rows = [(f"`{key}`", show(key, value)) for key, value in _flatten(fault.model_dump(mode="json"))]
-        lines += ["", f"### Fault {fault.fault_id}", "", *_table(["Field", "Value"], rows)]
+        lines += ["", f"### Fault {fault.fault_id}", "", *markdown_table(["Field", "Value"], rows)]
     return lines
 
 
@@ -281,7 +270,7 @@ def _posture(posture: Sequence[PostureAudit] | None) -> list[str]:
         if audit.skipped:
             rows.append((where, "not audited", DASH, audit.skipped))
         rows += [(where, f.check, "PASS" if f.ok else "**FAIL**", f.detail) for f in audit.findings]
-    return [*lines, *_table(["Where", "Check", "Result", "Detail"], rows)]
+    return [*lines, *markdown_table(["Where", "Check", "Result", "Detail"], rows)]
 
 
 def _cost(cost: CostReport | None) -> list[str]:
@@ -291,7 +280,7 @@ def _cost(cost: CostReport | None) -> list[str]:
     lines.append(f"**Total: ${cost.total_usd:.6f}**")
     if cost.lines:
         rows = [(line.item, line.quantity, line.usd) for line in cost.lines]
-        lines += ["", *_table(["item", "quantity", "usd"], rows)]
+        lines += ["", *markdown_table(["item", "quantity", "usd"], rows)]
     return [*lines, "", cost.note]
 
 

@@ -37,12 +37,6 @@ def effect_predicate(drill: DrillTimeline, vantage: str, target: str) -> Callabl
     return lambda s: not s.ok or s.latency_ms >= threshold
 
 
-def _effective(drill: DrillTimeline, sample: Probe) -> float:
-    """The earliest instant the fault can have acted on a probe: its send, or the injection's for a probe that
-    was already in flight when the injection was sent."""
-    return max(sample.sent_ms, drill.injected or sample.sent_ms)
-
-
 def detections_of(drill: DrillTimeline) -> list[Detection]:
     detections: list[Detection] = []
     if drill.injected is None:
@@ -59,8 +53,8 @@ def detections_of(drill: DrillTimeline) -> list[Detection]:
                 Detection(
                     vantage=vantage,
                     target=target,
-                    seconds=None if first is None else seconds_between(drill.injected, _effective(drill, first)),
-                    first_failure_ms=None if first is None else _effective(drill, first),
+                    seconds=None if first is None else seconds_between(drill.injected, drill.fault_acts_from(first)),
+                    first_failure_ms=None if first is None else drill.fault_acts_from(first),
                     first_failure_seq=None if first is None else first.seq,
                 )
             )

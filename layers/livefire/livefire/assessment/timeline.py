@@ -15,6 +15,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 
 from livefire.assessment.columns import Probe, Rows, SampleColumns, Series, served_label
 from livefire.assessment.model import PHASES, EvidencePointer, Latency, PhaseName, PhaseWindow, TargetStats
@@ -124,6 +125,14 @@ def entrypoint_target(spec: DrillSpec, plan: Plan) -> ProbeTarget | None:
     return by_role or next((t for t in plan.targets if t.url == spec.entrypoint and t.region is None), None)
 
 
+def phase_code(ended_ms: float, injected_ms: float, restored_ms: float) -> int:
+    """The in-flight rule: a change cannot act on a probe whose answer came back before the change's request
+    left, and may act on one still in flight. So a probe sent just before the injection but answered after it (a
+    slow server, a busy machine) belongs to the fault phase. The phase of a probe that ended at ``ended_ms``, as an
+    index into ``PHASES``, given the injection's and the restore's sends (infinity for a change not made)."""
+    return 0 if ended_ms < injected_ms else 1 if ended_ms < restored_ms else 2
+
+
 def seconds_between(from_ms: float, to_ms: float) -> float:
     return round((to_ms - from_ms) / 1000.0, 6)
 
@@ -190,14 +199,18 @@ class DrillTimeline:
         return {v for v, w in weights.items() if w > 0} - self.baseline_versions
 
     def phase(self, sample: Probe) -> PhaseName:
-        """The latest change that can have touched the probe: a change cannot act on a probe whose answer came
-        back before the change's request left, and may act on one still in flight. So a probe sent just before
-        the injection but answered after it (a slow server, a busy machine) belongs to the fault phase."""
-        if self.injected is None or sample.ended_ms < self.injected:
-            return "baseline"
-        if self.restored is None or sample.ended_ms < self.restored:
-            return "fault"
-        return "recovery"
+        """The latest change that can have touched the probe (``phase_code``)."""
+        return PHASES[phase_code(sample.ended_ms, *self._cuts())]
+
+    def _cuts(self) -> tuple[float, float]:
+        """The injection's and the restore's sends, infinity for a change that was not made."""
+        return (math.inf if self.injected is None else self.injected,
+                math.inf if self.restored is None else self.restored)
+
+    def fault_acts_from(self, sample: Probe) -> float:
+        """The earliest instant the fault can have acted on a probe of the fault phase (the in-flight rule of
+        ``phase_code``): its send, or the injection's for a probe already in flight when the injection was sent."""
+        return max(sample.sent_ms, self.injected or sample.sent_ms)
 
     def surely_faulted(self, sample: Probe) -> bool:
         """Sent once the injection's answer was back (the fault surely in effect) and before the restore was
@@ -213,10 +226,8 @@ class DrillTimeline:
         key = (series.vantage, series.target)
         codes = self._phases.get(key)
         if codes is None:
-            injected = math.inf if self.injected is None else self.injected
-            restored = math.inf if self.restored is None else self.restored
-            codes = self._phases[key] = bytearray(
-                0 if ended < injected else 1 if ended < restored else 2 for ended in series.ended_ms)
+            injected, restored = self._cuts()
+            codes = self._phases[key] = bytearray(map(phase_code, series.ended_ms, repeat(injected), repeat(restored)))
         return codes
 
     def in_phase(self, vantage: str, target: str | None, *phases: PhaseName) -> Sequence[Probe]:

@@ -21,6 +21,7 @@ import yaml
 from livefire.errors import InvalidDrillSpec
 from livefire.spec import DrillSpec, parse_spec
 from livefire_local.sandbox.entrypoint import Entrypoint
+from livefire_local.sandbox.loopback import Request
 from livefire_local.sandbox.mesh import ENV_CLUSTERS, ENV_RESOLVE, ENV_TOKEN, SandboxMesh
 from livefire_local.sandbox.services import (
     APP_ERROR,
@@ -31,7 +32,6 @@ from livefire_local.sandbox.services import (
     OVERFLOW,
     SCRIPTED_OUTAGE,
     RegionalService,
-    Request,
     parse_istio_duration,
     pool_capacity,
 )

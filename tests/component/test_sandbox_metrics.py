@@ -12,8 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from livefire.spec import parse_spec
 from livefire_local.sandbox.istio_metrics import SCRAPE_PATH, IstioMetrics
+from livefire_local.sandbox.loopback import Request, Response
 from livefire_local.sandbox.mesh import SandboxMesh
-from livefire_local.sandbox.services import FAULT_ABORT, Request, Response
+from livefire_local.sandbox.services import FAULT_ABORT
 from tests.conftest import sandbox_spec_document
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -30,8 +30,9 @@ from livefire.probing.window import RESOLVE_ENV
 from livefire.spec import WebhookCall, parse_spec
 from livefire.store import FaultRecord
 from livefire_local.sandbox.control import OutageControl
+from livefire_local.sandbox.loopback import LoopbackServer, Request, Response
 from livefire_local.sandbox.mesh import SandboxMesh, host_port, plain_store
-from livefire_local.sandbox.services import LoopbackServer, RegionalService, Request, Response
+from livefire_local.sandbox.services import RegionalService
 from tests.component.evidence_stack import REGION, EvidenceStack, evidence_stack
 from tests.conftest import MESH_DIR, sandbox_spec_document
 from tests.tls import Received, https_receiver

@@ -35,8 +35,8 @@ from livefire_local.aws import LocalStack, local_stack
 from livefire_local.guardian_rule import deliver_status_change
 from livefire_local.local_chain import LocalChain
 from livefire_local.runner import STEP_ALLOWANCE_S, Progress, copy_evidence
+from livefire_local.sandbox.loopback import LOOPBACK
 from livefire_local.sandbox.mesh import ENV_CLUSTERS, ENV_HOSTS, ENV_RESOLVE, ENV_TOKEN, SandboxMesh, sandbox_clusters
-from livefire_local.sandbox.services import LOOPBACK
 
 CAMPAIGN_FILE = "campaign.yaml"
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")

@@ -34,8 +34,8 @@ from livefire_local.interrupt import Interrupted, abort_drill, interruptible
 from livefire_local.lambda_server import Invocation
 from livefire_local.live import LiveView, watch_drill
 from livefire_local.local_chain import LocalChain
+from livefire_local.sandbox.loopback import LOOPBACK
 from livefire_local.sandbox.mesh import SandboxMesh
-from livefire_local.sandbox.services import LOOPBACK
 from livefire_local.verdicts import exit_code_for
 
 # Beyond the drill's own phases, how long the steps themselves may take before the runner gives up.

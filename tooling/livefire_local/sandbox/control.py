@@ -9,7 +9,6 @@ epoch milliseconds: the ground truth a test compares the drill's measurement wit
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -17,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
-from livefire_local.sandbox.services import LoopbackServed, LoopbackServer, RegionalService, Request, Response
+from livefire_local.sandbox.loopback import LoopbackServed, LoopbackServer, Request, Response, json_response
+from livefire_local.sandbox.services import RegionalService
 
 UNTIL_ENDED_S = 3600.0
 
@@ -28,10 +28,6 @@ class ScriptedOutage:
     status: int
     start_ms: float
     end_ms: float  # when it ends, or ended (moved earlier by a DELETE)
-
-
-def _json(status: int, document: object) -> Response:
-    return Response(status, {"content-type": "application/json"}, json.dumps(document).encode())
 
 
 class OutageControl(LoopbackServed):
@@ -49,32 +45,32 @@ class OutageControl(LoopbackServed):
         with self._lock:
             self.requests.append((request.method, parts.path))
         if self._token is not None and request.headers.get("authorization") != f"Bearer {self._token}":
-            return _json(401, {"error": "unauthorized"})
+            return json_response(401, {"error": "unauthorized"})
         prefix, _, region = parts.path.rpartition("/")
         service = self._services.get(region)
         if prefix != "/outages" or service is None:
-            return _json(404, {"error": f"no region {region!r}: use /outages/<region>"})
+            return json_response(404, {"error": f"no region {region!r}: use /outages/<region>"})
         if request.method == "POST":
             return self._start(region, service, parse_qs(parts.query))
         if request.method == "DELETE":
             return self._end(region, service)
-        return _json(405, {"error": "use POST or DELETE"})
+        return json_response(405, {"error": "use POST or DELETE"})
 
     def _start(self, region: str, service: RegionalService, query: dict[str, list[str]]) -> Response:
         try:
             seconds = float(query.get("seconds", [UNTIL_ENDED_S])[0])
             status = int(query.get("status", ["503"])[0])
         except ValueError:
-            return _json(400, {"error": "seconds must be a number and status an integer"})
+            return json_response(400, {"error": "seconds must be a number and status an integer"})
         if not (math.isfinite(seconds) and seconds > 0) or not 500 <= status <= 599:
-            return _json(400, {"error": "seconds must be positive and status a 5xx"})
+            return json_response(400, {"error": "seconds must be positive and status a 5xx"})
         wall_ms, mono = time.time() * 1000.0, service.clock()
         outage = service.script_outage(0.0, seconds, status)
         start_ms = wall_ms + (outage.start - mono) * 1000.0
         scripted = ScriptedOutage(region, status, start_ms, start_ms + seconds * 1000.0)
         with self._lock:
             self.outages.append(scripted)
-        return _json(201, {"region": region, "startMs": scripted.start_ms, "endMs": scripted.end_ms})
+        return json_response(201, {"region": region, "startMs": scripted.start_ms, "endMs": scripted.end_ms})
 
     def _end(self, region: str, service: RegionalService) -> Response:
         ended = service.end_outages()
@@ -83,4 +79,4 @@ class OutageControl(LoopbackServed):
             for outage in self.outages:
                 if outage.region == region and outage.end_ms > now_ms:
                     outage.end_ms = now_ms
-        return _json(200, {"region": region, "ended": ended})
+        return json_response(200, {"region": region, "ended": ended})

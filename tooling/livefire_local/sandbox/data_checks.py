@@ -15,9 +15,10 @@ from urllib.parse import urlsplit
 
 from livefire.errors import InvalidDrillSpec
 from livefire.spec import DrillSpec
+from livefire_local.sandbox.loopback import Request
 from livefire_local.sandbox.marker_tables import TableReplicator
 from livefire_local.sandbox.markers import LOOPBACK, LagProfile, MarkerServer, ReplicatedMarkers, load_profiles
-from livefire_local.sandbox.services import RegionalService, Request
+from livefire_local.sandbox.services import RegionalService
 
 
 def _host(url: str) -> str:

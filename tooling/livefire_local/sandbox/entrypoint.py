@@ -19,14 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from livefire_local.sandbox.services import (
-    LoopbackServed,
-    LoopbackServer,
-    Request,
-    Responder,
-    Response,
-    parse_istio_duration,
-)
+from livefire_local.sandbox.loopback import LoopbackServed, LoopbackServer, Request, Response
+from livefire_local.sandbox.services import Responder, parse_istio_duration
 
 DEFAULT_CONSECUTIVE_5XX = 5
 DEFAULT_INTERVAL_S = 10.0

@@ -22,14 +22,8 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from livefire_local.sandbox.entrypoint import UPSTREAM_FAILURE, Entrypoint
-from livefire_local.sandbox.services import (
-    FAULT_ABORT,
-    NO_HEALTHY_UPSTREAM,
-    OVERFLOW,
-    RegionalService,
-    Request,
-    Response,
-)
+from livefire_local.sandbox.loopback import Request, Response
+from livefire_local.sandbox.services import FAULT_ABORT, NO_HEALTHY_UPSTREAM, OVERFLOW, RegionalService
 
 SCRAPE_PATH = "/stats/prometheus"
 GATEWAY_WORKLOAD = "istio-ingressgateway"

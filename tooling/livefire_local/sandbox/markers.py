@@ -37,7 +37,7 @@ import yaml
 
 from livefire.datachecks.markers import Marker
 from livefire.spec import parse_duration
-from livefire_local.sandbox.services import LoopbackServed, LoopbackServer, Request, Response
+from livefire_local.sandbox.loopback import LoopbackServed, LoopbackServer, Request, Response, json_response
 
 LOOPBACK = "127.0.0.1"
 CONFIG_FILE = "markers.yaml"
@@ -161,10 +161,6 @@ class ReplicatedMarkers:
                 map(len, self._queues.values()))
 
 
-def _json(status: int, document: object) -> Response:
-    return Response(status, {"content-type": "application/json"}, json.dumps(document).encode())
-
-
 def _marker(marker: Marker | None) -> dict[str, Any]:
     return {"seq": marker.seq, "sentMs": marker.sent_ms} if marker is not None else {"seq": None}
 
@@ -185,28 +181,28 @@ class MarkerServer(LoopbackServed):
         query = parse_qs(urlsplit(request.path).query)
         prefix = query.get("prefix", [""])[0]
         if route is None:
-            return _json(404, {"error": "not a marker URL"})
+            return json_response(404, {"error": "not a marker URL"})
         store, region = route
         if request.method == "POST":
             try:
                 marker = json.loads(request.body)
                 store.put(str(marker["prefix"]), Marker(int(marker["seq"]), float(marker["sentMs"])), region)
             except (ValueError, KeyError, TypeError):
-                return _json(400, {"error": "expected {prefix, seq, sentMs}"})
-            return _json(201, {"seq": marker["seq"]})
+                return json_response(400, {"error": "expected {prefix, seq, sentMs}"})
+            return json_response(201, {"seq": marker["seq"]})
         if not prefix:
-            return _json(404, {"error": "no prefix"})
+            return json_response(404, {"error": "no prefix"})
         if request.method == "DELETE":
-            return _json(200, {"deleted": store.delete(prefix)})
+            return json_response(200, {"deleted": store.delete(prefix)})
         if request.method != "GET":
-            return _json(405, {"error": "POST, GET or DELETE"})
+            return json_response(405, {"error": "POST, GET or DELETE"})
         if "seq" not in query:
-            return _json(200, _marker(store.newest(region, prefix)))
+            return json_response(200, _marker(store.newest(region, prefix)))
         try:
             held = store.held(region, prefix, int(query["seq"][0]))
         except ValueError:
-            return _json(400, {"error": "seq is not a number"})
-        return _json(200 if held is not None else 404, _marker(held))
+            return json_response(400, {"error": "seq is not a number"})
+        return json_response(200 if held is not None else 404, _marker(held))
 
     def start(self) -> str:
         url = super().start()

@@ -35,7 +35,8 @@ from livefire_local.sandbox.data_checks import DataCheckSandbox
 from livefire_local.sandbox.entrypoint import Entrypoint
 from livefire_local.sandbox.istio_metrics import MeteredEntrypoint, MeteredService
 from livefire_local.sandbox.kube_api import FakeKubeApi
-from livefire_local.sandbox.services import LOOPBACK, RegionalService
+from livefire_local.sandbox.loopback import LOOPBACK
+from livefire_local.sandbox.services import RegionalService
 from livefire_local.sandbox.store import ClusterStore, ObjectKey
 from livefire_local.sandbox.tls import ServerCertificate
 

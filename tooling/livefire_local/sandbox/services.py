@@ -20,19 +20,17 @@ abort); the route's weighted destinations; the destination's circuit breaker; th
 from __future__ import annotations
 
 import json
-import logging
 import random
 import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol, Self, cast
+from typing import Any, Protocol
 
+from livefire_local.sandbox.loopback import LoopbackServed, LoopbackServer, Request, Response, text_response
 from livefire_local.sandbox.store import ClusterStore
 
-LOOPBACK = "127.0.0.1"
 NO_HEALTHY_UPSTREAM = b"no healthy upstream"
 FAULT_ABORT = b"fault filter abort"
 SCRIPTED_OUTAGE = b"scripted outage"
@@ -42,7 +40,6 @@ APP_ERROR_PERCENT = "sandbox.livefire.dev/error-percent"
 BACKGROUND_REQUESTS = 4
 _POOL_LIMITS = (("tcp", "maxConnections"), ("http", "http2MaxRequests"), ("http", "http1MaxPendingRequests"))
 
-_log = logging.getLogger(__name__)
 _GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _GO_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -60,21 +57,6 @@ def parse_istio_duration(value: Any) -> float:
     return sum(float(number) * _GO_UNIT_SECONDS[unit] for number, unit in parts)
 
 
-@dataclass(frozen=True)
-class Request:
-    method: str
-    path: str
-    headers: Mapping[str, str]  # names in lower case
-    body: bytes = b""
-
-
-@dataclass(frozen=True)
-class Response:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
 class Responder(Protocol):
     """What the entrypoint forwards to: a region's request handling, without an HTTP hop."""
 
@@ -82,112 +64,6 @@ class Responder(Protocol):
     def region(self) -> str: ...
 
     def handle(self, request: Request) -> Response: ...
-
-
-def _text(status: int, body: bytes) -> Response:
-    return Response(status, {"content-type": "text/plain"}, body)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256  # many probes open fresh connections at once
-
-    def __init__(self, respond: Callable[[Request], Response]) -> None:
-        self.respond = respond
-        super().__init__((LOOPBACK, 0), _Handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "istio-envoy"
-    sys_version = ""
-
-    def _serve(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-        try:
-            response = cast(_Server, self.server).respond(request)
-        except Exception:
-            _log.exception("sandbox service failed on %s %s", self.command, self.path)
-            response = _text(500, b"internal error")
-        try:
-            self.send_response(response.status)
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(response.body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(response.body)
-        except OSError:  # the client gave up (probe timeout); nothing left to answer
-            self.close_connection = True
-
-    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve  # noqa: N815
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: a drill sends thousands of probes."""
-
-
-class LoopbackServer:
-    """A threading HTTP server on 127.0.0.1 (ephemeral port) answering every request with ``respond``."""
-
-    def __init__(self, respond: Callable[[Request], Response]) -> None:
-        self._respond = respond
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> str:
-        if self._server is None:
-            self._server = _Server(self._respond)
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name=f"sandbox-http-{self._server.server_address[1]}", daemon=True)
-            self._thread.start()
-        return self.url
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("server is not started")
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-
-class LoopbackServed:
-    """The lifecycle every HTTP-facing part of the sandbox shares: one LoopbackServer answering ``handle``."""
-
-    _server: LoopbackServer
-
-    def start(self) -> str:
-        return self._server.start()
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
-    @property
-    def url(self) -> str:
-        return self._server.url
 
 
 @dataclass(frozen=True)
@@ -347,7 +223,7 @@ class RegionalService(LoopbackServed):
     def handle(self, request: Request) -> Response:
         outage = self._in_outage()
         if outage is not None:
-            return _text(outage.status, SCRIPTED_OUTAGE)
+            return text_response(outage.status, SCRIPTED_OUTAGE)
         virtual_services = self._virtual_services()
         if not virtual_services:
             namespace = None
@@ -355,7 +231,7 @@ class RegionalService(LoopbackServed):
         else:
             found = self._route(virtual_services, request)
             if found is None:
-                return _text(404, b"route not found")
+                return text_response(404, b"route not found")
             namespace, route = found
         fault = route.get("fault") or {}
         delay = fault.get("delay")
@@ -363,10 +239,10 @@ class RegionalService(LoopbackServed):
             self._stopping.wait(parse_istio_duration(delay["fixedDelay"]))
         abort = fault.get("abort")
         if abort and "httpStatus" in abort and self._chance(_percentage(abort)):
-            return _text(int(abort["httpStatus"]), FAULT_ABORT)
+            return text_response(int(abort["httpStatus"]), FAULT_ABORT)
         destination = self._pick_destination(route.get("route") or [])
         if destination is None:
-            return _text(503, NO_HEALTHY_UPSTREAM)
+            return text_response(503, NO_HEALTHY_UPSTREAM)
         host = str(destination.get("host") or self.service_host).split(".")[0]
         capacity = pool_capacity(self._destination_rule(namespace, host))
         with self._lock:
@@ -382,7 +258,7 @@ class RegionalService(LoopbackServed):
     def _upstream(self, namespace: str | None, host: str, subset: Any) -> Response:
         pods = self._healthy_pods(namespace, host, subset)
         if pods is None:
-            return _text(503, NO_HEALTHY_UPSTREAM)
+            return text_response(503, NO_HEALTHY_UPSTREAM)
         version, error_percent = pods
         headers = {"x-served-region": self.region, "x-version": version}
         if self._chance(error_percent):

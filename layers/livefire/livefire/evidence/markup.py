@@ -1,14 +1,16 @@
-"""The HTML building blocks of report.html: escaping, tables, number cells, verdict pills and safe relative links.
+"""The HTML building blocks of report.html: escaping, tables, number cells, verdict pills, safe relative links and
+the phase bands behind a chart on the probe timeline's axis.
 
 Every cell given to ``table`` is HTML already: escape what goes in with ``text``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from urllib.parse import quote
 
+from livefire.assessment.model import PhaseWindow
 from livefire.evidence.markdown import DASH
 from livefire.evidence.report import format_number
 
@@ -52,3 +54,15 @@ def href(name: str) -> str:
 def link(name: str) -> str:
     return f'<a href="{href(name)}">{text(name)}</a>'
 
+
+def phase_bands(phases: Sequence[PhaseWindow], x: Callable[[float], float], tints: Mapping[str, str], top: int,
+                height: int) -> list[str]:
+    """SVG: each phase with both ends as a pale band ``height`` high from ``top``, behind a plot drawn on the
+    probe timeline's axis (``x`` maps UTC epoch ms to an x coordinate)."""
+    bands = []
+    for phase in phases:
+        if phase.from_ms is not None and phase.to_ms is not None:
+            x0, x1 = x(phase.from_ms), x(phase.to_ms)
+            bands.append(f'<rect x="{x0:.1f}" y="{top}" width="{max(x1 - x0, 0):.1f}" height="{height}" '
+                         f'fill="{tints.get(phase.name, "#ffffff")}" opacity="0.35"/>')
+    return bands

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from livefire.assessment import Assessment
 from livefire.assessment.model import MeshTelemetry, PhaseWindow
-from livefire.evidence.markup import table, text
+from livefire.evidence.markup import phase_bands, table, text
 from livefire.evidence.mesh_report import HEADER, NONE, TITLE, rows, summary
 from livefire.spec import DrillSpec
 
@@ -30,12 +30,7 @@ def split_svg(mesh: MeshTelemetry, x: Callable[[float], float], phases: Sequence
     """The gateway's requests per cluster, one stacked bar per query step (its share of the step), on the probe
     timeline's axis (``x``)."""
     bottom = _TOP + _HEIGHT
-    parts = []
-    for phase in phases:
-        if phase.from_ms is not None and phase.to_ms is not None:
-            x0, x1 = x(phase.from_ms), x(phase.to_ms)
-            parts.append(f'<rect x="{x0:.1f}" y="{_TOP}" width="{max(x1 - x0, 0):.1f}" height="{_HEIGHT}" '
-                         f'fill="{tints.get(phase.name, "#ffffff")}" opacity="0.35"/>')
+    parts = phase_bands(phases, x, tints, _TOP, _HEIGHT)
     clusters = sorted({c for point in mesh.split for c in point.requests})
     colour = {c: CLUSTER_COLOURS[i % len(CLUSTER_COLOURS)] for i, c in enumerate(clusters)}
     step_ms = mesh.step_s * 1000

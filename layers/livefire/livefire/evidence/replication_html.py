@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from livefire.assessment import Assessment
 from livefire.assessment.model import DataCheckResult, PhaseWindow
-from livefire.evidence.markup import table, text
+from livefire.evidence.markup import phase_bands, table, text
 from livefire.evidence.replication import (
     INTRO,
     LAG_HEADER,
@@ -45,12 +45,7 @@ def lag_svg(result: DataCheckResult, x: Callable[[float], float], phases: Sequen
     def y(lag_s: float) -> float:
         return bottom - min(lag_s, top) / top * _HEIGHT
 
-    parts = []
-    for phase in phases:
-        if phase.from_ms is not None and phase.to_ms is not None:
-            x0, x1 = x(phase.from_ms), x(phase.to_ms)
-            parts.append(f'<rect x="{x0:.1f}" y="{_TOP}" width="{max(x1 - x0, 0):.1f}" height="{_HEIGHT}" '
-                         f'fill="{tints.get(phase.name, "#ffffff")}" opacity="0.35"/>')
+    parts = phase_bands(phases, x, tints, _TOP, _HEIGHT)
     parts.append(f'<rect x="{_LEFT}" y="{_TOP}" width="{_WIDTH - _LEFT - _RIGHT}" height="{_HEIGHT}" fill="none" '
                  'stroke="#d0d7de"/>')
     for fraction in (0.0, 0.5, 1.0):

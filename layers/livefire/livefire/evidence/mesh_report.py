@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from livefire.assessment import Assessment
 from livefire.assessment.model import MeshTelemetry
+from livefire.evidence.markdown import DASH, markdown_table
 from livefire.spec import DrillSpec
 
-DASH = "—"
 HEADER = ["Phase", "Cluster", "Requests", "Rate", "Errors", "Error ratio", "p99", "Gateway sent", "Gateway ok"]
 TITLE = "Mesh telemetry"
 NONE = "No telemetry in the spec: the drill is judged on its probes alone (no agreement findings)."
@@ -50,6 +50,5 @@ def mesh_markdown(assessment: Assessment, spec: DrillSpec) -> list[str]:
         return [f"## {TITLE}", "", NONE]
     lines = [f"## {TITLE}", "", summary(mesh, spec)]
     if mesh.phases:
-        lines += ["", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER),
-                  *["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows(mesh)]]
+        lines += ["", *markdown_table(HEADER, rows(mesh))]
     return lines

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 from livefire.assessment import Assessment
 from livefire.assessment.model import DataCheckResult
+from livefire.evidence.markdown import DASH
 
-DASH = "—"
 RPO_HEADER = ["Check", "Kind", "Region", "RPO", "Bracket", "Serving from", "Last acked", "Held", "Note"]
 LAG_HEADER = ["Check", "Region", "Phase", "Reads", "Failed", "p50", "p99", "Max"]
 WRITE_LOSS_HEADER = ["Check", "Region", "Taken while serving", "Reached the primary", "Lost", "Lost markers", "Note"]

@@ -18,10 +18,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from functools import cache
 from typing import Any, Literal
 
-import boto3
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
@@ -71,26 +69,23 @@ class GuardianReport(Contract):
     failures: list[str]
 
 
-@cache
-def _states_client() -> Any:
-    return boto3.client("stepfunctions")
-
-
-def execution_status(execution_arn: str) -> str | None:
+def execution_status(sfn: Any, execution_arn: str) -> str | None:
     """The execution's status, or None when it cannot be read (then only expiry counts)."""
     try:
-        status: str = _states_client().describe_execution(executionArn=execution_arn)["status"]
+        status: str = sfn.describe_execution(executionArn=execution_arn)["status"]
     except ClientError:
         return None
     return status
 
 
 def guard(event: GuardianEvent, runtime: Runtime, *, now: float | None = None,
-          status_of: ExecutionStatusOf = execution_status) -> GuardianReport:
-    """``now`` (epoch seconds) and ``status_of`` are the sweeper's clock and its view of executions. Raises
-    GuardianRestoreFailed, after doing everything else it can, when a fault could not be restored."""
+          status_of: ExecutionStatusOf | None = None) -> GuardianReport:
+    """``now`` (epoch seconds) and ``status_of`` are the sweeper's clock and its view of executions (by default
+    the runtime's Step Functions client). Raises GuardianRestoreFailed, after doing everything else it can, when a
+    fault could not be restored."""
     if event.trigger == "sweep":
-        report, failed = _sweep(runtime, int(time.time() if now is None else now), status_of)
+        status = status_of or (lambda arn: execution_status(runtime.sfn, arn))
+        report, failed = _sweep(runtime, int(time.time() if now is None else now), status)
     else:
         report, failed = _after_execution(event, runtime)
     if failed:

@@ -242,7 +242,9 @@ def probe_window(request: ProbeRequest, spec: DrillSpec, *, s3_client: Any, buck
         handed.append(relaying.submit(relay.put_handoff, document))
 
     async def observe(stop_when: StopCheck | None) -> ChunkResult:
-        marking = (asyncio.create_task(checks.run((min(origin.planned_end_ms, stop_ms) - grid_ms) / 1000.0,
+        # The data checks go on as long as the probes do (a late rollback extends the window past the plan: its
+        # restore is looked after too); they are cancelled when the engine returns.
+        marking = (asyncio.create_task(checks.run((stop_ms - grid_ms) / 1000.0,
                                                   origin_ms=grid_ms, from_s=(start_ms - grid_ms) / 1000.0))
                    if checks is not None else None)
         try:

@@ -65,3 +65,18 @@ def test_the_evidence_takes_each_targets_reach_from_the_plan_and_redacts_its_url
         ("webhook inject", "http://control.payments.sandbox/outages/us-east-1", "sandbox"),
         ("webhook rollback", "http://control.payments.sandbox/outages/us-east-1", "sandbox"),
     ]
+
+
+def test_both_reports_state_the_load_the_drill_put_on_each_target_as_the_assessment_counted_it() -> None:
+    bundle = evidence_bundle(DRILL, targets=TARGETS)
+    assert bundle.assessment is not None and bundle.assessment.load
+    load = bundle.assessment.load[0]
+    row = (f"| {load.vantage} | {load.target} | {load.sent} | {load.watch} | {load.average_per_s:g} "
+           f"| {load.peak_per_s} |")
+
+    report = render_markdown(bundle)
+    page = render_html(bundle)
+
+    assert row in report[report.index("## Targets"):report.index("## Findings")]
+    section = page[page.index('<section id="targets">'):page.index('<section id="findings">')]
+    assert 'id="load"' in section and f'<td class="num">{load.peak_per_s}</td>' in section

@@ -47,6 +47,17 @@ class TargetStats(AssessmentModel):
     served_by: dict[str, int] = Field(description="successful probes by serving region[@version]")
 
 
+class ProbeLoad(AssessmentModel):
+    """The load the drill window put on one target from one vantage, as sent (never as configured)."""
+
+    vantage: VantageName
+    target: str = Field(description="the probe target's name")
+    sent: int = Field(description="probes sent in the drill window, watch (burst) probes included")
+    watch: int = Field(description="of those, watch probes: sent at the burst interval while the target was degraded")
+    average_per_s: float | None = Field(description="sent over the window's length (None: a single probe)")
+    peak_per_s: int = Field(description="the most probes sent within one second (by send time, whole seconds)")
+
+
 class PhaseWindow(AssessmentModel):
     """When a phase began and ended, as the assessment cut the timeline."""
 
@@ -384,6 +395,7 @@ class Assessment(AssessmentModel):
     verdict_reason: str = Field(description="why, in words")
     sample_keys: list[str] = Field(description="every sample chunk judged")
     data_checks: list[DataCheckResult] = Field(default=[], description="replication lag and RPO per data check")
+    load: list[ProbeLoad] = Field(default=[], description="the load put on each target, per vantage")
     telemetry: MeshTelemetry | None = Field(
         default=None, description="what the mesh's own metrics showed (None: no telemetry in the spec)")
     recommendations: list[Recommendation] = Field(

@@ -7,6 +7,7 @@ from itertools import chain
 from typing import Any
 
 from livefire.assessment.columns import SampleColumns
+from livefire.assessment.load import probe_load
 from livefire.assessment.model import Assessment, FaultInstants, Finding, Status
 from livefire.assessment.objectives import (
     availability_finding,
@@ -177,6 +178,7 @@ def assess(
         verdict_reason=reason,
         sample_keys=drill.sample_keys,
         data_checks=data_checks,
+        load=probe_load(groups),
     )
 
 

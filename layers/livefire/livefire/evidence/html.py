@@ -18,11 +18,14 @@ from livefire.evidence.markup import UNJUDGED_COLOUR, VERDICT_COLOURS, facts, li
 from livefire.evidence.mesh_html import mesh_html
 from livefire.evidence.replication_html import replication_html
 from livefire.evidence.report import (
+    LOAD_HEADER,
+    LOAD_NOTE,
     REACH_WORDS,
     bracket_text,
     chain_text,
     format_number,
     iso_time,
+    load_rows,
     signer_text,
     since,
 )
@@ -87,7 +90,11 @@ def _targets(bundle: EvidenceBundle) -> str:
     if not bundle.targets:
         return ""
     rows = [(text(t.target), f"<code>{text(t.url)}</code>", text(REACH_WORDS[t.reach])) for t in bundle.targets]
-    return f'<section id="targets"><h2>Targets</h2>{table(["Target", "URL", "Reached"], rows)}</section>'
+    load = [[text(str(cell)) if i < 2 else f'<td class="num">{text(str(cell))}</td>' for i, cell in enumerate(row)]
+            for row in load_rows(bundle)]
+    load_table = (f'<p id="load">{text(LOAD_NOTE.replace("`", ""))}</p>{table(LOAD_HEADER, load)}' if load else "")
+    return (f'<section id="targets"><h2>Targets</h2>{table(["Target", "URL", "Reached"], rows)}'
+            f'{load_table}</section>')
 
 
 def _findings(bundle: EvidenceBundle) -> str:

@@ -123,7 +123,25 @@ REACH_WORDS = {"real": "real (contacted as named)", "sandbox": "sandbox (the loc
 
 def _targets(bundle: EvidenceBundle) -> list[str]:
     rows = [(t.target, t.url, REACH_WORDS[t.reach]) for t in bundle.targets]
-    return ["## Targets", "", *markdown_table(["Target", "URL", "Reached"], rows)]
+    return ["## Targets", "", *markdown_table(["Target", "URL", "Reached"], rows), *_load(bundle)]
+
+
+LOAD_HEADER = ["Vantage", "Target", "Probes sent", "Watch probes", "Average /s", "Peak /s"]
+LOAD_NOTE = ("The load the drill window put on each target, as sent: one probe a base interval, and watch probes at "
+             "the burst interval while a target was degraded, for at most `probes.burstMaxDuration` of budget.")
+
+
+def load_rows(bundle: EvidenceBundle) -> list[tuple[str, str, int, int, str, int]]:
+    """The rows of the load table (both reports): empty without an assessment."""
+    assessment = bundle.assessment
+    return [(load.vantage, load.target, load.sent, load.watch,
+             DASH if load.average_per_s is None else f"{load.average_per_s:g}", load.peak_per_s)
+            for load in (assessment.load if assessment is not None else [])]
+
+
+def _load(bundle: EvidenceBundle) -> list[str]:
+    rows = load_rows(bundle)
+    return ["", LOAD_NOTE, "", *markdown_table(LOAD_HEADER, rows)] if rows else []
 
 
 def _findings(assessment: Assessment) -> list[str]:

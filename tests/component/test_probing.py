@@ -742,7 +742,8 @@ def test_a_breached_guardrail_stops_the_drill_window_after_writing_its_samples(s
     samples = load_samples(s3, bucket, keys)
     entry_samples = [s for s in samples if s.target == "entrypoint" and not s.burst]
     assert 7 <= len(entry_samples) < 100  # stopped long before the 20 s window (400 sends) ended
-    assert all(s.error == "http_5xx" for s in entry_samples)
+    # every probe failed; on a busy machine a 503 may come back after the probe's timeout, so the class may differ
+    assert not any(s.ok for s in entry_samples) and any(s.error == "http_5xx" for s in entry_samples)
     assert len(entry.seen) >= len(entry_samples)
 
 

@@ -93,9 +93,10 @@ CODE_CALLS = {
 _FIS_STOP = [("livefire.faults.fis", "get_experiment(", "fis:GetExperiment"),
              ("livefire.faults.fis", "stop_experiment(", "fis:StopExperiment")]
 _WEBHOOK = [("livefire.faults.webhook", "get_secret_value(", "secretsmanager:GetSecretValue")]
-_EKS = [("livefire.mesh.kube", "describe_cluster(", "eks:DescribeCluster"),
-        # a cluster of another account, through a role TrustedRoleArns lists (livefire/accounts.py)
-        ("livefire.accounts", "assume_role(", "sts:AssumeRole")]
+# A region of another account (its cluster, marker tables, AMP workspace, alarms), through a role TrustedRoleArns
+# lists (livefire/accounts.py).
+_ASSUME = ("livefire.accounts", "assume_role(", "sts:AssumeRole")
+_EKS = [("livefire.mesh.kube", "describe_cluster(", "eks:DescribeCluster"), _ASSUME]
 # dataChecks of kind dynamodb (livefire/datachecks/stores.py), on the MarkerTables only: Probe puts, reads back and
 # deletes its markers; every rollback (Rollback, Guardian) deletes them too (datachecks/cleanup.py).
 _MARKER_CLEANUP = [("livefire.datachecks.stores", '"scan"', "dynamodb:Scan"),
@@ -115,12 +116,12 @@ EXTERNAL_CALLS = {
                          *_WEBHOOK, *_MARKER_CLEANUP],
     "GuardianFunction": [*_EKS, *_FIS_STOP, ("livefire.faults.fis", '"list_experiments"', "fis:ListExperiments"),
                          *_WEBHOOK, *_MARKER_CLEANUP],
-    "ProbeFunction": _MARKERS,
+    "ProbeFunction": [*_MARKERS, _ASSUME],  # markers and guardrails.alarms of another account
     # telemetry: an amp workspace's query (SigV4 for aps) and a prometheus tokenSecret, on the Telemetry* parameters
     # the go/no-go gate's request on the spec's approval.topic, one of the ApprovalTopicArns (the replay names none)
     "ApprovalFunction": [("livefire.approval", ".publish(TopicArn=gate.topic", "sns:Publish")],
     "AssessFunction": [("livefire.telemetry.client", "SigV4Auth(", "aps:QueryMetrics"),
-                       ("livefire.telemetry.client", "get_secret_value(", "secretsmanager:GetSecretValue")],
+                       ("livefire.telemetry.client", "get_secret_value(", "secretsmanager:GetSecretValue"), _ASSUME],
 }
 # The experiment a fis fault starts, in the fault's region (any region of the drill).
 EXPERIMENT = f"arn:aws:fis:us-west-2:{ACCOUNT}:experiment/EXPq1w2e3r4t5y6u7"

@@ -22,7 +22,7 @@ from livefire.datachecks.cleanup import is_cleanup
 from livefire.datachecks.markers import load_markers
 from livefire.probing.chunks import list_chunks, read_chunks
 from livefire.runtime import Runtime
-from livefire.telemetry.client import PrometheusApi
+from livefire.telemetry.client import api_for
 from livefire.telemetry.measure import with_telemetry
 
 
@@ -80,7 +80,7 @@ def evaluate_drill(request: AssessRequest, runtime: Runtime) -> AssessSummary:
     if plan.mode == "dry-run":  # nothing was injected: what Inject's checks found is the finding
         assessment = with_dry_run(assessment, faults)
     elif spec.telemetry is not None:  # the mesh's own metrics, held against the probes
-        assessment = with_telemetry(assessment, spec, samples, PrometheusApi(spec.telemetry),
+        assessment = with_telemetry(assessment, spec, samples, api_for(spec),
                                     lambda name, doc: _saved(runtime, f"{plan.evidence_prefix}{name}", doc))
     chart = timeline_chart([_columns(runtime, _window_keys(runtime, plan, "baseline")), samples],
                            chart_gap_ms(spec.probes.interval))

@@ -5,7 +5,8 @@ in each alarm's own region (at most once per second: CloudWatch's API quota is a
 and region), so the probe loop only reads a flag at each base tick and never waits on CloudWatch. Any named alarm
 in ALARM stops the window; so does a named alarm that does not exist (or, named by ARN, is another alarm), or
 alarms that cannot be read for several polls in a row: a stop condition that cannot be evaluated must not let the
-fault run unguarded.
+fault run unguarded. An alarm in a region whose spec region names ``cluster.assumeRole`` is read through that
+role (``cloudwatch_for``; docs/campaigns.md "Cross-account drills").
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from functools import cache
 from types import TracebackType
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from livefire.spec import Alarm, AlarmRef, resolve_alarm
+from livefire.accounts import client_in, role_for
+from livefire.errors import MeshAccessError
+from livefire.spec import Alarm, AlarmRef, DrillSpec, resolve_alarm
 from livefire.spec.aws import is_region_code
 
 StopCheck = Callable[[], str | None]
@@ -31,10 +32,15 @@ ALARM_POLL_S = 1.0
 MAX_POLL_FAILURES = 3
 
 
-@cache
 def cloudwatch_in(region: str) -> Any:
-    """The CloudWatch client of one region (one per region for the life of the container)."""
-    return boto3.client("cloudwatch", region_name=region)
+    """The CloudWatch client of one region, with the function's own credentials."""
+    return client_in("cloudwatch", region, None)
+
+
+def cloudwatch_for(spec: DrillSpec) -> Callable[[str], Any]:
+    """The spec's CloudWatch clients by region: through the role of the spec region of that name
+    (``accounts.role_for``), else with the function's own credentials."""
+    return lambda region: client_in("cloudwatch", region, role_for(spec, region))
 
 
 def home_region(execution_arn: str) -> str:
@@ -80,7 +86,7 @@ class AlarmWatch:
             try:
                 response = self._clients(region).describe_alarms(
                     AlarmNames=sorted({alarm.name for alarm in alarms}), AlarmTypes=["MetricAlarm", "CompositeAlarm"])
-            except (ClientError, BotoCoreError) as exc:
+            except (ClientError, BotoCoreError, MeshAccessError) as exc:  # MeshAccessError: the role was refused
                 self._failures += 1
                 if self._failures >= MAX_POLL_FAILURES:
                     self._breach = (f"guardrail alarms could not be evaluated ({self._failures} polls failed, last: "

@@ -15,7 +15,7 @@ from typing import Any
 
 from livefire.clock import now_ms
 from livefire.contracts import PlannedFault
-from livefire.datachecks.stores import MarkerError, delete_markers
+from livefire.datachecks.stores import MarkerError, delete_markers, marker_roles
 from livefire.errors import RollbackFailed
 from livefire.faults.driver import Applied, Bracket, Checkpoint, DryRun, FaultTarget, Restored
 from livefire.spec import DrillSpec, Fault
@@ -42,10 +42,12 @@ def cleanup_fault(spec: DrillSpec, drill_id: str) -> PlannedFault | None:
 
 
 def cleanup_document(spec: DrillSpec, drill_id: str) -> dict[str, Any]:
-    """What a rollback needs to delete the markers: their prefix and every data check (its store)."""
+    """What a rollback needs to delete the markers: their prefix, every data check (its store) and the roles its
+    tables' regions are reached through (``roles``, AWS region -> role ARN: stores.py ``marker_roles``)."""
     return {"prefix": marker_prefix(drill_id),
             "dataChecks": [check.model_dump(mode="json", by_alias=True, exclude_none=True)
-                           for check in spec.data_checks]}
+                           for check in spec.data_checks],
+            "roles": marker_roles(spec)}
 
 
 class MarkerCleanupDriver:
@@ -63,11 +65,12 @@ class MarkerCleanupDriver:
         document = target.document.data
         prefix = str(document["prefix"])
         checks = [DataCheck.model_validate(raw) for raw in document["dataChecks"]]
+        roles = {str(region): str(role) for region, role in document.get("roles", {}).items()}
         sent = now_ms()
         failures = []
         for check in checks:
             try:
-                delete_markers(check, prefix + f"{check.name}/")
+                delete_markers(check, prefix + f"{check.name}/", roles)
             except MarkerError as exc:
                 failures.append(f"{check.name}: {exc}")
         if failures:

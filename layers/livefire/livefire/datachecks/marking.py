@@ -28,7 +28,7 @@ from typing import Any
 
 from livefire.artifacts import marker_key
 from livefire.datachecks.markers import MarkerOp, MarkerSample
-from livefire.datachecks.stores import MarkerError, MarkerStore, delete_markers, store_for
+from livefire.datachecks.stores import MarkerError, MarkerStore, delete_markers, marker_roles, store_for
 from livefire.probing.chunks import SampleChunkWriter
 from livefire.spec import DrillSpec
 from livefire.spec.datachecks import DataCheck, marker_prefix
@@ -129,8 +129,9 @@ class DataCheckRunner:
         primary = next(r.name for r in spec.regions if r.role == "primary")
         self.drill_id = drill_id
         self.writer = writer
+        self.roles = marker_roles(spec)
         self.runs = [CheckRun(check, check.write_region or primary,
-                              store_for(check, marker_prefix(drill_id, check.name)))
+                              store_for(check, marker_prefix(drill_id, check.name), self.roles))
                      for check in spec.data_checks]
         self._pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="livefire-markers")
 
@@ -186,7 +187,7 @@ class DataCheckRunner:
         self._pool.shutdown(wait=True)
         for run in self.runs if final else ():
             try:
-                delete_markers(run.check, marker_prefix(self.drill_id, run.check.name))
+                delete_markers(run.check, marker_prefix(self.drill_id, run.check.name), self.roles)
             except MarkerError as exc:
                 logger.warning("could not delete the markers of data check %s: %s", run.check.name, exc)
         return self.writer.close()

@@ -11,6 +11,8 @@ Calls connect only where the egress rules allow (``http_connection``).
 a replica region is read with strongly consistent reads of the keys written since the newest it was seen to hold.
 A standby marker is put in its replica region and looked for by key in the primary region.
 ``expiresAt`` (epoch seconds, a day later) lets a table's TTL remove a marker a cleanup never reached.
+A table's region whose spec region names ``cluster.assumeRole`` is reached through that role (``roles``, AWS
+region -> role ARN: ``marker_roles``; docs/campaigns.md "Cross-account drills").
 """
 
 from __future__ import annotations
@@ -19,18 +21,20 @@ import http.client
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from livefire.accounts import client_in, role_for
 from livefire.datachecks.markers import Marker
 from livefire.egress import EgressRefused
+from livefire.errors import MeshAccessError
 from livefire.faults.webhook import http_connection
+from livefire.spec import DrillSpec
 from livefire.spec.datachecks import DataCheck, DynamoMarkers, HttpMarkers, standby_prefix
 
 USER_AGENT = "livefire-datacheck"
@@ -142,9 +146,23 @@ def delete_http_markers(section: HttpMarkers, prefix: str, timeout: float) -> No
 
 
 @cache
-def dynamodb_client(region: str, timeout: float) -> Any:
-    return boto3.client("dynamodb", region_name=region, config=Config(
-        connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1}))
+def _config(timeout: float) -> Config:
+    return Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1})
+
+
+def dynamodb_client(region: str, timeout: float, roles: Mapping[str, str]) -> Any:
+    """The DynamoDB client of ``region``, as the role ``roles`` names for it (or the function itself)."""
+    try:
+        return client_in("dynamodb", region, roles.get(region), _config(timeout))
+    except MeshAccessError:  # the table's account cannot be reached: the operation failed
+        raise MarkerError(f"cannot assume {roles.get(region)}") from None
+
+
+def marker_roles(spec: DrillSpec) -> dict[str, str]:
+    """The roles the dynamodb checks' regions are reached through (``accounts.role_for``), by AWS region."""
+    regions = {region for check in spec.data_checks if check.dynamodb is not None
+               for region in (check.dynamodb.primary_region, *check.dynamodb.replica_regions)}
+    return {region: role for region in sorted(regions) if (role := role_for(spec, region)) is not None}
 
 
 def _dynamo_call(operation: Any, **kwargs: Any) -> Any:
@@ -159,10 +177,11 @@ def _dynamo_call(operation: Any, **kwargs: Any) -> Any:
 class DynamoMarkerStore:
     look_batch = _BATCH_KEYS  # one BatchGetItem
 
-    def __init__(self, section: DynamoMarkers, prefix: str, timeout: float) -> None:
+    def __init__(self, section: DynamoMarkers, prefix: str, timeout: float, roles: Mapping[str, str]) -> None:
         self.section = section
         self.prefix = prefix
         self.timeout = timeout
+        self.roles = roles
         self._lock = threading.Lock()
         self._last_written = -1  # the newest seq a write was sent for
         self._seen: dict[str, Marker] = {}  # per region: the newest marker it was seen to hold
@@ -173,7 +192,8 @@ class DynamoMarkerStore:
     def _put(self, region: str, prefix: str, seq: int, sent_ms: float) -> None:
         item = self._key(seq, prefix) | {"seq": {"N": str(seq)}, "sentMs": {"N": repr(sent_ms)},
                                          "expiresAt": {"N": str(int(time.time()) + MARKER_TTL_S)}}
-        _dynamo_call(dynamodb_client(region, self.timeout).put_item, TableName=self.section.table, Item=item)
+        client = dynamodb_client(region, self.timeout, self.roles)
+        _dynamo_call(client.put_item, TableName=self.section.table, Item=item)
 
     def write(self, seq: int, sent_ms: float) -> None:
         with self._lock:
@@ -188,7 +208,7 @@ class DynamoMarkerStore:
         if not seqs:
             return set()
         prefix = standby_prefix(self.prefix, region)
-        client = dynamodb_client(self.section.primary_region, self.timeout)
+        client = dynamodb_client(self.section.primary_region, self.timeout, self.roles)
         answer = _dynamo_call(client.batch_get_item, RequestItems={self.section.table: {
             "Keys": [self._key(seq, prefix) for seq in seqs[:_BATCH_KEYS]], "ConsistentRead": True}})
         if answer.get("UnprocessedKeys"):
@@ -202,7 +222,7 @@ class DynamoMarkerStore:
         with self._lock:
             newest = self._seen.get(region)
             top = self._last_written
-        client = dynamodb_client(region, self.timeout)
+        client = dynamodb_client(region, self.timeout, self.roles)
         low = newest.seq + 1 if newest is not None else 0
         for _ in range(_BATCHES):
             if low > top:
@@ -223,12 +243,12 @@ class DynamoMarkerStore:
             return self._seen.get(region)
 
 
-def delete_dynamodb_markers(section: DynamoMarkers, prefix: str, timeout: float) -> int:
+def delete_dynamodb_markers(section: DynamoMarkers, prefix: str, timeout: float, roles: Mapping[str, str]) -> int:
     """Delete every marker item under ``prefix`` in the primary and every replica region (any replica of a global
     table accepts the delete); how many were deleted."""
     deleted = 0
     for region in (section.primary_region, *section.replica_regions):
-        client = dynamodb_client(region, timeout)
+        client = dynamodb_client(region, timeout, roles)
         paginator = client.get_paginator("scan")
         pages = paginator.paginate(TableName=section.table, ProjectionExpression="#k",
                                    FilterExpression="begins_with(#k, :p)",
@@ -244,17 +264,18 @@ def delete_dynamodb_markers(section: DynamoMarkers, prefix: str, timeout: float)
     return deleted
 
 
-def store_for(check: DataCheck, prefix: str) -> MarkerStore:
+def store_for(check: DataCheck, prefix: str, roles: Mapping[str, str]) -> MarkerStore:
+    """The check's store; a dynamodb table's region is reached through the role ``roles`` names for it."""
     if check.http is not None:
         return HttpMarkerStore(check.http, prefix, check.timeout)
     assert check.dynamodb is not None
-    return DynamoMarkerStore(check.dynamodb, prefix, check.timeout)
+    return DynamoMarkerStore(check.dynamodb, prefix, check.timeout, roles)
 
 
-def delete_markers(check: DataCheck, prefix: str) -> None:
+def delete_markers(check: DataCheck, prefix: str, roles: Mapping[str, str]) -> None:
     """Delete the markers under ``prefix`` from the check's store; MarkerError when that failed."""
     if check.http is not None:
         delete_http_markers(check.http, prefix, check.timeout)
     else:
         assert check.dynamodb is not None
-        delete_dynamodb_markers(check.dynamodb, prefix, check.timeout)
+        delete_dynamodb_markers(check.dynamodb, prefix, check.timeout, roles)

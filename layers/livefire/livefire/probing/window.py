@@ -18,7 +18,7 @@ from livefire.config import DEFAULT_PROBE_CHUNK_S
 from livefire.contracts import ProbeHandoff, ProbeOrigin, ProbeRequest, ProbeSummary, ProbeTarget, Sample, TargetSummary
 from livefire.datachecks.marking import DataCheckRunner, marker_writer
 from livefire.errors import GuardrailBreached
-from livefire.guardrails import AlarmWatch, StopCheck, first_breach, home_region
+from livefire.guardrails import AlarmWatch, StopCheck, cloudwatch_for, first_breach, home_region
 from livefire.probing.carry import Chunk, Handoff
 from livefire.probing.chunks import SampleChunkWriter
 from livefire.probing.engine import START_LEAD_S, ChunkResult, EndAt, ProbeEngine, ProbeSettings
@@ -257,7 +257,8 @@ def probe_window(request: ProbeRequest, spec: DrillSpec, *, s3_client: Any, buck
                 await asyncio.gather(marking, return_exceptions=True)
 
     try:
-        with AlarmWatch(spec.guardrails.alarms if drill else (), home_region=home_region(plan.execution_arn)) as alarms:
+        with AlarmWatch(spec.guardrails.alarms if drill else (), home_region=home_region(plan.execution_arn),
+                        clients=cloudwatch_for(spec)) as alarms:
             stop_when = first_breach(guard.check if guard is not None else None, alarms.check)
             with watch.reading() if watch is not None else nullcontext():
                 result = asyncio.run(observe(stop_when))

@@ -5,7 +5,8 @@
   (e.g. ``Authorization: Bearer ...``) are added, only over https and only inside the secret's own
   ``urlPrefixes`` (livefire/egress.py ``SecretBox``, as a webhook's ``headersSecret``).
 - ``{amp: WORKSPACE, region: R}``: the same GET to Amazon Managed Service for Prometheus, signed with SigV4 for
-  service ``aps`` in the workspace's region by botocore's own signer with the function's credentials.
+  service ``aps`` in the workspace's region by botocore's own signer with the function's credentials, or those of
+  the role the spec region of the workspace's region names (``api_for``; docs/campaigns.md "Cross-account drills").
 
 Every failure is one ``TelemetryUnavailable`` that names what failed and never a secret value.
 """
@@ -16,7 +17,7 @@ import http.client
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -26,10 +27,12 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
+from livefire.accounts import role_for, session_for
 from livefire.egress import EgressRefused, SecretBox
-from livefire.errors import TelemetryUnavailable
+from livefire.errors import MeshAccessError, TelemetryUnavailable
 from livefire.faults.webhook import http_connection
 from livefire.redaction import Redactor
+from livefire.spec import DrillSpec
 from livefire.spec.telemetry import Telemetry
 
 AMP_SERVICE = "aps"
@@ -78,8 +81,12 @@ def read_secret(arn: str) -> str | None:
     return _secrets().get_secret_value(SecretId=arn).get("SecretString")
 
 
-def function_credentials() -> Credentials:
-    credentials = boto3.Session().get_credentials()
+def function_credentials(role_arn: str | None = None) -> Credentials:
+    """The credentials a query is signed with: the role's (assumed, ``accounts.session_for``) or the function's."""
+    try:
+        credentials = session_for(role_arn).get_credentials()
+    except MeshAccessError as exc:  # the workspace's account cannot be reached
+        raise TelemetryUnavailable(f"amp: {exc}") from None
     if credentials is None:
         raise TelemetryUnavailable("amp: no AWS credentials to sign the query with")
     return credentials
@@ -150,3 +157,11 @@ class PrometheusApi:
         if not isinstance(data, dict) or data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
             raise TelemetryUnavailable(f"{query.name}: the answer is not a matrix")
         return document
+
+
+def api_for(spec: DrillSpec, transport: Transport = get) -> PrometheusApi:
+    """The spec's telemetry source; an amp workspace is signed as the role of the spec region of its region
+    (``accounts.role_for``), else with the function's own credentials."""
+    assert spec.telemetry is not None
+    return PrometheusApi(spec.telemetry, transport=transport,
+                         credentials=partial(function_credentials, role_for(spec, spec.telemetry.region)))

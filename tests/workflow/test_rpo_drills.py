@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import livefire.faults.drivers  # noqa: F401  warm: Inject's first import (the Kubernetes client) is not measured here
 from livefire_local.runner import run_drill
 from livefire_local.sandbox.markers import load_profiles
 from livefire_local.sandbox.mesh import SandboxMesh
-from tests.conftest import MESH_DIR, ROOT, SANDBOX
+from tests.conftest import LOADED_MACHINE_STEADY, MESH_DIR, ROOT, SANDBOX
 
 pytestmark = pytest.mark.slow
 
@@ -27,8 +28,12 @@ def run(name: str, tmp_path: Path, unique_id: str) -> tuple[Any, dict[str, Any],
     def count_markers(mesh: SandboxMesh) -> None:
         left.append(mesh.data_checks.markers_left())
 
+    document = yaml.safe_load((SANDBOX / f"{name}.yaml").read_text())
+    document["steady"] = {**LOADED_MACHINE_STEADY, **document.get("steady", {})}  # as every test drill
+    spec = tmp_path / f"{name}.yaml"
+    spec.write_text(yaml.safe_dump(document, sort_keys=False))
     out = io.StringIO()
-    result = run_drill(SANDBOX / f"{name}.yaml", root=ROOT, evidence_root=tmp_path / "evidence", out=out,
+    result = run_drill(spec, root=ROOT, evidence_root=tmp_path / "evidence", out=out,
                        drill_id=unique_id, after_end=count_markers)
     assert result.evidence_dir is not None, out.getvalue()
     assessment = json.loads((result.evidence_dir / "assessment.json").read_text())

@@ -17,13 +17,15 @@ drill: $(STAMP)
 	$(VENV)/bin/livefire run drills/sandbox/active-passive.yaml
 
 # The unit and component tests are CPU-bound: one worker a core. The workflow and e2e drills mostly wait on their
-# phases, so three run side by side (which also proves them on a busy machine). Both halves always run.
+# phases, so three run side by side (which also proves them on a busy machine); drills marked `alone` then run
+# one by one. Every stage always runs.
 UNIT_WORKERS  ?= 2
 DRILL_WORKERS ?= 3
 test: lint
 	@status=0; \
 	$(PY) -m pytest -n $(UNIT_WORKERS) tests/unit tests/component || status=1; \
-	$(PY) -m pytest -n $(DRILL_WORKERS) tests/workflow tests/e2e || status=1; \
+	$(PY) -m pytest -n $(DRILL_WORKERS) -m 'not alone' tests/workflow tests/e2e || status=1; \
+	$(PY) -m pytest -m alone tests/workflow tests/e2e || status=1; \
 	exit $$status
 
 # Infrastructure lint: cfn-lint (in .venv), the ASL validator (npm) on the state machine, and checkov on the

@@ -22,10 +22,16 @@ FAST_PHASES = {"baseline": "1s", "lead": "1s", "fault": "3s", "recovery": "4s"}
 LOADED_MACHINE_STEADY = {"latencyTolerance": "500ms"}
 
 
+def with_loaded_machine_steady(document: dict[str, Any]) -> dict[str, Any]:
+    """The spec document with the tests' steady latency tolerance (its own steady criteria kept), in place."""
+    document["steady"] = {**LOADED_MACHINE_STEADY, **document.get("steady", {})}
+    return document
+
+
 def sandbox_spec_document(name: str = "active-passive", **overrides: Any) -> dict[str, Any]:
     document: dict[str, Any] = yaml.safe_load((SANDBOX / f"{name}.yaml").read_text())
     document["phases"] = dict(FAST_PHASES)
-    document["steady"] = {**LOADED_MACHINE_STEADY, **document.get("steady", {})}
+    with_loaded_machine_steady(document)
     for key, value in overrides.items():
         document[key] = value
     return document

@@ -17,7 +17,7 @@ import livefire.faults.drivers  # noqa: F401  warm: Inject's first import (the K
 from livefire_local.runner import run_drill
 from livefire_local.sandbox.markers import load_profiles
 from livefire_local.sandbox.mesh import SandboxMesh
-from tests.conftest import LOADED_MACHINE_STEADY, MESH_DIR, ROOT, SANDBOX
+from tests.conftest import MESH_DIR, ROOT, SANDBOX, with_loaded_machine_steady
 
 # The heaviest drills (markers every 100 ms through moto, lag and RPO judged to 10 %): beside other drills they
 # measured lag 10 % high or left a loss unobserved, so `make test` runs them alone, one after another.
@@ -30,8 +30,7 @@ def run(name: str, tmp_path: Path, unique_id: str) -> tuple[Any, dict[str, Any],
     def count_markers(mesh: SandboxMesh) -> None:
         left.append(mesh.data_checks.markers_left())
 
-    document = yaml.safe_load((SANDBOX / f"{name}.yaml").read_text())
-    document["steady"] = {**LOADED_MACHINE_STEADY, **document.get("steady", {})}  # as every test drill
+    document = with_loaded_machine_steady(yaml.safe_load((SANDBOX / f"{name}.yaml").read_text()))  # as every test drill
     spec = tmp_path / f"{name}.yaml"
     spec.write_text(yaml.safe_dump(document, sort_keys=False))
     out = io.StringIO()

@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: drill test lint build bench clean
+.PHONY: drill test unit venvs lint build bench clean
 
 $(STAMP): requirements-dev.txt constraints.txt layers/livefire/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,17 +16,30 @@ $(STAMP): requirements-dev.txt constraints.txt layers/livefire/requirements.txt 
 drill: $(STAMP)
 	$(VENV)/bin/livefire run drills/sandbox/active-passive.yaml
 
-# The unit and component tests are CPU-bound: one worker a core. The workflow and e2e drills mostly wait on their
-# phases, so three run side by side (which also proves them on a busy machine); drills marked `alone` then run
-# one by one. Every stage always runs.
-UNIT_WORKERS  ?= 2
+# Three stages, each always run. The workflow and e2e drills mostly wait on their phases: three run side by side
+# (which also proves them on a busy machine) and use about one core. Beside them, on the other, run lint and then
+# the unit and component tests (one worker); their output is kept in $(TEST_LOG) and printed when they end. Drills
+# marked `alone` (data checks judged to 10 %) then run one by one on a quiet machine. Ctrl-C stops the stage
+# beside too (it has its own process group: a background job ignores SIGINT).
 DRILL_WORKERS ?= 3
-test: lint
-	@status=0; \
-	$(PY) -m pytest -n $(UNIT_WORKERS) tests/unit tests/component || status=1; \
+UNIT_WORKERS  ?= 1
+TEST_LOG      := .test-logs/lint-unit-component.log
+test: venvs
+	@mkdir -p $(dir $(TEST_LOG)); status=0; \
+	setsid $(MAKE) --no-print-directory -k lint unit > $(TEST_LOG) 2>&1 & beside=$$!; \
+	trap 'kill -TERM -$$beside 2>/dev/null; exit 130' INT TERM; \
 	$(PY) -m pytest -n $(DRILL_WORKERS) -m 'not alone' tests/workflow tests/e2e || status=1; \
+	wait $$beside || status=1; \
+	echo "---- lint, unit and component tests (run beside the drills; $(TEST_LOG)) ----"; cat $(TEST_LOG); \
 	$(PY) -m pytest -m alone tests/workflow tests/e2e || status=1; \
 	exit $$status
+
+unit: $(STAMP)
+	$(PY) -m pytest -n $(UNIT_WORKERS) tests/unit tests/component
+
+# Both virtualenvs at once: pip spends much of its time waiting on downloads.
+venvs:
+	@$(MAKE) --no-print-directory -j2 $(STAMP) $(LINT_VENV)/.installed
 
 # Infrastructure lint: cfn-lint (in .venv), the ASL validator (npm) on the state machine, and checkov on the
 # templates, every skip with its reason in the template's Metadata. checkov's own pins clash with ours: own venv.
@@ -84,4 +97,4 @@ bench: $(STAMP) $(BENCH_VENV)/.installed
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) $(LINT_VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache livefire-evidence
+	rm -rf $(VENV) $(LINT_VENV) $(SAM_VENV) .test-logs .aws-sam .pytest_cache .mypy_cache .ruff_cache livefire-evidence

@@ -18,9 +18,9 @@ drill: $(STAMP)
 
 # Three stages, each always run. The workflow and e2e drills mostly wait on their phases: three run side by side
 # (which also proves them on a busy machine) and use about one core. Beside them, on the other, run lint and then
-# the unit and component tests (one worker); their output is kept in $(TEST_LOG) and printed when they end. Drills
-# marked `alone` (data checks judged to 10 %) then run one by one on a quiet machine. Ctrl-C stops the stage
-# beside too (it has its own process group: a background job ignores SIGINT).
+# the unit and component tests (one worker); their output is kept in $(TEST_LOG) and printed when they end. Tests
+# marked `alone` (data checks judged to 10 %, probe brackets to 10 ms) then run one by one on a quiet machine.
+# Ctrl-C stops the stage beside too (it has its own process group: a background job ignores SIGINT).
 DRILL_WORKERS ?= 3
 UNIT_WORKERS  ?= 1
 TEST_LOG      := .test-logs/lint-unit-component.log
@@ -31,11 +31,11 @@ test: venvs
 	$(PY) -m pytest -n $(DRILL_WORKERS) -m 'not alone' tests/workflow tests/e2e || status=1; \
 	wait $$beside || status=1; \
 	echo "---- lint, unit and component tests (run beside the drills; $(TEST_LOG)) ----"; cat $(TEST_LOG); \
-	$(PY) -m pytest -m alone tests/workflow tests/e2e || status=1; \
+	$(PY) -m pytest -m alone tests || status=1; \
 	exit $$status
 
 unit: $(STAMP)
-	$(PY) -m pytest -n $(UNIT_WORKERS) tests/unit tests/component
+	$(PY) -m pytest -n $(UNIT_WORKERS) -m 'not alone' tests/unit tests/component
 
 # Both virtualenvs at once: pip spends much of its time waiting on downloads.
 venvs:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import ssl
+import statistics
 import time
 from collections.abc import Callable, Mapping
 
@@ -332,6 +333,9 @@ def test_an_entrypoint_alternating_between_reference_regions_is_never_watched():
     assert not [s for s in samples if s.burst]
 
 
+# Its bracket is judged to the burst interval + 10 ms, as sent: it needs the machine to itself (make test runs
+# it with the `alone` drills, after the rest).
+@pytest.mark.alone
 def test_an_outage_is_watched_on_the_burst_grid_so_its_end_lies_between_two_sends_a_burst_interval_apart():
     failing = ProbeOutcome(ok=False, status=503, error="http_5xx")
 
@@ -366,15 +370,18 @@ def test_an_endless_outage_spends_the_bucket_then_goes_on_at_the_refill_rate():
 
     samples, _ = _run(engine, _targets("entry"), duration=1.0)
 
-    watched = sorted(s.sent_ms for s in samples if s.burst)
-    assert len([s for s in samples if not s.burst]) == 20
+    # Scheduled instants, not sent ones: on a busy machine a stalled send and the next one go out close together.
+    # The bucket refills in real time, so which slot a refilled token lands on is not exact; its pace is.
+    watched = sorted(s.scheduled_ms for s in samples if s.burst)
+    base = sorted(s.scheduled_ms for s in samples if not s.burst)
+    assert len(base) == 20
     assert 10 + 20 - 3 <= len(watched) <= 10 + 20
     assert len(samples) <= settings.max_sends(1.0)
-    late_gaps = [b - a for a, b in itertools.pairwise(watched[15:])]
-    assert min(late_gaps) > 25.0  # past the capacity, about one watch probe per base interval
-    base = [s.scheduled_ms for s in samples if not s.burst]
-    late = [s.scheduled_ms for s in samples if s.burst][15:]
-    assert all(min(abs(w - b) for b in base) == pytest.approx(25.0, abs=0.01) for w in late)  # midway
+    spent = [w for w in watched if w >= base[2]]  # past the capacity (10 tokens at 5 ms from the first failure)
+    assert statistics.median(b - a for a, b in itertools.pairwise(spent)) > 25.0  # about one per base interval
+    assert 14 <= len(spent) <= 19  # the refill rate: 20 a second over the 0.9 s left (a stall delays, adds none)
+    grid = [(w - base[0]) / 5.0 for w in spent]
+    assert all(abs(k - round(k)) < 1e-6 for k in grid) and not set(spent) & set(base)  # burst grid, between sends
 
 
 def test_a_target_settled_on_a_standby_is_watched_only_midway_between_base_sends():

@@ -19,7 +19,7 @@ drill: $(STAMP)
 # Three stages, each always run. The workflow and e2e drills mostly wait on their phases: three run side by side
 # (which also proves them on a busy machine) and use about one core. Beside them, on the other, run lint and then
 # the unit and component tests (one worker); their output is kept in $(TEST_LOG) and printed when they end. Tests
-# marked `alone` (data checks judged to 10 %, probe brackets to 10 ms) then run one by one on a quiet machine.
+# marked `alone` (data checks judged to 10 %, probe sends to milliseconds) then run one by one on a quiet machine.
 # Ctrl-C stops the stage beside too (it has its own process group: a background job ignores SIGINT).
 DRILL_WORKERS ?= 3
 UNIT_WORKERS  ?= 1

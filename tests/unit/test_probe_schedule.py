@@ -20,6 +20,10 @@ from livefire.probing.watch import State, TokenBucket, TransitionTracker
 from livefire.probing.window import ErrorRateGuard, resolve_from_env
 from livefire.spec import AbortIf, Expect, ServedBy
 
+# The probe engine on the wall clock: its sends and brackets are judged to a few milliseconds, so make test runs
+# these with the `alone` stage, on a quiet machine (beside the drills a stalled send failed them).
+pytestmark = pytest.mark.alone
+
 EAST = ("us-east-1", "v1")
 WEST = ("us-west-2", "v1")
 EAST_V2 = ("us-east-1", "v2")
@@ -333,9 +337,6 @@ def test_an_entrypoint_alternating_between_reference_regions_is_never_watched():
     assert not [s for s in samples if s.burst]
 
 
-# Its bracket is judged to the burst interval + 10 ms, as sent: it needs the machine to itself (make test runs
-# it with the `alone` drills, after the rest).
-@pytest.mark.alone
 def test_an_outage_is_watched_on_the_burst_grid_so_its_end_lies_between_two_sends_a_burst_interval_apart():
     failing = ProbeOutcome(ok=False, status=503, error="http_5xx")
 

@@ -32,12 +32,15 @@ from livefire_local.sandbox.store import ObjectKey
 from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
 
 PROMETHEUS = shutil.which("prometheus")
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+# Run alone (make test's last stage): beside other drills and the unit tests, a late start left the lead no whole
+# query step, and a rollback late by 2 s outlasted the sandbox's ejection (the primary, failing again, was ejected
+# for 10 s and the failback objective failed).
+pytestmark = [pytest.mark.slow, pytest.mark.alone, pytest.mark.skipif(
     PROMETHEUS is None, reason="no prometheus binary: install Debian's prometheus package (.ci/run does)")]
-# A fault inside the sandbox's 5 s ejection, so the primary usually serves again early in the recovery; beside other
-# drills a late rollback can outlast the ejection, and the primary, failing again, is ejected for 10 s: the recovery
-# is long enough to see it serve after that too. A lead long enough for whole scrape steps before the injection.
-PHASES = {"baseline": "1s", "lead": "3s", "fault": "3s", "recovery": "12s"}
+# A fault inside the sandbox's 5 s ejection, so the primary serves again early in the recovery; the recovery is long
+# enough to see it serve after a second ejection too. A lead long enough for whole scrape steps before the injection
+# even when the probes start a second or two late.
+PHASES = {"baseline": "1s", "lead": "5s", "fault": "3s", "recovery": "12s"}
 READY_WAIT_S = 60.0
 SERVICE = "payments.payments.svc.cluster.local"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy

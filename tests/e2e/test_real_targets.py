@@ -42,7 +42,9 @@ from livefire.assessment import Assessment
 from livefire.contracts import Sample
 from livefire.probing.chunks import decode_chunk
 
-pytestmark = pytest.mark.slow
+# Run alone (make test's last stage): the recovery instant is judged to 20 ms of the service's own record, which a
+# drill beside other drills, the unit tests and a make drill loop missed by 1.5 ms.
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 PRIMARY, STANDBY = "us-east-1", "us-west-2"
 FAILOVER_MS = 300.0  # the entrypoint fails this long after the outage starts, then the standby serves it
 BOUND_MS = 20.0  # the acceptance bound: a measured instant vs the service's own record

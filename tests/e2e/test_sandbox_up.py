@@ -28,6 +28,15 @@ def _findings(run: DrillRun) -> dict[str, str]:
     return {finding["id"]: finding["status"] for finding in assessment["findings"]}
 
 
+def _why(run: DrillRun) -> str:
+    """The run's error and every finding that did not pass, with its detail: what a failed assertion shows."""
+    if run.evidence_dir is None:
+        return str(run.error)
+    assessment = json.loads((run.evidence_dir / "assessment.json").read_text())
+    return f"{run.error}\n" + "\n".join(f"{f['id']}: {f['status']} {f['detail']}" for f in assessment["findings"]
+                                        if f["status"] != "PASS")
+
+
 def _run(spec: Path, evidence: Path) -> DrillRun:
     with (evidence.parent / f"{spec.stem}.log").open("w") as out:
         return run_drill(spec, root=ROOT, evidence_root=evidence, out=out, mesh_dir=MESH_DIR)
@@ -52,8 +61,8 @@ def test_a_kubeconfig_drill_against_sandbox_up_passes_with_the_sandbox_drills_fi
     assert all(r["endpoint"].startswith("http://127.0.0.1:") for r in regions)
     assert len(patches) == 2 and all(r.had_bearer for r in patches)  # the fault and its restore, with the token
     assert primary.url.startswith("https://")
-    assert sandboxed.verdict == "PASS", sandboxed.error
-    assert through_kubeconfig.verdict == "PASS", through_kubeconfig.error
+    assert sandboxed.verdict == "PASS", _why(sandboxed)
+    assert through_kubeconfig.verdict == "PASS", _why(through_kubeconfig)
     assert _findings(through_kubeconfig) == _findings(sandboxed)
 
 

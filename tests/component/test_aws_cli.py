@@ -16,7 +16,7 @@ from livefire.spec import parse_spec
 from livefire_local.aws import LocalStack
 from livefire_local.cli import main
 from livefire_local.runner import sandbox_session
-from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
+from tests.conftest import FAST_PHASES, MESH_DIR, ROOT, sandbox_spec_document
 
 
 def create_stack(name: str, outputs: dict[str, str]) -> None:
@@ -45,7 +45,9 @@ def test_start_runs_a_drill_on_the_stack_found_by_its_outputs_and_prints_the_ver
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     create_stack(unique_id, livefire_stack_outputs(deployed))
-    spec = write_spec(sandbox_spec_document())
+    # A recovery that outlasts the sandbox's second ejection (10 s): on a loaded machine a Rollback late past the
+    # first (5 s) left the primary failing again, and a 4 s recovery never saw it serve.
+    spec = write_spec(sandbox_spec_document(phases={**FAST_PHASES, "recovery": "12s"}))
 
     code = main(["start", str(spec), "--stack", unique_id])
 

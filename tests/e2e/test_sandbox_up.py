@@ -46,8 +46,9 @@ def _run(spec: Path, evidence: Path) -> DrillRun:
 def test_a_kubeconfig_drill_against_sandbox_up_passes_with_the_sandbox_drills_findings(
     tmp_path: Path, write_spec: Callable[[dict[str, Any]], Path]
 ) -> None:
-    # the sandbox primary is ejected for 5 s: a recovery phase long enough for failback and a steady end after it
-    spec = write_spec(sandbox_spec_document(phases={**FAST_PHASES, "recovery": "9s"}))
+    # the sandbox primary is ejected for 5 s, for 10 s if a Rollback on a loaded machine comes after that: a recovery
+    # phase long enough for failback even then
+    spec = write_spec(sandbox_spec_document(phases={**FAST_PHASES, "recovery": "12s"}))
     kubeconfig, pointed = tmp_path / "sandbox.kubeconfig", tmp_path / "pointed.yaml"
     sandboxed = _run(spec, tmp_path / "sandboxed")
 

@@ -133,6 +133,11 @@ class FakeKubeApi:
         with self._lock:
             self._rules.append(_FailRule(method.upper(), path_contains, status, times, skip))
 
+    def clear_failures(self) -> None:
+        """Forget every failure ``fail_next`` arranged, answered or not."""
+        with self._lock:
+            self._rules.clear()
+
     def delay_write_answers(self, seconds: float) -> None:
         """Answer every PATCH and PUT ``seconds`` after it was applied, as a slow API server or network does:
         the change is in effect while the client still waits for the answer. 0 answers at once again."""

@@ -11,7 +11,9 @@ store that forgets either conversion fails here too.
 from __future__ import annotations
 
 import copy
+import io
 import re
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -250,3 +252,36 @@ class FakeBlobs:
         if key not in self.documents:
             raise KeyError(f"no document {key}")
         return copy.deepcopy(self.documents[key])
+
+
+class InMemoryS3:
+    """An S3 bucket in memory, as boto3's client calls it (keys to bytes; a missing key is NoSuchKey): counts the
+    lists and gets and records when each key was asked for."""
+
+    def __init__(self, objects: dict[str, bytes] | None = None) -> None:
+        self.objects: dict[str, bytes] = objects if objects is not None else {}
+        self.lists = 0
+        self.gets = 0
+        self.asked: list[tuple[str, float]] = []  # (key, epoch seconds) of every get
+
+    def put_object(self, *, Key: str, Body: bytes, **_: Any) -> None:  # noqa: N803 (boto3's names)
+        self.objects[Key] = Body
+
+    def get_object(self, *, Key: str, **_: Any) -> dict[str, Any]:  # noqa: N803
+        self.gets += 1
+        self.asked.append((Key, time.time()))
+        if Key not in self.objects:
+            raise _client_error("NoSuchKey", "GetObject")
+        return {"Body": io.BytesIO(self.objects[Key])}
+
+    def list_objects_v2(self, *, Prefix: str, MaxKeys: int = 1000, StartAfter: str = "",  # noqa: N803
+                        **_: Any) -> dict[str, Any]:
+        self.lists += 1
+        keys = sorted(k for k in self.objects if k.startswith(Prefix) and k > StartAfter)[:MaxKeys]
+        return {"Contents": [{"Key": k} for k in keys]} if keys else {}
+
+    def get_paginator(self, _name: str) -> InMemoryS3:
+        return self
+
+    def paginate(self, *, Prefix: str, **_: Any) -> list[dict[str, Any]]:  # noqa: N803
+        return [{"Contents": [{"Key": k} for k in sorted(self.objects) if k.startswith(Prefix)]}]

@@ -21,6 +21,7 @@ from livefire_local.console import make_console
 from livefire_local.live import LiveView, render, status_line
 from livefire_local.live_feed import ChunkFeed, DrillWatch
 from tests.conftest import sandbox_spec_document
+from tests.fakes import InMemoryS3
 
 DRILL = "payments-active-passive-20260101T000000Z-abcd"
 PREFIX = f"drills/payments/{DRILL}/samples/default/"
@@ -29,28 +30,6 @@ DRILL_AT = T0 + 1_000.0  # the Drill state is entered
 INJECTED = DRILL_AT + 1_000.0
 NOW = INJECTED + 1_500.0
 ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*(3[0-7]|38;[0-9;]+)m")
-
-
-class FakeS3:
-    """The evidence bucket, in memory; counts the requests."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-        self.lists = 0
-        self.gets = 0
-
-    def put_object(self, *, Key: str, Body: bytes, **_: Any) -> None:  # noqa: N803 (boto3's names)
-        self.objects[Key] = Body
-
-    def list_objects_v2(self, *, Prefix: str, MaxKeys: int = 1000, StartAfter: str = "",  # noqa: N803
-                        **_: Any) -> dict[str, Any]:
-        self.lists += 1
-        keys = sorted(k for k in self.objects if k.startswith(Prefix) and k > StartAfter)[:MaxKeys]
-        return {"Contents": [{"Key": k} for k in keys]} if keys else {}
-
-    def get_object(self, *, Key: str, **_: Any) -> dict[str, Any]:  # noqa: N803
-        self.gets += 1
-        return {"Body": io.BytesIO(self.objects[Key])}
 
 
 class FakeStore:
@@ -66,7 +45,7 @@ class TerminalText(io.StringIO):
         return True
 
 
-SPEC = parse_spec(sandbox_spec_document())
+SPEC = parse_spec(sandbox_spec_document(phases={"baseline": "1s", "lead": "1s", "fault": "3s", "recovery": "4s"}))
 
 
 def sample(target: str, seq: int, sent_ms: float, ok: bool, served: str | None = "us-east-1") -> Sample:
@@ -102,8 +81,8 @@ def entered(name: str, at_ms: float) -> dict[str, Any]:
             "stateEnteredEventDetails": {"name": name}}
 
 
-def recorded_bucket() -> FakeS3:
-    s3 = FakeS3()
+def recorded_bucket() -> InMemoryS3:
+    s3 = InMemoryS3()
     s3.put_object(Key=f"{PREFIX}baseline-0000.jsonl.gz", Body=encode_chunk(baseline_chunk()))
     s3.put_object(Key=f"{PREFIX}drill-0000.jsonl.gz", Body=encode_chunk(drill_chunk()))
     return s3
@@ -190,7 +169,7 @@ def test_the_feed_reads_each_chunk_once_with_one_listing_per_vantage_and_poll() 
 
 
 def test_the_feed_reads_at_most_its_budget_of_chunks_per_poll_and_the_rest_next_time() -> None:
-    s3 = FakeS3()
+    s3 = InMemoryS3()
     for chunk in range(5):
         s3.put_object(Key=f"{PREFIX}drill-{chunk:04d}.jsonl.gz", Body=encode_chunk(drill_chunk()[:1]))
     feed = ChunkFeed(s3, "bucket", SPEC, DRILL, max_chunks=2)

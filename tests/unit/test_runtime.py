@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-from typing import Any
 
 import pytest
 
@@ -15,22 +13,10 @@ from livefire.planning import planned_faults, probe_targets
 from livefire.runtime import Runtime
 from livefire.spec import DrillSpec, parse_spec
 from tests.conftest import sandbox_spec_document
+from tests.fakes import InMemoryS3
 
 SETTINGS = Settings(bucket="evidence", table="drills", event_bus="default", allowed_namespaces=("payments",),
                     allowed_clusters=())
-
-
-class InMemoryS3:
-    """The two S3 calls Runtime makes, on a dict of keys to bytes."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def put_object(self, *, Bucket: str, Key: str, Body: bytes, ContentType: str) -> None:  # noqa: N803
-        self.objects[Key] = Body
-
-    def get_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803
-        return {"Body": io.BytesIO(self.objects[Key])}
 
 
 def runtime_with_store() -> tuple[Runtime, InMemoryS3]:

@@ -17,7 +17,7 @@ from tests.conftest import field_paths, sandbox_spec_document
 def test_the_sandbox_spec_is_valid_and_normalizes_durations_to_seconds() -> None:
     spec = parse_spec(sandbox_spec_document())
 
-    assert spec.phases.fault == 3.0
+    assert (spec.phases.fault, spec.phases.recovery) == (1.0, 7.0)
     assert spec.probes.interval == pytest.approx(0.1)
     assert spec.to_document()["probes"]["interval"] == "100ms"
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import statistics
 from pathlib import Path
 
 import pytest
@@ -32,19 +31,14 @@ def _samples(folder: Path, window: str) -> list[Sample]:
             for sample in decode_chunk(chunk.read_bytes())]
 
 
-def _boundaries(samples: list[Sample]) -> tuple[list[float], float]:
-    """Every target's gap between its last base probe of one chunk and its first of the next (as really sent),
-    and how late base probes were sent within the chunks (p99): the machine's own stalls."""
+def _boundary_gaps(samples: list[Sample]) -> list[float]:
+    """Every target's gap between its last base probe of one chunk and its first of the next (as really sent)."""
     gaps: list[float] = []
-    lateness: list[float] = []
     for target in {s.target for s in samples}:
         base = sorted((s for s in samples if s.target == target and not s.burst), key=lambda s: s.scheduled_ms)
-        for before, after in itertools.pairwise(base):
-            if before.seq // SEQ_STRIDE != after.seq // SEQ_STRIDE:
-                gaps.append(after.sent_ms - before.sent_ms)
-            else:
-                lateness.append(after.sent_ms - after.scheduled_ms)
-    return gaps, sorted(lateness)[int(len(lateness) * 0.99)]
+        gaps += [after.sent_ms - before.sent_ms for before, after in itertools.pairwise(base)
+                 if before.seq // SEQ_STRIDE != after.seq // SEQ_STRIDE]
+    return gaps
 
 
 def test_a_drill_probed_in_ten_second_chunks_keeps_every_base_schedule_whole_and_passes(
@@ -69,12 +63,10 @@ def test_a_drill_probed_in_ten_second_chunks_keeps_every_base_schedule_whole_and
         for target in {s.target for s in samples}:
             scheduled = sorted(s.scheduled_ms for s in samples if s.target == target and not s.burst)
             assert all(b - a == pytest.approx(interval_ms, abs=0.01) for a, b in itertools.pairwise(scheduled))
-        gaps, stalls_ms = _boundaries(samples)
+        gaps = _boundary_gaps(samples)
         assert gaps, window
-        # The next chunk is up before its turn: a boundary adds nothing to the interval beyond 50 ms, save the
-        # stalls a busy machine puts anywhere in a chunk (all the functions share this one process).
-        assert statistics.median(gaps) <= interval_ms + BOUNDARY_ALLOWANCE_MS, (window, gaps)
-        assert max(gaps) <= interval_ms + BOUNDARY_ALLOWANCE_MS + stalls_ms, (window, gaps, stalls_ms)
+        # The next chunk is up before its turn: a boundary adds nothing to the interval beyond 50 ms.
+        assert max(gaps) <= interval_ms + BOUNDARY_ALLOWANCE_MS, (window, sorted(gaps))
     assessment = json.loads((folder / "assessment.json").read_text())
     assert assessment["verdict"] == "PASS"
     statuses = {finding["id"]: finding["status"] for finding in assessment["findings"]}

@@ -3,8 +3,10 @@ template.yaml (so local and cloud cannot drift) and the Lambda functions served 
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -113,6 +115,38 @@ def _function_environment(template: LocalTemplate) -> dict[str, str]:
     return merged
 
 
+# Every function of a local drill is a thread of this one process, where on AWS each has a CPU and a heap of its own.
+# Two things of the shared process stalled the probes (docs/architecture.md §10):
+# - the garbage collector's full collections, which stop every thread while they scan the whole heap (moto's state,
+#   every module loaded): 225-300 ms each, twice in the second after an injection;
+# - the GIL: a probe whose answer has arrived waits while another function computes, up to Python's 5 ms switch
+#   interval at a time.
+# So while a local stack is up, what the heap held when it came up is frozen out of the collections, full
+# collections come 10x less often, and threads switch every 0.5 ms. Measured on a chunked drill run alone
+# (tests/workflow/test_probe_chunks.py): the drill window's p99 send lateness went from 113-128 ms to 5 ms, no base
+# probe was sent more than 30 ms late, and the widest gap at a chunk boundary went from 128 ms to 109 ms.
+LOCAL_SWITCH_INTERVAL_S = 0.0005
+FULL_COLLECTION_EVERY = 100  # middle-generation collections (Python's default: 10)
+
+
+@contextmanager
+def shared_process_tuning(switch_interval_s: float = LOCAL_SWITCH_INTERVAL_S) -> Iterator[None]:
+    """For the block: a thread switch interval of ``switch_interval_s``; the garbage collected, then every object
+    alive frozen out of later collections (``gc.freeze``) and thawed after it; a full collection every 100 of the
+    middle generation's, not 10."""
+    before, thresholds = sys.getswitchinterval(), gc.get_threshold()
+    sys.setswitchinterval(switch_interval_s)
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(thresholds[0], thresholds[1], FULL_COLLECTION_EVERY)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+        sys.setswitchinterval(before)
+
+
 @contextmanager
 def local_stack(root: Path, *, extra_env: dict[str, str] | None = None,
                 on_invoke: Callable[[Invocation, Any], None] | None = None) -> Iterator[LocalStack]:
@@ -137,6 +171,7 @@ def local_stack(root: Path, *, extra_env: dict[str, str] | None = None,
                     roleArn=f"arn:aws:iam::{ACCOUNT}:role/livefire-local-state-machine",
                     type="STANDARD",
                 )["stateMachineArn"] for logical_id in template.resources_of_type("AWS::Serverless::StateMachine")}
-                yield LocalStack(template, lambdas, machines["DrillStateMachine"], buckets[0], tables[0], machines)
+                with shared_process_tuning():
+                    yield LocalStack(template, lambdas, machines["DrillStateMachine"], buckets[0], tables[0], machines)
         finally:
             lambdas.stop()

@@ -10,6 +10,7 @@ from livefire.assessment.chart import BINS, chart_gap_ms, timeline_chart
 from livefire.assessment.columns import SampleColumns
 from livefire.contracts import Sample
 from livefire.probing.chunks import encode_chunk, list_chunks, read_chunks
+from tests.fakes import InMemoryS3
 
 T0 = 1_700_000_000_000.0
 
@@ -18,22 +19,6 @@ def sample(seq: int, sent: float, *, target: str = "entry", ok: bool = True, **f
     return Sample(target=target, vantage="local", seq=seq, scheduled_ms=T0 + sent, sent_ms=T0 + sent,
                   ended_ms=T0 + sent + 5, ok=ok, status=200 if ok else 503, latency_ms=5.0,
                   served_by="us-east-1" if ok else None, **fields)
-
-
-class FakeS3:
-    """The two calls the chunk readers make, over objects in memory."""
-
-    def __init__(self, objects: dict[str, bytes]) -> None:
-        self.objects = objects
-
-    def get_paginator(self, _name: str) -> FakeS3:
-        return self
-
-    def paginate(self, *, Bucket: str, Prefix: str) -> list[dict[str, Any]]:  # noqa: N803 (boto3's names)
-        return [{"Contents": [{"Key": k} for k in self.objects if k.startswith(Prefix)]}]
-
-    def get_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803
-        return {"Body": type("Body", (), {"read": lambda _self: self.objects[Key]})()}
 
 
 def test_a_series_reads_back_every_field_of_every_sample_in_send_order() -> None:
@@ -68,7 +53,7 @@ def test_chunks_are_listed_by_prefix_and_read_in_key_order_on_a_few_threads() ->
     prefix = "drills/payments/d-1/samples/local/drill-"
     objects = {f"{prefix}{n:06d}.jsonl.gz": encode_chunk([sample(n, 100.0 * n)]) for n in range(40)}
     objects["drills/payments/d-1/samples/local/baseline-000000.jsonl.gz"] = encode_chunk([sample(99, 0)])
-    s3 = FakeS3(objects)
+    s3 = InMemoryS3(objects)
 
     keys = list_chunks(s3, "bucket", prefix)
     read = list(read_chunks(s3, "bucket", keys, workers=3))

@@ -7,6 +7,10 @@ with no gap at the boundary for a state transition or a cold start. What chunk k
 burst budget, load, guard) reaches chunk k + 1 as a small S3 object written the moment chunk k stops sending
 (``ProbeHandoff``); chunk k + 1 adopts it when it arrives, a few milliseconds in. The window's first chunk writes
 where every chunk stands (``ProbeOrigin``). Both live beside the window's sample chunks, under ``samples/``.
+
+Chunk k + 1 starts asking for the handoff only at its own first slot, when chunk k stops sending: polling all the
+while it waits (a whole chunk, by default minutes) would cost a hundred S3 GETs a second for nothing and, in local
+mode where every function shares one process, take the CPU from the probes of chunk k.
 """
 
 from __future__ import annotations
@@ -50,17 +54,19 @@ class Relay:
     def wait_origin(self, timeout_s: float) -> ProbeOrigin:
         return self._wait(self.origin_key(), ProbeOrigin, timeout_s)
 
-    def wait_handoff(self, chunk: int, timeout_s: float) -> ProbeHandoff:
-        return self._wait(self.handoff_key(chunk), ProbeHandoff, timeout_s)
+    def wait_handoff(self, chunk: int, timeout_s: float, *, not_before_ms: float = 0.0) -> ProbeHandoff:
+        """Chunk ``chunk``'s handoff, asked for from ``not_before_ms`` on (epoch ms: the earliest it is written)."""
+        return self._wait(self.handoff_key(chunk), ProbeHandoff, timeout_s, not_before_ms=not_before_ms)
 
     def _put(self, key: str, document: BaseModel) -> None:
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=document.model_dump_json(by_alias=True).encode(),
                             ContentType="application/json")
 
-    def _wait(self, key: str, model: type[Model], timeout_s: float) -> Model:
-        """Read ``key`` as soon as it exists (blocking: run it on a thread); ProbeRelayLost after ``timeout_s``
-        or once ``cancelled`` is set."""
+    def _wait(self, key: str, model: type[Model], timeout_s: float, *, not_before_ms: float = 0.0) -> Model:
+        """Read ``key`` as soon as it exists, looking from ``not_before_ms`` (epoch ms) on (blocking: run it on a
+        thread); ProbeRelayLost ``timeout_s`` from now or once ``cancelled`` is set."""
         give_up = time.monotonic() + timeout_s
+        self.cancelled.wait(max(0.0, not_before_ms / 1000.0 - time.time()))
         while not self.cancelled.is_set():
             try:
                 body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -229,8 +230,8 @@ def probe_window(request: ProbeRequest, spec: DrillSpec, *, s3_client: Any, buck
 
     async def previous() -> Handoff:
         timeout_s = (stop_ms - _now_ms()) / 1000.0 + ORIGIN_WAIT_S
-        handoff = await asyncio.get_running_loop().run_in_executor(relaying, relay.wait_handoff, index - 1,
-                                                                   timeout_s)
+        handoff = await asyncio.get_running_loop().run_in_executor(
+            relaying, functools.partial(relay.wait_handoff, index - 1, timeout_s, not_before_ms=start_ms))
         if guard is not None:
             guard.adopt(handoff.guard_first_ms, handoff.guard)
         return Handoff(handoff.targets, handoff.end_ms, handoff.over)

@@ -28,10 +28,10 @@ test: venvs
 	@mkdir -p $(dir $(TEST_LOG)); status=0; \
 	setsid $(MAKE) --no-print-directory -k lint unit > $(TEST_LOG) 2>&1 & beside=$$!; \
 	trap 'kill -TERM -$$beside 2>/dev/null; exit 130' INT TERM; \
-	$(PY) -m pytest -n $(DRILL_WORKERS) -m 'not alone' tests/workflow tests/e2e || status=1; \
+	$(PY) -m pytest -n $(DRILL_WORKERS) --durations=10 -m 'not alone' tests/workflow tests/e2e || status=1; \
 	wait $$beside || status=1; \
 	echo "---- lint, unit and component tests (run beside the drills; $(TEST_LOG)) ----"; cat $(TEST_LOG); \
-	$(PY) -m pytest -m alone tests || status=1; \
+	$(PY) -m pytest --durations=10 -m alone tests || status=1; \
 	exit $$status
 
 unit: $(STAMP)

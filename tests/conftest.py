@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,6 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from livefire_local.runner import DrillRun
 
 ROOT = Path(__file__).resolve().parents[1]
 SANDBOX = ROOT / "drills" / "sandbox"
@@ -26,6 +29,11 @@ FAST_PHASES = {"baseline": "1s", "lead": "1s", "fault": "1s", "recovery": "7s"}
 LOADED_MACHINE_STEADY = {"latencyTolerance": "500ms"}
 
 
+# The probe engine on the wall clock: its sends and brackets are judged to a few milliseconds, so make test runs the
+# modules marked with this in the `alone` stage, on a quiet machine (beside the drills a stalled send failed them).
+PROBE_ENGINE_ON_THE_WALL_CLOCK = pytest.mark.alone
+
+
 def with_loaded_machine_steady(document: dict[str, Any]) -> dict[str, Any]:
     """The spec document with the tests' steady latency tolerance (its own steady criteria kept), in place."""
     document["steady"] = {**LOADED_MACHINE_STEADY, **document.get("steady", {})}
@@ -39,6 +47,16 @@ def sandbox_spec_document(name: str = "active-passive", **overrides: Any) -> dic
     for key, value in overrides.items():
         document[key] = value
     return document
+
+
+def explain_run(run: DrillRun, assessment: dict[str, Any] | None = None) -> str:
+    """What a failed assertion on a drill shows: its status, verdict and error, then every finding with its status and
+    detail (``assessment``, or the run's own assessment.json)."""
+    if assessment is None and run.evidence_dir is not None and (run.evidence_dir / "assessment.json").exists():
+        assessment = json.loads((run.evidence_dir / "assessment.json").read_text())
+    findings = (assessment or {}).get("findings", [])
+    return f"{run.status} {run.verdict} {run.error}\n" + "\n".join(f"{f['id']}: {f['status']} {f['detail']}"
+                                                                  for f in findings)
 
 
 def field_paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -19,10 +19,9 @@ from livefire.probing.chunks import decode_chunk
 from livefire.probing.window import probe_window
 from livefire.spec import DrillSpec
 from tests.component.test_probing import Endpoint, _request, _resolving, _spec
+from tests.conftest import PROBE_ENGINE_ON_THE_WALL_CLOCK
 
-# The probe engine on the wall clock: its sends and brackets are judged to a few milliseconds, so make test runs
-# these with the `alone` stage, on a quiet machine (beside the drills a stalled send failed them).
-pytestmark = pytest.mark.alone
+pytestmark = PROBE_ENGINE_ON_THE_WALL_CLOCK
 
 CHUNK_S = 1.0
 

@@ -35,10 +35,9 @@ from livefire.probing.window import probe_window
 from livefire.spec import DrillSpec, Expect, ServedBy, Vantage, parse_spec
 from livefire_local.sandbox.services import RegionalService
 from livefire_local.sandbox.store import ClusterStore
+from tests.conftest import PROBE_ENGINE_ON_THE_WALL_CLOCK
 
-# The probe engine on the wall clock: its sends and brackets are judged to a few milliseconds, so make test runs
-# these with the `alone` stage, on a quiet machine (beside the drills a stalled send failed them).
-pytestmark = pytest.mark.alone
+pytestmark = PROBE_ENGINE_ON_THE_WALL_CLOCK
 
 LOOPBACK = "127.0.0.1"
 REGION_HEADERS = {"x-served-region": "us-east-1", "x-version": "v1"}

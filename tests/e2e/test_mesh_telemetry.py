@@ -29,7 +29,7 @@ from livefire_local.runner import DrillRun, run_drill
 from livefire_local.sandbox.istio_metrics import SCRAPE_PATH
 from livefire_local.sandbox.mesh import SandboxMesh
 from livefire_local.sandbox.store import ObjectKey
-from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
+from tests.conftest import MESH_DIR, ROOT, explain_run, sandbox_spec_document
 
 PROMETHEUS = shutil.which("prometheus")
 # Run alone (make test's last stage): beside other drills and the unit tests, a late start left the lead no whole
@@ -148,10 +148,6 @@ def _drill(prometheus: Prometheus, tmp_path: Path, drill_id: str,
     return result, json.loads((result.evidence_dir / "assessment.json").read_text())
 
 
-def _explain(result: DrillRun, assessment: dict[str, Any]) -> str:
-    return f"{result.verdict}\n" + "\n".join(f"{f['id']}: {f['status']} {f['detail']}" for f in assessment["findings"])
-
-
 def _finding(assessment: dict[str, Any], finding_id: str) -> dict[str, Any]:
     return next(f for f in assessment["findings"] if f["id"] == finding_id)
 
@@ -159,9 +155,9 @@ def _finding(assessment: dict[str, Any], finding_id: str) -> dict[str, Any]:
 def test_the_mesh_agrees_with_the_probes_on_an_active_passive_drill(prometheus, tmp_path, unique_id) -> None:
     result, assessment = _drill(prometheus, tmp_path, unique_id)
 
-    assert result.verdict == "PASS", _explain(result, assessment)
+    assert result.verdict == "PASS", explain_run(result, assessment)
     for finding_id in ("meshErrorRatio", "meshFailover", "meshServedRegions"):
-        assert _finding(assessment, finding_id)["status"] == "PASS", _explain(result, assessment)
+        assert _finding(assessment, finding_id)["status"] == "PASS", explain_run(result, assessment)
     assert assessment["telemetry"]["status"] == "measured"
     assert result.evidence_dir is not None
     for key in assessment["telemetry"]["query_keys"]:
@@ -202,12 +198,12 @@ def test_failing_traffic_the_probes_do_not_see_fails_the_agreement(prometheus, t
     finally:
         stop.set()
 
-    assert result.verdict == "FAIL", _explain(result, assessment)
+    assert result.verdict == "FAIL", explain_run(result, assessment)
     finding = _finding(assessment, "meshErrorRatio")
-    assert finding["status"] == "FAIL", _explain(result, assessment)
+    assert finding["status"] == "FAIL", explain_run(result, assessment)
     # Outside the fault the probes saw next to no errors (a busy machine may time one out), the mesh the batch
     # callers' 503s: in the lead, or (when a late start left the lead no whole query step) in the recovery.
     assert re.search(r"(baseline|recovery): DISAGREE: the probes saw \d+\.\d % errors [^;]*, the mesh [4-9]\d\.\d %",
                      finding["detail"]), finding["detail"]
     probe_findings = [f for f in assessment["findings"] if not f.get("corroborating")]
-    assert all(f["status"] == "PASS" for f in probe_findings), _explain(result, assessment)
+    assert all(f["status"] == "PASS" for f in probe_findings), explain_run(result, assessment)

@@ -17,7 +17,7 @@ import yaml
 
 from livefire_local.runner import DrillRun, run_drill
 from livefire_local.sandbox_up import sandbox_up
-from tests.conftest import FAST_PHASES, MESH_DIR, sandbox_spec_document
+from tests.conftest import FAST_PHASES, MESH_DIR, explain_run, sandbox_spec_document
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,15 +26,6 @@ def _findings(run: DrillRun) -> dict[str, str]:
     assert run.evidence_dir is not None, run.error
     assessment = json.loads((run.evidence_dir / "assessment.json").read_text())
     return {finding["id"]: finding["status"] for finding in assessment["findings"]}
-
-
-def _why(run: DrillRun) -> str:
-    """The run's error and every finding that did not pass, with its detail: what a failed assertion shows."""
-    if run.evidence_dir is None:
-        return str(run.error)
-    assessment = json.loads((run.evidence_dir / "assessment.json").read_text())
-    return f"{run.error}\n" + "\n".join(f"{f['id']}: {f['status']} {f['detail']}" for f in assessment["findings"]
-                                        if f["status"] != "PASS")
 
 
 def _run(spec: Path, evidence: Path) -> DrillRun:
@@ -62,8 +53,8 @@ def test_a_kubeconfig_drill_against_sandbox_up_passes_with_the_sandbox_drills_fi
     assert all(r["endpoint"].startswith("http://127.0.0.1:") for r in regions)
     assert len(patches) == 2 and all(r.had_bearer for r in patches)  # the fault and its restore, with the token
     assert primary.url.startswith("https://")
-    assert sandboxed.verdict == "PASS", _why(sandboxed)
-    assert through_kubeconfig.verdict == "PASS", _why(through_kubeconfig)
+    assert sandboxed.verdict == "PASS", explain_run(sandboxed)
+    assert through_kubeconfig.verdict == "PASS", explain_run(through_kubeconfig)
     assert _findings(through_kubeconfig) == _findings(sandboxed)
 
 

@@ -20,10 +20,9 @@ from livefire.probing.http import ProbeOutcome
 from livefire.probing.watch import State, TokenBucket, TransitionTracker
 from livefire.probing.window import ErrorRateGuard
 from livefire.spec import AbortIf, Expect, ServedBy
+from tests.conftest import PROBE_ENGINE_ON_THE_WALL_CLOCK
 
-# The probe engine on the wall clock: its sends and brackets are judged to a few milliseconds, so make test runs
-# these with the `alone` stage, on a quiet machine (beside the drills a stalled send failed them).
-pytestmark = pytest.mark.alone
+pytestmark = PROBE_ENGINE_ON_THE_WALL_CLOCK
 
 OK = ProbeOutcome(ok=True, status=200, served_by="us-east-1", version="v1")
 FAILING = ProbeOutcome(ok=False, status=503, error="http_5xx")

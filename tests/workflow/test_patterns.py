@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from livefire_local.runner import DrillRun, run_drill
-from tests.conftest import MESH_DIR, ROOT, sandbox_spec_document
+from tests.conftest import MESH_DIR, ROOT, explain_run, sandbox_spec_document
 
 pytestmark = pytest.mark.slow
 # Short enough for ~12 s per drill, long enough for the sandbox's ejections (2 s / 5 s) to expire in recovery.
@@ -45,15 +45,10 @@ def _findings(assessment: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f["id"]: f for f in assessment["findings"]}
 
 
-def _explain(result: DrillRun, assessment: dict[str, Any]) -> str:
-    lines = [f"{f['id']}: {f['status']} {f['detail']}" for f in assessment["findings"]]
-    return f"{result.status} {result.verdict} {result.error}\n" + "\n".join(lines)
-
-
 def test_active_active_keeps_serving_from_the_survivor_and_passes(write_spec, tmp_path, unique_id):
     result, assessment = _run("active-active", write_spec, tmp_path, unique_id, phases=ACTIVE_ACTIVE_PHASES)
 
-    assert result.verdict == "PASS", _explain(result, assessment)
+    assert result.verdict == "PASS", explain_run(result, assessment)
     assert _findings(assessment)["steadyAfterRollback"]["status"] == "PASS"
     findings = _findings(assessment)
     assert findings["entrypointKeptServing"]["status"] == "PASS"
@@ -66,7 +61,7 @@ def test_active_active_keeps_serving_from_the_survivor_and_passes(write_spec, tm
 def test_active_passive_fails_over_with_a_tight_bracket_and_passes(write_spec, tmp_path, unique_id):
     result, assessment = _run("active-passive", write_spec, tmp_path, unique_id)
 
-    assert result.verdict == "PASS", _explain(result, assessment)
+    assert result.verdict == "PASS", explain_run(result, assessment)
     assert _findings(assessment)["steadyAfterRollback"]["status"] == "PASS"
     bracket = assessment["rto_bracket"]
     assert bracket["first_success_ms"] - bracket["last_failure_ms"] > 0
@@ -85,7 +80,7 @@ def test_canary_split_and_errors_stay_within_the_canary_share_and_pass(write_spe
     # the split needs 20 scheduled probes after the shift: a 5 s fault has them even if the shift lands late
     result, assessment = _run("canary", write_spec, tmp_path, unique_id, phases={**PHASES, "fault": "5s"})
 
-    assert result.verdict == "PASS", _explain(result, assessment)
+    assert result.verdict == "PASS", explain_run(result, assessment)
     assert _findings(assessment)["steadyAfterRollback"]["status"] == "PASS"
     findings = _findings(assessment)
     assert findings["canarySplit"]["threshold"] == 20.0
@@ -96,7 +91,7 @@ def test_canary_split_and_errors_stay_within_the_canary_share_and_pass(write_spe
 def test_blue_green_cuts_over_without_errors_and_rolls_back_to_blue(write_spec, tmp_path, unique_id):
     result, assessment = _run("blue-green", write_spec, tmp_path, unique_id)
 
-    assert result.verdict == "PASS", _explain(result, assessment)
+    assert result.verdict == "PASS", explain_run(result, assessment)
     assert _findings(assessment)["steadyAfterRollback"]["status"] == "PASS"
     findings = _findings(assessment)
     assert findings["zeroErrors"]["measured"] == 0.0
@@ -107,7 +102,7 @@ def test_blue_green_cuts_over_without_errors_and_rolls_back_to_blue(write_spec, 
 def test_a_failover_without_outlier_detection_fails_saying_it_never_happened(write_spec, tmp_path, unique_id):
     result, assessment = _run("broken-failover", write_spec, tmp_path, unique_id)
 
-    assert (result.status, result.verdict) == ("FAILED", "FAIL"), _explain(result, assessment)
+    assert (result.status, result.verdict) == ("FAILED", "FAIL"), explain_run(result, assessment)
     standby = _findings(assessment)["standbyServedDuringFault"]
     assert standby["status"] == "FAIL"
     assert standby["detail"].startswith("failover never happened")
@@ -122,7 +117,7 @@ def test_a_circuit_break_on_the_primary_sheds_its_traffic_and_the_entrypoint_fai
 
     result, assessment = _run("active-passive", write_spec, tmp_path, unique_id, fault=squeeze)
 
-    assert result.verdict == "PASS", _explain(result, assessment)
+    assert result.verdict == "PASS", explain_run(result, assessment)
     assert _findings(assessment)["steadyAfterRollback"]["status"] == "PASS"
     assert result.evidence_dir is not None
     errors = next(s for s in assessment["stats"] if s["phase"] == "fault" and s["target"] == "us-east-1")["errors"]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import assess, blast_radius, coldinit, drill, outages, rpo, rto, schedule
+from bench import assess, blast_radius, coldinit, drill, local_pacing, outages, rpo, rto, schedule
 from bench.report import NOT_MEASURED, OtherLoad, Section, machine_description, render, short_machine
 
 BENCHMARKS: dict[str, Callable[[str], Section]] = {
@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, Callable[[str], Section]] = {
     "outages": outages.run,  # RTO accuracy for outages of 0.5 s to 45 s (about 4 minutes)
     "rpo": rpo.run,  # runs whole sandbox drills, like drill: moto in this process
     "blast_radius": blast_radius.run,  # abort and rollback latency: sandbox drills (moto in this process)
+    "local_pacing": local_pacing.run,  # probe send lateness of local drills, tuned vs defaults (about 3 minutes)
     "drill": drill.run,  # last: it imports moto into this process
 }
 RESULTS = Path(__file__).resolve().parent / "results.md"

@@ -20,7 +20,7 @@ from livefire_local.aws import LocalStack
 from livefire_local.cli import main
 from livefire_local.verdicts import exit_code_for
 from tests.component.test_aws_cli import create_stack, deployed, livefire_stack_outputs
-from tests.conftest import MESH_DIR, sandbox_spec_document
+from tests.conftest import FAST_PHASES, MESH_DIR, sandbox_spec_document
 from tests.e2e.test_livefire_run import livefire
 
 __all__ = ["deployed"]  # the stack fixture, for the `start` test
@@ -110,7 +110,9 @@ def test_start_with_json_output_prints_the_stacks_assessment_and_shows_the_drill
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     create_stack(unique_id, livefire_stack_outputs(deployed))
-    spec = write_spec(sandbox_spec_document())
+    # A fault of a few status polls (every 2 s), so the live view shows it: the test drills' 1 s fault may fall
+    # between two polls. The verdict is not judged here, only that output and store agree.
+    spec = write_spec(sandbox_spec_document(phases={**FAST_PHASES, "fault": "5s"}))
 
     code = main(["start", str(spec), "--stack", unique_id, "--output", "json"])
 
